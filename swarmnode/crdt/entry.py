@@ -1,0 +1,222 @@
+"""One stored entry: the CRDT state behind a (namespace, key).
+
+An entry is the product of the four types (LWW register, MV register,
+counter, set), each optional, joined field by field. Only one kind is normally
+present: the node refuses an operation of another kind on a live key
+(`wrong_type`). Writes of different kinds that were concurrent on different
+replicas both survive the join instead of one silently erasing the other;
+`get` then shows the register and the other kinds stay readable by their own
+operations.
+
+`ts` is a max-register over the timestamps of every write the entry has seen.
+It dates the entry's death for tombstone collection (see `dead_since`).
+
+Deletes and expiry leave tombstones (the causal context or timestamps, no
+values). A tombstone is kept `grace` milliseconds after the entry died and
+then collected; once collectable it counts as absent on every replica, in both
+directions of a join, so a fresh write after collection is never mistaken for
+something the old tombstone removed. The limit: a replica cut off for longer
+than the grace period can bring back what was deleted while it was away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from swarmnode.crdt.counter import PNCounter
+from swarmnode.crdt.hlc import wall_ms
+from swarmnode.crdt.lww import LWWRegister
+from swarmnode.crdt.mvreg import MVRegister, Version
+from swarmnode.crdt.orset import ORSet
+
+REGISTER, COUNTER, SET = "register", "counter", "set"
+
+
+def _join_opt(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a.join(b)
+
+
+class Entry:
+    __slots__ = ("counter", "mv", "orset", "reg", "ts")
+
+    def __init__(
+        self,
+        ts: int = 0,
+        *,
+        reg: LWWRegister | None = None,
+        mv: MVRegister | None = None,
+        counter: PNCounter | None = None,
+        orset: ORSet | None = None,
+    ) -> None:
+        self.ts = ts
+        self.reg = reg
+        self.mv = mv
+        self.counter = counter
+        self.orset = orset
+
+    def join(self, other: Entry) -> Entry:
+        return Entry(
+            max(self.ts, other.ts),
+            reg=_join_opt(self.reg, other.reg),
+            mv=_join_opt(self.mv, other.mv),
+            counter=_join_opt(self.counter, other.counter),
+            orset=_join_opt(self.orset, other.orset),
+        )
+
+    # --- reads -------------------------------------------------------------
+
+    def live_kinds(self, now_ms: int) -> list[str]:
+        kinds = []
+        if (self.reg is not None and self.reg.visible(now_ms)) or (
+            self.mv is not None and self.mv.siblings(now_ms)
+        ):
+            kinds.append(REGISTER)
+        if self.counter is not None and self.counter.visible(now_ms):
+            kinds.append(COUNTER)
+        if self.orset is not None and self.orset.visible(now_ms):
+            kinds.append(SET)
+        return kinds
+
+    def visible(self, now_ms: int) -> bool:
+        return bool(self.live_kinds(now_ms))
+
+    def expires_at(self) -> int | None:
+        """When the live part of this entry expires (None: never, or nothing live)."""
+        times: list[int | None] = []
+        if self.reg is not None and not self.reg.deleted:
+            times.append(self.reg.expires_at)
+        if self.mv is not None:
+            times.extend(v.expires_at for v in self.mv.versions.values())
+        if self.counter is not None and self.counter.live():
+            times.append(self.counter.expires_at)
+        if self.orset is not None and self.orset.live():
+            times.append(self.orset.expires_at)
+        if not times or any(t is None for t in times):
+            return None
+        return max(t for t in times if t is not None)
+
+    def dead_since(self) -> int:
+        """Wall-clock ms from which an invisible entry counts as dead: its last write or expiry."""
+        times = [wall_ms(self.ts)]
+        if self.reg is not None and self.reg.expires_at is not None:
+            times.append(self.reg.expires_at)
+        if self.mv is not None:
+            times.extend(v.expires_at for v in self.mv.versions.values() if v.expires_at)
+        if self.counter is not None and self.counter.expires_at:
+            times.append(self.counter.expires_at)
+        if self.orset is not None and self.orset.expires_at:
+            times.append(self.orset.expires_at)
+        return max(times)
+
+    def collectable(self, now_ms: int, grace_ms: int) -> bool:
+        """True once the entry has been invisible for the grace period: it may be dropped."""
+        return not self.visible(now_ms) and now_ms >= self.dead_since() + grace_ms
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entry) and (
+            self.ts,
+            self.reg,
+            self.mv,
+            self.counter,
+            self.orset,
+        ) == (other.ts, other.reg, other.mv, other.counter, other.orset)
+
+    def __hash__(self) -> int:
+        return hash(self.ts)
+
+    def __repr__(self) -> str:
+        parts = [f"ts={self.ts}"]
+        for name in ("reg", "mv", "counter", "orset"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        return f"Entry({', '.join(parts)})"
+
+    # --- delta mutators: each returns the delta to join locally and gossip ---
+
+    def put_lww(
+        self,
+        ts: int,
+        node: str,
+        value: Any,
+        meta: dict[str, Any] | None = None,
+        vector: bytes | None = None,
+        expires_at: int | None = None,
+    ) -> Entry:
+        return Entry(ts, reg=LWWRegister(ts, node, value, meta, vector, expires_at=expires_at))
+
+    def put_mv(self, ts: int, node: str, version: Version) -> Entry:
+        return Entry(ts, mv=(self.mv or MVRegister()).write(node, version))
+
+    def incr(self, ts: int, node: str, by: int, expires_at: int | None, now_ms: int) -> Entry:
+        base = self.counter or PNCounter()
+        if base.live() and not base.visible(now_ms):
+            # An expired counter restarts from zero: reset what it held, then count.
+            reset = base.reset()
+            base = base.join(reset)
+            return Entry(ts, counter=reset.join(base.increment(node, by, expires_at)))
+        return Entry(ts, counter=base.increment(node, by, expires_at))
+
+    def sadd(
+        self, ts: int, node: str, members: Iterable[str], expires_at: int | None, now_ms: int
+    ) -> Entry:
+        base = self.orset or ORSet()
+        if base.live() and not base.visible(now_ms):
+            cleared = base.clear()
+            base = base.join(cleared)
+            return Entry(ts, orset=cleared.join(base.add(node, members, expires_at)))
+        return Entry(ts, orset=base.add(node, members, expires_at))
+
+    def srem(self, ts: int, members: Iterable[str]) -> Entry:
+        return Entry(ts, orset=(self.orset or ORSet()).remove(members))
+
+    def delete(self, ts: int, node: str) -> Entry:
+        """Delta turning every present kind into its tombstone."""
+        delta = Entry(ts)
+        if self.reg is not None:
+            delta.reg = LWWRegister.tombstone(ts, node)
+        if self.mv is not None:
+            delta.mv = self.mv.clear()
+        if self.counter is not None:
+            delta.counter = self.counter.reset()
+        if self.orset is not None:
+            delta.orset = self.orset.clear()
+        return delta
+
+    def expire(self, now_ms: int) -> Entry | None:
+        """Local delta that strips what has expired down to tombstones, or None if nothing has.
+
+        Every replica computes the same expiry from the same timestamps, so this
+        delta is applied locally on each and never gossiped.
+        """
+        delta = Entry(0)
+        changed = False
+        if (
+            self.reg is not None
+            and not self.reg.deleted
+            and self.reg.expires_at is not None
+            and now_ms >= self.reg.expires_at
+        ):
+            # Same (ts, node) as the write it replaces; a deleted payload sorts
+            # after a live one, so the stripped form wins on every replica.
+            delta.reg = LWWRegister(
+                self.reg.ts, self.reg.node, deleted=True, expires_at=self.reg.expires_at
+            )
+            changed = True
+        if self.mv is not None:
+            expired = self.mv.expired_dots(now_ms)
+            if expired:
+                delta.mv = self.mv.drop(expired)
+                changed = True
+        if self.counter is not None and self.counter.live() and not self.counter.visible(now_ms):
+            delta.counter = self.counter.reset()
+            changed = True
+        if self.orset is not None and self.orset.live() and not self.orset.visible(now_ms):
+            delta.orset = self.orset.clear()
+            changed = True
+        return delta if changed else None

@@ -1,0 +1,105 @@
+"""Add-wins observed-remove set, delta-state, on dots and a causal context.
+
+Each add gives the element a fresh dot; a remove carries the dots of the
+element its issuer observed and nothing else, so an add the remover had not
+seen survives (add wins), and a removal leaves no per-element tombstone: the
+removed dots simply stay in the causal context.
+
+Mutator deltas name every element they touch, even when they leave it with no
+dots (a remove). The store relies on that to apply a delta to a large set by
+loading only the named members, never the whole set. A full state (from
+anti-entropy) carries no such promise and is joined against every member.
+
+Expiry is a max-register over the adds' timestamp + TTL, as for counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from swarmnode.crdt.causal import CausalContext, Dot
+from swarmnode.crdt.counter import join_expiry
+from swarmnode.crdt.dotkernel import join_dot_set
+
+Member = str
+
+
+class ORSet:
+    __slots__ = ("cc", "elems", "expires_at")
+
+    def __init__(
+        self,
+        elems: dict[Member, frozenset[Dot]] | None = None,
+        cc: CausalContext | None = None,
+        expires_at: int | None = 0,
+    ) -> None:
+        self.elems: dict[Member, frozenset[Dot]] = elems if elems is not None else {}
+        self.cc = cc if cc is not None else CausalContext()
+        self.expires_at = expires_at
+
+    def members(self) -> list[Member]:
+        return sorted(e for e, dots in self.elems.items() if dots)
+
+    def live(self) -> bool:
+        return any(self.elems.values())
+
+    def visible(self, now_ms: int) -> bool:
+        return self.live() and (self.expires_at is None or now_ms < self.expires_at)
+
+    def add(self, node: str, members: Iterable[Member], expires_at: int | None) -> ORSet:
+        """Delta adding each member with a fresh dot, superseding its older dots."""
+        seen = CausalContext()
+        delta_elems: dict[Member, frozenset[Dot]] = {}
+        top = self.cc.max_counter(node)
+        for member in dict.fromkeys(members):
+            top += 1
+            dot = (node, top)
+            delta_elems[member] = frozenset((dot,))
+            seen.cloud.add(dot)
+            seen.cloud.update(self.elems.get(member, ()))
+        seen.compact()
+        return ORSet(delta_elems, seen, expires_at)
+
+    def remove(self, members: Iterable[Member]) -> ORSet:
+        """Delta removing the observed dots of each member (add-wins against unseen adds)."""
+        seen = CausalContext()
+        delta_elems: dict[Member, frozenset[Dot]] = {}
+        for member in dict.fromkeys(members):
+            dots = self.elems.get(member)
+            if dots:
+                delta_elems[member] = frozenset()
+                seen.cloud.update(dots)
+        seen.compact()
+        return ORSet(delta_elems, seen)
+
+    def clear(self) -> ORSet:
+        """Delta removing every observed member (a delete of the whole set)."""
+        return self.remove(list(self.elems))
+
+    def join(self, other: ORSet) -> ORSet:
+        elems: dict[Member, frozenset[Dot]] = {}
+        for member in self.elems.keys() | other.elems.keys():
+            dots = join_dot_set(
+                self.elems.get(member, frozenset()),
+                self.cc,
+                other.elems.get(member, frozenset()),
+                other.cc,
+            )
+            if dots:
+                elems[member] = frozenset(dots)
+        return ORSet(elems, self.cc.join(other.cc), join_expiry(self.expires_at, other.expires_at))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ORSet)
+            and {e: d for e, d in self.elems.items() if d}
+            == {e: d for e, d in other.elems.items() if d}
+            and self.cc == other.cc
+            and self.expires_at == other.expires_at
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.members()))
+
+    def __repr__(self) -> str:
+        return f"ORSet({self.members()!r}, {self.cc!r})"
