@@ -113,6 +113,23 @@ class Entry:
             times.append(self.orset.expires_at)
         return max(times)
 
+    def next_due(self, now_ms: int, grace_ms: int) -> int | None:
+        """When this entry next needs the sweeper: an expiry to strip, or collection."""
+        if self.expire(now_ms) is not None:
+            return now_ms
+        if not self.visible(now_ms):
+            return self.dead_since() + grace_ms
+        times: list[int] = []
+        if self.reg is not None and not self.reg.deleted and self.reg.expires_at:
+            times.append(self.reg.expires_at)
+        if self.mv is not None:
+            times.extend(v.expires_at for v in self.mv.versions.values() if v.expires_at)
+        if self.counter is not None and self.counter.live() and self.counter.expires_at:
+            times.append(self.counter.expires_at)
+        if self.orset is not None and self.orset.live() and self.orset.expires_at:
+            times.append(self.orset.expires_at)
+        return min(times) if times else None
+
     def collectable(self, now_ms: int, grace_ms: int) -> bool:
         """True once the entry has been invisible for the grace period: it may be dropped."""
         return not self.visible(now_ms) and now_ms >= self.dead_since() + grace_ms
@@ -138,6 +155,38 @@ class Entry:
         return f"Entry({', '.join(parts)})"
 
     # --- delta mutators: each returns the delta to join locally and gossip ---
+
+    def actor(self, node_id: str, ts: int) -> str:
+        """The name under which `node_id` makes dots and counts on this entry.
+
+        A node writes as `<node id>.<hex ts>`, a fresh name each time it starts
+        an entry from nothing. Entries are dropped after deletion or expiry and
+        later rewritten; with a fresh name, the new writes can never reuse a dot
+        or a counter slot that some replica still remembers from before the
+        drop, which would silently swallow them.
+        """
+        prefix = node_id + "."
+        best, best_n = None, -1
+        for name in self._actor_names():
+            if name.startswith(prefix):
+                try:
+                    n = int(name[len(prefix) :], 16)
+                except ValueError:
+                    continue
+                if n > best_n:
+                    best, best_n = name, n
+        return best if best is not None else f"{prefix}{ts:x}"
+
+    def _actor_names(self) -> set[str]:
+        names: set[str] = set()
+        for cc in (self.mv.cc if self.mv else None, self.orset.cc if self.orset else None):
+            if cc is not None:
+                names.update(cc.vv)
+                names.update(node for node, _ in cc.cloud)
+        if self.counter is not None:
+            names.update(self.counter.p)
+            names.update(self.counter.n)
+        return names
 
     def put_lww(
         self,

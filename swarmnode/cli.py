@@ -1,0 +1,494 @@
+"""The `swarmnode` command: run a node, or talk to the local one.
+
+Readable output by default, `--json` for scripts. Exit codes scripts can rely on:
+
+    0  success
+    1  internal error in the node or the command
+    2  bad request or bad usage (argparse exits 2 as well)
+    3  not found
+    4  conflict (if_absent lost, wrong type of key)
+    5  too large
+    6  node unavailable (not running, or a failure it reports as unavailable)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from swarmnode import __version__
+from swarmnode.errors import SwarmError
+
+EXIT_CODES = {
+    "bad_request": 2,
+    "clock_skew": 2,
+    "not_found": 3,
+    "conflict": 4,
+    "wrong_type": 4,
+    "too_large": 5,
+    "unavailable": 6,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True)
+
+
+def _show_value(value: Any) -> str:
+    return value if isinstance(value, str) else _dump(value)
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if not ms:
+        return "never"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+# --- readable renderings ------------------------------------------------------
+
+
+def render_get(r: dict[str, Any]) -> str:
+    lines = [_show_value(r["value"]) if r["type"] != "set" else "\n".join(r["value"])]
+    if r.get("siblings") and len(r["siblings"]) > 1:
+        lines.append(f"# {len(r['siblings'])} concurrent versions:")
+        for s in r["siblings"]:
+            lines.append(f"#   {_show_value(s['value'])}  (writer {s['writer']})")
+    return "\n".join(lines)
+
+
+def render_list(r: dict[str, Any]) -> str:
+    with_values = any("value" in i for i in r["items"])
+    rows = [
+        [i["key"], i["type"], _fmt_ms(i.get("expires_at"))]
+        + ([_show_value(i.get("value", ""))[:60]] if with_values else [])
+        for i in r["items"]
+    ]
+    header = ["KEY", "TYPE", "EXPIRES"] + (["VALUE"] if with_values else [])
+    out = _table(rows, header) if rows else "(no keys)"
+    if r.get("cursor"):
+        out += f"\n# more: --cursor {r['cursor']}"
+    return out
+
+
+def render_search(r: dict[str, Any]) -> str:
+    rows = [
+        [i["ns"], i["key"], i["match"], _show_value(i.get("value", ""))[:60]] for i in r["items"]
+    ]
+    out = _table(rows, ["NS", "KEY", "MATCH", "VALUE"]) if rows else "(no matches)"
+    if r.get("truncated"):
+        out += "\n# more matches exist: raise --limit"
+    return out
+
+
+def render_ns_list(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            n["name"],
+            n["policy"],
+            "none" if not n.get("ttl") else f"{n['ttl']:g}s",
+            str(n.get("dim") or "-"),
+            str(n["entries"]),
+            str(n["bytes"]),
+        ]
+        for n in r["namespaces"]
+    ]
+    return _table(rows, ["NAMESPACE", "POLICY", "TTL", "DIM", "ENTRIES", "BYTES"])
+
+
+def render_members(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            m["node_id"] + (" *" if m.get("self") else ""),
+            m["address"],
+            m["state"],
+            str(m["incarnation"]),
+            f"{m['since_s']:.0f}s",
+        ]
+        for m in r["members"]
+    ]
+    return _table(rows, ["NODE", "ADDRESS", "STATE", "INCARNATION", "FOR"])
+
+
+def render_status(r: dict[str, Any]) -> str:
+    members = r.get("members", {})
+    d = r.get("dissemination", {})
+    ae = r.get("antientropy", {})
+    t = r.get("transport", {})
+    a = r.get("api", {})
+    lines = [
+        f"node        {r['node_id']}  gossip {r['address']}  up {r['uptime_s']:.0f}s",
+        "members     " + ", ".join(f"{v} {k}" for k, v in sorted(members.items())),
+        f"store       seq {r['store']['seq']}  {r['store']['disk_bytes']} bytes on disk  "
+        f"{r['store']['namespaces']} namespaces",
+        f"writer      {r['writer'].get('batches', 0)} commits for {r['writer'].get('ops', 0)} ops "
+        f"(largest batch {r['writer'].get('max_batch', 0)})",
+        f"gossip      {d.get('deltas_sent', 0)} deltas sent in {d.get('messages_sent', 0)} "
+        f"messages, {d.get('deltas_received', 0)} received, {d.get('pending', 0)} pending",
+        f"repair      {ae.get('rounds_ok', 0)} rounds ok, {ae.get('rounds_failed', 0)} failed, "
+        f"{ae.get('keys_repaired', 0)} keys repaired, {ae.get('bytes_exchanged', 0)} bytes",
+    ]
+    if t:
+        lines.append(
+            f"transport   {t.get('datagrams_out', 0)} datagrams out, "
+            f"{t.get('datagrams_in', 0)} in, "
+            f"dropped auth {t.get('dropped_auth', 0)} decode {t.get('dropped_decode', 0)}"
+        )
+    if a:
+        lines.append(
+            f"clients     {a.get('connections_open', 0)} connected, "
+            f"{a.get('requests', 0)} requests, "
+            f"errors {a.get('errors', {})}"
+        )
+    return "\n".join(lines)
+
+
+def _render_kv(r: Any) -> str:
+    if isinstance(r, dict):
+        return "\n".join(f"{k}: {_show_value(v)}" for k, v in r.items())
+    return _show_value(r)
+
+
+# --- commands -----------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from swarmnode.client import Client
+
+    return Client(args.socket, timeout=args.timeout)
+
+
+def _parse_value(args: argparse.Namespace) -> Any:
+    raw = sys.stdin.read() if args.value == "-" else args.value
+    if args.json_value:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise SwarmError(f"--json-value: {exc}", code="bad_request") from None
+    return raw
+
+
+def _parse_json_arg(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SwarmError(f"{what}: not valid JSON: {exc}", code="bad_request") from None
+
+
+def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
+    c = _client(args)
+    with c:
+        match args.cmd:
+            case "status":
+                return c.stats(), render_status
+            case "ping":
+                return c.ping(), _render_kv
+            case "put":
+                r = c.put(
+                    args.ns,
+                    args.key,
+                    _parse_value(args),
+                    ttl=args.ttl,
+                    meta=_parse_json_arg(args.meta, "--meta"),
+                    vector=_parse_json_arg(args.vector, "--vector"),
+                    if_absent=args.if_absent,
+                )
+                return r, lambda r: f"stored {r['ns']}/{r['key']}"
+            case "get":
+                return c.get(args.ns, args.key), render_get
+            case "del":
+                r = c.delete(args.ns, args.key)
+                return r, lambda r: "deleted" if r["deleted"] else "nothing to delete"
+            case "ls":
+                opts = {
+                    "prefix": args.prefix,
+                    "pattern": args.pattern,
+                    "limit": args.limit,
+                    "cursor": args.cursor,
+                    "values": args.values or None,
+                }
+                r = c.call("list", ns=args.ns, **{k: v for k, v in opts.items() if v is not None})
+                return r, render_list
+            case "search":
+                r = c.search(args.pattern, ns=args.ns, mode=args.mode, limit=args.limit)
+                return r, render_search
+            case "incr":
+                return c.incr(args.ns, args.key, args.by, ttl=args.ttl), lambda r: str(r["value"])
+            case "sadd":
+                r = c.sadd(args.ns, args.key, args.members, ttl=args.ttl)
+                return r, lambda r: f"added {r['added']}"
+            case "srem":
+                return c.srem(args.ns, args.key, args.members), lambda r: f"removed {r['removed']}"
+            case "smembers":
+                return c.smembers(args.ns, args.key), lambda r: "\n".join(r["members"])
+            case "members":
+                return c.members(), render_members
+            case "sync":
+                r = c.sync(args.peer)
+                return (
+                    r,
+                    lambda r: (
+                        f"{r['rounds_ok']}/{r['peers']} peers synced, {r['keys_repaired']} keys "
+                        f"repaired, {r['bytes_exchanged']} bytes exchanged"
+                        + "".join(f"\nfailed: {f}" for f in r["failures"])
+                    ),
+                )
+            case "compact":
+                r = c.compact(args.ns)
+                return (
+                    r,
+                    lambda r: (
+                        f"removed {r['entries_removed']} entries in {r['seconds']}s; disk "
+                        f"{r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
+                    ),
+                )
+            case "persist":
+                r = c.persist(args.session_id)
+                return (
+                    r,
+                    lambda r: f"snapshot {r['session_id']} at {r['path']} ({r['bytes']} bytes)",
+                )
+            case "restore":
+                r = c.restore(args.session_id)
+                return (
+                    r,
+                    lambda r: (
+                        f"restored {r['restored']}, unchanged {r['unchanged']}, "
+                        f"failed {r['failed']}"
+                    ),
+                )
+            case "ns":
+                return _cmd_ns(c, args)
+    raise SwarmError(f"unknown command {args.cmd}", code="bad_request")
+
+
+def _cmd_ns(c: Any, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
+    match args.ns_cmd:
+        case "list" | None:
+            return c.ns_list(), render_ns_list
+        case "init":
+            r = c.ns_init(
+                args.name,
+                ttl=args.ttl,
+                policy=args.policy,
+                dim=args.dim,
+                metric=args.metric,
+                embedder=args.embedder,
+            )
+            return r, _render_kv
+        case "delete":
+            return c.ns_delete(args.name), lambda r: f"namespace {r['ns']} deleted"
+        case "stats":
+            return c.ns_stats(args.name), _render_kv
+    raise SwarmError(f"unknown ns command {args.ns_cmd}", code="bad_request")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    c = _client(args)
+    with c:
+        try:
+            for event in c.watch(ns=args.ns, prefix=args.prefix):
+                if args.json:
+                    print(_dump(event), flush=True)
+                else:
+                    value = f" = {_show_value(event['value'])}" if "value" in event else ""
+                    print(
+                        f"{event['event']} {event['ns']}/{event['key']}{value} ({event['origin']})",
+                        flush=True,
+                    )
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from swarmnode.config import ConfigError, load_config
+    from swarmnode.logs import setup_logging
+    from swarmnode.runtime.real import run_node
+
+    overrides = {
+        "data_dir": args.data_dir,
+        "socket": args.socket,
+        "bind": args.bind,
+        "join": args.join or None,
+        "node_id": args.node_id,
+        "cluster_key_file": args.cluster_key_file,
+        "insecure": args.insecure or None,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+    try:
+        cfg = load_config(args.config, profile=args.profile, overrides=overrides)
+    except ConfigError as exc:
+        print(f"swarmnode: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg.log_level, cfg.log_format)
+    return run_node(cfg)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from swarmnode.transport.keyring import KeyFileError, generate_key_file
+
+    try:
+        generate_key_file(args.path)
+    except (KeyFileError, FileExistsError, OSError) as exc:
+        print(f"swarmnode: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote a new cluster key to {args.path} (mode 0600); copy it to every node")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swarmnode", description="Decentralised memory for swarms of AI agents."
+    )
+    p.add_argument("--version", action="version", version=f"swarmnode {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start a node (embedded defaults: a node on 127.0.0.1)")
+    run.add_argument("--data-dir", type=Path, help="data directory ($SWARMNODE_DATA_DIR)")
+    run.add_argument("--socket", type=Path, help="client socket path ($SWARMNODE_SOCKET)")
+    run.add_argument("--bind", help="gossip address HOST:PORT (default 127.0.0.1:7117)")
+    run.add_argument("--join", action="append", metavar="HOST:PORT", help="seed (repeatable)")
+    run.add_argument("--node-id", help="expected node id of an existing data directory")
+    run.add_argument("--cluster-key-file", type=Path, help="gossip encryption key file")
+    run.add_argument("--insecure", action="store_true", help="allow plaintext gossip off loopback")
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--profile", choices=["lan", "local"], help="timer profile (default lan)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", choices=["text", "json"])
+    run.set_defaults(func=cmd_run)
+
+    keygen = sub.add_parser("keygen", help="write a new cluster key file")
+    keygen.add_argument("path", type=Path)
+    keygen.set_defaults(func=cmd_keygen)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", type=Path, help="node socket ($SWARMNODE_SOCKET)")
+    common.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    common.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+
+    def client_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text, parents=[common])
+        sp.set_defaults(func=None)
+        return sp
+
+    client_cmd("status", "node summary (stats)")
+    client_cmd("ping", "is the node there")
+    sp = client_cmd("put", "store a value")
+    sp.add_argument("ns")
+    sp.add_argument("key")
+    sp.add_argument("value", help="the value ('-' reads stdin)")
+    sp.add_argument("--json-value", action="store_true", help="parse the value as JSON")
+    sp.add_argument("--ttl", type=float, help="seconds (0 = never expire)")
+    sp.add_argument("--meta", help="metadata as a JSON object")
+    sp.add_argument("--vector", help="embedding as a JSON list of numbers")
+    sp.add_argument("--if-absent", action="store_true", help="fail with conflict if the key exists")
+    for name, text in (
+        ("get", "read a value"),
+        ("del", "delete a key"),
+        ("smembers", "set members"),
+    ):
+        sp = client_cmd(name, text)
+        sp.add_argument("ns")
+        sp.add_argument("key")
+    sp = client_cmd("ls", "list keys of a namespace")
+    sp.add_argument("ns")
+    sp.add_argument("--prefix")
+    sp.add_argument("--pattern", help="glob over keys")
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--cursor")
+    sp.add_argument("--values", action="store_true", help="include values")
+    sp = client_cmd("search", "find keys and values by glob or substring")
+    sp.add_argument("pattern")
+    sp.add_argument("--ns", help="one namespace (default: all)")
+    sp.add_argument("--mode", choices=["auto", "glob", "substring"])
+    sp.add_argument("--limit", type=int)
+    sp = client_cmd("incr", "add to a counter")
+    sp.add_argument("ns")
+    sp.add_argument("key")
+    sp.add_argument("by", type=int, nargs="?", default=1)
+    sp.add_argument("--ttl", type=float)
+    for name, text in (("sadd", "add set members"), ("srem", "remove set members")):
+        sp = client_cmd(name, text)
+        sp.add_argument("ns")
+        sp.add_argument("key")
+        sp.add_argument("members", nargs="+")
+        if name == "sadd":
+            sp.add_argument("--ttl", type=float)
+    client_cmd("members", "cluster members")
+    sp = client_cmd("sync", "run anti-entropy now")
+    sp.add_argument("--peer", help="one member (node id or HOST:PORT); default all")
+    sp = client_cmd("compact", "drop expired entries and old tombstones now")
+    sp.add_argument("--ns")
+    for name, text in (("persist", "snapshot the store"), ("restore", "restore a snapshot")):
+        sp = client_cmd(name, text)
+        sp.add_argument("session_id")
+    sp = client_cmd("watch", "stream changes")
+    sp.add_argument("--ns")
+    sp.add_argument("--prefix")
+    sp.set_defaults(func=cmd_watch)
+
+    ns = client_cmd("ns", "namespaces: list | init | delete | stats")
+    ns_sub = ns.add_subparsers(dest="ns_cmd")
+    ns_sub.add_parser("list", parents=[common])
+    init = ns_sub.add_parser("init", parents=[common])
+    init.add_argument("name")
+    init.add_argument("--ttl", type=float, help="default TTL seconds (0 = none)")
+    init.add_argument("--policy", choices=["lww", "mv", "consensus"])
+    init.add_argument("--dim", type=int, help="vector dimension")
+    init.add_argument("--metric", choices=["cosine", "l2", "ip"])
+    init.add_argument("--embedder")
+    for name in ("delete", "stats"):
+        x = ns_sub.add_parser(name, parents=[common])
+        x.add_argument("name", nargs="?" if name == "stats" else None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is not None:
+        return args.func(args)
+    try:
+        result, render = cmd_client(args)
+    except SwarmError as exc:
+        if getattr(args, "json", False):
+            print(_dump({"error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
+        else:
+            print(f"swarmnode: {exc.message}", file=sys.stderr)
+        return EXIT_CODES.get(exc.code, 1)
+    except KeyboardInterrupt:
+        return 130
+    print(_dump(result) if args.json else render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

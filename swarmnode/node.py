@@ -1,0 +1,420 @@
+"""A node: the protocol state machines wired to the store, driven by a runtime.
+
+The node owns no socket, thread or timer. A runtime (`runtime/real.py` with
+asyncio, or the simulator) calls `start`, `tick(now)` and `receive(now, sender,
+message)`, hands write operations to `write`, and after every call drains
+`take_outbox()` onto the network. Durable writes go through a `Committer`
+(a writer thread for real, inline in the simulator); their results come back
+through callbacks on the runtime's thread, where the node updates the Merkle
+trees, queues gossip and tells watchers, in that order, after the fsync.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmnode.config import Config
+from swarmnode.crdt.codec import decode_entry, encode_entry
+from swarmnode.errors import DecodeError
+from swarmnode.membership import events as mev
+from swarmnode.membership.swim import Membership
+from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
+from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
+from swarmnode.replication.merkle import MerkleTree
+from swarmnode.sansio import Address, Message, Output
+from swarmnode.storage.lmdb_store import Store
+from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
+from swarmnode.storage.writer import Committer
+
+log = logging.getLogger("swarmnode.node")
+
+ChangeListener = Callable[[Change], None]
+
+
+@dataclass
+class SyncReport:
+    """What one `sync` did, summed over its rounds."""
+
+    peers: int = 0
+    rounds_ok: int = 0
+    rounds_failed: int = 0
+    keys_sent: int = 0
+    keys_received: int = 0
+    digest_bytes: int = 0
+    state_bytes: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, ev: RoundFinished) -> None:
+        if ev.ok:
+            self.rounds_ok += 1
+        else:
+            self.rounds_failed += 1
+            self.failures.append(f"{ev.peer[0]}:{ev.peer[1]}: {ev.reason or 'failed'}")
+        self.keys_sent += ev.keys_sent
+        self.keys_received += ev.keys_received
+        self.digest_bytes += ev.digest_bytes
+        self.state_bytes += ev.state_bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "peers": self.peers,
+            "rounds_ok": self.rounds_ok,
+            "rounds_failed": self.rounds_failed,
+            "keys_repaired": self.keys_sent + self.keys_received,
+            "keys_sent": self.keys_sent,
+            "keys_received": self.keys_received,
+            "bytes_exchanged": self.digest_bytes + self.state_bytes,
+            "digest_bytes": self.digest_bytes,
+            "state_bytes": self.state_bytes,
+            "failures": self.failures,
+        }
+
+
+class _PendingSync:
+    def __init__(self, rounds: set[int], deadline: float, done: Callable[[SyncReport], None]):
+        self.rounds = rounds
+        self.deadline = deadline
+        self.done = done
+        self.report = SyncReport(peers=len(rounds))
+
+
+class Node:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        committer: Committer,
+        *,
+        address: Address,
+        rng: random.Random,
+        now: float,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.committer = committer
+        self.node_id = store.node_id
+        self.address = address
+        self.rng = rng
+        self.started_at = now
+        self.membership = Membership(self.node_id, address, config.membership, rng)
+        self.dissemination = Dissemination(config.dissemination, rng)
+        self.trees: dict[str, MerkleTree] = {}
+        self._build_trees()
+        self.antientropy = AntiEntropy(self.node_id, self, config.antientropy, rng)
+        self._outbox: list[tuple[Address, Message]] = []
+        self._listeners: list[ChangeListener] = []
+        self._next_ae = now + config.antientropy.interval * rng.random()
+        self._next_sweep = now
+        self._sweeping = False
+        self._purging: set[str] = set()
+        self._syncs: list[_PendingSync] = []
+        self._now = now
+        self.counters: dict[str, int] = defaultdict(int)
+        self.ae_totals = SyncReport()
+
+    # --- start-up -----------------------------------------------------------
+
+    def _build_trees(self) -> None:
+        ae = self.config.antientropy
+        for ns in self.store.data_namespaces():
+            self.trees[ns] = MerkleTree.build(
+                self.store.digests(ns), fanout=ae.tree_fanout, depth=ae.tree_depth
+            )
+            log.info("event=merkle_built ns=%s keys=%d", ns, self.trees[ns].count())
+
+    def start(self, now: float, seeds: list[Address]) -> None:
+        self._now = now
+        seeds = [s for s in seeds if s != self.address]
+        self._emit(self.membership.join(now, seeds))
+
+    def leave(self, now: float) -> None:
+        self._emit(self.membership.leave(now))
+
+    # --- the runtime's entry points ----------------------------------------
+
+    def take_outbox(self) -> list[tuple[Address, Message]]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def tick(self, now: float) -> None:
+        self._now = now
+        self._emit(self.membership.tick(now))
+        self._emit(self.dissemination.tick(now, self.peer_addresses()))
+        self._emit(self.antientropy.tick(now))
+        if now >= self._next_ae:
+            self._next_ae = now + self.config.antientropy.interval
+            peers = self.peer_addresses()
+            if peers and self.antientropy.active_rounds == 0:
+                self._start_round(now, self.rng.choice(peers))
+        if now >= self._next_sweep and not self._sweeping:
+            self._next_sweep = now + self.config.node.sweep_interval
+            self._sweep()
+        self._expire_syncs(now)
+
+    def receive(self, now: float, sender: Address, msg: Message) -> None:
+        """One gossip message from `sender`; malformed ones are counted and dropped."""
+        self._now = now
+        t = msg.get("t")
+        try:
+            if not isinstance(t, str):
+                raise DecodeError("message without a type")
+            if t.startswith("swim."):
+                self._emit(self.membership.receive(now, sender, msg))
+            elif t == MSG_DELTAS:
+                for ns, key, payload in self.dissemination.receive(msg):
+                    self._merge_delta(ns, key, payload)
+            elif t.startswith("ae."):
+                self._emit(self.antientropy.receive(now, sender, msg))
+            else:
+                raise DecodeError(f"unknown message type {t!r}")
+        except DecodeError as exc:
+            self.counters["dropped_malformed"] += 1
+            log.debug("event=message_dropped from=%s:%s why=%s", *sender, exc)
+
+    # --- writes -------------------------------------------------------------
+
+    def write(self, op: Op, callback: Callable[[OpResult], None] | None = None) -> None:
+        """Commit `op`; `callback` runs after the commit and after the node has taken note."""
+
+        def done(result: OpResult) -> None:
+            self._committed(result)
+            if callback is not None:
+                callback(result)
+
+        self.committer.submit(op, done)
+
+    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _committed(self, result: OpResult) -> None:
+        for change in result.changes:
+            self._apply_change(change)
+
+    def _apply_change(self, ch: Change) -> None:
+        if ch.old_digest != ch.new_digest:
+            tree = self.trees.get(ch.ns)
+            if tree is None:
+                ae = self.config.antientropy
+                tree = self.trees[ch.ns] = MerkleTree(ae.tree_fanout, ae.tree_depth)
+            tree.update(ch.key, ch.old_digest, ch.new_digest)
+        if ch.delta is not None:
+            self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta))
+        if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
+            self._maybe_purge(ch.key)
+        for listener in list(self._listeners):
+            try:
+                listener(ch)
+            except Exception:
+                log.exception("event=listener_failed")
+
+    def _merge_delta(self, ns: str, key: str, payload: bytes) -> None:
+        try:
+            state = decode_entry(payload)
+        except DecodeError:
+            self.counters["dropped_bad_delta"] += 1
+            return
+
+        def forward(result: OpResult) -> None:
+            if result.error is not None:
+                self._count_merge_error(result)
+            elif result.value and result.value.get("applied"):
+                # New to us: pass the same delta on; a duplicate stops here.
+                self.dissemination.enqueue(ns, key, payload)
+                self.counters["deltas_applied"] += 1
+            else:
+                self.counters["deltas_duplicate"] += 1
+
+        self.write(Merge(ns, key, state, full=False), forward)
+
+    def _count_merge_error(self, result: OpResult) -> None:
+        code = result.error.code if result.error else "internal"
+        self.counters[f"merge_rejected_{code}"] += 1
+
+    def _apply_states(self, ev: ApplyStates) -> None:
+        for key, raw in ev.states:
+            try:
+                state = decode_entry(raw)
+            except DecodeError:
+                self.counters["dropped_bad_state"] += 1
+                continue
+
+            def done(result: OpResult) -> None:
+                if result.error is not None:
+                    self._count_merge_error(result)
+                elif result.value and result.value.get("applied"):
+                    self.counters["ae_keys_applied"] += 1
+
+            self.write(Merge(ev.ns, key, state, full=True), done)
+
+    # --- housekeeping ------------------------------------------------------
+
+    def _sweep(self) -> None:
+        self._sweeping = True
+
+        def done(result: OpResult) -> None:
+            self._sweeping = False
+            if result.error is not None:
+                log.error("event=sweep_failed error=%s", result.error.message)
+                return
+            if result.changes:
+                self.counters["swept"] += len(result.changes)
+            if result.more:
+                self._sweep()
+
+        self.write(Sweep(self.config.node.sweep_batch), done)
+
+    def _maybe_purge(self, ns: str) -> None:
+        definition = self.store.namespace(ns)
+        if definition.cleared_at and ns not in self._purging and ns in self.trees:
+            self._purging.add(ns)
+
+            def done(result: OpResult) -> None:
+                if result.more:
+                    self.write(Purge(ns, self.config.node.sweep_batch), done)
+                else:
+                    self._purging.discard(ns)
+                    log.info("event=namespace_purged ns=%s", ns)
+
+            self.write(Purge(ns, self.config.node.sweep_batch), done)
+
+    # --- anti-entropy --------------------------------------------------------
+
+    def _start_round(self, now: float, peer: Address) -> int:
+        round_id, out = self.antientropy.start_round(now, peer)
+        self._emit(out)
+        return round_id
+
+    def sync(
+        self, now: float, done: Callable[[SyncReport], None], peer: Address | None = None
+    ) -> None:
+        """Run anti-entropy now with every live peer (or one); `done` gets the totals."""
+        peers = [peer] if peer is not None else self.peer_addresses()
+        rounds: set[int] = set()
+        finished: list[RoundFinished] = []
+        for p in peers:
+            round_id, out = self.antientropy.start_round(now, p)
+            for ev in out.events:
+                if isinstance(ev, RoundFinished):
+                    finished.append(ev)
+            out.events = [ev for ev in out.events if not isinstance(ev, RoundFinished)]
+            self._emit(out)
+            rounds.add(round_id)
+        pending = _PendingSync(rounds, now + self.config.node.sync_timeout, done)
+        pending.report.peers = len(peers)
+        self._syncs.append(pending)
+        for ev in finished:
+            self._round_finished(ev)
+        self._settle_syncs()
+
+    def _round_finished(self, ev: RoundFinished) -> None:
+        self.ae_totals.add(ev)
+        for s in self._syncs:
+            if ev.round_id in s.rounds:
+                s.rounds.discard(ev.round_id)
+                s.report.add(ev)
+        if not ev.ok:
+            log.info("event=ae_round_failed peer=%s:%s reason=%s", *ev.peer, ev.reason)
+        elif ev.keys_sent or ev.keys_received:
+            log.info(
+                "event=ae_round peer=%s:%s sent=%d received=%d bytes=%d",
+                *ev.peer,
+                ev.keys_sent,
+                ev.keys_received,
+                ev.digest_bytes + ev.state_bytes,
+            )
+
+    def _settle_syncs(self) -> None:
+        still = []
+        for s in self._syncs:
+            if s.rounds:
+                still.append(s)
+            else:
+                s.done(s.report)
+        self._syncs = still
+
+    def _expire_syncs(self, now: float) -> None:
+        for s in self._syncs:
+            if now >= s.deadline and s.rounds:
+                s.report.rounds_failed += len(s.rounds)
+                s.report.failures.append(f"{len(s.rounds)} round(s) still running at timeout")
+                s.rounds.clear()
+        self._settle_syncs()
+
+    # --- anti-entropy's view of the store (EntrySource) ---------------------
+
+    def namespaces(self) -> list[str]:
+        return [ns for ns, tree in self.trees.items() if tree.count()]
+
+    def tree(self, ns: str) -> MerkleTree | None:
+        return self.trees.get(ns)
+
+    def entries_in_leaves(
+        self, ns: str, first_leaf: int, last_leaf: int
+    ) -> list[tuple[str, bytes]]:
+        return self.store.leaf_entries(ns, first_leaf, last_leaf)
+
+    def states(self, ns: str, keys: list[str]) -> list[tuple[str, bytes]]:
+        return self.store.states(ns, keys)
+
+    # --- membership ----------------------------------------------------------
+
+    def peer_addresses(self) -> list[Address]:
+        return [addr for _, addr in self.membership.live_peers()]
+
+    def _emit(self, out: Output) -> None:
+        self._outbox.extend(out.send)
+        for ev in out.events:
+            if isinstance(ev, ApplyStates):
+                self._apply_states(ev)
+            elif isinstance(ev, RoundFinished):
+                self._round_finished(ev)
+            elif isinstance(ev, mev.MemberEvent):
+                self._member_event(ev)
+        if self._syncs:
+            self._settle_syncs()
+
+    def _member_event(self, ev: mev.MemberEvent) -> None:
+        log.info(
+            "event=member_%s node_id=%s addr=%s:%s incarnation=%d",
+            type(ev).__name__.removeprefix("Member").lower(),
+            ev.node_id,
+            *ev.addr,
+            ev.incarnation,
+        )
+        if isinstance(ev, mev.MemberJoined | mev.MemberAlive):
+            # A member that (re)appears may hold what we missed, or miss what we
+            # hold: repair now rather than at the next random round.
+            self._start_round(self._now, ev.addr)
+
+    # --- stats ---------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        members = self.membership.members()
+        states: dict[str, int] = defaultdict(int)
+        for m in members:
+            states[m.state.label] += 1
+        return {
+            "node_id": self.node_id,
+            "address": f"{self.address[0]}:{self.address[1]}",
+            "uptime_s": round(self._now - self.started_at, 3),
+            "members": dict(states),
+            "incarnation": self.membership.incarnation,
+            "local_health": self.membership.local_health,
+            "store": {
+                "seq": self.store.seq,
+                "disk_bytes": self.store.disk_bytes(),
+                "namespaces": len(self.store.namespace_names()),
+            },
+            "writer": self.committer.stats(),
+            "dissemination": {**self.dissemination.stats, "pending": self.dissemination.pending()},
+            "antientropy": self.ae_totals.as_dict() | {"active": self.antientropy.active_rounds},
+            "counters": dict(self.counters),
+            "hlc": self.store.hlc.last,
+        }

@@ -1,0 +1,173 @@
+"""Delta dissemination: infection-style gossip of CRDT deltas.
+
+A committed local write becomes a delta that this node sends to `fanout`
+random peers, at once and then once per gossip round, until it has been
+transmitted `retransmit_mult * ceil(log10(n + 1))` times (memberlist's
+TransmitLimitedQueue; epidemic theory gives log N rounds to reach everyone).
+A node that receives a delta which changed its state forwards that same delta
+bytes the same way; a delta that changed nothing stops there. Received deltas
+are never joined into bigger ones and re-sent whole (a classic δ-CRDT trap
+that multiplies traffic), and whatever gossip misses, anti-entropy repairs.
+
+Small deltas are packed together into messages up to `max_message_bytes`, so
+a busy node sends few datagrams; a delta bigger than that travels alone (the
+transport then carries it over a stream).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from swarmnode.errors import DecodeError
+from swarmnode.sansio import Address, Message, Output
+
+MSG_DELTAS = "d.deltas"
+# msgpack overhead of one [ns, key, payload] item beyond its three byte strings.
+ITEM_OVERHEAD = 12
+
+
+@dataclass
+class DisseminationConfig:
+    # Seconds between gossip rounds (retransmissions). Serf's model uses 200 ms.
+    interval: float = 0.2
+    # Peers each round's message goes to. Higher spreads faster, costs more.
+    fanout: int = 3
+    # Transmissions per delta = retransmit_mult * ceil(log10(n + 1)).
+    retransmit_mult: int = 4
+    # Payload budget of one gossip message (bytes), so that a message plus the
+    # envelope fits one 1400-byte datagram. Larger single deltas go alone.
+    max_message_bytes: int = 1200
+    # Deltas waiting for retransmission at most; beyond it the most transmitted
+    # are dropped (anti-entropy repairs what they would have carried).
+    max_queue: int = 50_000
+
+    @classmethod
+    def local(cls) -> DisseminationConfig:
+        return cls(interval=0.1)
+
+    @classmethod
+    def lan(cls) -> DisseminationConfig:
+        return cls()
+
+
+class _Item:
+    __slots__ = ("key", "ns", "payload", "seq", "size", "transmits")
+
+    def __init__(self, seq: int, ns: str, key: str, payload: bytes) -> None:
+        self.seq = seq
+        self.ns = ns
+        self.key = key
+        self.payload = payload
+        self.transmits = 0
+        self.size = (
+            len(ns) + len(key.encode("utf-8", "surrogatepass")) + len(payload) + ITEM_OVERHEAD
+        )
+
+
+class Dissemination:
+    def __init__(self, config: DisseminationConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+        self._items: list[_Item] = []
+        self._seq = count()
+        self._fresh = False
+        self._next_round = 0.0
+        self.stats = {
+            "deltas_queued": 0,
+            "deltas_sent": 0,
+            "messages_sent": 0,
+            "bytes_sent": 0,
+            "deltas_received": 0,
+            "queue_dropped": 0,
+        }
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    def enqueue(self, ns: str, key: str, payload: bytes) -> None:
+        """Queue a delta (local, or received and new to us) for gossip."""
+        self._items.append(_Item(next(self._seq), ns, key, payload))
+        self._fresh = True
+        self.stats["deltas_queued"] += 1
+        if len(self._items) > self.config.max_queue:
+            self._items.sort(key=lambda it: (it.transmits, -it.seq))
+            dropped = len(self._items) - self.config.max_queue
+            del self._items[self.config.max_queue :]
+            self.stats["queue_dropped"] += dropped
+
+    def limit(self, n_members: int) -> int:
+        return self.config.retransmit_mult * max(1, math.ceil(math.log10(n_members + 1)))
+
+    def next_deadline(self) -> float | None:
+        if not self._items:
+            return None
+        return 0.0 if self._fresh else self._next_round
+
+    def tick(self, now: float, peers: list[Address]) -> Output:
+        """Send a round if one is due, or at once if fresh deltas wait (eager push)."""
+        out = Output()
+        if not self._items or not peers:
+            return out
+        if not self._fresh and now < self._next_round:
+            return out
+        self._fresh = False
+        self._next_round = now + self.config.interval
+        limit = self.limit(len(peers) + 1)
+        targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
+        for peer in targets:
+            msg = self._message(limit)
+            if msg is None:
+                break
+            out.send.append((peer, msg))
+        self._items = [it for it in self._items if it.transmits < limit]
+        return out
+
+    def _message(self, limit: int) -> Message | None:
+        # Least transmitted first, newest first among equals (memberlist's order).
+        candidates = heapq.nsmallest(
+            256,
+            (it for it in self._items if it.transmits < limit),
+            key=lambda it: (it.transmits, -it.seq),
+        )
+        chosen: list[_Item] = []
+        used = 0
+        for it in candidates:
+            if chosen and used + it.size > self.config.max_message_bytes:
+                continue
+            chosen.append(it)
+            used += it.size
+            if used >= self.config.max_message_bytes:
+                break
+        if not chosen:
+            return None
+        for it in chosen:
+            it.transmits += 1
+        self.stats["deltas_sent"] += len(chosen)
+        self.stats["messages_sent"] += 1
+        self.stats["bytes_sent"] += used
+        return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
+
+    def receive(self, msg: Message) -> list[tuple[str, str, bytes]]:
+        """The deltas a gossip message carries; DecodeError if it is malformed."""
+        items = msg.get("ds")
+        if type(items) is not list:
+            raise DecodeError("d.deltas: ds must be a list")
+        out = []
+        for item in items:
+            if type(item) is not list or len(item) != 3:
+                raise DecodeError("d.deltas: each item is [ns, key, payload]")
+            ns, key, payload = item
+            if type(ns) is not str or type(key) is not str or type(payload) is not bytes:
+                raise DecodeError("d.deltas: ns and key must be str, payload bytes")
+            out.append((ns, key, payload))
+        self.stats["deltas_received"] += len(out)
+        return out
+
+
+def is_dissemination(msg: dict[str, Any]) -> bool:
+    return msg.get("t") == MSG_DELTAS

@@ -1,0 +1,181 @@
+"""The real runtime: asyncio (uvloop where available), UDP gossip, a writer thread.
+
+It owns everything the node must not: the event loop, the gossip endpoint,
+the group-commit writer thread, the Unix-socket API server, signals and the
+clock. Each tick and each received message is handed to the node, and what the
+node wants sent is flushed to the endpoint right after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from swarmnode.api.handlers import Operations
+from swarmnode.api.server import ApiServer
+from swarmnode.config import Config
+from swarmnode.errors import SwarmError
+from swarmnode.node import Node
+from swarmnode.sansio import Address, Message
+from swarmnode.storage.lmdb_store import Store
+from swarmnode.storage.writer import GroupCommitter
+from swarmnode.transport.endpoint import GossipEndpoint
+from swarmnode.transport.keyring import Keyring
+
+log = logging.getLogger("swarmnode.runtime")
+
+
+class NodeProcess:
+    """One running node; `await run()` until a signal or `stop()`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.node: Node | None = None
+        self.endpoint: GossipEndpoint | None = None
+        self.server: ApiServer | None = None
+        self.committer: GroupCommitter | None = None
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        keyring = Keyring.from_file(cfg.cluster_key_file) if cfg.cluster_key_file else None
+        self.store = store = await asyncio.to_thread(Store, cfg.data_dir, cfg.store)
+        if cfg.node_id and cfg.node_id != store.node_id:
+            store.close()
+            raise SwarmError(
+                f"data directory {cfg.data_dir} belongs to node {store.node_id}, not "
+                f"{cfg.node_id}; a node id is chosen when its data is created",
+                code="bad_request",
+            )
+        try:
+            await self._serve(loop, store, keyring)
+        finally:
+            await self._shutdown()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop, store: Store, keyring: Any) -> None:
+        cfg = self.config
+        self.endpoint = GossipEndpoint(
+            cfg.bind, keyring, cfg.transport, self._on_message, insecure=cfg.insecure
+        )
+        await self.endpoint.start()
+        self.committer = GroupCommitter(
+            store, lambda fn: loop.call_soon_threadsafe(self._after_commit, fn)
+        )
+        self.committer.start()
+        self.node = node = Node(
+            cfg,
+            store,
+            self.committer,
+            address=self.endpoint.address,
+            rng=random.Random(),
+            now=time.monotonic(),
+        )
+        ops = Operations(
+            node, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
+        )
+        self.server = ApiServer(cfg.socket_path, ops.dispatch, cfg.api)
+        await self.server.start()
+        node.start(time.monotonic(), cfg.join)
+        self._flush()
+        host, port = self.endpoint.address
+        log.info(
+            "event=ready node_id=%s gossip=%s:%d socket=%s data_dir=%s",
+            node.node_id,
+            host,
+            port,
+            cfg.socket_path,
+            cfg.data_dir,
+        )
+        print(
+            f"swarmnode ready: node {node.node_id} gossip {host}:{port} socket {cfg.socket_path}",
+            flush=True,
+        )
+        self.ready.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self._ticker()
+
+    async def _ticker(self) -> None:
+        interval = self.config.node.tick_interval
+        while not self._stop.is_set():
+            self.node.tick(time.monotonic())
+            self._flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+
+    def _after_commit(self, deliver: Any) -> None:
+        deliver()
+        self._flush()
+
+    def _on_message(self, sender: Address, msg: Message) -> None:
+        if self.node is not None:
+            self.node.receive(time.monotonic(), sender, msg)
+            self._flush()
+
+    def _flush(self) -> None:
+        out = self.node.take_outbox() if self.node else []
+        if not out or self.endpoint is None:
+            return
+        by_peer: dict[Address, list[Message]] = defaultdict(list)
+        for addr, msg in out:
+            by_peer[addr].append(msg)
+        for addr, msgs in by_peer.items():
+            try:
+                self.endpoint.send(addr, msgs)
+            except ValueError as exc:
+                log.error("event=send_refused peer=%s:%s error=%s", *addr, exc)
+
+    def _extra_stats(self) -> dict[str, Any]:
+        return {
+            "transport": self.endpoint.stats() if self.endpoint else {},
+            "api": self.server.stats() if self.server else {},
+        }
+
+    async def _shutdown(self) -> None:
+        log.info("event=stopping")
+        if self.node is not None and self.endpoint is not None:
+            self.node.leave(time.monotonic())
+            self._flush()
+        if self.server is not None:
+            await self.server.close()
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        if self.committer is not None:
+            await asyncio.to_thread(self.committer.stop)
+        if self.store is not None:
+            self.store.close()
+        log.info("event=stopped")
+
+
+def run_node(config: Config) -> int:
+    """Run a node until SIGINT/SIGTERM; returns the process exit code."""
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    process = NodeProcess(config)
+    try:
+        runner(process.run())
+    except SwarmError as exc:
+        print(f"swarmnode: {exc.message}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"swarmnode: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,130 @@
+"""Namespaces: a name and a policy (default TTL, conflict policy, vector settings).
+
+Definitions are stored as LWW registers in the reserved namespace `_ns`, so
+they replicate exactly like data. A namespace nobody defined behaves as the
+default policy (no TTL, last-writer-wins); the built-in namespaces have the
+defaults agents' swarms expect.
+
+Deleting a namespace writes a definition marked deleted with `cleared_at`, the
+HLC timestamp of the delete: every entry of that namespace last written at or
+before it is gone, on every replica, without a tombstone per key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from swarmnode.errors import BadRequest
+
+SYSTEM_NS = "_ns"
+POLICIES = ("lww", "mv", "consensus")
+METRICS = ("cosine", "l2", "ip")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_TTL_S = 10 * 365 * 24 * 3600
+
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class NamespaceDef:
+    name: str
+    ttl: float | None = None  # seconds; None = entries never expire by default
+    policy: str = "lww"
+    dim: int | None = None
+    metric: str = "cosine"
+    embedder: str | None = None
+    cleared_at: int = 0  # HLC ts of the last ns_delete; older entries are gone
+    deleted: bool = False
+    builtin: bool = field(default=False, compare=False)
+
+    def to_value(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("name")
+        d.pop("builtin")
+        return {k: d[k] for k in sorted(d)}
+
+    @classmethod
+    def from_value(cls, name: str, value: Any) -> NamespaceDef:
+        base = BUILTINS.get(name, NamespaceDef(name))
+        if not isinstance(value, dict):
+            return base
+        known = {k: value[k] for k in value if k in _FIELDS}
+        try:
+            return replace(base, **known)
+        except TypeError:
+            return base
+
+    def public(self) -> dict[str, Any]:
+        d = self.to_value()
+        d["name"] = self.name
+        d["builtin"] = self.builtin
+        d.pop("deleted")
+        return d
+
+
+_FIELDS = {"ttl", "policy", "dim", "metric", "embedder", "cleared_at", "deleted"}
+
+BUILTINS: dict[str, NamespaceDef] = {
+    d.name: d
+    for d in (
+        NamespaceDef("default", builtin=True),
+        NamespaceDef("swarm", ttl=24 * HOUR, builtin=True),
+        NamespaceDef("agents", ttl=1 * HOUR, builtin=True),
+        NamespaceDef("tasks", ttl=4 * HOUR, builtin=True),
+        NamespaceDef("patterns", ttl=7 * 24 * HOUR, builtin=True),
+        NamespaceDef("decisions", ttl=30 * 24 * HOUR, policy="consensus", builtin=True),
+        NamespaceDef("notifications", ttl=5 * 60, builtin=True),
+    )
+}
+
+
+def check_ns_name(name: Any, *, allow_system: bool = False) -> str:
+    if not isinstance(name, str):
+        raise BadRequest("ns must be a string")
+    if allow_system and name == SYSTEM_NS:
+        return name
+    if not NAME_RE.match(name):
+        raise BadRequest(
+            f"invalid namespace {name!r}: 1-64 characters of letters, digits and _.:- "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_ttl(ttl: Any) -> float | None:
+    """None keeps the namespace default; 0 means never expire; otherwise seconds."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise BadRequest("ttl must be a number of seconds")
+    if ttl != ttl or ttl < 0 or ttl > MAX_TTL_S:
+        raise BadRequest(f"ttl must be between 0 and {MAX_TTL_S} seconds (0 = never expire)")
+    return float(ttl)
+
+
+def make_definition(name: str, args: dict[str, Any], current: NamespaceDef) -> NamespaceDef:
+    """The definition `ns_init` asks for, validated, on top of the current one."""
+    changes: dict[str, Any] = {"deleted": False}
+    if "ttl" in args and args["ttl"] is not None:
+        ttl = check_ttl(args["ttl"])
+        changes["ttl"] = None if ttl == 0 else ttl
+    if args.get("policy") is not None:
+        if args["policy"] not in POLICIES:
+            raise BadRequest(f"policy must be one of {', '.join(POLICIES)}")
+        changes["policy"] = args["policy"]
+    if args.get("dim") is not None:
+        dim = args["dim"]
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 4096:
+            raise BadRequest("dim must be an integer between 1 and 4096")
+        changes["dim"] = dim
+    if args.get("metric") is not None:
+        if args["metric"] not in METRICS:
+            raise BadRequest(f"metric must be one of {', '.join(METRICS)}")
+        changes["metric"] = args["metric"]
+    if args.get("embedder") is not None:
+        if not isinstance(args["embedder"], str) or not args["embedder"]:
+            raise BadRequest("embedder must be a non-empty string")
+        changes["embedder"] = args["embedder"]
+    return replace(current, name=name, **changes)

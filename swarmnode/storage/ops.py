@@ -1,0 +1,118 @@
+"""Write operations the store applies in one group-committed transaction, and what they report.
+
+Every change to LMDB is one of these: the clients' writes, states arriving from
+peers, the sweeper's expiry and collection, namespace definitions. Keeping them
+as plain data is what lets the real runtime hand a batch to the writer thread
+and the simulator apply the same batch inline at virtual time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmnode.crdt.entry import Entry
+from swarmnode.errors import SwarmError
+
+
+@dataclass
+class Put:
+    ns: str
+    key: str
+    value: Any
+    meta: dict[str, Any] | None = None
+    vector: Any = None
+    ttl: float | None = None  # seconds; None = namespace default, 0 = never
+    if_absent: bool = False
+
+
+@dataclass
+class Delete:
+    ns: str
+    key: str
+
+
+@dataclass
+class Incr:
+    ns: str
+    key: str
+    by: int = 1
+    ttl: float | None = None
+
+
+@dataclass
+class SAdd:
+    ns: str
+    key: str
+    members: list[str]
+    ttl: float | None = None
+
+
+@dataclass
+class SRem:
+    ns: str
+    key: str
+    members: list[str]
+
+
+@dataclass
+class Merge:
+    """A state from a peer: a mutator delta (gossip) or a full state (anti-entropy)."""
+
+    ns: str
+    key: str
+    state: Entry
+    full: bool
+
+
+@dataclass
+class DefineNs:
+    ns: str
+    args: dict[str, Any]
+
+
+@dataclass
+class DeleteNs:
+    ns: str
+
+
+@dataclass
+class Sweep:
+    """Strip expired entries and collect dead ones whose time has come (at most `limit`)."""
+
+    limit: int = 1000
+
+
+@dataclass
+class Purge:
+    """Drop entries a namespace delete cleared (at most `limit` per call)."""
+
+    ns: str
+    limit: int = 1000
+
+
+Op = Put | Delete | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
+
+
+@dataclass
+class Change:
+    """One entry changed: what the node must tell the Merkle tree, gossip and watchers."""
+
+    ns: str
+    key: str
+    kind: str  # put | delete | incr | sadd | srem | merge | expire | collect | purge | ns
+    origin: str  # local | remote | sweep
+    old_digest: bytes | None
+    new_digest: bytes | None
+    visible_before: bool
+    visible_after: bool
+    delta: Entry | None = None  # local writes only: what to gossip
+    seq: int = 0
+
+
+@dataclass
+class OpResult:
+    value: Any = None
+    error: SwarmError | None = None
+    changes: list[Change] = field(default_factory=list)
+    more: bool = False  # sweep/purge: work remains
