@@ -1,0 +1,248 @@
+"""A Merkle tree over one namespace's (key, digest) pairs, updated in place on every write.
+
+Anti-entropy has to find the few keys that differ between two replicas of a
+namespace that may hold millions of keys, with traffic that grows with the log
+of the key count. Three choices make that cheap:
+
+- A key's leaf is fixed by a hash of the key alone, never by which other keys
+  exist, so every replica has the same tree shape and node (level, index) on one
+  side is compared with node (level, index) on the other, with no rebalancing.
+- An entry contributes `entry_hash(key, digest)` and a node's hash is the XOR of
+  the contributions below it. XOR is its own inverse, so a write removes the old
+  contribution and adds the new one on one root-to-leaf path: O(depth), no
+  rebuild. (XOR of 128-bit hashes can be forced to collide only by someone who
+  chooses both many keys and their digests; digests hash states stamped by the
+  writing node, inside an authenticated cluster, which we accept.)
+- Every node also keeps its key count. The protocol uses counts to switch from
+  descending to listing keys, and (hash, count) still tells a subtree from an
+  empty one if contributions happened to cancel.
+
+Memory does not depend on the key count: the tree stores no keys, only
+F^0 + ... + F^D nodes of 16 hash bytes and a 4-byte count. The default (fanout
+16, depth 4: 65,536 leaves, about 15 keys per leaf at 1,000,000 keys) is 69,905
+nodes, 1.4 MB per namespace (`MerkleTree.nbytes`).
+
+Storage ordering. The storage layer keeps an index ordered by
+(namespace, leaf index as LEAF_INDEX_BYTES big-endian bytes, key as UTF-8) -> digest;
+`index_key(key)` is the part after the namespace prefix (the prefix must be of
+fixed length or self-delimiting, so it never reorders entries of one namespace).
+Node (level, index) covers leaves [index * F^(D-level), (index + 1) * F^(D-level) - 1]
+(`leaf_range`), so a subtree's entries are one contiguous run of that index, in
+the order `position(key)` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from hashlib import blake2b
+
+import numpy as np
+
+DEFAULT_FANOUT = 16
+DEFAULT_DEPTH = 4
+HASH_BYTES = 16
+"""Size of a node hash and of one entry's contribution."""
+DIGEST_BYTES = 16
+"""Size of a state digest, as the storage layer computes it."""
+LEAF_INDEX_BYTES = 4
+"""Width of the big-endian leaf index in the storage index key."""
+MAX_LEAF_BITS = 24
+"""2^24 leaves (16.7 M) already need 0.35 GB per tree; deeper trees are a mistake."""
+EMPTY_HASH = bytes(HASH_BYTES)
+
+_LEAF_PERSON = b"swarmnode-leaf"
+_ENTRY_PERSON = b"swarmnode-entry"
+_HASH_DTYPE = np.dtype("<u8")
+"""Hashes are two little-endian uint64 words, so the bytes are the same on every machine."""
+_WORD = (1 << 64) - 1
+
+
+def leaf_bits(fanout: int, depth: int) -> int:
+    """Number of key-hash bits that select a leaf in a tree of this shape."""
+    if fanout < 2 or fanout > 256 or fanout & (fanout - 1):
+        raise ValueError(f"fanout must be a power of two in [2, 256], not {fanout}")
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, not {depth}")
+    bits = depth * (fanout.bit_length() - 1)
+    if bits > MAX_LEAF_BITS:
+        raise ValueError(f"fanout {fanout} and depth {depth} give 2^{bits} leaves (max 2^24)")
+    return bits
+
+
+DEFAULT_LEAF_BITS = leaf_bits(DEFAULT_FANOUT, DEFAULT_DEPTH)
+
+
+def leaf_of(key: str, bits: int = DEFAULT_LEAF_BITS) -> int:
+    """The leaf holding `key`: the leading `bits` bits of a hash of the key."""
+    h = blake2b(key.encode("utf-8"), digest_size=8, person=_LEAF_PERSON).digest()
+    return int.from_bytes(h, "big") >> (64 - bits)
+
+
+def position(key: str, bits: int = DEFAULT_LEAF_BITS) -> tuple[int, bytes]:
+    """Where `key` sorts in the storage index of its namespace: (leaf, UTF-8 key)."""
+    raw = key.encode("utf-8")
+    h = blake2b(raw, digest_size=8, person=_LEAF_PERSON).digest()
+    return int.from_bytes(h, "big") >> (64 - bits), raw
+
+
+def index_key(key: str, bits: int = DEFAULT_LEAF_BITS) -> bytes:
+    """The storage index key of `key` after its namespace prefix; byte order = `position` order."""
+    leaf, raw = position(key, bits)
+    return leaf.to_bytes(LEAF_INDEX_BYTES, "big") + raw
+
+
+def leaf_range(level: int, index: int, fanout: int, depth: int) -> tuple[int, int]:
+    """First and last leaf (inclusive) under node (level, index)."""
+    shift = (depth - level) * (fanout.bit_length() - 1)
+    return index << shift, ((index + 1) << shift) - 1
+
+
+def entry_hash(key: str, digest: bytes) -> bytes:
+    """One entry's contribution. The digest has a fixed size, so key || digest is unambiguous."""
+    if len(digest) != DIGEST_BYTES:
+        raise ValueError(f"a digest has {DIGEST_BYTES} bytes, not {len(digest)}")
+    return blake2b(
+        key.encode("utf-8") + digest, digest_size=HASH_BYTES, person=_ENTRY_PERSON
+    ).digest()
+
+
+class MerkleTree:
+    """Hashes and key counts of every node of one namespace's tree, level by level.
+
+    Level 0 is the root, level `depth` the leaves; level L has fanout^L nodes.
+    """
+
+    __slots__ = ("_counts", "_hashes", "_shift", "depth", "fanout", "leaf_bits")
+
+    def __init__(self, fanout: int = DEFAULT_FANOUT, depth: int = DEFAULT_DEPTH) -> None:
+        self.leaf_bits = leaf_bits(fanout, depth)
+        self.fanout = fanout
+        self.depth = depth
+        self._shift = fanout.bit_length() - 1
+        self._hashes = [np.zeros((fanout**lv, 2), dtype=_HASH_DTYPE) for lv in range(depth + 1)]
+        self._counts = [np.zeros(fanout**lv, dtype=np.uint32) for lv in range(depth + 1)]
+
+    @classmethod
+    def build(
+        cls,
+        entries: Iterable[tuple[str, bytes]],
+        fanout: int = DEFAULT_FANOUT,
+        depth: int = DEFAULT_DEPTH,
+    ) -> MerkleTree:
+        """The tree of `entries` (distinct keys), for start-up: one pass, then level sums."""
+        tree = cls(fanout, depth)
+        leaves: list[int] = []
+        contributions: list[bytes] = []
+        for key, digest in entries:
+            leaves.append(leaf_of(key, tree.leaf_bits))
+            contributions.append(entry_hash(key, digest))
+        if not leaves:
+            return tree
+        leaf_index = np.asarray(leaves, dtype=np.int64)
+        words = np.frombuffer(b"".join(contributions), dtype=_HASH_DTYPE).reshape(-1, 2)
+        bottom = tree._hashes[depth]
+        np.bitwise_xor.at(bottom, leaf_index, words)
+        tree._counts[depth][:] = np.bincount(leaf_index, minlength=fanout**depth)
+        for lv in range(depth - 1, -1, -1):
+            below = tree._hashes[lv + 1].reshape(-1, fanout, 2)
+            tree._hashes[lv][:] = np.bitwise_xor.reduce(below, axis=1)
+            tree._counts[lv][:] = tree._counts[lv + 1].reshape(-1, fanout).sum(axis=1)
+        return tree
+
+    def leaf_of(self, key: str) -> int:
+        return leaf_of(key, self.leaf_bits)
+
+    def position(self, key: str) -> tuple[int, bytes]:
+        return position(key, self.leaf_bits)
+
+    def index_key(self, key: str) -> bytes:
+        return index_key(key, self.leaf_bits)
+
+    def leaf_range(self, level: int, index: int) -> tuple[int, int]:
+        self._check_node(level, index)
+        return leaf_range(level, index, self.fanout, self.depth)
+
+    def update(self, key: str, old: bytes | None, new: bytes | None) -> None:
+        """Record that `key`'s digest went from `old` to `new` (None: absent).
+
+        The caller must pass the digest the tree last saw for `key`; a wrong `old`
+        corrupts the tree silently (only removing from an empty leaf is caught).
+        """
+        if old == new:
+            return
+        delta = 0
+        for digest in (old, new):
+            if digest is not None:
+                delta ^= int.from_bytes(entry_hash(key, digest), "little")
+        lo, hi = np.uint64(delta & _WORD), np.uint64(delta >> 64)
+        index = self.leaf_of(key)
+        if old is not None and self._counts[self.depth][index] == 0:
+            raise ValueError(f"{key!r} is not in its leaf: `old` is not what the tree saw")
+        for lv in range(self.depth, -1, -1):
+            hashes = self._hashes[lv]
+            hashes[index, 0] ^= lo
+            hashes[index, 1] ^= hi
+            if old is None:
+                self._counts[lv][index] += 1
+            elif new is None:
+                self._counts[lv][index] -= 1
+            index >>= self._shift
+
+    def root(self) -> bytes:
+        return self._hashes[0][0].tobytes()
+
+    def count(self) -> int:
+        return int(self._counts[0][0])
+
+    def node(self, level: int, index: int) -> tuple[bytes, int]:
+        """Hash and key count of node (level, index)."""
+        self._check_node(level, index)
+        return self._hashes[level][index].tobytes(), int(self._counts[level][index])
+
+    def children(self, level: int, index: int) -> tuple[bytes, list[int]]:
+        """The fanout child hashes of an interior node, concatenated, and their key counts."""
+        self._check_node(level, index)
+        if level == self.depth:
+            raise ValueError("a leaf has no children")
+        first = index * self.fanout
+        span = slice(first, first + self.fanout)
+        return self._hashes[level + 1][span].tobytes(), self._counts[level + 1][span].tolist()
+
+    def keys_in_leaves(self, first_leaf: int, last_leaf: int) -> int:
+        return int(self._counts[self.depth][first_leaf : last_leaf + 1].sum())
+
+    def split_leaves(self, first_leaf: int, last_leaf: int, max_keys: int) -> int:
+        """The last leaf L in [first_leaf, last_leaf] such that leaves first_leaf..L hold at
+        most `max_keys` keys, but at least first_leaf: how far one bounded read may go."""
+        counts = np.cumsum(self._counts[self.depth][first_leaf : last_leaf + 1], dtype=np.int64)
+        fitting = int(np.searchsorted(counts, max_keys, side="right"))
+        return first_leaf + max(fitting, 1) - 1
+
+    def copy(self) -> MerkleTree:
+        twin = MerkleTree(self.fanout, self.depth)
+        twin._hashes = [h.copy() for h in self._hashes]
+        twin._counts = [c.copy() for c in self._counts]
+        return twin
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the node arrays."""
+        return sum(h.nbytes for h in self._hashes) + sum(c.nbytes for c in self._counts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MerkleTree):
+            return NotImplemented
+        return (
+            (self.fanout, self.depth) == (other.fanout, other.depth)
+            and all(np.array_equal(a, b) for a, b in zip(self._hashes, other._hashes, strict=True))
+            and all(np.array_equal(a, b) for a, b in zip(self._counts, other._counts, strict=True))
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MerkleTree(fanout={self.fanout}, depth={self.depth}, count={self.count()})"
+
+    def _check_node(self, level: int, index: int) -> None:
+        if not 0 <= level <= self.depth or not 0 <= index < self.fanout**level:
+            raise ValueError(f"no node ({level}, {index}) in a depth-{self.depth} tree")
