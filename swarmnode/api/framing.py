@@ -1,0 +1,314 @@
+"""The client protocol's frames, as bytes in and events out (sans-IO, in the way of h11).
+
+A frame is a 4-byte big-endian payload length followed by that many bytes of
+msgpack. Nothing here touches a socket: the server and both clients feed the
+bytes they read into a decoder and act on the events it returns, so every rule
+below is testable byte for byte.
+
+Decoding rules (what the server answers is in parentheses):
+
+- The length counts payload bytes only. A declared length above `max_frame`
+  yields `FrameTooLarge` (a `too_large` reply with id null; the connection is
+  closed once the requests read before it have been answered). The payload is
+  not skipped: a length that large is far more often garbage or a
+  desynchronised stream than a real request, and skipping would make the
+  server wait for gigabytes that may never come. After `FrameTooLarge` the
+  decoder is spent and ignores everything fed to it.
+- A payload that is not one complete msgpack value yields `BadFrame` with id
+  None (a `bad_request` reply, and the connection goes on: the length prefix
+  still tells where the next frame starts).
+- msgpack is unpacked strictly: str as str, bin as bytes, arrays as lists
+  (never tuples), map keys only str or bytes, no ext types (the timestamp
+  extension included), and container lengths bounded by the payload size, so a
+  small frame cannot make the decoder allocate a huge array. Nesting is bounded
+  by msgpack's own stack limit.
+- `RequestDecoder` also checks the request shape: a map with an int `id`
+  (bool is not an int here), a str `op`, and a map `args` (an absent `args`
+  means no arguments; other fields are ignored so the protocol can grow).
+  A frame that fails this yields `BadFrame` carrying the id when one could be
+  read, else None (a `bad_request` reply with that id; the connection goes on).
+
+Server-to-client frames are `{"id", "ok": true, "result"}`,
+`{"id", "ok": false, "error": {"code", "message"}}`, stream events
+`{"id", "event"}` and the end of a stream `{"id", "end": true}`, which carries an
+`"error"` map when the stream failed. `parse_server_frame` reads them.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import msgpack
+
+from swarmnode.errors import DecodeError, TooLarge
+
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+"""Largest payload, in bytes, a peer may declare. 16 MiB fits any value the node accepts."""
+
+_HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+_MAX_ENCODABLE = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One well-formed msgpack value read from the stream."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A well-formed request frame."""
+
+    id: int
+    op: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame whose payload is not valid msgpack or not a valid request; framing is intact."""
+
+    id: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTooLarge:
+    """A declared length above the limit; the stream can no longer be trusted."""
+
+    length: int
+    limit: int
+
+
+FrameEvent = Frame | BadFrame | FrameTooLarge
+RequestEvent = Request | BadFrame | FrameTooLarge
+
+
+def encode_frame(value: Any) -> bytes:
+    """Pack one value as a frame; raises `TooLarge` past what 4 length bytes can say.
+
+    Values msgpack cannot represent (sets, objects, ints beyond 64 bits) raise
+    msgpack's `TypeError`/`ValueError`/`OverflowError`: the caller's bug, not the peer's.
+    """
+    payload = msgpack.packb(value, use_bin_type=True)
+    if len(payload) > _MAX_ENCODABLE:
+        raise TooLarge(f"frame payload of {len(payload)} bytes cannot be framed")
+    return _HEADER.pack(len(payload)) + payload
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    raise ValueError(f"ext type {code} is not allowed")
+
+
+def unpack_payload(payload: bytes) -> Any:
+    """Unpack one payload with the strict rules above; raises `DecodeError` and nothing else."""
+    try:
+        return msgpack.unpackb(
+            payload,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_ext_len=0,
+            ext_hook=_reject_ext,
+        )
+    except ValueError as exc:
+        detail = str(exc) or "invalid structure"
+        raise DecodeError(f"malformed msgpack ({type(exc).__name__}: {detail})") from exc
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames; `feed` never raises on any input."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._max_frame = max_frame
+        self._buffer = bytearray()
+        self._spent = False
+
+    @property
+    def spent(self) -> bool:
+        """True once framing was lost; the connection must be closed."""
+        return self._spent
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that do not yet form a whole frame (a truncated frame at EOF)."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[FrameEvent]:
+        if self._spent:
+            return []
+        self._buffer += data
+        events: list[FrameEvent] = []
+        offset = 0
+        while len(self._buffer) - offset >= HEADER_SIZE:
+            (length,) = _HEADER.unpack_from(self._buffer, offset)
+            if length > self._max_frame:
+                events.append(FrameTooLarge(length, self._max_frame))
+                self._spent = True
+                self._buffer.clear()
+                return events
+            end = offset + HEADER_SIZE + length
+            if len(self._buffer) < end:
+                break
+            payload = bytes(self._buffer[offset + HEADER_SIZE : end])
+            offset = end
+            try:
+                events.append(Frame(unpack_payload(payload)))
+            except DecodeError as exc:
+                events.append(BadFrame(None, str(exc)))
+        del self._buffer[:offset]
+        return events
+
+
+class RequestShapeError(DecodeError):
+    """A decoded frame that is not a request; `id` is the request id when it could be read."""
+
+    def __init__(self, request_id: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.id = request_id
+
+
+def parse_request(value: Any) -> Request:
+    """Check a decoded frame is a request; raises `RequestShapeError`, with the id if readable."""
+    if not isinstance(value, dict):
+        raise RequestShapeError(None, f"request must be a map, not {_kind(value)}")
+    request_id = value.get("id")
+    if type(request_id) is not int:
+        raise RequestShapeError(None, f"request id must be an int, not {_kind(request_id)}")
+    op = value.get("op")
+    if not isinstance(op, str):
+        raise RequestShapeError(request_id, f"request op must be a str, not {_kind(op)}")
+    args = value.get("args", {})
+    if not isinstance(args, dict):
+        raise RequestShapeError(request_id, f"request args must be a map, not {_kind(args)}")
+    return Request(request_id, op, args)
+
+
+class RequestDecoder:
+    """What the server feeds: frames become `Request` or `BadFrame`; `feed` never raises."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._frames = FrameDecoder(max_frame)
+
+    @property
+    def spent(self) -> bool:
+        return self._frames.spent
+
+    @property
+    def buffered(self) -> int:
+        return self._frames.buffered
+
+    def feed(self, data: bytes) -> list[RequestEvent]:
+        events: list[RequestEvent] = []
+        for event in self._frames.feed(data):
+            if isinstance(event, Frame):
+                try:
+                    events.append(parse_request(event.value))
+                except RequestShapeError as exc:
+                    events.append(BadFrame(exc.id, str(exc)))
+            else:
+                events.append(event)
+        return events
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# Server-to-client frames.
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful reply; `result` is `{"stream": True}` when events follow."""
+
+    id: int | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A failed request; id None means the error concerns the connection, not one request."""
+
+    id: int | None
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    id: int
+    item: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The last frame of a stream; `error` is set when the stream failed rather than finished."""
+
+    id: int
+    error: ErrorReply | None = None
+
+
+ServerFrame = Reply | ErrorReply | StreamEvent | StreamEnd
+
+
+def encode_request(request_id: int, op: str, args: dict[str, Any]) -> bytes:
+    return encode_frame({"id": request_id, "op": op, "args": args})
+
+
+def encode_result(request_id: int | None, result: Any) -> bytes:
+    return encode_frame({"id": request_id, "ok": True, "result": result})
+
+
+def encode_error(request_id: int | None, code: str, message: str) -> bytes:
+    return encode_frame(
+        {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+    )
+
+
+def encode_event(stream_id: int, item: Any) -> bytes:
+    return encode_frame({"id": stream_id, "event": item})
+
+
+def encode_end(stream_id: int, error: tuple[str, str] | None = None) -> bytes:
+    """End a stream; `error` is (code, message) when the stream failed."""
+    frame: dict[str, Any] = {"id": stream_id, "end": True}
+    if error is not None:
+        frame["error"] = {"code": error[0], "message": error[1]}
+    return encode_frame(frame)
+
+
+def parse_server_frame(value: Any) -> ServerFrame:
+    """Read a frame sent by the server; raises `DecodeError` on anything else."""
+    if not isinstance(value, dict):
+        raise DecodeError(f"server frame must be a map, not {_kind(value)}")
+    frame_id = value.get("id")
+    if frame_id is not None and type(frame_id) is not int:
+        raise DecodeError(f"server frame id must be an int or null, not {_kind(frame_id)}")
+    if "ok" in value:
+        if value["ok"] is True:
+            return Reply(frame_id, value.get("result"))
+        if value["ok"] is False:
+            return _parse_error(frame_id, value.get("error"))
+        raise DecodeError("server frame ok must be a bool")
+    if frame_id is None:
+        raise DecodeError("stream frame without an id")
+    if "event" in value:
+        return StreamEvent(frame_id, value["event"])
+    if value.get("end") is True:
+        error = value.get("error")
+        return StreamEnd(frame_id, None if error is None else _parse_error(frame_id, error))
+    raise DecodeError("server frame is neither a reply, an event nor an end")
+
+
+def _parse_error(frame_id: int | None, error: Any) -> ErrorReply:
+    if not isinstance(error, dict):
+        raise DecodeError("error reply without an error map")
+    code, message = error.get("code"), error.get("message")
+    if not isinstance(code, str) or not isinstance(message, str):
+        raise DecodeError("error reply code and message must be strings")
+    return ErrorReply(frame_id, code, message)

@@ -1,0 +1,614 @@
+"""The node's Unix-socket server: frames in, dispatched operations, replies out.
+
+The server knows the protocol, not the operations: every well-formed request
+goes to a `Dispatch` callable the node provides, and whatever it returns or
+raises becomes the reply. The one op handled here is `cancel`, because it acts
+on the connection's own streams.
+
+Replies go out in completion order, so a slow request never holds up a fast
+one behind it. Each connection runs at most `max_inflight_per_conn` requests at
+once; when that many are running the server stops reading from the socket, so
+a client that pipelines faster than the node works is slowed by the kernel's
+socket buffer rather than by the node's memory. A reply is written and drained
+before its slot is freed, so a client that stops reading replies stops being
+read as well.
+
+Streams: when dispatch returns an `AsyncIterator`, the reply is
+`{"stream": true}` and every item becomes an event frame `{"id", "event"}`.
+A stream ends with exactly one `{"id", "end": true}` frame (carrying an
+`"error"` map when the iterator raised, or `unavailable` when the node shuts
+down) unless the connection is gone. `{"op": "cancel", "args": {"id": n}}` ends
+stream n and replies `{"cancelled": bool}`. A stream frees its in-flight slot
+once it has started; `max_streams_per_conn` bounds them instead. The
+iterator is closed (`aclose`) however the stream ends, including when the
+client disconnects.
+
+Socket safety: the socket's directory is created with mode 0700 when missing;
+an existing one must belong to this user and not be writable by group or
+others, or the server refuses to start (`UnsafeSocketDirectory`). The socket
+is bound and set to 0600 before it listens. A lock file beside the socket
+(`<socket>.lock`, held with flock for the server's lifetime and released by the
+kernel when the process dies) says whether a server owns the path: if it is
+held, or something still accepts connections on the path, start fails with
+`SocketInUse`; otherwise a socket file left there is stale and is replaced.
+Both errors derive from `ApiSocketError(RuntimeError)`: they are operator
+errors at start-up, not client-facing errors with a wire code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import logging
+import os
+import socket
+import stat
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from swarmnode.api.framing import (
+    DEFAULT_MAX_FRAME,
+    HEADER_SIZE,
+    BadFrame,
+    FrameTooLarge,
+    Request,
+    RequestDecoder,
+    encode_end,
+    encode_error,
+    encode_event,
+    encode_result,
+)
+from swarmnode.errors import SwarmError
+
+log = logging.getLogger("swarmnode.api")
+
+_READ_CHUNK = 64 * 1024
+_SUN_PATH_MAX = 107
+_PROBE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Bounds on what one client can make the node hold or do.
+
+    `max_key` and `max_value` are carried for the node, which enforces them on
+    the operations (with `too_large`); the server enforces the rest.
+    """
+
+    max_frame: int = DEFAULT_MAX_FRAME
+    """Bytes. Largest request payload read, and largest reply sent (bigger replies become
+    `too_large`). Raise it only together with `max_value` for very large values."""
+
+    max_key: int = 1024
+    """Bytes of UTF-8. Longest key the node accepts. Keys are indexed and gossiped often."""
+
+    max_value: int = 1024 * 1024
+    """Bytes of packed value. Largest value the node accepts; big blobs belong elsewhere."""
+
+    max_inflight_per_conn: int = 64
+    """Requests. How many requests of one connection run at once before the server stops
+    reading it. Raise for clients that pipeline deeply over high-latency operations."""
+
+    max_streams_per_conn: int = 16
+    """Streams. Open `watch` streams per connection; the next one gets `too_large`."""
+
+    max_connections: int = 1024
+    """Connections. Beyond it a new client gets an `unavailable` reply and is closed, so a
+    runaway swarm cannot exhaust the node's file descriptors."""
+
+    listen_backlog: int = 512
+    """Connections. Kernel accept queue; must absorb a swarm of agents connecting at once."""
+
+    close_grace: float = 5.0
+    """Seconds. How long `close()` lets in-flight requests finish before cancelling them.
+    Lower it where a fast restart matters more than finishing slow operations."""
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What dispatch knows about a request besides its op and arguments."""
+
+    connection_id: int
+    request_id: int
+    limits: ApiLimits
+
+
+Dispatch = Callable[[str, dict[str, Any], RequestContext], Awaitable[Any]]
+"""The node's operations: `(op, args, ctx) -> result`, or an `AsyncIterator` for a stream.
+A `SwarmError` becomes an error reply with its code; any other exception is a bug and
+becomes `internal`."""
+
+
+class ApiSocketError(RuntimeError):
+    """The server cannot use its socket path."""
+
+
+class SocketInUse(ApiSocketError):
+    """Another server owns or answers on the socket path."""
+
+
+class UnsafeSocketDirectory(ApiSocketError):
+    """The socket's directory could let another user replace or hijack the socket."""
+
+
+class ApiServer:
+    def __init__(
+        self, socket_path: Path, dispatch: Dispatch, limits: ApiLimits | None = None
+    ) -> None:
+        self._path = Path(socket_path)
+        self._dispatch = dispatch
+        self._limits = limits or ApiLimits()
+        self._server: asyncio.AbstractServer | None = None
+        self._lock_fd: int | None = None
+        self._inode: int | None = None
+        self._closing = False
+        self._connections: dict[_Connection, asyncio.Task[None]] = {}
+        self._connection_ids = itertools.count(1)
+        self._counters: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter()
+
+    @property
+    def socket_path(self) -> Path:
+        return self._path
+
+    @property
+    def limits(self) -> ApiLimits:
+        return self._limits
+
+    async def start(self) -> None:
+        if self._server is not None or self._closing:
+            raise RuntimeError("ApiServer.start() called twice")
+        path = self._path
+        if len(os.fsencode(path)) > _SUN_PATH_MAX:
+            raise ApiSocketError(
+                f"socket path {path} is longer than the {_SUN_PATH_MAX} bytes a Unix socket "
+                "address can hold; choose a shorter --socket or data directory"
+            )
+        _prepare_directory(path.parent)
+        self._lock_fd = _acquire_lock(path)
+        try:
+            sock = _bind(path, self._limits.listen_backlog)
+            self._inode = os.stat(path).st_ino
+            self._server = await asyncio.start_unix_server(
+                self._accept, sock=sock, backlog=self._limits.listen_backlog
+            )
+        except BaseException:
+            if self._inode is not None:
+                self._unlink_socket()
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise
+        log.info("api_listening path=%s", path)
+
+    async def close(self) -> None:
+        """Stop accepting, let in-flight requests finish within `close_grace`, then cancel.
+
+        Streams end at once with `unavailable`. A second call returns immediately.
+        """
+        if self._server is None or self._closing:
+            return
+        self._closing = True
+        self._server.close()
+        self._unlink_socket()
+        for connection in self._connections:
+            connection.shut_down()
+        tasks = list(self._connections.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self._limits.close_grace)
+            for connection, task in list(self._connections.items()):
+                if task in late:
+                    connection.abort()
+            if late:
+                await asyncio.wait(late)
+        await self._server.wait_closed()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        log.info("api_closed path=%s", self._path)
+
+    async def __aenter__(self) -> ApiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start: a snapshot safe to return from the node's `stats` op.
+
+        `requests` counts well-formed requests, `errors` error replies by code,
+        `bad_frames` frames answered with `bad_request` at the framing layer,
+        `oversized_frames` connections closed for a too-large length,
+        `truncated_frames` connections that ended in the middle of a frame.
+        """
+        return {
+            "connections_open": len(self._connections),
+            "connections_total": self._counters["connections"],
+            "connections_refused": self._counters["connections_refused"],
+            "requests": self._counters["requests"],
+            "inflight": sum(c.inflight for c in self._connections),
+            "streams_open": sum(c.streams_open for c in self._connections),
+            "errors": dict(self._errors),
+            "bad_frames": self._counters["bad_frames"],
+            "oversized_frames": self._counters["oversized_frames"],
+            "truncated_frames": self._counters["truncated_frames"],
+        }
+
+    def _count(self, counter: str) -> None:
+        self._counters[counter] += 1
+
+    def _count_error(self, code: str) -> None:
+        self._errors[code] += 1
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing or len(self._connections) >= self._limits.max_connections:
+            self._count("connections_refused")
+            self._count_error("unavailable")
+            log.warning("api_connection_refused open=%d", len(self._connections))
+            reason = "node is shutting down" if self._closing else "too many connections"
+            writer.write(encode_error(None, "unavailable", reason))
+            writer.close()
+            return
+        connection = _Connection(self, next(self._connection_ids), reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[connection] = task
+        self._count("connections")
+        try:
+            await connection.serve()
+        finally:
+            del self._connections[connection]
+
+    def _unlink_socket(self) -> None:
+        """Remove the socket file, unless someone already replaced it with their own."""
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self._path).st_ino == self._inode:
+                os.unlink(self._path)
+
+
+class _Connection:
+    """One client: a read loop, its running requests and its open streams."""
+
+    def __init__(
+        self,
+        server: ApiServer,
+        connection_id: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self._server = server
+        self._limits = server.limits
+        self.id = connection_id
+        self._reader = reader
+        self._writer = writer
+        self._decoder = RequestDecoder(self._limits.max_frame)
+        self._slots = asyncio.Semaphore(self._limits.max_inflight_per_conn)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._streams: dict[int, str | None] = {}
+        """Open streams by id, with why they are being stopped (None while they run)."""
+        self._stop_reason: str | None = None
+        """Why the connection stopped taking streams: "disconnect" or "shutdown"."""
+        self._read_task: asyncio.Task[None] | None = None
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks) - len(self._streams)
+
+    @property
+    def streams_open(self) -> int:
+        return len(self._streams)
+
+    async def serve(self) -> None:
+        log.debug("api_connection_open conn=%d", self.id)
+        self._read_task = asyncio.create_task(self._read_loop())
+        try:
+            await asyncio.wait([self._read_task])
+            self._stop_streams("disconnect")
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()))
+        finally:
+            self._writer.close()
+            log.debug("api_connection_closed conn=%d", self.id)
+
+    def shut_down(self) -> None:
+        """Stop reading and end streams; running requests may still finish and reply."""
+        if self._read_task is not None:
+            self._read_task.cancel()
+        self._stop_streams("shutdown")
+
+    def abort(self) -> None:
+        """The grace period is over: cancel whatever still runs and drop the connection."""
+        for task in self._tasks.values():
+            task.cancel()
+        self._writer.transport.abort()
+
+    def _stop_streams(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        for stream_id, stopping in self._streams.items():
+            if stopping is None:
+                self._streams[stream_id] = reason
+                self._tasks[stream_id].cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            while not self._decoder.spent:
+                data = await self._reader.read(_READ_CHUNK)
+                if not data:
+                    if self._decoder.buffered:
+                        self._server._count("truncated_frames")
+                        log.info(
+                            "api_truncated_frame conn=%d bytes=%d", self.id, self._decoder.buffered
+                        )
+                    return
+                for event in self._decoder.feed(data):
+                    await self._handle(event)
+        except ConnectionError:
+            return
+        except Exception:
+            log.exception("api_connection_failed conn=%d", self.id)
+
+    async def _handle(self, event: Request | BadFrame | FrameTooLarge) -> None:
+        if isinstance(event, Request):
+            await self._start_request(event)
+        elif isinstance(event, BadFrame):
+            self._server._count("bad_frames")
+            log.info("api_bad_frame conn=%d id=%s reason=%r", self.id, event.id, event.reason)
+            await self._send_error(event.id, "bad_request", event.reason)
+        else:
+            self._server._count("oversized_frames")
+            log.info(
+                "api_frame_too_large conn=%d length=%d limit=%d",
+                self.id,
+                event.length,
+                event.limit,
+            )
+            await self._send_error(
+                None,
+                "too_large",
+                f"frame of {event.length} bytes exceeds the {event.limit}-byte limit; "
+                "closing the connection",
+            )
+
+    async def _start_request(self, request: Request) -> None:
+        self._server._count("requests")
+        if request.id in self._tasks:
+            await self._send_error(
+                request.id, "bad_request", f"request id {request.id} is already in flight"
+            )
+            return
+        if request.op == "cancel":
+            await self._cancel(request)
+            return
+        await self._slots.acquire()
+        self._tasks[request.id] = asyncio.create_task(self._run(request))
+
+    async def _cancel(self, request: Request) -> None:
+        target = request.args.get("id")
+        if type(target) is not int:
+            await self._send_error(request.id, "bad_request", "cancel needs an int id")
+            return
+        found = self._streams.get(target, "absent") is None
+        if found:
+            self._streams[target] = "cancelled"
+            self._tasks[target].cancel()
+        await self._send(encode_result(request.id, {"cancelled": found}))
+
+    async def _run(self, request: Request) -> None:
+        holds_slot = True
+        try:
+            context = RequestContext(self.id, request.id, self._limits)
+            try:
+                result = await self._server._dispatch(request.op, request.args, context)
+            except SwarmError as exc:
+                await self._send_error(request.id, exc.code, exc.message)
+                return
+            except Exception as exc:
+                log.exception(
+                    "api_dispatch_failed conn=%d id=%d op=%s", self.id, request.id, request.op
+                )
+                await self._send_error(request.id, "internal", _describe(exc))
+                return
+            if isinstance(result, AsyncIterator):
+                self._slots.release()
+                holds_slot = False
+                await self._stream(request.id, result)
+            else:
+                await self._send(self._result_frame(request.id, result))
+        except ConnectionError:
+            log.debug("api_reply_lost conn=%d id=%d", self.id, request.id)
+        finally:
+            if holds_slot:
+                self._slots.release()
+            del self._tasks[request.id]
+
+    async def _stream(self, stream_id: int, items: AsyncIterator[Any]) -> None:
+        if self._stop_reason is not None or len(self._streams) >= self._limits.max_streams_per_conn:
+            await _close_iterator(items)
+            if self._stop_reason == "disconnect":
+                return
+            if self._stop_reason == "shutdown":
+                await self._send_error(stream_id, "unavailable", "node is shutting down")
+            else:
+                await self._send_error(
+                    stream_id,
+                    "too_large",
+                    f"this connection already has {len(self._streams)} open streams",
+                )
+            return
+        self._streams[stream_id] = None
+        end: tuple[str, str] | None
+        try:
+            await self._send(encode_result(stream_id, {"stream": True}))
+            end = await self._pump(stream_id, items)
+        except asyncio.CancelledError:
+            reason = self._streams[stream_id]
+            if reason is None:
+                raise
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
+            if reason == "disconnect":
+                return
+            end = ("unavailable", "node is shutting down") if reason == "shutdown" else None
+        finally:
+            del self._streams[stream_id]
+            await _close_iterator(items)
+        await self._send(encode_end(stream_id, end))
+
+    async def _pump(self, stream_id: int, items: AsyncIterator[Any]) -> tuple[str, str] | None:
+        """Send events until the iterator ends; returns the error that ended it, if any."""
+        while True:
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                return None
+            except SwarmError as exc:
+                self._server._count_error(exc.code)
+                return (exc.code, exc.message)
+            except Exception as exc:
+                log.exception("api_stream_failed conn=%d id=%d", self.id, stream_id)
+                self._server._count_error("internal")
+                return ("internal", _describe(exc))
+            await self._send(self._event_frame(stream_id, item))
+
+    def _result_frame(self, request_id: int, result: Any) -> bytes:
+        try:
+            frame = encode_result(request_id, result)
+        except Exception as exc:
+            log.exception("api_unencodable_result conn=%d id=%d", self.id, request_id)
+            return self._error_frame(request_id, "internal", f"unencodable result: {exc}")
+        if len(frame) - HEADER_SIZE > self._limits.max_frame:
+            return self._error_frame(
+                request_id,
+                "too_large",
+                f"reply of {len(frame) - HEADER_SIZE} bytes exceeds the "
+                f"{self._limits.max_frame}-byte frame limit",
+            )
+        return frame
+
+    def _event_frame(self, stream_id: int, item: Any) -> bytes:
+        try:
+            frame = encode_event(stream_id, item)
+        except Exception as exc:
+            log.exception("api_unencodable_event conn=%d id=%d", self.id, stream_id)
+            return self._error_frame(stream_id, "internal", f"unencodable event: {exc}")
+        if len(frame) - HEADER_SIZE > self._limits.max_frame:
+            return self._error_frame(stream_id, "too_large", "event exceeds the frame limit")
+        return frame
+
+    def _error_frame(self, request_id: int | None, code: str, message: str) -> bytes:
+        self._server._count_error(code)
+        return encode_error(request_id, code, message)
+
+    async def _send_error(self, request_id: int | None, code: str, message: str) -> None:
+        await self._send(self._error_frame(request_id, code, message))
+
+    async def _send(self, frame: bytes) -> None:
+        if self._writer.is_closing():
+            raise ConnectionResetError("connection is closing")
+        self._writer.write(frame)
+        await self._writer.drain()
+
+
+async def _close_iterator(items: AsyncIterator[Any]) -> None:
+    aclose = getattr(items, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        log.exception("api_stream_close_failed")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _prepare_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    else:
+        os.chmod(directory, 0o700)  # exactly 0700 whatever the umask took away
+        return
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeSocketDirectory(f"{directory} exists and is not a directory")
+    if info.st_uid != os.geteuid():
+        raise UnsafeSocketDirectory(
+            f"socket directory {directory} belongs to uid {info.st_uid}, not to this user "
+            f"(uid {os.geteuid()}); use a directory of your own"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeSocketDirectory(
+            f"socket directory {directory} is writable by group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}), so another user could replace the socket; "
+            f"run `chmod 700 {directory}` or choose another socket path"
+        )
+
+
+def _acquire_lock(path: Path) -> int:
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SocketInUse(
+            f"another swarmnode server is running on {path} (lock {lock_path} is held)"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _bind(path: Path, backlog: int) -> socket.socket:
+    """Bind owner-only, replacing a stale socket file but never a live one or a non-socket."""
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(os.fspath(path))
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise ApiSocketError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(_PROBE_TIMEOUT)
+    try:
+        probe.connect(os.fspath(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("api_stale_socket_removed path=%s", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    except OSError as exc:
+        raise SocketInUse(f"cannot tell whether {path} is in use ({exc})") from exc
+    finally:
+        probe.close()
+    raise SocketInUse(f"another server is answering on {path}; stop it or use another path")
