@@ -1,0 +1,137 @@
+"""Sealed and plaintext envelopes: round trips, and DecodeError for everything untrustworthy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swarmnode.errors import DecodeError
+from swarmnode.transport import (
+    PLAIN_OVERHEAD,
+    SEALED_OVERHEAD,
+    AuthenticationError,
+    Keyring,
+    envelope_overhead,
+    open_envelope,
+    seal_envelope,
+)
+
+OLD, NEW, OTHER = (Keyring([os.urandom(32)]) for _ in range(3))
+ROTATING = Keyring([NEW.primary.secret, OLD.primary.secret])
+
+
+def test_overhead_is_33_bytes_sealed_and_1_plaintext():
+    assert SEALED_OVERHEAD == 33
+    assert PLAIN_OVERHEAD == 1
+    payload = b"x" * 100
+    assert len(seal_envelope(payload, OLD)) == len(payload) + envelope_overhead(OLD)
+    assert len(seal_envelope(payload, None)) == len(payload) + envelope_overhead(None)
+
+
+@given(st.binary(max_size=2000))
+def test_sealed_round_trip(payload):
+    assert open_envelope(seal_envelope(payload, OLD), OLD) == payload
+
+
+@given(st.binary(max_size=2000))
+def test_plaintext_round_trip(payload):
+    assert open_envelope(seal_envelope(payload, None), None) == payload
+
+
+def test_sealed_payload_is_not_visible_on_the_wire():
+    payload = b"the secret value " * 8
+    assert b"secret" not in seal_envelope(payload, OLD)
+
+
+def test_fresh_nonce_per_packet():
+    assert seal_envelope(b"same", OLD) != seal_envelope(b"same", OLD)
+
+
+def test_injected_nonce_source_makes_sealing_deterministic():
+    def sealed_with_seed(seed):
+        rng = random.Random(seed)
+        return seal_envelope(b"payload", OLD, nonce_source=rng.randbytes)
+
+    assert sealed_with_seed(7) == sealed_with_seed(7)
+    assert sealed_with_seed(7) != sealed_with_seed(8)
+
+
+def test_nonce_source_of_wrong_length_is_refused():
+    with pytest.raises(ValueError, match="nonce"):
+        seal_envelope(b"p", OLD, nonce_source=lambda n: b"\x00" * (n - 1))
+
+
+def test_every_single_byte_tamper_is_detected():
+    packet = seal_envelope(b"gossip payload", OLD)
+    for index in range(len(packet)):
+        for flip in (0x01, 0x80):
+            tampered = bytearray(packet)
+            tampered[index] ^= flip
+            with pytest.raises(DecodeError):
+                open_envelope(bytes(tampered), OLD)
+
+
+def test_every_truncation_is_detected():
+    packet = seal_envelope(b"gossip payload", OLD)
+    for length in range(len(packet)):
+        with pytest.raises(DecodeError):
+            open_envelope(packet[:length], OLD)
+
+
+def test_appended_bytes_are_detected():
+    with pytest.raises(AuthenticationError):
+        open_envelope(seal_envelope(b"gossip", OLD) + b"\x00", OLD)
+
+
+def test_wrong_key_is_an_authentication_failure():
+    with pytest.raises(AuthenticationError, match="unknown key id"):
+        open_envelope(seal_envelope(b"gossip", OTHER), OLD)
+
+
+def test_forged_key_id_fails_authentication():
+    packet = bytearray(seal_envelope(b"gossip", OTHER))
+    packet[1:5] = OLD.primary.key_id
+    with pytest.raises(AuthenticationError, match="authentication failed"):
+        open_envelope(bytes(packet), OLD)
+
+
+def test_rotating_ring_accepts_old_and_new_and_seals_with_new():
+    assert open_envelope(seal_envelope(b"from old", OLD), ROTATING) == b"from old"
+    assert open_envelope(seal_envelope(b"from new", NEW), ROTATING) == b"from new"
+    assert open_envelope(seal_envelope(b"rotated", ROTATING), NEW) == b"rotated"
+
+
+def test_node_with_only_the_new_key_rejects_the_old_one():
+    with pytest.raises(AuthenticationError):
+        open_envelope(seal_envelope(b"from old", OLD), NEW)
+
+
+def test_keyed_node_rejects_plaintext():
+    with pytest.raises(AuthenticationError, match="plaintext"):
+        open_envelope(seal_envelope(b"gossip", None), OLD)
+
+
+def test_keyless_node_rejects_sealed():
+    with pytest.raises(AuthenticationError, match="no cluster key"):
+        open_envelope(seal_envelope(b"gossip", OLD), None)
+
+
+@pytest.mark.parametrize("packet", [b"", b"\x00", b"\x03abc", b"\xffgossip"])
+@pytest.mark.parametrize("ring", [OLD, None])
+def test_unknown_kinds_and_empty_packets_are_decode_errors(packet, ring):
+    with pytest.raises(DecodeError):
+        open_envelope(packet, ring)
+
+
+@given(st.binary(max_size=200))
+def test_random_bytes_only_ever_raise_decode_error(packet):
+    for ring in (OLD, ROTATING):
+        with pytest.raises(DecodeError):
+            open_envelope(packet, ring)
+    with contextlib.suppress(DecodeError):
+        open_envelope(packet, None)
