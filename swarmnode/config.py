@@ -40,7 +40,7 @@ from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
 from swarmnode.sansio import Address
 from swarmnode.storage.lmdb_store import StoreConfig
-from swarmnode.transport.endpoint import TransportConfig
+from swarmnode.transport.config import TransportConfig
 
 DEFAULT_PORT = 7117
 PROFILES = ("lan", "local")

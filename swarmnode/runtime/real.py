@@ -19,7 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 from swarmnode.api.handlers import Operations
-from swarmnode.api.server import ApiServer
+from swarmnode.api.server import ApiServer, ApiSocketError
 from swarmnode.config import Config
 from swarmnode.errors import SwarmError
 from swarmnode.node import Node
@@ -107,6 +107,8 @@ class NodeProcess:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload_key)
         await self._ticker()
 
     async def _ticker(self) -> None:
@@ -116,6 +118,19 @@ class NodeProcess:
             self._flush()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
+
+    def reload_key(self) -> None:
+        """SIGHUP: re-read the cluster key file (one step of a key rotation)."""
+        path = self.config.cluster_key_file
+        if path is None or self.endpoint is None:
+            log.warning("event=key_reload_skipped reason=no_cluster_key_file")
+            return
+        try:
+            self.endpoint.reload_keyring(Keyring.from_file(path))
+        except (OSError, ValueError) as exc:
+            log.error("event=key_reload_failed path=%s error=%s", path, exc)
+            return
+        log.info("event=key_reloaded path=%s", path)
 
     def _after_commit(self, deliver: Any) -> None:
         deliver()
@@ -175,7 +190,7 @@ def run_node(config: Config) -> int:
     except SwarmError as exc:
         print(f"swarmnode: {exc.message}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ApiSocketError) as exc:
         print(f"swarmnode: {exc}", file=sys.stderr)
         return 1
     return 0
