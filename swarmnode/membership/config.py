@@ -1,0 +1,115 @@
+"""Every timer and limit of SWIM membership, in one place.
+
+The defaults follow hashicorp/memberlist's LAN profile where it has one, so
+figures measured here can be put beside memberlist's; the fields it lacks
+(reconnect, retention, seed retries) exist because swarmnode must heal long
+partitions by itself instead of forgetting the other half after a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MembershipConfig:
+    """Timers are seconds of the runtime's monotonic clock; sizes are bytes."""
+
+    probe_interval: float = 1.0
+    """s. One member is probed per interval. Shorter finds failures sooner at the cost of
+    one ping (plus ack) per node per interval; memberlist's LAN default."""
+
+    probe_timeout: float = 0.5
+    """s. How long to wait for a direct ack before asking others to probe indirectly.
+    Set it above the network's p99 round trip; must be below `probe_interval`."""
+
+    indirect_checks: int = 3
+    """Members asked to ping_req a target that missed its direct ack. More survives more
+    lossy paths (fewer false suspicions) for k extra messages per failed probe."""
+
+    suspicion_mult: int = 4
+    """The shortest suspicion lasts mult * max(1, log10(n)) * probe_interval, n the live
+    cluster size (memberlist). Raise it on networks that lose bursts of packets."""
+
+    suspicion_max_timeout_mult: int = 6
+    """Lifeguard: a suspicion starts at this multiple of the shortest timeout and shrinks
+    toward it as independent members confirm it, so a lone slow prober cannot kill anyone
+    quickly while a real failure seen by many is declared fast."""
+
+    retransmit_mult: int = 4
+    """Each membership fact is piggybacked retransmit_mult * ceil(log10(n + 1)) times.
+    Higher spreads more surely under loss, at the price of piggyback bytes."""
+
+    awareness_max_multiplier: int = 8
+    """Lifeguard local health: a node that misses acks itself stretches its probe interval
+    and timeout up to this factor, so an overloaded node stops accusing healthy peers."""
+
+    max_piggyback_bytes: int = 1000
+    """Budget of encoded membership facts per message, so every message but push-pull fits
+    one 1400-byte datagram together with its header and the encryption envelope."""
+
+    gossip_interval: float = 0.2
+    """s. While facts wait to be spread, send them to `gossip_nodes` random members this
+    often instead of waiting for probes to carry them (memberlist's gossip loop). Shorter
+    spreads news faster; idle clusters send nothing here."""
+
+    gossip_nodes: int = 3
+    """Members per gossip round (memberlist's fanout)."""
+
+    join_retry_interval: float = 2.0
+    """s. While no other member is known alive, contact every seed again this often, for
+    ever: a node started before its seeds, or cut off from all of them, finds them later."""
+
+    reconnect_interval: float = 10.0
+    """s. Push-pull with one random dead or left member this often, so two halves of a
+    healed partition find each other again. Shorter heals sooner at one message per node
+    per interval."""
+
+    dead_retention: float = 6 * 3600.0
+    """s. How long dead and left members are remembered (and retried). It bounds how long a
+    partition can last and still heal by itself; memory is one small record per member."""
+
+    push_pull_interval: float = 30.0
+    """s. Full state exchange with one random live member, repairing whatever gossip missed.
+    Stretched by log2(n / 32) above 32 members (memberlist) to bound the bandwidth."""
+
+    max_pending_relays: int = 256
+    """Indirect probes this node runs for others at once; requests beyond it are refused so
+    a storm of ping_req cannot grow memory without bound."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.probe_timeout < self.probe_interval:
+            raise ValueError("need 0 < probe_timeout < probe_interval")
+        if self.gossip_interval <= 0 or self.join_retry_interval <= 0:
+            raise ValueError("intervals must be positive")
+        if self.reconnect_interval <= 0 or self.push_pull_interval <= 0:
+            raise ValueError("intervals must be positive")
+        if self.indirect_checks < 0 or self.gossip_nodes < 1:
+            raise ValueError("indirect_checks >= 0 and gossip_nodes >= 1 required")
+        if self.suspicion_mult < 1 or self.suspicion_max_timeout_mult < 1:
+            raise ValueError("suspicion multipliers must be >= 1")
+        if self.retransmit_mult < 1 or self.awareness_max_multiplier < 1:
+            raise ValueError("retransmit_mult and awareness_max_multiplier must be >= 1")
+        if self.max_piggyback_bytes < 128 or self.max_pending_relays < 1:
+            raise ValueError("max_piggyback_bytes >= 128 and max_pending_relays >= 1 required")
+        if self.dead_retention <= 0:
+            raise ValueError("dead_retention must be positive")
+
+    @classmethod
+    def lan(cls) -> MembershipConfig:
+        """Defaults for hosts on one LAN (memberlist's DefaultLANConfig timers)."""
+        return cls()
+
+    @classmethod
+    def local(cls) -> MembershipConfig:
+        """Fast timers for nodes on one host (loopback round trips well under 1 ms) and tests."""
+        return cls(
+            probe_interval=0.2,
+            probe_timeout=0.05,
+            suspicion_mult=3,
+            gossip_interval=0.05,
+            join_retry_interval=0.5,
+            reconnect_interval=2.0,
+            dead_retention=3600.0,
+            push_pull_interval=5.0,
+        )
