@@ -27,7 +27,9 @@ def test_local_profile_has_faster_timers_than_lan():
 
 def test_sources_layer_file_then_environment_then_flags(tmp_path):
     f = tmp_path / "c.toml"
-    f.write_text('bind = "127.0.0.1:9000"\ndata_dir = "/tmp/from-file"\n[dissemination]\nfanout = 5\n')
+    f.write_text(
+        'bind = "127.0.0.1:9000"\ndata_dir = "/tmp/from-file"\n[dissemination]\nfanout = 5\n'
+    )
     env = {"SWARMNODE_DATA_DIR": "/tmp/from-env", "SWARMNODE_JOIN": "127.0.0.2:1,127.0.0.3:2"}
     cfg = load_config(f, env=env, overrides={"bind": "127.0.0.1:9001"})
     assert cfg.bind == ("127.0.0.1", 9001)

@@ -522,27 +522,21 @@ class Store:
             return OpResult(error=InternalError(f"{type(op).__name__} failed: {exc!r}"))
 
     def _dispatch(self, txn: lmdb.Transaction, op: Op, now_ms: int) -> OpResult:
-        if isinstance(op, Merge):
-            return self._merge(txn, op, now_ms)
-        if isinstance(op, Sweep):
-            return self._sweep(txn, op.limit, now_ms)
-        if isinstance(op, Purge):
-            return self._purge(txn, op, now_ms)
-        if isinstance(op, Put):
-            return self._put(txn, op, now_ms)
-        if isinstance(op, Delete):
-            return self._delete(txn, op, now_ms)
-        if isinstance(op, Incr):
-            return self._incr(txn, op, now_ms)
-        if isinstance(op, SAdd):
-            return self._sadd(txn, op, now_ms)
-        if isinstance(op, SRem):
-            return self._srem(txn, op, now_ms)
-        if isinstance(op, DefineNs):
-            return self._define_ns(txn, op, now_ms)
-        if isinstance(op, DeleteNs):
-            return self._delete_ns(txn, op, now_ms)
-        raise InternalError(f"unknown operation {type(op).__name__}")
+        handler = {
+            Merge: self._merge,
+            Sweep: self._sweep,
+            Purge: self._purge,
+            Put: self._put,
+            Delete: self._delete,
+            Incr: self._incr,
+            SAdd: self._sadd,
+            SRem: self._srem,
+            DefineNs: self._define_ns,
+            DeleteNs: self._delete_ns,
+        }.get(type(op))
+        if handler is None:
+            raise InternalError(f"unknown operation {type(op).__name__}")
+        return handler(txn, op, now_ms)
 
     # --- helpers shared by the operations -----------------------------------
 
@@ -926,7 +920,8 @@ class Store:
             return None
         return self._write(txn, ns, key, ekey, cur, new, touched, "merge", "remote", now_ms)
 
-    def _sweep(self, txn: lmdb.Transaction, limit: int, now_ms: int) -> OpResult:
+    def _sweep(self, txn: lmdb.Transaction, op: Sweep, now_ms: int) -> OpResult:
+        limit = op.limit
         changes: list[Change] = []
         done = 0
         due_db = self.db["due"]
