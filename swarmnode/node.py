@@ -388,7 +388,9 @@ class Node:
             *ev.addr,
             ev.incarnation,
         )
-        if isinstance(ev, mev.MemberJoined | mev.MemberAlive):
+        if isinstance(ev, mev.MemberJoined | mev.MemberAlive) and (
+            self.antientropy.active_rounds < self.config.antientropy.max_concurrent_rounds
+        ):
             # A member that (re)appears may hold what we missed, or miss what we
             # hold: repair now rather than at the next random round.
             self._start_round(self._now, ev.addr)

@@ -13,6 +13,8 @@ recursion, so no input can hang the decoder or make it allocate without bound.
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Any
 
 import msgpack
@@ -170,6 +172,10 @@ def _vector(x: Any) -> bytes | None:
         return None
     if type(x) is not bytes or not x or len(x) % 4:
         raise _fail("vector")
+    # The same rule as for a vector a client writes: no NaN or infinity may
+    # reach the index, where it would poison every distance computed against it.
+    if not all(math.isfinite(f) for (f,) in struct.iter_unpack("<f", x)):
+        raise _fail("vector: NaN or infinite component")
     return x
 
 
@@ -242,14 +248,14 @@ def _decode_mv(x: Any) -> MVRegister | None:
 def _decode_counter(x: Any) -> PNCounter | None:
     if x is None:
         return None
-    p, n, fp, fn, expires_at = _list(x, "counter", 5)
-    return PNCounter(
-        _pair_map(p, "counter"),
-        _pair_map(n, "counter"),
-        _pair_map(fp, "counter"),
-        _pair_map(fn, "counter"),
-        _opt_int(expires_at, "expiry"),
-    )
+    p_raw, n_raw, fp_raw, fn_raw, expires_at = _list(x, "counter", 5)
+    p, n = _pair_map(p_raw, "counter"), _pair_map(n_raw, "counter")
+    fp, fn = _pair_map(fp_raw, "counter"), _pair_map(fn_raw, "counter")
+    # A reset floors what it observed, so a floor above its total is no state
+    # any history produces; accepted, it would count negative increments.
+    if any(v > p.get(k, 0) for k, v in fp.items()) or any(v > n.get(k, 0) for k, v in fn.items()):
+        raise _fail("counter: reset floor above its total")
+    return PNCounter(p, n, fp, fn, _opt_int(expires_at, "expiry"))
 
 
 def decode_member(member: Any) -> str:

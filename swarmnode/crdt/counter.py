@@ -19,9 +19,11 @@ from __future__ import annotations
 
 
 def _max_merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    # A key present on either side stays, even at 0: dropping it on one side
+    # only would make the join order-dependent ({a: 0} join {} != {} join {a: 0}).
     out = dict(a)
     for k, v in b.items():
-        if v > out.get(k, 0):
+        if k not in out or v > out[k]:
             out[k] = v
     return out
 
@@ -101,4 +103,6 @@ class PNCounter:
         return hash(self.value())
 
     def __repr__(self) -> str:
-        return f"PNCounter(value={self.value()}, p={self.p}, n={self.n}, fp={self.fp}, fn={self.fn})"
+        return (
+            f"PNCounter(value={self.value()}, p={self.p}, n={self.n}, fp={self.fp}, fn={self.fn})"
+        )

@@ -9,7 +9,7 @@ tombstones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from swarmnode.crdt.causal import CausalContext, Dot
@@ -18,11 +18,24 @@ V = TypeVar("V")
 
 
 def join_dot_map(
-    a: Mapping[Dot, V], a_cc: CausalContext, b: Mapping[Dot, V], b_cc: CausalContext
+    a: Mapping[Dot, V],
+    a_cc: CausalContext,
+    b: Mapping[Dot, V],
+    b_cc: CausalContext,
+    pick: Callable[[V, V], V],
 ) -> dict[Dot, V]:
+    """Join two dot stores; `pick` chooses between two values held under the same dot.
+
+    A dot names one event, so both sides normally hold the same value under it.
+    They differ only when a dot was reused (a node that lost its data, or a key
+    written again after its tombstone was collected); `pick` must then choose
+    the same value whichever side it is called from, or replicas diverge.
+    """
     out: dict[Dot, V] = {}
     for dot, value in a.items():
-        if dot in b or dot not in b_cc:
+        if dot in b:
+            out[dot] = pick(value, b[dot])
+        elif dot not in b_cc:
             out[dot] = value
     for dot, value in b.items():
         if dot not in a and dot not in a_cc:

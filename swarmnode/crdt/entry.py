@@ -29,6 +29,7 @@ from swarmnode.crdt.hlc import wall_ms
 from swarmnode.crdt.lww import LWWRegister
 from swarmnode.crdt.mvreg import MVRegister, Version
 from swarmnode.crdt.orset import ORSet
+from swarmnode.crdt.values import canonical, canonical_meta
 
 REGISTER, COUNTER, SET = "register", "counter", "set"
 
@@ -197,9 +198,26 @@ class Entry:
         vector: bytes | None = None,
         expires_at: int | None = None,
     ) -> Entry:
-        return Entry(ts, reg=LWWRegister(ts, node, value, meta, vector, expires_at=expires_at))
+        """Delta of a register write; `value` and `meta` are brought into canonical form.
+
+        A value kept as given (a map in insertion order) would encode to other
+        bytes here than on every replica that decodes it, so anti-entropy would
+        never see the two agree. Raises InvalidValue for what cannot be stored.
+        """
+        reg = LWWRegister(
+            ts, node, canonical(value), canonical_meta(meta), vector, expires_at=expires_at
+        )
+        return Entry(ts, reg=reg)
 
     def put_mv(self, ts: int, node: str, version: Version) -> Entry:
+        """Delta of an MV write; the version's value and meta are made canonical, as in put_lww."""
+        version = Version(
+            canonical(version.value),
+            version.ts,
+            canonical_meta(version.meta),
+            version.vector,
+            version.expires_at,
+        )
         return Entry(ts, mv=(self.mv or MVRegister()).write(node, version))
 
     def incr(self, ts: int, node: str, by: int, expires_at: int | None, now_ms: int) -> Entry:
@@ -217,8 +235,12 @@ class Entry:
         base = self.orset or ORSet()
         if base.live() and not base.visible(now_ms):
             cleared = base.clear()
-            base = base.join(cleared)
-            return Entry(ts, orset=cleared.join(base.add(node, members, expires_at)))
+            delta = cleared.join(base.join(cleared).add(node, members, expires_at))
+            # The join drops members left without dots, but a delta must still
+            # name every member it clears: the store applies it member by member.
+            for member in cleared.elems:
+                delta.elems.setdefault(member, frozenset())
+            return Entry(ts, orset=delta)
         return Entry(ts, orset=base.add(node, members, expires_at))
 
     def srem(self, ts: int, members: Iterable[str]) -> Entry:

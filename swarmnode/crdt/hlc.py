@@ -56,10 +56,7 @@ class HybridLogicalClock:
     def now(self, physical_ms: int) -> int:
         """A timestamp for a local event, strictly greater than every one issued or seen."""
         last_wall = wall_ms(self.last)
-        if physical_ms > last_wall:
-            ts = make_ts(physical_ms)
-        else:
-            ts = self._successor(self.last)
+        ts = make_ts(physical_ms) if physical_ms > last_wall else self._successor(self.last)
         self.last = ts
         return ts
 
@@ -77,10 +74,7 @@ class HybridLogicalClock:
         """
         self.check(remote, physical_ms)
         newest = max(self.last, remote)
-        if physical_ms > wall_ms(newest):
-            ts = make_ts(physical_ms)
-        else:
-            ts = self._successor(newest)
+        ts = make_ts(physical_ms) if physical_ms > wall_ms(newest) else self._successor(newest)
         self.last = ts
         return ts
 

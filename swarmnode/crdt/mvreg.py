@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgpack
+
 from swarmnode.crdt.causal import CausalContext, Dot
 from swarmnode.crdt.dotkernel import join_dot_map
 
@@ -39,17 +41,35 @@ class Version:
     def fields(self) -> tuple[Any, ...]:
         return (self.value, self.ts, self.meta, self.vector, self.expires_at)
 
+    def order_key(self) -> bytes:
+        """The version's bytes: equality and the reused-dot tie-break go by what is on the wire.
+
+        Python's == would call 1, 1.0 and True equal and NaN unequal to itself,
+        which the encoding does not; comparing bytes keeps `==` and the codec in step.
+        """
+        return msgpack.packb(self.fields())
+
     def visible(self, now_ms: int) -> bool:
         return self.expires_at is None or now_ms < self.expires_at
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and self.fields() == other.fields()
+        return isinstance(other, Version) and (
+            self is other or self.order_key() == other.order_key()
+        )
 
     def __hash__(self) -> int:
         return hash((self.ts, self.expires_at))
 
     def __repr__(self) -> str:
         return f"Version({self.value!r}, ts={self.ts})"
+
+
+def _later_version(a: Version, b: Version) -> Version:
+    # Two versions under one reused dot: the larger bytes win on every replica,
+    # the same tie-break the LWW register uses for a reused (timestamp, node).
+    if a is b:
+        return a
+    return a if a.order_key() >= b.order_key() else b
 
 
 class MVRegister:
@@ -73,16 +93,14 @@ class MVRegister:
 
     def join(self, other: MVRegister) -> MVRegister:
         return MVRegister(
-            join_dot_map(self.versions, self.cc, other.versions, other.cc),
+            join_dot_map(self.versions, self.cc, other.versions, other.cc, _later_version),
             self.cc.join(other.cc),
         )
 
     def siblings(self, now_ms: int | None = None) -> list[tuple[Dot, Version]]:
         """Live versions in a replica-independent order (timestamp, then dot)."""
         items = [
-            (dot, v)
-            for dot, v in self.versions.items()
-            if now_ms is None or v.visible(now_ms)
+            (dot, v) for dot, v in self.versions.items() if now_ms is None or v.visible(now_ms)
         ]
         items.sort(key=lambda item: (item[1].ts, item[0]))
         return items

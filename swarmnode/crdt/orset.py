@@ -90,10 +90,13 @@ class ORSet:
         return ORSet(elems, self.cc.join(other.cc), join_expiry(self.expires_at, other.expires_at))
 
     def __eq__(self, other: object) -> bool:
+        # Members named without dots count: a delta that names a member is not
+        # the delta that does not (the store acts on the names), and the two
+        # encode differently. A join never keeps such members, so full states
+        # compare as sets.
         return (
             isinstance(other, ORSet)
-            and {e: d for e, d in self.elems.items() if d}
-            == {e: d for e, d in other.elems.items() if d}
+            and self.elems == other.elems
             and self.cc == other.cc
             and self.expires_at == other.expires_at
         )
