@@ -1,0 +1,1 @@
+"""Replication: delta dissemination, Merkle trees and anti-entropy, all sans-IO."""
