@@ -389,6 +389,14 @@ class Store:
         else:
             tmp.mkdir(mode=0o700)
         self.env.copy(str(tmp), compact=True)
+        # A snapshot carries no node id: a node started from it as a backup
+        # takes a fresh one, since its old id's later dots live on at peers.
+        copy = lmdb.open(str(tmp), max_dbs=len(L.DB_NAMES) + 1, subdir=True)
+        try:
+            with copy.begin(write=True) as txn:
+                txn.delete(b"node_id", db=copy.open_db(b"meta", txn=txn))
+        finally:
+            copy.close()
         if final.exists():
             for p in final.iterdir():
                 p.unlink()
