@@ -1,27 +1,36 @@
 """How entries are laid out in LMDB: database names, key and record formats.
 
-    meta      b"node_id" | b"hlc" | b"seq" | b"format" -> small values
-    entries   ns 0x00 key                    -> entry record (digests + header)
-    members   ns 0x00 key 0x00 member        -> dots of one set member
-    due       be64(ms) ns 0x00 key           -> b""  (next expiry or collection)
-    merkle    ns 0x00 be32(leaf) key         -> 16-byte digest
+    meta      b"node_id" | b"hlc" | b"seq" | b"format" | b"stat:"ns -> small values
+    entries   ns 0x00 K                      -> entry record
+    members   h16(ns 0x00 K) M               -> member value (dots)
+    due       be64(ms) ns 0x00 K             -> b""  (next expiry or collection)
+    merkle    ns 0x00 be32(leaf) K           -> 16-byte digest [+ full key]
     changes   be64(seq)                      -> ns 0x00 key  (feed for derived indexes)
 
-Namespaces and keys never contain NUL, so `ns 0x00 key 0x00` is a prefix that
-selects exactly one set's members whatever bytes the members hold, and the
-members of a large set are read and written one by one, never as a whole.
+LMDB keys are at most 511 bytes, while clients may use keys and set members
+up to 1 KiB. So K is the key's UTF-8 bytes when they are at most 400 bytes,
+and otherwise their first 400 bytes, a NUL and a 16-byte hash of the whole
+key; keys never contain NUL, so a NUL marks the shortened form, and the full
+key is kept in the record (and in the Merkle value). Prefix scans and key order
+hold for the first 400 bytes; keys sharing those are ordered by their hash.
+Set members (M) are shortened the same way, the full member then leading the
+member value. Members of one set share a 16-byte prefix, the hash of their
+entry's key, so one set's members are read and written one by one, never as a
+whole, and a member scan never runs into another set.
 
 An entry record is: 16-byte digest of the whole entry, 16-byte XOR of the
-member digests, 8-byte due time (0: none), 1 byte "counted live" (whether the
-namespace's live count includes it; an entry that expires stops being visible
-before the sweeper gets to it, and this flag is what keeps the count honest),
-then the canonical encoding of the entry with its set members left out.
+member digests, 8-byte due time (0: none), 1 flag byte (bit 0 "counted live":
+whether the namespace's live count includes it, since an entry that expires
+stops being visible before the sweeper gets to it; bit 1: the full key follows
+as a 2-byte length and its bytes), then the canonical encoding of the entry
+with its set members left out (the header).
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
+from typing import NamedTuple
 
 from swarmnode.errors import BadRequest, TooLarge
 
@@ -29,16 +38,58 @@ DB_NAMES = ("meta", "entries", "members", "due", "merkle", "changes")
 SEP = b"\x00"
 DIGEST_SIZE = 16
 ZERO_DIGEST = bytes(DIGEST_SIZE)
+KEY_INLINE = 400
 _RECORD_HEAD = struct.Struct(">16s16sQB")
 RECORD_HEAD_SIZE = _RECORD_HEAD.size
 _BE64 = struct.Struct(">Q")
 _BE32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+_LIVE, _FULL_KEY = 1, 2
+
+
+class Record(NamedTuple):
+    digest: bytes
+    mxor: bytes
+    due: int
+    live: bool
+    header: bytes
+    full_key: bytes | None
+
+
+def hash16(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
+
+
+def xor16(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(DIGEST_SIZE, "big")
+
+
+def encode_name(name: str) -> bytes:
+    return name.encode("utf-8", "surrogatepass")
+
+
+def decode_name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def shorten(raw: bytes) -> bytes:
+    """The form of a key or member inside an LMDB key (see the module docstring)."""
+    if len(raw) <= KEY_INLINE:
+        return raw
+    return raw[:KEY_INLINE] + SEP + hash16(raw)
+
+
+def is_shortened(part: bytes) -> bool:
+    return SEP in part
 
 
 def check_key(key: object, max_bytes: int) -> bytes:
     if not isinstance(key, str) or not key:
         raise BadRequest("key must be a non-empty string")
-    raw = key.encode("utf-8", "surrogatepass")
+    try:
+        raw = key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("key must be valid UTF-8 text") from None
     if b"\x00" in raw:
         raise BadRequest("key must not contain NUL characters")
     if len(raw) > max_bytes:
@@ -47,28 +98,57 @@ def check_key(key: object, max_bytes: int) -> bytes:
 
 
 def entry_key(ns: str, key: str) -> bytes:
-    return ns.encode() + SEP + key.encode("utf-8", "surrogatepass")
+    return ns.encode() + SEP + shorten(encode_name(key))
 
 
-def split_entry_key(ekey: bytes) -> tuple[str, str]:
-    ns, _, key = ekey.partition(SEP)
-    return ns.decode(), key.decode("utf-8", "surrogatepass")
+def full_entry_key(ns: str, key: str) -> bytes:
+    """Namespace and whole key, for places with no size limit (the change feed)."""
+    return ns.encode() + SEP + encode_name(key)
+
+
+def split_full_key(raw: bytes) -> tuple[str, str]:
+    ns, _, key = raw.partition(SEP)
+    return ns.decode(), decode_name(key)
+
+
+def names_of(ekey: bytes, rec: Record) -> tuple[str, str]:
+    """(namespace, key) of an entry from its LMDB key and record."""
+    ns, _, part = ekey.partition(SEP)
+    key = rec.full_key if rec.full_key is not None else part
+    return ns.decode(), decode_name(key)
 
 
 def ns_prefix(ns: str) -> bytes:
     return ns.encode() + SEP
 
 
+def scan_prefix(ns: str, prefix: str) -> bytes:
+    """Where a scan for keys starting with `prefix` begins (and what bounds it)."""
+    return ns.encode() + SEP + encode_name(prefix)[:KEY_INLINE]
+
+
 def member_prefix(ekey: bytes) -> bytes:
-    return ekey + SEP
+    return hash16(ekey)
 
 
 def member_key(ekey: bytes, member: str) -> bytes:
-    return ekey + SEP + member.encode("utf-8", "surrogatepass")
+    return hash16(ekey) + shorten(encode_name(member))
 
 
-def member_from_key(mkey: bytes, prefix_len: int) -> str:
-    return mkey[prefix_len:].decode("utf-8", "surrogatepass")
+def pack_member(member: str, dots: bytes) -> bytes:
+    raw = encode_name(member)
+    if len(raw) <= KEY_INLINE:
+        return dots
+    # A msgpack array never starts with 0x00, so the marker is unambiguous.
+    return SEP + _U16.pack(len(raw)) + raw + dots
+
+
+def unpack_member(mkey: bytes, value: bytes) -> tuple[str, bytes]:
+    """(member, encoded dots) of a member record."""
+    if value[:1] == SEP:
+        n = _U16.unpack_from(value, 1)[0]
+        return decode_name(value[3 : 3 + n]), value[3 + n :]
+    return decode_name(mkey[DIGEST_SIZE:]), value
 
 
 def due_key(due_ms: int, ekey: bytes) -> bytes:
@@ -80,7 +160,20 @@ def split_due_key(dkey: bytes) -> tuple[int, bytes]:
 
 
 def merkle_key(ns: str, leaf: int, key: str) -> bytes:
-    return ns.encode() + SEP + _BE32.pack(leaf) + key.encode("utf-8", "surrogatepass")
+    return ns.encode() + SEP + _BE32.pack(leaf) + shorten(encode_name(key))
+
+
+def merkle_value(key: str, digest: bytes) -> bytes:
+    raw = encode_name(key)
+    return digest if len(raw) <= KEY_INLINE else digest + raw
+
+
+def unpack_merkle(mkey: bytes, value: bytes, prefix_len: int) -> tuple[int, str, bytes]:
+    """(leaf, key, digest) of a Merkle index record; `prefix_len` is len(ns_prefix)."""
+    leaf = _BE32.unpack_from(mkey, prefix_len)[0]
+    if len(value) > DIGEST_SIZE:
+        return leaf, decode_name(value[DIGEST_SIZE:]), value[:DIGEST_SIZE]
+    return leaf, decode_name(mkey[prefix_len + 4 :]), value
 
 
 def merkle_leaf_prefix(ns: str, leaf: int) -> bytes:
@@ -95,18 +188,27 @@ def seq_from_key(k: bytes) -> int:
     return _BE64.unpack(k)[0]
 
 
-def pack_record(digest: bytes, members_xor: bytes, due_ms: int, live: bool, header: bytes) -> bytes:
-    return _RECORD_HEAD.pack(digest, members_xor, due_ms, int(live)) + header
+def pack_record(
+    digest: bytes, mxor: bytes, due_ms: int, live: bool, header: bytes, key: str
+) -> bytes:
+    raw = encode_name(key)
+    flags = _LIVE if live else 0
+    if len(raw) > KEY_INLINE:
+        return (
+            _RECORD_HEAD.pack(digest, mxor, due_ms, flags | _FULL_KEY)
+            + _U16.pack(len(raw))
+            + raw
+            + header
+        )
+    return _RECORD_HEAD.pack(digest, mxor, due_ms, flags) + header
 
 
-def unpack_record(rec: bytes) -> tuple[bytes, bytes, int, bool, bytes]:
-    digest, members_xor, due_ms, live = _RECORD_HEAD.unpack_from(rec)
-    return digest, members_xor, due_ms, bool(live), bytes(rec[RECORD_HEAD_SIZE:])
-
-
-def hash16(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
-
-
-def xor16(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(DIGEST_SIZE, "big")
+def unpack_record(rec: bytes) -> Record:
+    digest, mxor, due_ms, flags = _RECORD_HEAD.unpack_from(rec)
+    at = RECORD_HEAD_SIZE
+    full_key = None
+    if flags & _FULL_KEY:
+        n = _U16.unpack_from(rec, at)[0]
+        full_key = bytes(rec[at + 2 : at + 2 + n])
+        at += 2 + n
+    return Record(digest, mxor, due_ms, bool(flags & _LIVE), bytes(rec[at:]), full_key)

@@ -227,7 +227,7 @@ class Store:
                     for k, v in cur:
                         if not k.startswith(prefix):
                             break
-                        self._cache_ns_record(L.split_entry_key(k)[1], v)
+                        self._cache_ns_record(L.names_of(k, L.unpack_record(v))[1], v)
         self._dirty_stats: set[str] = set()
 
     def close(self) -> None:
@@ -290,18 +290,22 @@ class Store:
         self, ns: str, txn: lmdb.Transaction, *, prefix: str = "", after: str | None = None
     ) -> Iterator[tuple[str, Entry]]:
         """Entries of a namespace in key order (headers, at most one set member each)."""
-        start = L.entry_key(ns, after) + b"\x00" if after is not None else L.entry_key(ns, prefix)
-        bound = L.entry_key(ns, prefix) if prefix else L.ns_prefix(ns)
+        bound = L.scan_prefix(ns, prefix)
+        start = L.entry_key(ns, after) + b"\x00" if after is not None else bound
         with txn.cursor(db=self.db["entries"]) as cur:
             if not cur.set_range(start):
                 return
             for k, v in cur:
                 if not k.startswith(bound):
                     return
-                entry = decode_entry(L.unpack_record(v)[4])
+                rec = L.unpack_record(v)
+                key = L.names_of(k, rec)[1]
+                if not key.startswith(prefix):
+                    continue
+                entry = decode_entry(rec.header)
                 if entry.orset is not None:
                     self._load_first_member(txn, k, entry)
-                yield L.split_entry_key(k)[1], entry
+                yield key, entry
 
     def members(self, ns: str, key: str, txn: lmdb.Transaction) -> list[str]:
         entry = self.get(ns, key, txn)
@@ -327,29 +331,29 @@ class Store:
                 for k, v in cur:
                     if not k.startswith(bound):
                         break
-                    leaf = int.from_bytes(k[plen : plen + 4], "big")
+                    leaf, key, digest = L.unpack_merkle(k, v, plen)
                     if leaf > last_leaf:
                         break
-                    out.append((k[plen + 4 :].decode("utf-8", "surrogatepass"), bytes(v)))
+                    out.append((key, digest))
         return out
 
     def digests(self, ns: str) -> Iterator[tuple[str, bytes]]:
         """Every (key, digest) of a namespace, for building its Merkle tree at start-up."""
         bound = L.ns_prefix(ns)
-        plen = len(bound) + 4
         with self.read() as txn, txn.cursor(db=self.db["merkle"]) as cur:
             if cur.set_range(bound):
                 for k, v in cur:
                     if not k.startswith(bound):
                         break
-                    yield k[plen:].decode("utf-8", "surrogatepass"), bytes(v)
+                    _, key, digest = L.unpack_merkle(k, v, len(bound))
+                    yield key, digest
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, str]]:
         out = []
         with self.read() as txn, txn.cursor(db=self.db["changes"]) as cur:
             if cur.set_range(L.seq_key(seq + 1)):
                 for k, v in cur:
-                    ns, key = L.split_entry_key(v)
+                    ns, key = L.split_full_key(v)
                     out.append((L.seq_from_key(k), ns, key))
                     if len(out) >= limit:
                         break
@@ -412,9 +416,9 @@ class Store:
         rec = txn.get(ekey, db=self.db["entries"])
         if rec is None:
             return None
-        digest, mxor, due, counted_live, header = L.unpack_record(rec)
-        entry = decode_entry(header)
-        loaded = Loaded(entry, digest, mxor, due, counted_live, len(ekey) + len(rec))
+        r = L.unpack_record(rec)
+        entry = decode_entry(r.header)
+        loaded = Loaded(entry, r.digest, r.mxor, r.due, r.live, len(ekey) + len(rec))
         if entry.orset is not None:
             mdb = self.db["members"]
             if members is ALL:
@@ -425,13 +429,14 @@ class Store:
                         for k, v in cur:
                             if not k.startswith(prefix):
                                 break
-                            self._add_member(loaded, L.member_from_key(k, len(prefix)), bytes(v))
+                            self._add_member(loaded, *L.unpack_member(k, bytes(v)))
             else:
                 names = list(members)
                 for m in names:
-                    raw = txn.get(L.member_key(ekey, m), db=mdb)
+                    mkey = L.member_key(ekey, m)
+                    raw = txn.get(mkey, db=mdb)
                     if raw is not None:
-                        self._add_member(loaded, m, bytes(raw))
+                        self._add_member(loaded, *L.unpack_member(mkey, bytes(raw)))
                 self._load_first_member(txn, ekey, entry, loaded, skip=names)
         return loaded
 
@@ -456,9 +461,8 @@ class Store:
         with txn.cursor(db=self.db["members"]) as cur:
             ok = cur.set_range(prefix)
             while ok and cur.key().startswith(prefix):
-                member = L.member_from_key(cur.key(), len(prefix))
+                member, raw = L.unpack_member(bytes(cur.key()), bytes(cur.value()))
                 if member not in skip:
-                    raw = bytes(cur.value())
                     if loaded is not None:
                         self._add_member(loaded, member, raw)
                     else:
@@ -509,7 +513,7 @@ class Store:
         if rec is None:
             self._ns_defs.pop(name, None)
             return
-        entry = decode_entry(L.unpack_record(rec)[4])
+        entry = decode_entry(L.unpack_record(rec).header)
         if entry.reg is not None and not entry.reg.deleted:
             self._ns_defs[name] = NamespaceDef.from_value(name, entry.reg.value)
 
@@ -560,6 +564,7 @@ class Store:
         self,
         txn: lmdb.Transaction,
         ns: str,
+        key: str,
         ekey: bytes,
         members: Iterable[str] | None,
         now_ms: int,
@@ -571,7 +576,8 @@ class Store:
         entry = loaded.entry
         cleared = entry.ts <= self.namespace(ns).cleared_at and ns != SYSTEM_NS
         if cleared or entry.collectable(now_ms, self.config.grace_ms):
-            change = self._drop(txn, ns, ekey, loaded, "purge" if cleared else "collect", now_ms)
+            kind = "purge" if cleared else "collect"
+            change = self._drop(txn, ns, key, ekey, loaded, kind, now_ms)
             return None, [change]
         return loaded, []
 
@@ -624,12 +630,13 @@ class Store:
                 mk = L.member_key(ekey, m)
                 if old_raw is not None:
                     mxor = L.xor16(mxor, _member_hash(m, old_raw))
-                    nbytes -= len(mk) + len(old_raw)
+                    nbytes -= len(mk) + len(L.pack_member(m, old_raw))
                     txn.delete(mk, db=mdb)
                 if new_raw is not None:
                     mxor = L.xor16(mxor, _member_hash(m, new_raw))
-                    nbytes += len(mk) + len(new_raw)
-                    txn.put(mk, new_raw, db=mdb)
+                    value = L.pack_member(m, new_raw)
+                    nbytes += len(mk) + len(value)
+                    txn.put(mk, value, db=mdb)
         header = encode_entry(_header_of(new))
         digest = L.xor16(L.hash16(header), mxor)
         due = new.next_due(now_ms, self.config.grace_ms) or 0
@@ -641,11 +648,15 @@ class Store:
                 txn.put(L.due_key(due, ekey), b"", db=self.db["due"])
         visible_before = bool(old) and old.counted_live
         visible_after = self.live_entry(ns, new, now_ms)
-        record = L.pack_record(digest, mxor, due, visible_after, header)
+        record = L.pack_record(digest, mxor, due, visible_after, header, key)
         txn.put(ekey, record, db=self.db["entries"])
         nbytes += len(ekey) + len(record)
         if old is None or old.digest != digest:
-            txn.put(L.merkle_key(ns, leaf_of(key), key), digest, db=self.db["merkle"])
+            txn.put(
+                L.merkle_key(ns, leaf_of(key), key),
+                L.merkle_value(key, digest),
+                db=self.db["merkle"],
+            )
         self._count(ns, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
         return self._changed(
             txn,
@@ -661,9 +672,15 @@ class Store:
         )
 
     def _drop(
-        self, txn: lmdb.Transaction, ns: str, ekey: bytes, old: Loaded, kind: str, now_ms: int
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        ekey: bytes,
+        old: Loaded,
+        kind: str,
+        now_ms: int,
     ) -> Change:
-        key = L.split_entry_key(ekey)[1]
         nbytes = old.record_size
         prefix = L.member_prefix(ekey)
         with txn.cursor(db=self.db["members"]) as cur:
@@ -695,7 +712,7 @@ class Store:
         visible_after: bool,
     ) -> Change:
         self.seq += 1
-        txn.put(L.seq_key(self.seq), ekey, db=self.db["changes"])
+        txn.put(L.seq_key(self.seq), L.full_entry_key(ns, key), db=self.db["changes"])
         return Change(
             ns,
             key,
@@ -725,6 +742,8 @@ class Store:
         for m in members:
             if not isinstance(m, str):
                 raise BadRequest("set members must be strings")
+            if "\x00" in m:
+                raise BadRequest("set members must not contain NUL characters")
             if len(m.encode("utf-8", "surrogatepass")) > self.config.max_member_bytes:
                 raise TooLarge(f"a set member is limited to {self.config.max_member_bytes} bytes")
         return members
@@ -762,7 +781,7 @@ class Store:
                     f"namespace {ns.name!r} expects {ns.dim}"
                 )
         ekey = L.entry_key(op.ns, op.key)
-        cur, changes = self._current(txn, op.ns, ekey, (), now_ms)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, (), now_ms)
         entry = cur.entry if cur else None
         self._refuse_other_kinds(entry, REGISTER, now_ms, op.key)
         if op.if_absent and entry is not None and self.live_entry(op.ns, entry, now_ms):
@@ -782,7 +801,7 @@ class Store:
         check_ns_name(op.ns)
         L.check_key(op.key, self.config.max_key_bytes)
         ekey = L.entry_key(op.ns, op.key)
-        cur, changes = self._current(txn, op.ns, ekey, ALL, now_ms)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, ALL, now_ms)
         if cur is None or not self.live_entry(op.ns, cur.entry, now_ms):
             return OpResult({"deleted": False}, changes=changes)
         ts = self.hlc.now(now_ms)
@@ -796,7 +815,7 @@ class Store:
         if isinstance(op.by, bool) or not isinstance(op.by, int) or abs(op.by) >= 1 << 62:
             raise BadRequest("by must be an integer")
         ekey = L.entry_key(op.ns, op.key)
-        cur, changes = self._current(txn, op.ns, ekey, (), now_ms)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, (), now_ms)
         entry = cur.entry if cur else Entry()
         self._refuse_other_kinds(entry, COUNTER, now_ms, op.key)
         ts = self.hlc.now(now_ms)
@@ -808,15 +827,21 @@ class Store:
         return OpResult({"value": value}, changes=[*changes, change])
 
     def _set_target(
-        self, txn: lmdb.Transaction, ns: str, ekey: bytes, members: list[str], now_ms: int
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        ekey: bytes,
+        members: list[str],
+        now_ms: int,
     ) -> tuple[Loaded | None, list[Change], Iterable[str] | None]:
-        cur, changes = self._current(txn, ns, ekey, members, now_ms)
+        cur, changes = self._current(txn, ns, key, ekey, members, now_ms)
         if cur is not None and cur.entry.orset is not None:
             s = cur.entry.orset
             if s.live() and not s.visible(now_ms):
                 # An expired set is cleared before it is written again: that
                 # touches every member, so load them all.
-                cur, more = self._current(txn, ns, ekey, ALL, now_ms)
+                cur, more = self._current(txn, ns, key, ekey, ALL, now_ms)
                 return cur, changes + more, ALL
         return cur, changes, members
 
@@ -825,7 +850,7 @@ class Store:
         L.check_key(op.key, self.config.max_key_bytes)
         members = self._check_members(op.members)
         ekey = L.entry_key(op.ns, op.key)
-        cur, changes, touched = self._set_target(txn, op.ns, ekey, members, now_ms)
+        cur, changes, touched = self._set_target(txn, op.ns, op.key, ekey, members, now_ms)
         entry = cur.entry if cur else Entry()
         self._refuse_other_kinds(entry, SET, now_ms, op.key)
         was_visible = entry.orset is not None and entry.orset.visible(now_ms)
@@ -843,7 +868,7 @@ class Store:
         L.check_key(op.key, self.config.max_key_bytes)
         members = self._check_members(op.members)
         ekey = L.entry_key(op.ns, op.key)
-        cur, changes = self._current(txn, op.ns, ekey, members, now_ms)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, members, now_ms)
         entry = cur.entry if cur else None
         self._refuse_other_kinds(entry, SET, now_ms, op.key)
         if entry is None or entry.orset is None or not entry.orset.visible(now_ms):
@@ -881,7 +906,7 @@ class Store:
         self, txn: lmdb.Transaction, definition: NamespaceDef, now_ms: int, ts: int | None = None
     ) -> OpResult:
         ekey = L.entry_key(SYSTEM_NS, definition.name)
-        cur, changes = self._current(txn, SYSTEM_NS, ekey, (), now_ms)
+        cur, changes = self._current(txn, SYSTEM_NS, definition.name, ekey, (), now_ms)
         ts = ts or self.hlc.now(now_ms)
         delta = Entry().put_lww(ts, self.node_id, definition.to_value())
         change = self._local_write(txn, SYSTEM_NS, definition.name, ekey, cur, delta, "ns", now_ms)
@@ -904,7 +929,7 @@ class Store:
         names: Iterable[str] | None = ALL
         if not op.full:
             names = list(incoming.orset.elems) if incoming.orset is not None else ()
-        cur, changes = self._current(txn, op.ns, ekey, names, now_ms)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, names, now_ms)
         base = cur.entry if cur else Entry()
         new = base.join(incoming)
         touched = ALL if names is ALL else list(names)
@@ -941,9 +966,12 @@ class Store:
             if due_ms > now_ms:
                 break
             done += 1
-            ns, key = L.split_entry_key(ekey)
             txn.delete(L.due_key(due_ms, ekey), db=due_db)
-            loaded, dropped = self._current(txn, ns, ekey, ALL, now_ms)
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None:
+                continue
+            ns, key = L.names_of(ekey, L.unpack_record(rec))
+            loaded, dropped = self._current(txn, ns, key, ekey, ALL, now_ms)
             changes.extend(dropped)
             if loaded is None:
                 continue
@@ -974,9 +1002,12 @@ class Store:
         for ekey in keys:
             seen += 1
             last = ekey
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None or decode_entry(L.unpack_record(rec).header).ts > cleared_at:
+                continue
+            key = L.names_of(ekey, L.unpack_record(rec))[1]
             loaded = self._load(txn, ekey, ALL)
-            if loaded is not None and loaded.entry.ts <= cleared_at:
-                changes.append(self._drop(txn, op.ns, ekey, loaded, "purge", now_ms))
+            changes.append(self._drop(txn, op.ns, key, ekey, loaded, "purge", now_ms))
         more = seen >= op.limit
         if more and last is not None:
             self._purge_cursor[op.ns] = last + b"\x00"

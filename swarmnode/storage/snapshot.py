@@ -51,9 +51,10 @@ class SnapshotReader:
                 ekey = bytes(cur.key())
                 if ns and not ekey.startswith(start):
                     break
-                entry_ns, key = L.split_entry_key(ekey)
+                rec = L.unpack_record(bytes(cur.value()))
+                entry_ns, key = L.names_of(ekey, rec)
                 if entry_ns != SYSTEM_NS:
-                    entry = decode_entry(L.unpack_record(bytes(cur.value()))[4])
+                    entry = decode_entry(rec.header)
                     if entry.orset is not None:
                         self._load_members(txn, ekey, entry)
                     yield entry_ns, key, entry
@@ -64,6 +65,6 @@ class SnapshotReader:
         with txn.cursor(db=self.members) as cur:
             ok = cur.set_range(prefix)
             while ok and cur.key().startswith(prefix):
-                member = L.member_from_key(bytes(cur.key()), len(prefix))
-                entry.orset.elems[member] = decode_dots(msgpack.unpackb(bytes(cur.value())))
+                member, raw = L.unpack_member(bytes(cur.key()), bytes(cur.value()))
+                entry.orset.elems[member] = decode_dots(msgpack.unpackb(raw))
                 ok = cur.next()

@@ -64,10 +64,12 @@ def recount(store: Store, now: int) -> dict[str, dict[str, int]]:
     stored: dict[str, int] = defaultdict(int)
     live: dict[str, int] = defaultdict(int)
     nbytes: dict[str, int] = defaultdict(int)
+    owner: dict[bytes, str] = {}
     with store.read() as txn:
         with txn.cursor(db=store.db["entries"]) as cur:
             for ekey, record in cur:
-                ns, key = L.split_entry_key(ekey)
+                ns, key = L.names_of(ekey, L.unpack_record(record))
+                owner[L.member_prefix(ekey)] = ns
                 stored[ns] += 1
                 nbytes[ns] += len(ekey) + len(record)
                 entry = store.get(ns, key, txn)
@@ -75,7 +77,7 @@ def recount(store: Store, now: int) -> dict[str, dict[str, int]]:
                 live[ns] += store.live_entry(ns, entry, now)
         with txn.cursor(db=store.db["members"]) as cur:
             for mkey, value in cur:
-                ns = mkey.split(L.SEP, 1)[0].decode()
+                ns = owner[mkey[: L.DIGEST_SIZE]]
                 nbytes[ns] += len(mkey) + len(value)
     return {
         ns: {"stored": stored[ns], "entries": live[ns], "bytes": nbytes[ns]}

@@ -8,7 +8,7 @@ from swarmnode.crdt.hlc import wall_ms
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import DefineNs, Delete, Incr, Put, SAdd, SRem
 
-from .support import T0, fails, ok, view
+from .support import T0, fails, ok, sweep_all, view
 
 # --- put and get ---------------------------------------------------------------
 
@@ -78,25 +78,52 @@ def test_malformed_keys_are_refused(store: Store, key, code: str) -> None:
     assert fails(store, Put("default", key, 1)).code == code
 
 
-LMDB_KEY_BUG = (
-    "BUG: LMDB keys are limited to 511 bytes (mdb_env_get_maxkeysize) but entry, Merkle and "
-    "member keys embed the whole client key / member: keys over ~500 bytes and set members "
-    "over ~490 bytes fail with `internal` (MDB_BAD_VALSIZE) instead of being stored"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LMDB_KEY_BUG)
 @pytest.mark.parametrize("size", [500, 1024])
 def test_keys_up_to_the_advertised_limit_are_stored(store: Store, size: int) -> None:
     ok(store, Put("default", "k" * size, 1))
     ok(store, Incr("default", "c" * size))
     ok(store, SAdd("default", "s" * size, ["m"]))
+    assert view(store, "default", "k" * size, T0)["value"] == 1
+    assert view(store, "default", "c" * size, T0)["value"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=LMDB_KEY_BUG)
 def test_set_members_up_to_the_advertised_limit_are_stored(store: Store) -> None:
-    ok(store, SAdd("default", "s", ["m" * 1024]))
-    assert view(store, "default", "s", T0)["value"] == ["m" * 1024]
+    ok(store, SAdd("default", "s", ["m" * 1024, "short"]))
+    assert view(store, "default", "s", T0)["value"] == ["m" * 1024, "short"]
+    ok(store, SRem("default", "s", ["m" * 1024]))
+    assert view(store, "default", "s", T0)["value"] == ["short"]
+
+
+def test_long_keys_sharing_a_long_prefix_stay_distinct_in_scans_and_anti_entropy(
+    store: Store,
+) -> None:
+    stem = "p" * 450
+    keys = [stem + suffix for suffix in ("a", "b", "c")]
+    for i, key in enumerate(keys):
+        ok(store, Put("default", key, i))
+    with store.read() as txn:
+        scanned = [k for k, _ in store.scan("default", txn, prefix=stem + "b")]
+        every = sorted(k for k, _ in store.scan("default", txn))
+    assert scanned == [stem + "b"]
+    assert every == sorted(keys)
+    listed = store.leaf_entries("default", 0, (1 << 16) - 1)
+    assert sorted(k for k, _ in listed) == sorted(keys)
+    assert sorted(k for k, _ in store.digests("default")) == sorted(keys)
+    states = dict(store.states("default", keys))
+    assert set(states) == set(keys)
+
+
+def test_a_long_key_with_a_ttl_is_swept_and_its_change_feed_names_it(store: Store) -> None:
+    key = "t" * 700
+    ok(store, Put("default", key, "v", ttl=1))
+    assert view(store, "default", key, T0 + 2000) is None
+    sweep_all(store, T0 + 2000)
+    feed = store.changes_since(0)
+    assert ("default", key) in {(ns, k) for _, ns, k in feed}
+
+
+def test_set_members_must_not_contain_nul(store: Store) -> None:
+    assert fails(store, SAdd("default", "s", ["a\x00b"])).code == "bad_request"
 
 
 def test_keys_are_limited_in_utf8_bytes_not_characters(store: Store) -> None:
