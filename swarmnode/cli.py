@@ -164,6 +164,10 @@ def render_status(r: dict[str, Any]) -> str:
             f"{a.get('requests', 0)} requests, "
             f"errors {a.get('errors', {})}"
         )
+    if "analytics" in r:
+        from swarmnode.analytics import render_analytics
+
+        lines += ["", render_analytics(r["analytics"])]
     return "\n".join(lines)
 
 
@@ -206,7 +210,9 @@ def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
     with c:
         match args.cmd:
             case "status":
-                return c.stats(), render_status
+                report = c.stats()
+                report["analytics"] = c.call("analytics", timeframe=args.timeframe)
+                return report, render_status
             case "ping":
                 return c.ping(), _render_kv
             case "put":
@@ -352,6 +358,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_node(cfg)
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from swarmnode.mcp.server import run
+    except ImportError as exc:
+        print(
+            f"swarmnode: the MCP server needs the mcp SDK: pip install 'swarmnode[mcp]' ({exc})",
+            file=sys.stderr,
+        )
+        return 1
+    return run(args.socket, args.timeout)
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from swarmnode.transport.keyring import KeyFileError, generate_key_file
 
@@ -385,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"])
     run.set_defaults(func=cmd_run)
 
+    mcp = sub.add_parser("mcp", help="serve the MCP memory tools over stdio (for agents)")
+    mcp.add_argument("--socket", type=Path, help="node socket ($SWARMNODE_SOCKET)")
+    mcp.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per node operation (default 60)"
+    )
+    mcp.set_defaults(func=cmd_mcp)
+
     keygen = sub.add_parser("keygen", help="write a new cluster key file")
     keygen.add_argument("path", type=Path)
     keygen.set_defaults(func=cmd_keygen)
@@ -399,7 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=None)
         return sp
 
-    client_cmd("status", "node summary (stats)")
+    sp = client_cmd("status", "node summary (stats) and analytics")
+    sp.add_argument(
+        "--timeframe", choices=["5m", "1h", "24h", "7d"], default="1h", help="analytics window"
+    )
     client_cmd("ping", "is the node there")
     sp = client_cmd("put", "store a value")
     sp.add_argument("ns")
@@ -455,10 +483,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prefix")
     sp.set_defaults(func=cmd_watch)
 
+    # Options may come before or after the ns subcommand; the nested copies
+    # leave unset options alone instead of resetting what `ns` already parsed.
+    nested = argparse.ArgumentParser(add_help=False)
+    nested.add_argument("--socket", type=Path, default=argparse.SUPPRESS)
+    nested.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    nested.add_argument("--timeout", type=float, default=argparse.SUPPRESS)
     ns = client_cmd("ns", "namespaces: list | init | delete | stats")
     ns_sub = ns.add_subparsers(dest="ns_cmd")
-    ns_sub.add_parser("list", parents=[common])
-    init = ns_sub.add_parser("init", parents=[common])
+    ns_sub.add_parser("list", parents=[nested])
+    init = ns_sub.add_parser("init", parents=[nested])
     init.add_argument("name")
     init.add_argument("--ttl", type=float, help="default TTL seconds (0 = none)")
     init.add_argument("--policy", choices=["lww", "mv", "consensus"])
@@ -466,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--metric", choices=["cosine", "l2", "ip"])
     init.add_argument("--embedder")
     for name in ("delete", "stats"):
-        x = ns_sub.add_parser(name, parents=[common])
+        x = ns_sub.add_parser(name, parents=[nested])
         x.add_argument("name", nargs="?" if name == "stats" else None)
     return p
 

@@ -15,12 +15,12 @@ TOML layout (every section and key optional; unknown keys are an error):
     join = ["10.0.0.6:7117", "10.0.0.7:7117"]
     cluster_key_file = "/etc/swarmnode/cluster.key"
     profile = "lan"
-    [store]          tombstone_grace = 86400.0
+    [store]          max_value_bytes = 1048576
     [membership]     probe_interval = 1.0
     [dissemination]  fanout = 3
     [antientropy]    interval = 10.0
     [transport]      max_datagram = 1400
-    [api]            max_value = 1048576
+    [api]            max_frame = 16777216
     [node]           sweep_interval = 1.0
 """
 

@@ -42,7 +42,7 @@ from typing import Any, NoReturn
 
 import msgpack
 
-from swarmnode.errors import DecodeError, TooLarge
+from swarmnode.errors import BadRequest, DecodeError, TooLarge
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """Largest payload, in bytes, a peer may declare. 16 MiB fits any value the node accepts."""
@@ -257,7 +257,21 @@ ServerFrame = Reply | ErrorReply | StreamEvent | StreamEnd
 
 
 def encode_request(request_id: int, op: str, args: dict[str, Any]) -> bytes:
-    return encode_frame({"id": request_id, "op": op, "args": args})
+    """A request frame, refused locally (`BadRequest`) if the node could not read it.
+
+    The node decodes strictly (str or bytes map keys, no ext types) and answers
+    an unreadable frame without its id, which would leave the caller waiting;
+    checking here turns that into an error for this one call.
+    """
+    try:
+        frame = encode_frame({"id": request_id, "op": op, "args": args})
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadRequest(f"{op}: arguments cannot be encoded: {exc}") from None
+    try:
+        unpack_payload(frame[_HEADER.size :])
+    except DecodeError as exc:
+        raise BadRequest(f"{op}: arguments the node would refuse: {exc}") from None
+    return frame
 
 
 def encode_result(request_id: int | None, result: Any) -> bytes:

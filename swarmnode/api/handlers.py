@@ -49,6 +49,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 MAX_LIMIT = 10_000
 LIST_REPLY_BUDGET = 8 << 20
 WATCH_QUEUE = 10_000
+RESTORE_CHUNK = 1000
 
 
 def wall_ms() -> int:
@@ -135,6 +136,7 @@ class Operations:
         self.store = node.store
         self.snapshots_dir = snapshots_dir
         self.extra_stats = extra_stats or (lambda: {})
+        self._snapshot_locks: dict[str, asyncio.Lock] = {}
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
             "put": self.put,
@@ -225,7 +227,13 @@ class Operations:
         a = Args("get", args, {"ns", "key", "vector"})
         ns, key = a.ns(), a.key()
         now = wall_ms()
-        entry = self.store.get(ns, key)
+        with self.store.read() as txn:
+            entry = self.store.get_header(ns, key, txn)
+        if entry is not None and entry.orset is not None:
+            # A set is read whole; a big one must not stall the event loop.
+            entry = await asyncio.to_thread(self.store.get, ns, key)
+        elif entry is not None:
+            entry = self.store.get(ns, key)
         view = None
         if entry is not None and entry.ts > self.store.namespace(ns).cleared_at:
             view = entry_view(ns, key, entry, now, with_vector=a.bool("vector"))
@@ -494,9 +502,11 @@ class Operations:
 
     async def persist(self, args: dict[str, Any]) -> Any:
         a = Args("persist", args, {"session_id"})
-        session_id = a.str("session_id", required=True)
-        path = await asyncio.to_thread(self.store.snapshot, session_id, self.snapshots_dir)
-        size = sum(p.stat().st_size for p in path.iterdir())
+        session_id = a.str("session_id", required=True) or ""
+        lock = self._snapshot_locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            path = await asyncio.to_thread(self.store.snapshot, session_id, self.snapshots_dir)
+            size = sum(p.stat().st_size for p in path.iterdir())
         return {"session_id": session_id, "path": str(path), "bytes": size}
 
     async def restore(self, args: dict[str, Any]) -> Any:
@@ -509,19 +519,30 @@ class Operations:
         if not path.exists():
             raise NotFound(f"no snapshot {session_id!r} (persist it first)")
         ops = await asyncio.to_thread(self._restore_ops, path, ns)
-        counts = {"restored": 0, "unchanged": 0, "failed": 0}
+        counts = {"restored": 0, "unchanged": ops.count(None), "failed": 0}
         errors: list[str] = []
-        for op in ops:
-            if op is None:
-                counts["unchanged"] += 1
-                continue
-            try:
-                await self.commit(op)
-                counts["restored"] += 1
-            except SwarmError as exc:
-                counts["failed"] += 1
-                if len(errors) < 10:
-                    errors.append(f"{op.ns}/{op.key}: {exc.message}")
+        writes = [op for op in ops if op is not None]
+        # Submitted together so they share group commits; chunked to bound memory.
+        for start in range(0, len(writes), RESTORE_CHUNK):
+            chunk = writes[start : start + RESTORE_CHUNK]
+            results = await asyncio.gather(
+                *(self.commit(op) for op in chunk), return_exceptions=True
+            )
+            for op, result in zip(chunk, results, strict=True):
+                if isinstance(result, SwarmError):
+                    counts["failed"] += 1
+                    if len(errors) < 10:
+                        errors.append(f"{op.ns}/{op.key}: {result.message}")
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    counts["restored"] += 1
+            log.info(
+                "event=restore_progress session=%s done=%d of=%d",
+                session_id,
+                start + len(chunk),
+                len(writes),
+            )
         return {"session_id": session_id, **counts, "errors": errors}
 
     def _restore_ops(self, path: Path, ns: str | None) -> list[Op | None]:
@@ -609,9 +630,14 @@ class Operations:
                 "origin": ch.origin,
                 "seq": ch.seq,
             }
-            if with_values and ch.visible_after:
-                entry = store.get(ch.ns, ch.key)
-                view = entry_view(ch.ns, ch.key, entry, wall_ms()) if entry else None
+            if with_values and ch.visible_after and ch.entry is not None:
+                # The value this change itself stored, not whatever a later
+                # write of the same batch left; a set is read whole, since a
+                # change carries only the members it touched.
+                entry = ch.entry
+                if entry.orset is not None and SET in entry.live_kinds(wall_ms()):
+                    entry = store.get(ch.ns, ch.key) or entry
+                view = entry_view(ch.ns, ch.key, entry, wall_ms())
                 if view is not None:
                     event["type"] = view["type"]
                     event["value"] = view["value"]

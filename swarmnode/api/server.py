@@ -77,19 +77,13 @@ _PROBE_TIMEOUT = 1.0
 class ApiLimits:
     """Bounds on what one client can make the node hold or do.
 
-    `max_key` and `max_value` are carried for the node, which enforces them on
-    the operations (with `too_large`); the server enforces the rest.
+    Key and value sizes are the store's to enforce (`StoreConfig.max_key_bytes`,
+    `max_value_bytes`), since replicated writes must meet them too.
     """
 
     max_frame: int = DEFAULT_MAX_FRAME
     """Bytes. Largest request payload read, and largest reply sent (bigger replies become
-    `too_large`). Raise it only together with `max_value` for very large values."""
-
-    max_key: int = 1024
-    """Bytes of UTF-8. Longest key the node accepts. Keys are indexed and gossiped often."""
-
-    max_value: int = 1024 * 1024
-    """Bytes of packed value. Largest value the node accepts; big blobs belong elsewhere."""
+    `too_large`). Raise it only together with `store.max_value_bytes` for very large values."""
 
     max_inflight_per_conn: int = 64
     """Requests. How many requests of one connection run at once before the server stops

@@ -18,6 +18,14 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from swarmnode.analytics import (
+    Analytics,
+    AnalyticsConfig,
+    analytics_op,
+    gossip_counters,
+    instrument,
+    lag_listener,
+)
 from swarmnode.api.handlers import Operations
 from swarmnode.api.server import ApiServer, ApiSocketError
 from swarmnode.config import Config
@@ -42,6 +50,7 @@ class NodeProcess:
         self.endpoint: GossipEndpoint | None = None
         self.server: ApiServer | None = None
         self.committer: GroupCommitter | None = None
+        self.analytics: Analytics | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -86,7 +95,12 @@ class NodeProcess:
         ops = Operations(
             node, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
         )
-        self.server = ApiServer(cfg.socket_path, ops.dispatch, cfg.api)
+        profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
+        self.analytics = analytics = Analytics(profile, time.monotonic())
+        ops.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
+        node.add_listener(lag_listener(analytics, time.monotonic, time.time))
+        dispatch = instrument(ops.dispatch, analytics, time.monotonic)
+        self.server = ApiServer(cfg.socket_path, dispatch, cfg.api)
         await self.server.start()
         node.start(time.monotonic(), cfg.join)
         self._flush()
@@ -114,8 +128,10 @@ class NodeProcess:
     async def _ticker(self) -> None:
         interval = self.config.node.tick_interval
         while not self._stop.is_set():
-            self.node.tick(time.monotonic())
+            now = time.monotonic()
+            self.node.tick(now)
             self._flush()
+            self.analytics.maybe_sample(now, lambda: gossip_counters(self._all_stats()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
 
@@ -153,6 +169,9 @@ class NodeProcess:
                 self.endpoint.send(addr, msgs)
             except ValueError as exc:
                 log.error("event=send_refused peer=%s:%s error=%s", *addr, exc)
+
+    def _all_stats(self) -> dict[str, Any]:
+        return {**self.node.stats(), **self._extra_stats()}
 
     def _extra_stats(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,8 @@ import fcntl
 import logging
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +160,7 @@ class Store:
                 metasync=self.config.sync,
                 readahead=False,
                 max_readers=512,
+                mode=0o600,
             )
         except lmdb.Error as exc:
             self._release_lock()
@@ -386,26 +389,28 @@ class Store:
             )
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         final = directory / session_id
-        tmp = directory / f".{session_id}.tmp"
-        if tmp.exists():
-            for p in tmp.iterdir():
-                p.unlink()
-        else:
-            tmp.mkdir(mode=0o700)
-        self.env.copy(str(tmp), compact=True)
-        # A snapshot carries no node id: a node started from it as a backup
-        # takes a fresh one, since its old id's later dots live on at peers.
-        copy = lmdb.open(str(tmp), max_dbs=len(L.DB_NAMES) + 1, subdir=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{session_id}.", dir=directory))
         try:
-            with copy.begin(write=True) as txn:
-                txn.delete(b"node_id", db=copy.open_db(b"meta", txn=txn))
-        finally:
-            copy.close()
-        if final.exists():
-            for p in final.iterdir():
-                p.unlink()
-            final.rmdir()
-        tmp.rename(final)
+            self.env.copy(str(tmp), compact=True)
+            # A snapshot carries no node id: a node started from it as a backup
+            # takes a fresh one, since its old id's later dots live on at peers.
+            copy = lmdb.open(str(tmp), max_dbs=len(L.DB_NAMES) + 1, subdir=True)
+            try:
+                with copy.begin(write=True) as txn:
+                    txn.delete(b"node_id", db=copy.open_db(b"meta", txn=txn))
+            finally:
+                copy.close()
+            # Swap in the new copy; the old one is removed only once replaced.
+            old = None
+            if final.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{session_id}.old.", dir=directory))
+                final.rename(old / "snapshot")
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return final
 
     # --- loading inside a write transaction ---------------------------------
@@ -658,7 +663,7 @@ class Store:
                 db=self.db["merkle"],
             )
         self._count(ns, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
-        return self._changed(
+        change = self._changed(
             txn,
             ns,
             key,
@@ -670,6 +675,8 @@ class Store:
             visible_before,
             visible_after,
         )
+        change.entry = new
+        return change
 
     def _drop(
         self,

@@ -108,6 +108,9 @@ class Change:
     visible_after: bool
     delta: Entry | None = None  # local writes only: what to gossip
     seq: int = 0
+    # The entry as this change left it (None when dropped). For sets only the
+    # members the change touched are loaded; read the store for all of them.
+    entry: Entry | None = None
 
 
 @dataclass

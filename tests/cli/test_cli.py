@@ -186,12 +186,6 @@ def test_ns_init_list_stats_and_delete(sn) -> None:
     failed(sn("ns", "init", "cli-team", "--dim", "0"), 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: options given before an `ns` subcommand (`swarmnode ns --socket S list`, "
-    "`ns --json stats`) are reset by the subcommand parser's defaults (argparse parents), "
-    "so the command talks to the default socket / prints text",
-)
 def test_ns_options_may_come_before_the_subcommand(shared_node: NodeProcess) -> None:
     result = run_cli("ns", "--json", "--socket", str(shared_node.socket), "list")
     assert result.returncode == 0, result.stderr

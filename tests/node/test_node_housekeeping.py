@@ -144,12 +144,6 @@ def test_compact_drops_everything_past_its_grace_before_it_returns(launch_node, 
         assert c.get("default", "kept")["value"] == "z"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: concurrent persists of one session_id race in Store.snapshot (shared "
-    "`.<id>.tmp` dir, rmdir of the old snapshot before the rename) and in the handler's size "
-    "sum: most fail with `internal` (FileNotFoundError / Directory not empty), tracebacks logged",
-)
 async def test_concurrent_persists_of_one_session_all_succeed(node: NodeProcess) -> None:
     async with AsyncClient(node.socket, timeout=60) as c:
         await c.put("default", "k", "v")

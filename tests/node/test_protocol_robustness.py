@@ -280,15 +280,6 @@ def test_the_python_client_raises_the_typed_error_of_each_code(shared_node) -> N
         c.ping()
 
 
-ASYNC_CLIENT_BUG = (
-    "BUG: a value with a non-str map key (a valid Python dict such as {5: 1}) is sent by the "
-    "client, refused by the node's strict msgpack decoding with an id-less bad_request, and "
-    "AsyncClient treats any id-less error as fatal to the connection: every call in flight "
-    "on it raises BadRequest, although the node committed them"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ASYNC_CLIENT_BUG)
 async def test_one_unencodable_value_fails_only_its_own_call(shared_node) -> None:
     async with AsyncClient(shared_node.socket, timeout=60) as c:
         calls = [c.put("default", f"bystander/{i}", i) for i in range(20)]

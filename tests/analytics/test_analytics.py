@@ -1,0 +1,410 @@
+"""Node analytics in virtual time: windows, percentiles, caps, sampled traffic, the wrappers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from swarmnode.analytics import (
+    Analytics,
+    AnalyticsConfig,
+    analytics_op,
+    gossip_counters,
+    instrument,
+    lag_listener,
+    render_analytics,
+)
+from swarmnode.api.server import ApiLimits, RequestContext
+from swarmnode.crdt.hlc import wall_ms
+from swarmnode.errors import BadRequest, NotFound, SwarmError
+from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.ops import Merge, Put
+
+CTX = RequestContext(connection_id=1, request_id=1, limits=ApiLimits())
+
+
+def fresh(now: float = 0.0, **config: Any) -> Analytics:
+    return Analytics(AnalyticsConfig(**config), now)
+
+
+def op_count(a: Analytics, now: float, timeframe: str) -> int:
+    return a.snapshot(now, timeframe)["operations"]["total"]
+
+
+# --- windows ------------------------------------------------------------------
+
+
+def test_a_window_holds_what_happened_within_it_and_forgets_older_buckets() -> None:
+    a = fresh()
+    a.record(10.0, "put", "tasks", 0.001)
+    a.record(400.0, "get", "tasks", 0.001, hit=True)
+    assert op_count(a, 400.0, "5m") == 1
+    assert op_count(a, 400.0, "1h") == 2
+    assert op_count(a, 400.0 + 3600.0, "1h") == 1
+    assert op_count(a, 400.0 + 3660.0, "1h") == 0
+    assert op_count(a, 400.0 + 3660.0, "24h") == 2
+    report = a.snapshot(400.0, "5m")
+    assert report["seconds"] == 340.0 and report["bucket_s"] == 60.0
+
+
+@pytest.mark.parametrize(("timeframe", "span"), [("5m", 300), ("1h", 3600), ("24h", 86400)])
+def test_a_window_always_covers_at_least_its_timeframe(timeframe: str, span: float) -> None:
+    rng = random.Random(7)
+    a = fresh()
+    for _ in range(200):
+        then = rng.uniform(0, 10 * span)
+        a.record(then, "get", "ns", 0.001)
+        assert op_count(a, then + rng.uniform(0, span), timeframe) >= 1
+        a = fresh(then)
+
+
+def test_seconds_covered_start_when_the_node_started() -> None:
+    a = fresh(now=1000.0)
+    assert a.snapshot(1030.0, "1h")["seconds"] == 30.0
+
+
+def test_an_unknown_timeframe_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="5m, 1h, 24h, 7d"):
+        fresh().snapshot(0.0, "2w")
+
+
+def test_memory_stays_bounded_however_long_the_node_runs() -> None:
+    a = fresh()
+    minute = 0
+
+    def run(days: int) -> None:
+        nonlocal minute
+        for _ in range(days * 24 * 60):
+            now = minute * 60.0
+            a.record(now, "put", f"ns{minute % 5}", 0.002)
+            a.record(now, "get", f"ns{minute % 5}", 0.0005, hit=minute % 3 > 0)
+            a.record_lag(now, 0.05)
+            minute += 1
+
+    tracemalloc.start()
+    try:
+        run(8)
+        after_8_days = tracemalloc.get_traced_memory()[0]
+        run(8)
+        after_16_days = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after_16_days < after_8_days * 1.05
+    assert op_count(a, (minute - 1) * 60.0, "7d") == 2 * (7 * 24 + 1) * 60
+
+
+# --- what a window reports ----------------------------------------------------
+
+
+def test_latency_percentiles_are_within_the_histogram_resolution() -> None:
+    rng = np.random.default_rng(3)
+    samples = rng.lognormal(mean=np.log(0.002), sigma=1.0, size=20_000)
+    a = fresh()
+    for s in samples:
+        a.record(5.0, "get", "ns", float(s))
+    lat = a.snapshot(5.0, "5m")["latency_ms"]["by_kind"]["get"]
+    exact = np.quantile(samples, [0.5, 0.9, 0.99]) * 1000
+    for reported, true in zip((lat["p50"], lat["p90"], lat["p99"]), exact, strict=True):
+        assert abs(reported - true) / true < 0.13
+    assert lat["max"] == round(samples.max() * 1000, 3)
+    assert lat["mean"] == pytest.approx(samples.mean() * 1000, rel=1e-3)
+    assert lat["count"] == 20_000
+
+
+def test_latency_beyond_the_scale_is_capped_by_the_true_maximum() -> None:
+    a = fresh()
+    a.record(1.0, "compact", "-", 900.0)
+    a.record(1.0, "ping", "-", 0.0)
+    lat = a.snapshot(1.0, "5m")["latency_ms"]
+    assert lat["by_kind"]["compact"]["p99"] == lat["by_kind"]["compact"]["max"] == 900_000.0
+    assert lat["by_kind"]["ping"]["p50"] == 0.0
+    assert lat["all"]["count"] == 2
+
+
+def test_operations_hits_and_errors_by_namespace_and_kind() -> None:
+    a = fresh()
+    for _ in range(3):
+        a.record(1.0, "get", "tasks", 0.001, hit=True)
+    a.record(1.0, "get", "tasks", 0.001, error="not_found", hit=False)
+    a.record(1.0, "put", "tasks", 0.001)
+    a.record(1.0, "put", "swarm", 0.001, error="too_large")
+    a.record(1.0, "stats", "-", 0.001)
+    r = a.snapshot(1.0, "1h")
+    assert r["operations"]["total"] == 7
+    assert r["operations"]["by_kind"] == {"get": 4, "put": 2, "stats": 1}
+    assert r["operations"]["by_namespace"]["tasks"] == {"get": 4, "put": 1}
+    assert r["reads"]["by_namespace"] == {"tasks": {"hits": 3, "misses": 1, "hit_ratio": 0.75}}
+    assert (r["reads"]["hits"], r["reads"]["misses"], r["reads"]["hit_ratio"]) == (3, 1, 0.75)
+    assert r["errors"] == {
+        "total": 2,
+        "by_code": {"not_found": 1, "too_large": 1},
+        "by_kind": {"get": 1, "put": 1},
+    }
+
+
+def test_no_reads_means_no_hit_ratio_rather_than_zero() -> None:
+    a = fresh()
+    a.record(1.0, "put", "tasks", 0.001)
+    assert a.snapshot(1.0, "5m")["reads"]["hit_ratio"] is None
+
+
+def test_namespaces_beyond_the_cap_are_counted_as_other() -> None:
+    a = fresh(max_namespaces=2)
+    for ns in ("a", "b", "c", "d"):
+        a.record(1.0, "put", ns, 0.001, hit=True)
+    r = a.snapshot(1.0, "5m")
+    assert r["operations"]["by_namespace"] == {
+        "(other)": {"put": 2},
+        "a": {"put": 1},
+        "b": {"put": 1},
+    }
+    assert r["reads"]["by_namespace"]["(other)"]["hits"] == 2
+    a.record(61.0, "put", "d", 0.001)
+    assert "d" in a.snapshot(61.0, "5m")["operations"]["by_namespace"]
+
+
+def test_operation_names_are_capped_and_garbage_is_invalid() -> None:
+    a = fresh(max_kinds=3)
+    for op in ("get", "put", "stats", "zzz1", "zzz2"):
+        a.record(1.0, op, "-", 0.001)
+    a.record(1.0, "x" * 10_000, "-", 0.001, error="bad_request")
+    a.record(1.0, "DROP TABLE", "-", 0.001, error="bad_request")
+    kinds = a.snapshot(1.0, "5m")["operations"]["by_kind"]
+    assert kinds == {"(invalid)": 2, "(other)": 2, "get": 1, "put": 1, "stats": 1}
+
+
+# --- sampled traffic and replication ------------------------------------------
+
+
+def test_traffic_is_the_growth_of_sampled_counters_inside_the_window() -> None:
+    a = fresh()
+    a.sample(0.0, {"gossip.deltas_sent": 100, "repair.rounds_ok": 4})
+    a.sample(60.0, {"gossip.deltas_sent": 150, "repair.rounds_ok": 4})
+    a.sample(400.0, {"gossip.deltas_sent": 170, "repair.rounds_ok": 5})
+    assert a.snapshot(400.0, "5m")["traffic"] == {
+        "gossip": {"deltas_sent": 70},
+        "repair": {"rounds_ok": 1},
+    }
+    assert a.snapshot(430.0, "5m")["traffic"]["gossip"] == {"deltas_sent": 20}
+    assert a.snapshot(430.0, "1h")["traffic"]["gossip"] == {"deltas_sent": 70}
+
+
+def test_a_counter_that_went_down_was_reset_and_counts_from_zero() -> None:
+    a = fresh()
+    a.sample(0.0, {"transport.bytes_out": 5000})
+    a.sample(10.0, {"transport.bytes_out": 300})
+    assert a.snapshot(10.0, "5m")["traffic"] == {"transport": {"bytes_out": 300}}
+
+
+def test_last_repair_age_follows_the_last_successful_round() -> None:
+    a = fresh()
+    assert a.snapshot(0.0, "5m")["replication"]["last_repair_age_s"] is None
+    a.sample(0.0, {"repair.rounds_ok": 0})
+    a.sample(20.0, {"repair.rounds_ok": 2})
+    a.sample(30.0, {"repair.rounds_ok": 2, "repair.rounds_failed": 1})
+    assert a.snapshot(45.0, "5m")["replication"]["last_repair_age_s"] == 25.0
+
+
+def test_counters_are_read_no_more_often_than_the_sample_interval() -> None:
+    a = Analytics(AnalyticsConfig.local(), 0.0)
+    reads: list[float] = []
+
+    def read() -> dict[str, float]:
+        reads.append(now)
+        return {"gossip.deltas_sent": len(reads)}
+
+    for tick in range(100):
+        now = tick * 0.1
+        a.maybe_sample(now, read)
+    assert reads == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+
+
+def test_replication_lag_percentiles_with_skew_below_zero_counted_as_zero() -> None:
+    a = fresh()
+    for ms in range(1, 101):
+        a.record_lag(2.0, ms / 1000.0)
+    a.record_lag(2.0, -0.5)
+    lag = a.snapshot(2.0, "5m")["replication"]["lag_ms"]
+    assert lag["count"] == 101
+    assert 44 < lag["p50"] < 56 and 88 < lag["p99"] <= 100 and lag["max"] == 100.0
+
+
+def test_gossip_counters_flatten_a_node_stats_result() -> None:
+    stats = {
+        "dissemination": {"deltas_sent": 5, "messages_sent": 2, "queue_dropped": 1, "pending": 3},
+        "antientropy": {"rounds_ok": 7, "keys_repaired": 2, "active": 0},
+        "transport": {"bytes_out": 900, "datagrams_out": 4},
+        "store": {"seq": 99},
+    }
+    assert gossip_counters(stats) == {
+        "gossip.deltas_sent": 5,
+        "gossip.messages_sent": 2,
+        "gossip.deltas_dropped": 1,
+        "repair.rounds_ok": 7,
+        "repair.keys_repaired": 2,
+        "transport.bytes_out": 900,
+        "transport.datagrams_out": 4,
+    }
+
+
+@pytest.fixture
+def two_stores(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    a, b = Store(tmp_path / "a", StoreConfig()), Store(tmp_path / "b", StoreConfig())
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_lag_of_a_replicated_write_is_its_arrival_time_minus_its_write_time(
+    two_stores: tuple[Store, Store],
+) -> None:
+    writer, replica = two_stores
+    written_ms = 1_800_000_000_000
+    (put,) = writer.apply([Put("tasks", "t1", "v")], written_ms)
+    delta = put.changes[0].delta
+    assert delta is not None
+    (merged,) = replica.apply([Merge("tasks", "t1", delta, full=False)], written_ms + 250)
+    (local,) = replica.apply([Put("tasks", "t2", "v")], written_ms + 260)
+    a = fresh()
+    listen = lag_listener(a, lambda: 5.0, lambda: (written_ms + 250) / 1000.0)
+    for change in merged.changes + local.changes:
+        listen(change)
+    lag = a.snapshot(5.0, "5m")["replication"]["lag_ms"]
+    assert lag["count"] == 1 and lag["max"] == 250.0
+    assert wall_ms(replica.get("tasks", "t1").ts) == written_ms
+
+
+# --- instrument and the analytics op --------------------------------------------
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_instrument_times_every_request_and_tells_hits_from_misses() -> None:
+    clock = VirtualClock()
+
+    async def dispatch(op: str, args: dict[str, Any], ctx: RequestContext) -> Any:
+        clock.now += args.get("takes", 0.004)
+        if op == "get" and args["key"] == "missing":
+            raise NotFound("'missing' not found")
+        if op == "search":
+            return {"items": [{"key": "k"}] if args["pattern"] == "k" else []}
+        if op == "crash":
+            raise RuntimeError("bug")
+        return {"ok": True}
+
+    a = Analytics(AnalyticsConfig(), clock.now)
+    measured = instrument(dispatch, a, clock)
+    assert await measured("get", {"ns": "tasks", "key": "k"}, CTX) == {"ok": True}
+    with pytest.raises(NotFound):
+        await measured("get", {"ns": "tasks", "key": "missing"}, CTX)
+    await measured("search", {"pattern": "k"}, CTX)
+    await measured("search", {"pattern": "nothing"}, CTX)
+    await measured("put", {"ns": "tasks", "key": "k", "takes": 0.25}, CTX)
+    await measured("ping", {}, CTX)
+    await measured("put", {"ns": "not a namespace!"}, CTX)
+    with pytest.raises(RuntimeError):
+        await measured("crash", {}, CTX)
+    r = a.snapshot(clock.now, "5m")
+    assert r["operations"]["by_namespace"] == {
+        "(invalid)": {"put": 1},
+        "-": {"search": 2, "crash": 1, "ping": 1},
+        "tasks": {"get": 2, "put": 1},
+    }
+    assert r["reads"]["by_namespace"]["tasks"] == {"hits": 1, "misses": 1, "hit_ratio": 0.5}
+    assert r["reads"]["by_namespace"]["-"] == {"hits": 1, "misses": 1, "hit_ratio": 0.5}
+    assert r["errors"]["by_code"] == {"internal": 1, "not_found": 1}
+    assert r["latency_ms"]["by_kind"]["put"]["max"] == 250.0
+    assert r["latency_ms"]["by_kind"]["get"]["p50"] == pytest.approx(4.0, rel=0.13)
+
+
+async def test_a_request_cancelled_before_it_finished_is_not_counted() -> None:
+    clock = VirtualClock()
+    started = asyncio.Event()
+
+    async def dispatch(op: str, args: dict[str, Any], ctx: RequestContext) -> Any:
+        started.set()
+        await asyncio.Event().wait()
+
+    a = Analytics(AnalyticsConfig(), clock.now)
+    task = asyncio.create_task(instrument(dispatch, a, clock)("get", {"ns": "t"}, CTX))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert op_count(a, clock.now, "5m") == 0
+
+
+NODE_STATS: dict[str, Any] = {
+    "members": {"alive": 3, "suspect": 1},
+    "dissemination": {"deltas_sent": 10, "pending": 4, "queue_dropped": 0},
+    "antientropy": {"rounds_ok": 2, "active": 1},
+    "transport": {"bytes_out": 2048},
+}
+
+
+async def test_the_analytics_op_adds_live_replication_state_and_current_traffic() -> None:
+    clock = VirtualClock()
+    stats = dict(NODE_STATS)
+    a = Analytics(AnalyticsConfig(), clock.now)
+    a.sample(clock.now, gossip_counters(stats))
+    handler = analytics_op(a, lambda: stats, clock)
+    clock.now += 30
+    stats["dissemination"] = {**stats["dissemination"], "deltas_sent": 25}
+    report = await handler({"timeframe": "5m"})
+    assert report["replication"] == {
+        "lag_ms": {"count": 0},
+        "last_repair_age_s": None,
+        "peers_alive": 2,
+        "peers_suspect": 1,
+        "pending_deltas": 4,
+        "repairs_running": 1,
+    }
+    assert report["traffic"] == {"gossip": {"deltas_sent": 15}}
+    assert (await handler({}))["timeframe"] == "1h"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"timeframe": "1y"}, "timeframe must be one of"),
+        ({"timeframe": 5}, "'timeframe' must be a string"),
+        ({"window": "5m"}, "unknown argument(s) window"),
+    ],
+)
+async def test_the_analytics_op_refuses_bad_arguments(args: dict[str, Any], message: str) -> None:
+    a = Analytics(AnalyticsConfig(), 0.0)
+    with pytest.raises(SwarmError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        await analytics_op(a, lambda: NODE_STATS, lambda: 0.0)(args)
+
+
+def test_the_readable_rendering_shows_the_numbers_an_operator_looks_for() -> None:
+    a = fresh()
+    a.sample(0.0, gossip_counters(NODE_STATS))
+    for _ in range(9):
+        a.record(10.0, "get", "tasks", 0.002, hit=True)
+    a.record(10.0, "get", "tasks", 0.002, error="not_found", hit=False)
+    a.record_lag(10.0, 0.03)
+    a.sample(10.0, gossip_counters({**NODE_STATS, "transport": {"bytes_out": 4096}}))
+    report = a.snapshot(10.0, "1h")
+    report["replication"].update(peers_alive=2, pending_deltas=4)
+    text = render_analytics(report)
+    assert "10 operations, 1 errors, reads 9 hits / 1 misses (90.0%)" in text
+    assert "errors      not_found 1" in text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("OP "))
+    assert lines[header + 1].split() == ["get", "10", "1", "1.81", "1.81", "1.81", "2"]
+    assert "lag p50 28.5 ms" in text and "2 peers alive, 4 deltas queued" in text
+    assert "(2.0 KB)" in text
