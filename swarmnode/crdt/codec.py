@@ -29,7 +29,9 @@ from swarmnode.crdt.values import InvalidValue, canonical
 from swarmnode.errors import DecodeError
 
 FORMAT_VERSION = 1
-MAX_NODE_ID = 64
+# Dots and counter slots are named by actors (`Entry.actor`): a node id of up
+# to 64 bytes (the membership limit), a dot, and a timestamp in up to 16 hex digits.
+MAX_NODE_ID = 64 + 1 + 16
 MAX_MEMBER = 4096
 U63 = (1 << 63) - 1
 
@@ -281,13 +283,22 @@ def _decode_orset(x: Any) -> ORSet | None:
 
 def entry_from_wire(x: Any) -> Entry:
     ts, reg, mv, counter, orset = _list(x, "entry", 5)
-    return Entry(
+    e = Entry(
         _int(ts, "timestamp"),
         reg=_decode_reg(reg),
         mv=_decode_mv(mv),
         counter=_decode_counter(counter),
         orset=_decode_orset(orset),
     )
+    # `ts` is the max over every write the entry holds, and the receiver checks
+    # only it against the max clock offset: a write stamped later inside would
+    # slip past that check and win every LWW comparison until the clock caught up.
+    inner = [e.reg.ts] if e.reg is not None else []
+    if e.mv is not None:
+        inner.extend(v.ts for v in e.mv.versions.values())
+    if inner and max(inner) > e.ts:
+        raise _fail("entry: a write stamped after the entry's timestamp")
+    return e
 
 
 def decode_entry(data: bytes) -> Entry:

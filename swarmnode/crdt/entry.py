@@ -42,6 +42,18 @@ def _join_opt(a: Any, b: Any) -> Any:
     return a.join(b)
 
 
+def _join_sets(a: ORSet | None, b: ORSet | None) -> ORSet | None:
+    # A remove delta names members it leaves without dots; joined into nothing
+    # it must not carry those names into the state, whose bytes would then
+    # differ from a replica that joined the same delta into a set it held.
+    if a is not None and b is not None:
+        return a.join(b)
+    s = a if a is not None else b
+    if s is None or all(s.elems.values()):
+        return s
+    return ORSet({m: d for m, d in s.elems.items() if d}, s.cc, s.expires_at)
+
+
 class Entry:
     __slots__ = ("counter", "mv", "orset", "reg", "ts")
 
@@ -66,7 +78,7 @@ class Entry:
             reg=_join_opt(self.reg, other.reg),
             mv=_join_opt(self.mv, other.mv),
             counter=_join_opt(self.counter, other.counter),
-            orset=_join_opt(self.orset, other.orset),
+            orset=_join_sets(self.orset, other.orset),
         )
 
     # --- reads -------------------------------------------------------------
@@ -218,7 +230,7 @@ class Entry:
             version.vector,
             version.expires_at,
         )
-        return Entry(ts, mv=(self.mv or MVRegister()).write(node, version))
+        return Entry(max(ts, version.ts), mv=(self.mv or MVRegister()).write(node, version))
 
     def incr(self, ts: int, node: str, by: int, expires_at: int | None, now_ms: int) -> Entry:
         base = self.counter or PNCounter()
@@ -260,12 +272,18 @@ class Entry:
         return delta
 
     def expire(self, now_ms: int) -> Entry | None:
-        """Local delta that strips what has expired down to tombstones, or None if nothing has.
+        """Delta that strips what has expired down to tombstones, or None if nothing has.
 
-        Every replica computes the same expiry from the same timestamps, so this
-        delta is applied locally on each and never gossiped.
+        A register's or an MV version's expiry is fixed by its own write, so
+        every replica strips the same thing. A counter's or a set's expiry is a
+        max-register that concurrent writes extend: a replica that expires it
+        before such a write arrives floors or clears what it held then, one
+        that received the write first does not. Such deltas converge once they
+        (or full states holding them) reach every replica; a replica that keeps
+        its expiry to itself differs from the others until anti-entropy runs.
+        The delta carries the entry's `ts`, so it stays a well-formed entry.
         """
-        delta = Entry(0)
+        delta = Entry(self.ts)
         changed = False
         if (
             self.reg is not None
