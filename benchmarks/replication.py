@@ -1,0 +1,659 @@
+"""Replication figures of real node processes on loopback, each beside its anchor (issue 4).
+
+Four measurements, each on fresh `swarmnode run` processes (see replication_procs.py):
+
+1. Propagation: one write at a time on a random node of N (3, 10, 25), stamped
+   by `watch` streams open on every node; the figure is the time from sending
+   the `put` until the last node's watch reported the key (so it includes the
+   writer's own durable commit and every hop's). p50 and p99 of each run,
+   median over runs. Anchor: Serf's convergence model, fanout 3 and a 200 ms
+   gossip interval, 99.99% of 30 nodes reached in 1.8 s.
+2. Traffic: transport counters (`stats`) of all nodes over an idle window (no
+   writes) and over the write phase; the write phase minus the idle rate,
+   divided by writes and nodes, is the cost of one write per node.
+3. Failure detection: SIGKILL a random node of a `lan` cluster and poll
+   `members` on every other node until it reports the victim dead. Anchor:
+   memberlist's LAN defaults, 1 s probe interval plus 4 s suspicion for up to
+   10 nodes.
+4. Anti-entropy bytes between two real nodes holding the same 100,000 keys
+   except 1 or 10, as reported by `sync`, beside a full transfer. The nodes run
+   with gossip off (`[dissemination] max_queue = 0`) and no periodic rounds
+   (`[antientropy] interval` of years), so the differences stay put until
+   `sync` repairs them; a node restarted after missing writes would repair
+   them by itself at join, before `sync` could measure anything.
+
+Run: .venv/bin/python benchmarks/replication.py [--sections propagation detection antientropy]
+     [--sizes 3 10 25] [--profiles lan local] [--runs 3] [--writes 100] ...
+Prints Markdown tables. Every table says how busy the host was: 25 nodes on
+2 cores measure the scheduler too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from replication_procs import CpuMeter, ProcCluster
+
+from swarmnode.client import AsyncClient
+from swarmnode.errors import NotFound
+
+NS = "bench"
+WRITE_TIMEOUT = 10.0
+"""Seconds a write may take to reach every node before it counts as not delivered."""
+SETTLE = 3.0
+"""Seconds after the cluster formed before measuring: join-time repair rounds finish."""
+TRAFFIC_KEYS = ("datagrams_out", "bytes_out", "stream_messages_out", "stream_bytes_out")
+
+SERF_ANCHOR = "Serf model (fanout 3, 200 ms): 99.99% of 30 nodes in 1.8 s"
+MEMBERLIST_ANCHOR = "memberlist LAN: 1 s probe + 4 s suspicion (n <= 10)"
+AE_CONFIG = """
+[dissemination]
+max_queue = 0
+[antientropy]
+interval = 1.0e9
+"""
+IN_MEMORY_1M = (
+    "benchmarks/antientropy_bytes.py (two in-memory replicas, 100-byte states, one round): "
+    "1 key changed among 1,000,000: 2,061 digest + 313 state bytes; 10 keys: 15,553 + 2,545; "
+    "full transfer 117,000,000 bytes. Among 100,000: 2,063 + 313 and 14,782 + 2,545 "
+    "(full 11,700,000)."
+)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) with linear interpolation between order statistics."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def med(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    align = align or "l" + "r" * (len(headers) - 1)
+    marks = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def traffic(stats: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for s in stats:
+        for k in TRAFFIC_KEYS:
+            out[k] += s["transport"][k]
+        out["gossip_messages"] += s["dissemination"]["messages_sent"]
+    return out
+
+
+def diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+async def wait_drained(cluster: ProcCluster, timeout: float = 30.0) -> None:
+    """Until no node has deltas left to retransmit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s["dissemination"]["pending"] == 0 for s in await cluster.stats()):
+            return
+        await asyncio.sleep(0.1)
+
+
+# --- 1 and 2: propagation and traffic ------------------------------------------
+
+
+@dataclass
+class PropagationRun:
+    profile: str
+    size: int
+    all_nodes: list[float] = field(default_factory=list)
+    """Per write: seconds from sending the put to the last node's watch event."""
+    acks: list[float] = field(default_factory=list)
+    lost: int = 0
+    idle_bytes_per_node_s: float = 0.0
+    idle_datagrams_per_node_s: float = 0.0
+    datagrams_per_write_node: float = 0.0
+    bytes_per_write_node: float = 0.0
+    stream_bytes_per_write_node: float = 0.0
+    messages_per_write_node: float = 0.0
+    write_rate: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+
+async def _watch(
+    cluster: ProcCluster,
+    i: int,
+    arrivals: dict[str, dict[int, float]],
+    complete: dict[str, asyncio.Event],
+    started: asyncio.Event,
+) -> None:
+    stream = AsyncClient(cluster.nodes[i].socket).stream("watch", ns=NS, values=False)
+    await stream.start()
+    started.set()
+    try:
+        async for event in stream:
+            now = time.perf_counter()
+            seen = arrivals[event["key"]]
+            seen.setdefault(i, now)
+            if len(seen) == len(cluster) and event["key"] in complete:
+                complete[event["key"]].set()
+    finally:
+        await stream.aclose()
+
+
+async def propagation_run(
+    profile: str, size: int, writes: int, idle: float, gap: float, rng: random.Random
+) -> PropagationRun:
+    run = PropagationRun(profile, size)
+    cluster = await ProcCluster.start(size, profile)
+    watchers: list[asyncio.Task[None]] = []
+    try:
+        await asyncio.sleep(SETTLE)
+        await wait_drained(cluster)
+        t0, before = time.monotonic(), traffic(await cluster.stats())
+        await asyncio.sleep(idle)
+        idle_s, idle_traffic = time.monotonic() - t0, diff(traffic(await cluster.stats()), before)
+        run.idle_bytes_per_node_s = idle_traffic["bytes_out"] / idle_s / size
+        run.idle_datagrams_per_node_s = idle_traffic["datagrams_out"] / idle_s / size
+
+        arrivals: dict[str, dict[int, float]] = defaultdict(dict)
+        complete: dict[str, asyncio.Event] = {}
+        for i in range(size):
+            started = asyncio.Event()
+            watchers.append(asyncio.create_task(_watch(cluster, i, arrivals, complete, started)))
+            await started.wait()
+
+        cpu = CpuMeter(cluster.pids())
+        t0, before = time.monotonic(), traffic(await cluster.stats())
+        for w in range(writes):
+            key = f"w{w}"
+            complete[key] = asyncio.Event()
+            writer = rng.randrange(size)
+            sent = time.perf_counter()
+            await cluster.client(writer).put(NS, key, w)
+            run.acks.append(time.perf_counter() - sent)
+            try:
+                await asyncio.wait_for(complete[key].wait(), WRITE_TIMEOUT)
+                run.all_nodes.append(max(arrivals[key].values()) - sent)
+            except TimeoutError:
+                run.lost += 1
+            await asyncio.sleep(gap)
+        await wait_drained(cluster)
+        elapsed = time.monotonic() - t0
+        run.cpu = cpu.stop()
+        spent = diff(traffic(await cluster.stats()), before)
+        idle_rate = {k: v / idle_s for k, v in idle_traffic.items()}
+        per = writes * size
+
+        def net(k: str) -> float:
+            return (spent[k] - idle_rate[k] * elapsed) / per
+
+        run.datagrams_per_write_node = net("datagrams_out")
+        run.bytes_per_write_node = net("bytes_out")
+        run.stream_bytes_per_write_node = net("stream_bytes_out")
+        run.messages_per_write_node = net("gossip_messages")
+        run.write_rate = writes / elapsed
+    finally:
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await cluster.close()
+    return run
+
+
+def propagation_tables(runs: list[PropagationRun]) -> str:
+    groups: dict[tuple[str, int], list[PropagationRun]] = defaultdict(list)
+    for r in runs:
+        groups[(r.profile, r.size)].append(r)
+    latency, cost, load = [], [], []
+    for (profile, size), rs in groups.items():
+        p50 = med([pct(r.all_nodes, 0.5) for r in rs])
+        p99 = med([pct(r.all_nodes, 0.99) for r in rs])
+        worst = max(max(r.all_nodes, default=float("nan")) for r in rs)
+        ack = med([pct(r.acks, 0.5) for r in rs])
+        lost = sum(r.lost for r in rs)
+        samples = sum(len(r.all_nodes) for r in rs)
+        latency.append(
+            [
+                profile,
+                size,
+                len(rs),
+                samples,
+                ms(ack),
+                ms(p50),
+                ms(p99),
+                ms(worst),
+                lost,
+                SERF_ANCHOR,
+            ]
+        )
+        cost.append(
+            [
+                profile,
+                size,
+                f"{med([r.write_rate for r in rs]):.1f}",
+                f"{med([r.datagrams_per_write_node for r in rs]):.2f}",
+                f"{med([r.bytes_per_write_node for r in rs]):,.0f}",
+                f"{med([r.messages_per_write_node for r in rs]):.2f}",
+                f"{med([r.stream_bytes_per_write_node for r in rs]):,.0f}",
+                f"{med([r.idle_datagrams_per_node_s for r in rs]):.2f}",
+                f"{med([r.idle_bytes_per_node_s for r in rs]):,.0f}",
+            ]
+        )
+        load.append(
+            [
+                profile,
+                size,
+                f"{med([r.cpu['machine_busy'] for r in rs]):.0%}",
+                f"{med([r.cpu['nodes_cores'] for r in rs]):.2f}",
+                f"{med([r.cpu['load1'] for r in rs]):.1f}",
+            ]
+        )
+    return "\n\n".join(
+        [
+            "### Time until a write is visible on all N nodes\n\n"
+            + table(
+                [
+                    "profile",
+                    "N",
+                    "runs",
+                    "writes",
+                    "put ack p50",
+                    "all nodes p50",
+                    "all nodes p99",
+                    "worst",
+                    "not delivered in 10 s",
+                    "anchor",
+                ],
+                latency,
+                "lrrrrrrrrl",
+            ),
+            "### Traffic per write per node, and idle gossip\n\n"
+            + table(
+                [
+                    "profile",
+                    "N",
+                    "writes/s",
+                    "datagrams / write / node",
+                    "UDP bytes / write / node",
+                    "gossip msgs / write / node",
+                    "stream bytes / write / node",
+                    "idle datagrams / node / s",
+                    "idle bytes / node / s",
+                ],
+                cost,
+            ),
+            "### Host load during the write phase\n\n"
+            + table(["profile", "N", "machine CPU busy", "node processes (cores)", "load1"], load),
+        ]
+    )
+
+
+# --- 3: failure detection ---------------------------------------------------------
+
+
+@dataclass
+class Detection:
+    size: int
+    first_suspect: float
+    first_dead: float
+    median_dead: float
+    all_dead: float
+    cpu: dict[str, float]
+
+
+async def _time_to_state(
+    cluster: ProcCluster, observer: int, victim_id: str, t0: float, timeout: float
+) -> tuple[float, float]:
+    """(first seen suspect, first seen dead) on `observer`, seconds after t0."""
+    suspect: float | None = None
+    client = cluster.client(observer)
+    while time.perf_counter() - t0 < timeout:
+        states = {m["node_id"]: m["state"] for m in (await client.members())["members"]}
+        now = time.perf_counter() - t0
+        state = states.get(victim_id)
+        if state == "suspect" and suspect is None:
+            suspect = now
+        if state == "dead":
+            return (now if suspect is None else suspect), now
+        await asyncio.sleep(0.05)
+    return (float("nan") if suspect is None else suspect), float("nan")
+
+
+async def detection_runs(size: int, kills: int, rng: random.Random) -> list[Detection]:
+    cluster = await ProcCluster.start(size, "lan")
+    out = []
+    try:
+        await asyncio.sleep(SETTLE)
+        for _ in range(kills):
+            victim = rng.randrange(1, size)
+            victim_id = cluster.nodes[victim].node_id
+            observers = [i for i in range(size) if i != victim]
+            for i in observers:
+                await cluster.client(i).connect()
+            cpu = CpuMeter(cluster.pids())
+            t0 = time.perf_counter()
+            await cluster.kill(victim)
+            seen = await asyncio.gather(
+                *(_time_to_state(cluster, i, victim_id, t0, 120.0) for i in observers)
+            )
+            dead = [d for _, d in seen]
+            out.append(
+                Detection(
+                    size,
+                    min(s for s, _ in seen),
+                    min(dead),
+                    med(dead),
+                    max(dead),
+                    cpu.stop(),
+                )
+            )
+            await cluster.restart(victim)
+            await cluster.wait_all_alive()
+            await asyncio.sleep(SETTLE)
+    finally:
+        await cluster.close()
+    return out
+
+
+def detection_table(results: list[Detection]) -> str:
+    groups: dict[int, list[Detection]] = defaultdict(list)
+    for d in results:
+        groups[d.size].append(d)
+    rows = []
+    for size, ds in groups.items():
+        rows.append(
+            [
+                size,
+                len(ds),
+                f"{med([d.first_suspect for d in ds]):.2f} s",
+                f"{med([d.first_dead for d in ds]):.2f} s",
+                f"{med([d.median_dead for d in ds]):.2f} s",
+                f"{med([d.all_dead for d in ds]):.2f} s",
+                f"{max(d.all_dead for d in ds):.2f} s",
+                f"{med([d.cpu['machine_busy'] for d in ds]):.0%}",
+                MEMBERLIST_ANCHOR,
+            ]
+        )
+    return "### Time until a SIGKILLed node is dead on every other node (lan profile)\n\n" + table(
+        [
+            "N",
+            "kills",
+            "first suspect",
+            "first dead",
+            "median observer",
+            "all observers",
+            "worst all",
+            "machine CPU busy",
+            "anchor",
+        ],
+        rows,
+        "rrrrrrrrl",
+    )
+
+
+# --- 4: anti-entropy bytes between two real nodes ----------------------------------
+
+
+@dataclass
+class Repair:
+    differing: int
+    kind: str
+    report: dict[str, Any]
+    wire_bytes: int
+
+
+async def _load(
+    client: AsyncClient, keys: Sequence[str], value: Callable[[str], Any], inflight: int = 256
+) -> None:
+    queue = list(keys)
+
+    async def worker() -> None:
+        while queue:
+            key = queue.pop()
+            await client.put(NS, key, value(key))
+
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+
+
+def _value(key: str) -> str:
+    """About 60 bytes of value: with its HLC timestamps, writer id and codec framing an
+    LWW entry then transfers as ~150 bytes per [key, state] pair, the same order as the
+    100-byte states of the in-memory benchmark."""
+    return f"{key}:" + "v" * (60 - len(key))
+
+
+async def _wire(cluster: ProcCluster) -> int:
+    return sum(
+        s["transport"]["bytes_out"] + s["transport"]["stream_bytes_out"]
+        for s in await cluster.stats()
+    )
+
+
+async def _wait_value(client: AsyncClient, key: str, value: Any) -> None:
+    while True:
+        with contextlib.suppress(NotFound):
+            if (await client.get(NS, key))["value"] == value:
+                return
+        await asyncio.sleep(0.02)
+
+
+async def antientropy_runs(
+    keys: int, runs: int, rng: random.Random
+) -> tuple[dict[str, Any], float, list[Repair], dict[str, Any]]:
+    cluster = await ProcCluster.start(2, "lan", AE_CONFIG)
+    a, b = cluster.client(0), cluster.client(1)
+    peer = cluster.nodes[0].gossip
+    repairs = []
+    try:
+        names = [f"key-{n:07d}" for n in range(keys)]
+        loaded = time.monotonic()
+        await _load(a, names, _value)
+        load_s = time.monotonic() - loaded
+        wire0, started = await _wire(cluster), time.monotonic()
+        full = await b.sync(peer=peer)
+        full["wire_bytes"] = await _wire(cluster) - wire0
+        full["seconds"] = time.monotonic() - started
+        while (await b.ns_stats(NS))["entries"] < keys:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(SETTLE)  # the Merkle tree follows the commits a moment later
+        wire0 = await _wire(cluster)
+        converged = await b.sync(peer=peer)
+        converged["wire_bytes"] = await _wire(cluster) - wire0
+        fresh = (f"new-{n:07d}" for n in range(10**6))
+        for differing in (1, 10):
+            for kind in ("changed", "missing"):
+                for r in range(runs):
+                    if kind == "changed":
+                        chosen = rng.sample(names, differing)
+                        values = {k: f"{k}:changed-{r}" for k in chosen}
+                    else:
+                        chosen = [next(fresh) for _ in range(differing)]
+                        values = {k: _value(k) for k in chosen}
+                    await _load(a, chosen, values.__getitem__, inflight=differing)
+                    wire0 = await _wire(cluster)
+                    report = await b.sync(peer=peer)
+                    wire = await _wire(cluster) - wire0
+                    # `sync` may answer before B committed what it received: wait, so the
+                    # next run starts from converged nodes.
+                    for k, v in values.items():
+                        await _wait_value(b, k, v)
+                    repairs.append(Repair(differing, kind, report, wire))
+    finally:
+        await cluster.close()
+    return full, load_s, repairs, converged
+
+
+def antientropy_tables(
+    keys: int, full: dict[str, Any], load_s: float, repairs: list[Repair], converged: dict[str, Any]
+) -> str:
+    groups: dict[tuple[int, str], list[Repair]] = defaultdict(list)
+    for rep in repairs:
+        groups[(rep.differing, rep.kind)].append(rep)
+    rows = [
+        [
+            f"{keys:,}",
+            0,
+            "none (converged)",
+            1,
+            converged["keys_repaired"],
+            f"{converged['digest_bytes']:,}",
+            f"{converged['state_bytes']:,}",
+            f"{converged['bytes_exchanged']:,}",
+            f"{converged['wire_bytes']:,}",
+            "-",
+        ]
+    ]
+    for (differing, kind), rs in groups.items():
+        total = med([r.report["bytes_exchanged"] for r in rs])
+        rows.append(
+            [
+                f"{keys:,}",
+                differing,
+                f"{kind} on one side",
+                len(rs),
+                f"{med([r.report['keys_repaired'] for r in rs]):.0f}",
+                f"{med([r.report['digest_bytes'] for r in rs]):,.0f}",
+                f"{med([r.report['state_bytes'] for r in rs]):,.0f}",
+                f"{total:,.0f}",
+                f"{med([r.wire_bytes for r in rs]):,.0f}",
+                f"{total / full['bytes_exchanged']:.2e}",
+            ]
+        )
+    rows.append(
+        [
+            f"{keys:,}",
+            f"{keys:,}",
+            "full transfer (empty node)",
+            1,
+            full["keys_repaired"],
+            f"{full['digest_bytes']:,}",
+            f"{full['state_bytes']:,}",
+            f"{full['bytes_exchanged']:,}",
+            f"{full['wire_bytes']:,}",
+            "1",
+        ]
+    )
+    return (
+        "### Anti-entropy bytes between two real nodes (lan profile, `sync` reports)\n\n"
+        + table(
+            [
+                "keys",
+                "differing",
+                "kind",
+                "runs",
+                "keys repaired",
+                "digest bytes",
+                "state bytes",
+                "bytes exchanged",
+                "on the wire (both nodes)",
+                "repair / full",
+            ],
+            rows,
+            "rrlrrrrrrr",
+        )
+        + f"\n\nLoading {keys:,} keys through one pipelined client took {load_s:.1f} s; "
+        + f"the full transfer's `sync` took {full['seconds']:.1f} s. "
+        + "`keys repaired` counts keys sent plus keys received (a changed key travels both "
+        + "ways and the join settles it). "
+        + "Bytes exchanged are msgpack bytes as `sync` reports them; on the wire adds "
+        + "envelopes, UDP/TCP framing and whatever SWIM sent meanwhile.\n\n"
+        + "In-memory reference for 1,000,000 keys (quoted, not re-run here): "
+        + IN_MEMORY_1M
+    )
+
+
+# --- main -----------------------------------------------------------------------
+
+
+def host_line() -> str:
+    load = os.getloadavg()
+    return (
+        f"Host: {os.cpu_count()} CPUs, {platform.python_implementation()} "
+        f"{platform.python_version()}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+        "at start."
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    print(host_line(), flush=True)
+    if "propagation" in args.sections:
+        runs = []
+        for profile in args.profiles:
+            for size in args.sizes:
+                for r in range(args.runs):
+                    run = await propagation_run(
+                        profile, size, args.writes, args.idle, args.gap, rng
+                    )
+                    print(
+                        f"<!-- {profile} N={size} run {r + 1}: p50 {ms(pct(run.all_nodes, 0.5))} "
+                        f"p99 {ms(pct(run.all_nodes, 0.99))} lost {run.lost} "
+                        f"busy {run.cpu['machine_busy']:.0%} -->",
+                        flush=True,
+                    )
+                    runs.append(run)
+        print("\n" + propagation_tables(runs) + "\n", flush=True)
+    if "detection" in args.sections:
+        results = []
+        for size in args.detect_sizes:
+            results += await detection_runs(size, args.kills, rng)
+            print(f"<!-- detection N={size} done -->", flush=True)
+        print("\n" + detection_table(results) + "\n", flush=True)
+    if "antientropy" in args.sections:
+        full, load_s, repairs, converged = await antientropy_runs(args.keys, args.ae_runs, rng)
+        print("\n" + antientropy_tables(args.keys, full, load_s, repairs, converged) + "\n")
+    print(host_line().replace("at start", "at the end"))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        default=["propagation", "detection", "antientropy"],
+        choices=["propagation", "detection", "antientropy"],
+    )
+    p.add_argument("--sizes", nargs="+", type=int, default=[3, 10, 25])
+    p.add_argument("--profiles", nargs="+", default=["lan", "local"], choices=["lan", "local"])
+    p.add_argument("--runs", type=int, default=3, help="clusters per (profile, size)")
+    p.add_argument("--writes", type=int, default=100, help="writes per run")
+    p.add_argument("--gap", type=float, default=0.2, help="seconds between writes")
+    p.add_argument("--idle", type=float, default=15.0, help="idle window, seconds")
+    p.add_argument("--detect-sizes", nargs="+", type=int, default=[3, 10, 25])
+    p.add_argument("--kills", type=int, default=3, help="SIGKILLs per detection size")
+    p.add_argument("--keys", type=int, default=100_000)
+    p.add_argument("--ae-runs", type=int, default=5, help="repairs per (differing, kind)")
+    p.add_argument("--seed", type=int, default=4)
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_async(args))
+    else:
+        uvloop.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
