@@ -82,6 +82,9 @@ class _PendingSync:
         self.deadline = deadline
         self.done = done
         self.report = SyncReport(peers=len(rounds))
+        # Repair writes submitted up to the end of the last round: the sync
+        # answers only once they are committed, so a read after it sees them.
+        self.barrier = 0
 
 
 class Node:
@@ -117,6 +120,10 @@ class Node:
         self._now = now
         self.counters: dict[str, int] = defaultdict(int)
         self.ae_totals = SyncReport()
+        # Anti-entropy writes submitted and committed, in submission order (the
+        # committer keeps it), so "committed >= n" means the first n are durable.
+        self._ae_submitted = 0
+        self._ae_committed = 0
 
     # --- start-up -----------------------------------------------------------
 
@@ -246,11 +253,15 @@ class Node:
                 continue
 
             def done(result: OpResult) -> None:
+                self._ae_committed += 1
                 if result.error is not None:
                     self._count_merge_error(result)
                 elif result.value and result.value.get("applied"):
                     self.counters["ae_keys_applied"] += 1
+                if self._syncs:
+                    self._settle_syncs()
 
+            self._ae_submitted += 1
             self.write(Merge(ev.ns, key, state, full=True), done)
 
     # --- housekeeping ------------------------------------------------------
@@ -319,6 +330,7 @@ class Node:
             if ev.round_id in s.rounds:
                 s.rounds.discard(ev.round_id)
                 s.report.add(ev)
+                s.barrier = self._ae_submitted
         if not ev.ok:
             log.info("event=ae_round_failed peer=%s:%s reason=%s", *ev.peer, ev.reason)
         elif ev.keys_sent or ev.keys_received:
@@ -333,7 +345,7 @@ class Node:
     def _settle_syncs(self) -> None:
         still = []
         for s in self._syncs:
-            if s.rounds:
+            if s.rounds or self._ae_committed < s.barrier:
                 still.append(s)
             else:
                 s.done(s.report)
@@ -341,10 +353,14 @@ class Node:
 
     def _expire_syncs(self, now: float) -> None:
         for s in self._syncs:
-            if now >= s.deadline and s.rounds:
-                s.report.rounds_failed += len(s.rounds)
-                s.report.failures.append(f"{len(s.rounds)} round(s) still running at timeout")
-                s.rounds.clear()
+            if now >= s.deadline and (s.rounds or self._ae_committed < s.barrier):
+                if s.rounds:
+                    s.report.rounds_failed += len(s.rounds)
+                    s.report.failures.append(f"{len(s.rounds)} round(s) still running at timeout")
+                    s.rounds.clear()
+                else:
+                    s.report.failures.append("repairs still being written at timeout")
+                s.barrier = 0
         self._settle_syncs()
 
     # --- anti-entropy's view of the store (EntrySource) ---------------------

@@ -131,12 +131,6 @@ def test_sync_repairs_what_gossip_never_carried_and_reports_it(make_cluster: Any
     assert cluster.stats(writer)["dissemination"]["queue_dropped"] >= written
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `sync` replies as soon as its rounds have received the states, before the "
-    "node has committed them (Node settles the sync on RoundFinished while the ApplyStates "
-    "writes are still queued in the committer), so a read right after `sync` misses them",
-)
 def test_keys_a_sync_received_are_readable_when_it_returns(make_cluster: Any) -> None:
     cluster: Cluster = make_cluster(2, config=NO_GOSSIP)
     for k in range(MISSED):
