@@ -231,9 +231,8 @@ class Operations:
             entry = self.store.get_header(ns, key, txn)
         if entry is not None and entry.orset is not None:
             # A set is read whole; a big one must not stall the event loop.
+            # Anything else is whole already in its header.
             entry = await asyncio.to_thread(self.store.get, ns, key)
-        elif entry is not None:
-            entry = self.store.get(ns, key)
         view = None
         if entry is not None and entry.ts > self.store.namespace(ns).cleared_at:
             view = entry_view(ns, key, entry, now, with_vector=a.bool("vector"))
