@@ -987,6 +987,10 @@ class Store:
             delta = loaded.entry.expire(now_ms)
             new = loaded.entry.join(delta) if delta is not None else loaded.entry
             change = self._write(txn, ns, key, ekey, loaded, new, ALL, "expire", "sweep", now_ms)
+            if delta is not None and (delta.counter is not None or delta.orset is not None):
+                # A counter's or set's expiry is extended by concurrent writes, so
+                # replicas can strip different things: gossip it like a delete.
+                change.delta = delta
             if change.old_digest != change.new_digest or change.visible_before:
                 changes.append(change)
             if new.next_due(now_ms, self.config.grace_ms) == now_ms:
