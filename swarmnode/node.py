@@ -145,6 +145,11 @@ class Node:
 
     # --- the runtime's entry points ----------------------------------------
 
+    @property
+    def now(self) -> float:
+        """The runtime time of the node's latest tick or message."""
+        return self._now
+
     def take_outbox(self) -> list[tuple[Address, Message]]:
         out, self._outbox = self._outbox, []
         return out

@@ -432,7 +432,7 @@ class Operations:
 
     async def members(self, args: dict[str, Any]) -> Any:
         Args("members", args, set())
-        now = self.node._now
+        now = self.node.now
         out = []
         for m in self.node.membership.members():
             out.append(
@@ -455,7 +455,7 @@ class Operations:
             peer = self._resolve_peer(peer_text)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[SyncReport] = loop.create_future()
-        self.node.sync(self.node._now, lambda r: fut.done() or fut.set_result(r), peer)
+        self.node.sync(self.node.now, lambda r: fut.done() or fut.set_result(r), peer)
         report = await fut
         return report.as_dict()
 
