@@ -1,0 +1,96 @@
+"""The long batch: many seeds of every scenario on clusters of 3 to 9 nodes, in parallel.
+
+Each failure is listed with the one-line command that replays it; the report
+goes to results/batch.md. CI runs a small slice of the same runs
+(tests/sim/test_batch_*.py); this is the command to run before a release or
+after touching membership, replication or storage:
+
+    python simulations/batch.py --seeds 200 --jobs 2
+    python simulations/batch.py --scenarios partition crash --seeds 50 --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from common import log, save_report, table
+
+from swarmnode.sim.nemesis import SCENARIOS
+from swarmnode.sim.run import RunSpec, run
+
+SIZES = (3, 4, 5, 6, 7, 8, 9)
+
+
+def one(spec: RunSpec) -> dict:
+    result = run(spec)
+    return {
+        "command": spec.command(),
+        "ok": result.ok,
+        "summary": result.summary(),
+        "violations": result.violations[:10],
+        "virtual": result.virtual_seconds,
+        "wall": result.wall_seconds,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--scenarios", nargs="+", default=sorted(set(SCENARIOS) - {"calm"}))
+    p.add_argument("--seeds", type=int, default=100, help="seeds per scenario")
+    p.add_argument("--first-seed", type=int, default=10_000)
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--ttl-share",
+        type=float,
+        default=0.0,
+        help="share of puts with a TTL (expiry and collection judged too)",
+    )
+    args = p.parse_args()
+    specs = [
+        RunSpec(
+            scenario=s,
+            seed=seed,
+            nodes=SIZES[seed % len(SIZES)],
+            duration=args.duration,
+            ttl_share=args.ttl_share,
+        )
+        for s in args.scenarios
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
+    ]
+    started = time.perf_counter()
+    results = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(one, specs):
+            results.append(r)
+            if not r["ok"]:
+                log(r["summary"])
+                for v in r["violations"]:
+                    log(f"  violation: {v}")
+                log(f"  replay: {r['command']}")
+    wall = time.perf_counter() - started
+    failed = [r for r in results if not r["ok"]]
+    per = []
+    for s in args.scenarios:
+        mine = [r for r, spec in zip(results, specs, strict=True) if spec.scenario == s]
+        per.append([s, len(mine), sum(not r["ok"] for r in mine), sum(r["virtual"] for r in mine)])
+    lines = [
+        "# Long simulation batch",
+        "",
+        f"{len(results)} runs ({args.seeds} seeds per scenario, 3 to 9 nodes, {args.duration:g} s "
+        f"of faults each), {wall:.0f} s wall with {args.jobs} processes; "
+        f"{len(failed)} failed.",
+        "",
+        table(["scenario", "runs", "failed", "virtual seconds"], per),
+        "",
+    ]
+    for r in failed:
+        lines += [f"- `{r['command']}`: " + "; ".join(v.splitlines()[0] for v in r["violations"])]
+    save_report("batch", "\n".join(lines))
+    log(f"{len(results) - len(failed)}/{len(results)} passed in {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,385 @@
+"""A whole cluster in one process: production `Node`s on real LMDB, in virtual time.
+
+Each simulated node is the unmodified `Node` with its `Store` (LMDB in a
+directory of its own, `sync=False`: the host never crashes here, only the
+process does) and an `InlineCommitter`, driven exactly as the real runtime
+drives it: `start`, `tick` every `tick_interval`, `receive` per message, and
+the outbox flushed to the network after every call.
+
+Faults that belong to a node live here:
+- crash: the process dies; its Store is closed, its memory (membership view,
+  gossip queues, Merkle trees) is gone; restart reopens the same directory,
+  so what was committed survives, and builds a new Node on it.
+- clock skew: the node's wall clock (HLC and TTL input) is virtual time plus
+  its skew; its monotonic clock (the protocols' timers) is not skewed.
+- slowness: every event the node handles occupies it for `service_time`
+  virtual seconds; what arrives meanwhile waits in line, as on a loaded host.
+  (Idle ticks count as events too, so a slow node's run differs between the
+  two tick modes; without slow nodes the modes give the same run.)
+
+Everything random draws from generators derived from the run's seed, node ids
+included, so a seed replays a run exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from swarmnode.config import Config
+from swarmnode.membership.state import MemberState
+from swarmnode.node import Node
+from swarmnode.sansio import Address, Message
+from swarmnode.sim.loop import EventLoop
+from swarmnode.sim.network import LinkProfile, Network
+from swarmnode.storage.layout import DB_NAMES
+from swarmnode.storage.lmdb_store import Store
+from swarmnode.storage.ops import Change
+from swarmnode.storage.writer import InlineCommitter
+
+EPOCH_MS = 1_767_225_600_000
+"""Wall clock at virtual time zero (2026-01-01T00:00:00Z): fixed, so timestamps replay."""
+
+
+@dataclass
+class ClusterConfig:
+    """How the simulated cluster is built; the nodes' own knobs are in `Config`."""
+
+    seed: int = 0
+    # Nodes the cluster starts with.
+    nodes: int = 5
+    # Nodes every node names as seeds when it joins (the first ones).
+    seeds: int = 3
+    # Seconds over which node starts are spread (0: all at once).
+    start_spread: float = 0.5
+    # The default link; per-link profiles override it.
+    link: LinkProfile = field(default_factory=LinkProfile)
+    # LMDB map size per node in the simulator (bytes): small, since a thousand
+    # nodes share one address space.
+    map_size: int = 256 << 20
+    # "interval": tick every node every tick_interval, as the real runtime does.
+    # "deadline": tick a node only at the grid points where it has work due;
+    # the same run, several times faster for idle nodes (see `next_deadline`).
+    tick_mode: str = "interval"
+    # Virtual seconds between checks of every membership's internal invariants
+    # (O(n) each); 0 turns them off, which large clusters want.
+    invariants_every: float = 1.0
+
+
+def next_deadline(node: Node) -> float:
+    """The first time at which `node.tick` could do anything.
+
+    A stand-in for a `Node.next_deadline()`, which Node does not have yet, so
+    it reads private timers. It covers every branch of `Node.tick`:
+    dissemination (its own `next_deadline`), membership, anti-entropy round
+    timeouts, the periodic anti-entropy round, the sweep and `sync` deadlines.
+    For membership it takes the raw periodic timers rather than
+    `Membership.next_deadline()`: `tick` re-arms the gossip, probe, push-pull
+    and reconnect timers even when it has nothing to send, and skipping those
+    idle re-arms would shift their phase and change the run.
+    """
+    due = [node._next_ae]
+    if not node._sweeping:
+        due.append(node._next_sweep)
+    membership = node.membership
+    for d in (membership.next_deadline(), node.dissemination.next_deadline()):
+        if d is not None:
+            due.append(d)
+    timers = membership._timers
+    if timers is not None:
+        due.append(timers.gossip)
+        if not membership._left:
+            due.extend((timers.probe, timers.push_pull, timers.reconnect))
+    due.extend(r.deadline for r in node.antientropy._rounds.values())
+    due.extend(s.deadline for s in node._syncs if s.rounds)
+    return min(due)
+
+
+class SimNode:
+    """One node's host: its directory, clock, speed and the process when it is up."""
+
+    def __init__(self, index: int, addr: Address, path: Path, node_id: str) -> None:
+        self.index = index
+        self.addr = addr
+        self.path = path
+        self.node_id = node_id
+        self.skew = 0.0
+        self.service_time = 0.0
+        self.busy_until = 0.0
+        self.backlog: deque[Callable[[Node], Any]] = deque()
+        self.generation = 0
+        self.phase = 0.0
+        self.last_k = -1
+        self.wake_k: int | None = None
+        self.store: Store | None = None
+        self.node: Node | None = None
+        self.crashed_at: float | None = None
+        self.booted_at = 0.0
+
+    @property
+    def up(self) -> bool:
+        return self.node is not None
+
+
+def sim_address(index: int) -> Address:
+    return (f"10.0.{index // 250}.{index % 250 + 1}", 7117)
+
+
+class Cluster:
+    def __init__(self, config: ClusterConfig, node_config: Config, workdir: Path) -> None:
+        self.config = config
+        self.seed = config.seed
+        self.node_config = replace(
+            node_config,
+            store=replace(node_config.store, sync=False, map_size=config.map_size),
+        )
+        self.workdir = Path(workdir)
+        self.loop = EventLoop()
+        self.rng = random.Random(f"{self.seed}/cluster")
+        self.network = Network(
+            self.loop.call_later,
+            random.Random(f"{self.seed}/network"),
+            config.link,
+            max_datagram=self.node_config.transport.max_datagram,
+        )
+        self.nodes: list[SimNode] = []
+        self.seed_addrs: list[Address] = []
+        self.listeners: list[Callable[[SimNode, Change], None]] = []
+        self._next_invariants = 0.0
+
+    @property
+    def now(self) -> float:
+        return self.loop.now
+
+    # --- building --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the configured nodes; their starts are spread over `start_spread`."""
+        n = self.config.nodes
+        self.seed_addrs = [sim_address(i) for i in range(min(self.config.seeds, n))]
+        for i in range(n):
+            sn = self._create(i)
+            delay = self.config.start_spread * i / max(1, n - 1)
+            self.loop.call_later(delay, self._boot, sn)
+
+    def add_node(self) -> SimNode:
+        """One more node, joining now through the seeds."""
+        sn = self._create(len(self.nodes))
+        self._boot(sn)
+        return sn
+
+    def _create(self, index: int) -> SimNode:
+        node_id = random.Random(f"{self.seed}/node-id/{index}").getrandbits(64).to_bytes(8, "big")
+        path = self.workdir / f"n{index:04d}"
+        sn = SimNode(index, sim_address(index), path, node_id.hex())
+        self._seed_node_id(path, node_id.hex())
+        self.nodes.append(sn)
+        return sn
+
+    def _seed_node_id(self, path: Path, node_id: str) -> None:
+        # The Store draws a new node id from os.urandom when it creates its
+        # data; writing the id first keeps ids (and so every actor name, LWW tie
+        # and digest) a function of the seed.
+        path.mkdir(parents=True, exist_ok=True)
+        env = lmdb.open(
+            str(path / "store"),
+            map_size=self.config.map_size,
+            max_dbs=len(DB_NAMES) + 1,
+            subdir=True,
+            sync=False,
+        )
+        try:
+            meta = env.open_db(b"meta")
+            with env.begin(write=True) as txn:
+                txn.put(b"node_id", node_id.encode(), db=meta)
+        finally:
+            env.close()
+
+    def _boot(self, sn: SimNode) -> None:
+        assert sn.node is None
+        sn.generation += 1
+        sn.busy_until = self.now
+        sn.crashed_at = None
+        sn.booted_at = self.now
+        store = Store(sn.path, self.node_config.store)
+        assert store.node_id == sn.node_id
+        committer = InlineCommitter(store, lambda: self.wall_ms(sn))
+        rng = random.Random(f"{self.seed}/node/{sn.index}/{sn.generation}")
+        node = Node(self.node_config, store, committer, address=sn.addr, rng=rng, now=self.now)
+        sn.store, sn.node = store, node
+        node.add_listener(lambda change: self._changed(sn, change))
+        self.network.attach(sn.addr, lambda src, msg: self._deliver(sn, sn.generation, src, msg))
+        sn.phase = self.now + self.rng.uniform(0, self.node_config.node.tick_interval)
+        sn.last_k = -1
+        sn.wake_k = None
+        node.start(self.now, list(self.seed_addrs))
+        self._after(sn)
+        if self.config.tick_mode == "interval":
+            self._schedule_tick(sn, 0)
+
+    def _changed(self, sn: SimNode, change: Change) -> None:
+        for listener in self.listeners:
+            listener(sn, change)
+
+    # --- node faults -------------------------------------------------------------
+
+    def crash(self, index: int) -> None:
+        """Kill the process: memory is lost, LMDB keeps what was committed."""
+        sn = self.nodes[index]
+        if sn.node is None:
+            return
+        self.network.detach(sn.addr)
+        assert sn.store is not None
+        sn.store.close()
+        sn.store, sn.node = None, None
+        sn.backlog.clear()
+        sn.crashed_at = self.now
+
+    def restart(self, index: int) -> None:
+        sn = self.nodes[index]
+        if sn.node is None:
+            self._boot(sn)
+
+    def set_skew(self, index: int, seconds: float) -> None:
+        self.nodes[index].skew = seconds
+
+    def set_slow(self, index: int, service_time: float) -> None:
+        self.nodes[index].service_time = service_time
+
+    def set_tick_mode(self, mode: str) -> None:
+        """Switch between ticking every interval and ticking at deadlines, mid-run."""
+        if mode not in ("interval", "deadline"):
+            raise ValueError("tick mode must be interval or deadline")
+        self.config.tick_mode = mode
+
+    def wall_ms(self, sn: SimNode) -> int:
+        return EPOCH_MS + round((self.now + sn.skew) * 1000)
+
+    # --- driving the nodes ---------------------------------------------------------
+
+    def live(self) -> list[SimNode]:
+        return [sn for sn in self.nodes if sn.node is not None]
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def run_until(self, end: float) -> None:
+        every = self.config.invariants_every
+        while True:
+            stop = min(end, self._next_invariants) if every > 0 else end
+            self.loop.run_until(stop)
+            if every > 0 and self.now >= self._next_invariants:
+                self._next_invariants = self.now + every
+                self.check_invariants()
+            if self.now >= end:
+                return
+
+    def check_invariants(self) -> None:
+        for sn in self.live():
+            assert sn.node is not None
+            sn.node.membership.assert_invariants()
+
+    def call(self, index: int, fn: Callable[[Node], Any]) -> None:
+        """Run `fn(node)` on a node as its own event (a client request, say)."""
+        sn = self.nodes[index]
+        self._run(sn, sn.generation, fn)
+
+    # A node's ticks fall on its own grid, phase + k * tick_interval, in both
+    # modes: "interval" runs every grid point, as the real runtime's ticker does;
+    # "deadline" runs only the grid points where `next_deadline` says work is due,
+    # which skips the no-op ticks of idle nodes and changes nothing else.
+
+    def _grid(self, sn: SimNode, k: int) -> float:
+        return sn.phase + k * self.node_config.node.tick_interval
+
+    def _schedule_tick(self, sn: SimNode, k: int) -> None:
+        sn.wake_k = k
+        self.loop.call_at(self._grid(sn, k), self._tick, sn, sn.generation, k)
+
+    def _tick(self, sn: SimNode, generation: int, k: int) -> None:
+        if sn.generation != generation or sn.wake_k != k:
+            return
+
+        def tick(node: Node) -> None:
+            sn.last_k = k
+            sn.wake_k = None
+            node.tick(self.now)
+            if self.config.tick_mode == "interval":
+                self._schedule_tick(sn, k + 1)
+
+        self._run(sn, generation, tick)
+
+    def _rearm(self, sn: SimNode) -> None:
+        """Deadline mode: wake the node at the first grid point at or after its next deadline."""
+        assert sn.node is not None
+        due = next_deadline(sn.node)
+        interval = self.node_config.node.tick_interval
+        due = max(due, self.now)
+        k = max(sn.last_k + 1, int((due - sn.phase) / interval) - 1)
+        while self._grid(sn, k) < due:
+            k += 1
+        if sn.wake_k is None or k < sn.wake_k:
+            self._schedule_tick(sn, k)
+
+    def _deliver(self, sn: SimNode, generation: int, src: Address, msg: Message) -> None:
+        self._run(sn, generation, lambda node: node.receive(self.now, src, msg))
+
+    def _run(self, sn: SimNode, generation: int, fn: Callable[[Node], Any]) -> None:
+        if sn.node is None or sn.generation != generation:
+            return
+        if sn.backlog or self.now < sn.busy_until:
+            sn.backlog.append(fn)
+            if len(sn.backlog) == 1:
+                self.loop.call_at(sn.busy_until, self._drain, sn, generation)
+            return
+        sn.busy_until = self.now + sn.service_time
+        fn(sn.node)
+        self._after(sn)
+
+    def _drain(self, sn: SimNode, generation: int) -> None:
+        """A slow node takes the next event of its backlog, in arrival order."""
+        if sn.node is None or sn.generation != generation or not sn.backlog:
+            return
+        fn = sn.backlog.popleft()
+        sn.busy_until = self.now + sn.service_time
+        fn(sn.node)
+        self._after(sn)
+        if sn.backlog:
+            self.loop.call_at(sn.busy_until, self._drain, sn, generation)
+
+    def _after(self, sn: SimNode) -> None:
+        """After any call into a node: put its outbox on the network, re-arm its wake-up."""
+        if sn.node is None:
+            return
+        if self.config.tick_mode == "deadline":
+            self._rearm(sn)
+        out = sn.node.take_outbox()
+        if not out:
+            return
+        by_peer: dict[Address, list[Message]] = {}
+        for addr, msg in out:
+            by_peer.setdefault(addr, []).append(msg)
+        for addr, msgs in by_peer.items():
+            self.network.send(sn.addr, addr, msgs)
+
+    # --- what the oracles read --------------------------------------------------------
+
+    def views(self) -> dict[str, dict[str, MemberState]]:
+        """node id -> (member id -> state) as each live node sees it."""
+        out = {}
+        for sn in self.live():
+            assert sn.node is not None
+            out[sn.node_id] = {m.node_id: m.state for m in sn.node.membership.members()}
+        return out
+
+    def close(self) -> None:
+        for sn in self.nodes:
+            if sn.store is not None:
+                sn.store.close()
+            sn.store, sn.node = None, None
