@@ -565,6 +565,19 @@ class Store:
             return None
         return wall_ms(ts) + max(1, int(ttl_s * 1000))
 
+    def _strip_clock(self, now_ms: int) -> int:
+        """The time by which the sweeper strips expired entries: local time minus the max offset.
+
+        Reads hide an entry at its expiry by the local clock. Stripping makes a
+        state that spreads to every replica, so it waits until no replica whose
+        clock is within the max offset could still be serving the entry.
+        """
+        return now_ms - self.config.max_clock_offset_ms
+
+    def _next_due(self, entry: Entry, now_ms: int) -> int:
+        due = entry.next_due(self._strip_clock(now_ms), self.config.grace_ms)
+        return 0 if due is None else due + self.config.max_clock_offset_ms
+
     def _current(
         self,
         txn: lmdb.Transaction,
@@ -644,7 +657,7 @@ class Store:
                     txn.put(mk, value, db=mdb)
         header = encode_entry(_header_of(new))
         digest = L.xor16(L.hash16(header), mxor)
-        due = new.next_due(now_ms, self.config.grace_ms) or 0
+        due = self._next_due(new, now_ms)
         old_due = old.due if old else 0
         if old_due != due:
             if old_due:
@@ -931,6 +944,13 @@ class Store:
         if incoming.collectable(now_ms, self.config.grace_ms):
             return OpResult({"applied": False})
         self.hlc.update(incoming.ts, now_ms)
+        reg = incoming.reg
+        limit = now_ms + self.config.max_clock_offset_ms
+        stripped = reg is not None and reg.deleted and reg.expires_at is not None
+        if stripped and reg.expires_at > limit:
+            # Stripped by a peer whose clock runs ahead: taking it would hide the
+            # value here before its time. Anti-entropy brings it again later.
+            raise ClockSkewError(reg.expires_at, now_ms, self.config.max_clock_offset_ms)
         ekey = L.entry_key(op.ns, op.key)
         # A mutator delta names every set member it touches; a full state does not.
         names: Iterable[str] | None = ALL
@@ -984,7 +1004,7 @@ class Store:
                 continue
             # The due record is gone; _write files the next one from scratch.
             loaded.due = 0
-            delta = loaded.entry.expire(now_ms)
+            delta = loaded.entry.expire(self._strip_clock(now_ms))
             new = loaded.entry.join(delta) if delta is not None else loaded.entry
             change = self._write(txn, ns, key, ekey, loaded, new, ALL, "expire", "sweep", now_ms)
             if delta is not None and (delta.counter is not None or delta.orset is not None):
@@ -993,7 +1013,7 @@ class Store:
                 change.delta = delta
             if change.old_digest != change.new_digest or change.visible_before:
                 changes.append(change)
-            if new.next_due(now_ms, self.config.grace_ms) == now_ms:
+            if self._next_due(new, now_ms) == now_ms:
                 raise InternalError(f"entry {ns}/{key} stays due after its sweep")
         return OpResult({"processed": done}, changes=changes, more=done >= limit)
 
