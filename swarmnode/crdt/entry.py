@@ -143,6 +143,20 @@ class Entry:
             times.append(self.orset.expires_at)
         return min(times) if times else None
 
+    def next_expiry(self, now_ms: int) -> int | None:
+        """The next moment after `now_ms` at which a visible part of this entry expires."""
+        times: list[int | None] = []
+        if self.reg is not None and self.reg.visible(now_ms):
+            times.append(self.reg.expires_at)
+        if self.mv is not None:
+            times.extend(v.expires_at for v in self.mv.versions.values() if v.visible(now_ms))
+        if self.counter is not None and self.counter.visible(now_ms):
+            times.append(self.counter.expires_at)
+        if self.orset is not None and self.orset.visible(now_ms):
+            times.append(self.orset.expires_at)
+        future = [t for t in times if t is not None and t > now_ms]
+        return min(future) if future else None
+
     def collectable(self, now_ms: int, grace_ms: int) -> bool:
         """True once the entry has been invisible for the grace period: it may be dropped."""
         return not self.visible(now_ms) and now_ms >= self.dead_since() + grace_ms

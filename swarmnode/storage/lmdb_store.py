@@ -575,8 +575,19 @@ class Store:
         return now_ms - self.config.max_clock_offset_ms
 
     def _next_due(self, entry: Entry, now_ms: int) -> int:
+        """When the sweeper must next look at `entry` (0: never).
+
+        Twice per expiry: at the expiry itself, so the live counts and watchers
+        learn of it at once (nothing is stripped yet), and once the max offset
+        has passed, to strip it.
+        """
+        offset = self.config.max_clock_offset_ms
         due = entry.next_due(self._strip_clock(now_ms), self.config.grace_ms)
-        return 0 if due is None else due + self.config.max_clock_offset_ms
+        due = 0 if due is None else due + offset
+        hidden_at = entry.next_expiry(now_ms)
+        if hidden_at is not None and (not due or hidden_at < due):
+            due = hidden_at
+        return due
 
     def _current(
         self,

@@ -14,6 +14,8 @@ from .conftest import GRACE_S
 from .support import SECOND, T0, apply, fails, ok, sweep_all, view
 
 GRACE_MS = int(GRACE_S * 1000)
+# The sweeper strips and collects only once the max clock offset (500 ms) has passed.
+OFFSET_MS = 500
 
 
 def test_a_per_write_ttl_overrides_the_namespace_default(store: Store) -> None:
@@ -78,16 +80,23 @@ def test_the_sweep_strips_expired_entries_and_collects_them_after_the_grace(stor
     expiry = T0 + 300 * SECOND
     assert sweep_all(store, expiry - 1) == 0
     before = store.ns_stats("notifications")
+    # At the expiry the entry stops counting as live (watchers hear of it) ...
     assert sweep_all(store, expiry) == 1
     after = store.ns_stats("notifications")
     assert (after["entries"], after["tombstones"]) == (0, 1)
+    assert after["bytes"] == before["bytes"]
+    # ... and once the max clock offset has passed, it is stripped to a tombstone.
+    assert sweep_all(store, expiry + OFFSET_MS - 1) == 0
+    assert sweep_all(store, expiry + OFFSET_MS) == 1
+    after = store.ns_stats("notifications")
     assert after["bytes"] < before["bytes"] - 1000  # the value is gone, the tombstone stays
     stripped = store.get("notifications", "n")
     assert stripped is not None and stripped.reg.deleted and stripped.reg.value is None
 
-    assert sweep_all(store, expiry + GRACE_MS - 1) == 0
+    collect = expiry + GRACE_MS + OFFSET_MS
+    assert sweep_all(store, collect - 1) == 0
     assert store.get("notifications", "n") is not None
-    assert sweep_all(store, expiry + GRACE_MS) == 1
+    assert sweep_all(store, collect) == 1
     assert store.get("notifications", "n") is None
     assert store.ns_stats("notifications") == {
         "entries": 0,
@@ -105,7 +114,7 @@ def test_tombstones_of_deletes_are_collected_after_the_grace_period(store: Store
     assert store.ns_stats("default")["tombstones"] == 2
     sweep_all(store, T0 + 10 + GRACE_MS - 1)
     assert store.ns_stats("default")["tombstones"] == 2
-    sweep_all(store, T0 + 10 + GRACE_MS)
+    sweep_all(store, T0 + 10 + GRACE_MS + OFFSET_MS)
     assert store.ns_stats("default")["stored"] == 0
     assert store.get("default", "k") is None and store.get("default", "s") is None
 
