@@ -394,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--socket", type=Path, help="client socket path ($SWARMNODE_SOCKET)")
     run.add_argument("--bind", help="gossip address HOST:PORT (default 127.0.0.1:7117)")
     run.add_argument("--join", action="append", metavar="HOST:PORT", help="seed (repeatable)")
-    run.add_argument("--node-id", help="expected node id of an existing data directory")
+    run.add_argument(
+        "--node-id", help="id for a new data directory (an existing one must already have it)"
+    )
     run.add_argument("--cluster-key-file", type=Path, help="gossip encryption key file")
     run.add_argument("--insecure", action="store_true", help="allow plaintext gossip off loopback")
     run.add_argument("--config", type=Path, help="TOML configuration file")

@@ -23,8 +23,16 @@ def start_node(
 ) -> tuple[subprocess.Popen[str], str]:
     data_dir = base_dir / f"node{index}"
     cmd = [
-        sys.executable, "-m", "swarmnode.cli", "run", "--profile", "local",
-        "--data-dir", str(data_dir), "--bind", f"127.0.0.1:{port}",
+        sys.executable,
+        "-m",
+        "swarmnode.cli",
+        "run",
+        "--profile",
+        "local",
+        "--data-dir",
+        str(data_dir),
+        "--bind",
+        f"127.0.0.1:{port}",
     ]
     if seed:
         cmd += ["--join", seed]

@@ -154,10 +154,27 @@ class Node:
         out, self._outbox = self._outbox, []
         return out
 
+    def next_deadline(self) -> float:
+        """The earliest time at which `tick` has work (a runtime may sleep until then)."""
+        due = [self._next_ae]
+        if not self._sweeping:
+            due.append(self._next_sweep)
+        for d in (
+            self.membership.next_deadline(),
+            self.dissemination.next_deadline(),
+            self.antientropy.next_deadline(),
+        ):
+            if d is not None:
+                due.append(d)
+        due.extend(s.deadline for s in self._syncs if s.rounds)
+        return min(due)
+
     def tick(self, now: float) -> None:
         self._now = now
         self._emit(self.membership.tick(now))
-        self._emit(self.dissemination.tick(now, self.peer_addresses()))
+        if self.dissemination.pending():
+            # Listing peers is O(members): only when there is something to send.
+            self._emit(self.dissemination.tick(now, self.peer_addresses()))
         self._emit(self.antientropy.tick(now))
         if now >= self._next_ae:
             self._next_ae = now + self.config.antientropy.interval

@@ -336,6 +336,20 @@ class Membership:
             due.append(timers.reconnect)
         return min(due, default=None)
 
+    def periodic_deadline(self) -> float | None:
+        """When the next periodic timer fires, even one that will find nothing to do.
+
+        `tick` re-arms the gossip, probe, push-pull and reconnect timers when
+        they fire idle; a runtime that must reproduce a fixed-interval schedule
+        exactly (the simulator's deadline mode) wakes at these too.
+        """
+        timers = self._timers
+        if timers is None:
+            return None
+        if self._left:
+            return timers.gossip
+        return min(timers.gossip, timers.probe, timers.push_pull, timers.reconnect)
+
     def assert_invariants(self) -> None:
         """Check every structural invariant (O(n)); the simulator calls it between steps."""
         assert self.node_id not in self._members

@@ -276,6 +276,10 @@ class AntiEntropy:
     def active_rounds(self) -> int:
         return len(self._rounds)
 
+    def next_deadline(self) -> float | None:
+        """When `tick` next has work: the earliest timeout of a running round."""
+        return min((r.deadline for r in self._rounds.values()), default=None)
+
     def start_round(self, now: float, peer: Address) -> tuple[int, Output]:
         """Begin a round with `peer`; its end is a `RoundFinished` event with this id."""
         round_id = self._next_round

@@ -61,14 +61,9 @@ class NodeProcess:
         cfg = self.config
         loop = asyncio.get_running_loop()
         keyring = Keyring.from_file(cfg.cluster_key_file) if cfg.cluster_key_file else None
-        self.store = store = await asyncio.to_thread(Store, cfg.data_dir, cfg.store)
-        if cfg.node_id and cfg.node_id != store.node_id:
-            store.close()
-            raise SwarmError(
-                f"data directory {cfg.data_dir} belongs to node {store.node_id}, not "
-                f"{cfg.node_id}; a node id is chosen when its data is created",
-                code="bad_request",
-            )
+        self.store = store = await asyncio.to_thread(
+            Store, cfg.data_dir, cfg.store, node_id=cfg.node_id
+        )
         try:
             await self._serve(loop, store, keyring)
         finally:

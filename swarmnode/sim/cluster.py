@@ -30,15 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import lmdb
-
 from swarmnode.config import Config
 from swarmnode.membership.state import MemberState
 from swarmnode.node import Node
 from swarmnode.sansio import Address, Message
 from swarmnode.sim.loop import EventLoop
 from swarmnode.sim.network import LinkProfile, Network
-from swarmnode.storage.layout import DB_NAMES
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Change
 from swarmnode.storage.writer import InlineCommitter
@@ -73,32 +70,15 @@ class ClusterConfig:
 
 
 def next_deadline(node: Node) -> float:
-    """The first time at which `node.tick` could do anything.
+    """The first time at which `node.tick` could do anything, idle timer re-arms included.
 
-    A stand-in for a `Node.next_deadline()`, which Node does not have yet, so
-    it reads private timers. It covers every branch of `Node.tick`:
-    dissemination (its own `next_deadline`), membership, anti-entropy round
-    timeouts, the periodic anti-entropy round, the sweep and `sync` deadlines.
-    For membership it takes the raw periodic timers rather than
-    `Membership.next_deadline()`: `tick` re-arms the gossip, probe, push-pull
-    and reconnect timers even when it has nothing to send, and skipping those
-    idle re-arms would shift their phase and change the run.
+    `Node.next_deadline()` leaves out membership's periodic timers that fire
+    with nothing to do; `tick` still re-arms them, and skipping those wake-ups
+    would shift their phase and make deadline mode differ from interval mode.
     """
-    due = [node._next_ae]
-    if not node._sweeping:
-        due.append(node._next_sweep)
-    membership = node.membership
-    for d in (membership.next_deadline(), node.dissemination.next_deadline()):
-        if d is not None:
-            due.append(d)
-    timers = membership._timers
-    if timers is not None:
-        due.append(timers.gossip)
-        if not membership._left:
-            due.extend((timers.probe, timers.push_pull, timers.reconnect))
-    due.extend(r.deadline for r in node.antientropy._rounds.values())
-    due.extend(s.deadline for s in node._syncs if s.rounds)
-    return min(due)
+    periodic = node.membership.periodic_deadline()
+    due = node.next_deadline()
+    return due if periodic is None else min(due, periodic)
 
 
 class SimNode:
@@ -178,28 +158,8 @@ class Cluster:
         node_id = random.Random(f"{self.seed}/node-id/{index}").getrandbits(64).to_bytes(8, "big")
         path = self.workdir / f"n{index:04d}"
         sn = SimNode(index, sim_address(index), path, node_id.hex())
-        self._seed_node_id(path, node_id.hex())
         self.nodes.append(sn)
         return sn
-
-    def _seed_node_id(self, path: Path, node_id: str) -> None:
-        # The Store draws a new node id from os.urandom when it creates its
-        # data; writing the id first keeps ids (and so every actor name, LWW tie
-        # and digest) a function of the seed.
-        path.mkdir(parents=True, exist_ok=True)
-        env = lmdb.open(
-            str(path / "store"),
-            map_size=self.config.map_size,
-            max_dbs=len(DB_NAMES) + 1,
-            subdir=True,
-            sync=False,
-        )
-        try:
-            meta = env.open_db(b"meta")
-            with env.begin(write=True) as txn:
-                txn.put(b"node_id", node_id.encode(), db=meta)
-        finally:
-            env.close()
 
     def _boot(self, sn: SimNode) -> None:
         assert sn.node is None
@@ -207,8 +167,9 @@ class Cluster:
         sn.busy_until = self.now
         sn.crashed_at = None
         sn.booted_at = self.now
-        store = Store(sn.path, self.node_config.store)
-        assert store.node_id == sn.node_id
+        # Ids derived from the seed keep every actor name, LWW tie and digest
+        # a function of the seed.
+        store = Store(sn.path, self.node_config.store, node_id=sn.node_id)
         committer = InlineCommitter(store, lambda: self.wall_ms(sn))
         rng = random.Random(f"{self.seed}/node/{sn.index}/{sn.generation}")
         node = Node(self.node_config, store, committer, address=sn.addr, rng=rng, now=self.now)

@@ -145,8 +145,17 @@ def _header_of(entry: Entry) -> Entry:
 
 
 class Store:
-    def __init__(self, path: Path | str, config: StoreConfig | None = None) -> None:
+    def __init__(
+        self, path: Path | str, config: StoreConfig | None = None, *, node_id: str | None = None
+    ) -> None:
+        """Open (or create) the store at `path`.
+
+        `node_id` names a store being created (the simulator derives ids from
+        its seed); for an existing store it must match, since a node's id is
+        fixed with its data.
+        """
         self.path = Path(path).resolve()
+        self._wanted_id = node_id
         self.config = config or StoreConfig()
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_file = self._acquire_lock()
@@ -166,7 +175,11 @@ class Store:
             self._release_lock()
             raise Unavailable(f"cannot open store at {self.path}: {exc}") from exc
         self.db = {name: self.env.open_db(name.encode()) for name in L.DB_NAMES}
-        self._init_meta()
+        try:
+            self._init_meta()
+        except BaseException:
+            self.close()
+            raise
         self._purge_cursor: dict[str, bytes] = {}
 
     # --- opening and closing ------------------------------------------------
@@ -208,9 +221,14 @@ class Store:
             if node_id is None:
                 # A new id for new (or wiped) data: reusing an id whose state was
                 # lost would let peers mistake new writes for ones they have seen.
-                node_id = os.urandom(8).hex().encode()
+                node_id = (self._wanted_id or os.urandom(8).hex()).encode()
                 txn.put(b"node_id", node_id, db=meta)
                 log.info("event=node_id_created node_id=%s path=%s", node_id.decode(), self.path)
+            elif self._wanted_id is not None and node_id.decode() != self._wanted_id:
+                raise Unavailable(
+                    f"data directory {self.path} belongs to node {node_id.decode()}, not "
+                    f"{self._wanted_id}; a node id is chosen when its data is created"
+                )
             self.node_id: str = node_id.decode()
             last = txn.get(b"hlc", db=meta)
             self.hlc = HybridLogicalClock(self.config.max_clock_offset_ms, int(last) if last else 0)

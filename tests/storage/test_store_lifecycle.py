@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmnode.errors import BadRequest, NotFound
+from swarmnode.errors import BadRequest, NotFound, Unavailable
 from swarmnode.storage.lmdb_store import Store, StoreConfig, StoreLocked
 from swarmnode.storage.ops import Delete, Incr, Put, SAdd
 from swarmnode.storage.snapshot import SnapshotReader
@@ -40,6 +40,18 @@ def test_two_stores_never_share_a_node_id(tmp_path: Path) -> None:
         ids.add(s.node_id)
         s.close()
     assert len(ids) == 20
+
+
+def test_a_chosen_id_names_new_data_and_must_match_existing_data(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    Store(path, StoreConfig(sync=False), node_id="feedfacecafebeef").close()
+    again = Store(path, StoreConfig(sync=False), node_id="feedfacecafebeef")
+    assert again.node_id == "feedfacecafebeef"
+    again.close()
+    with pytest.raises(Unavailable, match="belongs to node feedfacecafebeef"):
+        Store(path, StoreConfig(sync=False), node_id="0123456789abcdef")
+    # The refused open released the directory: it opens again at once.
+    Store(path, StoreConfig(sync=False)).close()
 
 
 def test_a_second_store_on_the_same_directory_is_refused_with_a_clear_message(

@@ -1,0 +1,444 @@
+"""The vector layer as the node serves it: `vsearch`, text embedding on put, stats.
+
+`attach_vectors` wires it to a running node: it subscribes to the node's
+change listener, starts the indexer thread, and registers `vsearch` (and
+wraps `put` and `ns_init` for namespaces that name an embedder) on the
+client operations.
+
+A search runs on a worker thread under its namespace's read lock. Before it
+starts it waits (at most `fresh_wait`) until the indexer has applied every
+change the node had committed when the request arrived, so a client finds
+what it has just written. Every hit is then read back from LMDB for its value
+and metadata, and a hit whose entry is gone, expired, changed its vector or no
+longer passes the filter is dropped and the search run again without it: an
+index that lags the store can cost a retry, never a removed key in a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmnode.api.handlers import Args, Operations
+from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
+from swarmnode.node import Node
+from swarmnode.storage.namespaces import NamespaceDef
+from swarmnode.storage.ops import Change
+from swarmnode.vectors.cache import VectorCache
+from swarmnode.vectors.config import VectorConfig
+from swarmnode.vectors.embedders import Embedders, spec_of, text_of
+from swarmnode.vectors.filters import Filter, parse_filter, posting_keys
+from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version, vector_digest
+from swarmnode.vectors.records import read_entry
+from swarmnode.vectors.rwlock import Busy
+from swarmnode.vectors.shards import BETTER, score
+from swarmnode.vectors.space import Hit, Space
+
+log = logging.getLogger("swarmnode.vectors")
+
+VSEARCH_ARGS = {"ns", "vector", "text", "key", "k", "filter", "ef", "embedder"}
+MAX_ROUNDS = 4
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class VectorMemory:
+    def __init__(
+        self,
+        node: Node,
+        directory: Path,
+        cfg: VectorConfig,
+        *,
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.node = node
+        self.store = node.store
+        self.cfg = cfg
+        self.clock = clock
+        self.loop = asyncio.get_running_loop()
+        self.cache = VectorCache(cfg.cache_bytes)
+        self.embedders = Embedders(self.cache)
+        self.indexer = Indexer(
+            self.store, directory, cfg, clock, self.cache, self._applied_elsewhere
+        )
+        self.enqueued_seq = 0
+        self.applied_seq = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._loaded = asyncio.Event()
+        self._put: Callable[[dict[str, Any]], Any] | None = None
+        self._ns_init: Callable[[dict[str, Any]], Any] | None = None
+        self.searches = 0
+        self.retries = 0
+        self._unsubscribe = node.add_listener(self._on_change)
+        self.indexer.start()
+
+    # --- wiring ------------------------------------------------------------------
+
+    def register(self, ops: Operations) -> None:
+        self._put = ops.handlers["put"]
+        self._ns_init = ops.handlers["ns_init"]
+        ops.register("vsearch", self.vsearch)
+        ops.register("put", self.put)
+        ops.register("ns_init", self.ns_init)
+
+    def _on_change(self, change: Change) -> None:
+        self.enqueued_seq = max(self.enqueued_seq, change.seq)
+        self.indexer.submit(change.seq, change.ns, change.key)
+
+    def _applied_elsewhere(self, seq: int) -> None:
+        # A closed loop (the node is stopping) has nobody waiting any more.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._applied, seq)
+
+    def _applied(self, seq: int) -> None:
+        self._loaded.set()
+        self.applied_seq = max(self.applied_seq, seq)
+        still = []
+        for target, fut in self._waiters:
+            if target <= self.applied_seq:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                still.append((target, fut))
+        self._waiters = still
+
+    async def caught_up(self, timeout: float) -> bool:
+        """Wait until every change committed so far is in the index; False on timeout."""
+        target = self.enqueued_seq
+        if self.applied_seq >= target:
+            return True
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._waiters.append((target, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop following the node, apply what is queued and write a final checkpoint."""
+        self._unsubscribe()
+        await asyncio.to_thread(self.indexer.stop)
+
+    # --- vsearch -----------------------------------------------------------------
+
+    async def vsearch(self, args: dict[str, Any]) -> Any:
+        a = Args("vsearch", args, VSEARCH_ARGS)
+        ns = a.ns()
+        assert ns is not None
+        definition = self.store.namespace(ns)
+        if definition.deleted or definition.dim is None:
+            raise BadRequest(
+                f"vsearch: namespace {ns!r} has no vector dimension; declare one with "
+                "ns_init(dim=..., metric=...) first"
+            )
+        k = a.int("k", default=10, lo=1, hi=self.cfg.max_k)
+        ef = a.int("ef", default=0, lo=1, hi=self.cfg.max_ef) or None
+        flt = parse_filter(a.raw("filter"))
+        await self._ready()
+        await self.caught_up(self.cfg.fresh_wait)
+        query = await self._query_vector(a, definition)
+        space = self.indexer.spaces.get(ns)
+        reply: dict[str, Any] = {
+            "ns": ns,
+            "metric": definition.metric,
+            "better": BETTER[definition.metric],
+            "embedder": definition.embedder,
+        }
+        if space is None:
+            return {**reply, "exact": True, "items": []}
+        if space.building is not None:
+            done, total = space.building
+            raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
+        items, exact = await self._run_search(space, query, k, flt, ef)
+        self.searches += 1
+        return {**reply, "exact": exact, "items": items}
+
+    async def _ready(self) -> None:
+        if not self._loaded.is_set():
+            try:
+                await asyncio.wait_for(self._loaded.wait(), self.cfg.ready_wait)
+            except TimeoutError:
+                raise Unavailable("vsearch: the vector index is still loading") from None
+        if self.indexer.state == "failed":
+            raise Unavailable("vsearch: the vector index failed; see the node's log")
+
+    async def _query_vector(self, a: Args, definition: NamespaceDef) -> np.ndarray:
+        given = [n for n in ("vector", "text", "key") if a.raw(n) is not None]
+        if len(given) != 1:
+            raise BadRequest("vsearch: give exactly one of vector, text or key")
+        ns, dim = definition.name, definition.dim
+        if given[0] == "text":
+            text = a.str("text") or ""
+            if definition.embedder is None:
+                raise BadRequest(
+                    f"vsearch: namespace {ns!r} names no embedder, so it cannot embed text; "
+                    "send a vector"
+                )
+            vector = await asyncio.to_thread(self.embedders.embed, definition.embedder, text)
+            if len(vector) != dim:
+                raise BadRequest(
+                    f"vsearch: embedder {definition.embedder} gives {len(vector)} dimensions; "
+                    f"namespace {ns!r} holds {dim}"
+                )
+            return vector
+        if given[0] == "key":
+            return await asyncio.to_thread(self._vector_of_key, ns, a.str("key") or "")
+        check_embedder("vsearch", definition, a.str("embedder"))
+        vector = query_array(a.raw("vector"))
+        if len(vector) != dim:
+            raise BadRequest(
+                f"vsearch: vector has {len(vector)} dimensions; namespace {ns!r} expects {dim}"
+            )
+        return vector
+
+    def vector(self, ns: str, key: str) -> np.ndarray | None:
+        """The indexed vector of a live entry, from the cache when it is hot."""
+        try:
+            return self._vector_of_key(ns, key)
+        except NotFound:
+            return None
+
+    def _vector_of_key(self, ns: str, key: str) -> np.ndarray:
+        with self.store.read() as txn:
+            entry = read_entry(self.store, txn, ns, key, self.cache)
+        version = indexed_version(self.store, ns, entry, self.clock())
+        if version is None:
+            raise NotFound(f"vsearch: {key!r} in {ns!r} is not a live entry with a vector")
+        return np.frombuffer(version.vector, dtype="<f4")
+
+    async def _run_search(
+        self, space: Space, query: np.ndarray, k: int, flt: Filter | None, ef: int | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        cheap = flt is None and ef is None and len(space) > self.cfg.exact_below
+        if self.cfg.search_on_loop and cheap:
+            try:
+                return self._search(space, query, k, flt, ef, blocking=False)
+            except Busy:
+                pass  # the indexer holds the namespace: wait for it off the loop
+        return await asyncio.to_thread(self._search, space, query, k, flt, ef)
+
+    def _search(
+        self,
+        space: Space,
+        query: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        blocking: bool = True,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        exclude: set[int] = set()
+        for _ in range(MAX_ROUNDS):
+            hits, exact = self._index_search(space, query, k, flt, ef, exclude, blocking)
+            items, stale = self._read_back(space, hits, flt)
+            if not stale:
+                return items, exact
+            self.retries += 1
+            exclude.update(h.label for h in stale)
+            for h in stale:
+                self.indexer.submit(RECHECK, space.ns, h.key)
+        return items, exact
+
+    def _index_search(
+        self,
+        space: Space,
+        query: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        exclude: set[int],
+        blocking: bool,
+    ) -> tuple[list[Hit], bool]:
+        if ef is None or ef == self.cfg.ef_search:
+            with space.lock.read(blocking):
+                return space.search(query, k, flt, exclude)
+        # hnswlib keeps ef per index, not per query: another ef needs the index alone.
+        with space.lock.write():
+            for shard in space.shards.values():
+                shard.index.set_ef(ef)
+            try:
+                return space.search(query, k, flt, exclude)
+            finally:
+                for shard in space.shards.values():
+                    shard.index.set_ef(self.cfg.ef_search)
+
+    def _read_back(
+        self, space: Space, hits: list[Hit], flt: Filter | None
+    ) -> tuple[list[dict[str, Any]], list[Hit]]:
+        """The reply items from the store as it is now, and the hits that no longer hold."""
+        now = self.clock()
+        items: list[dict[str, Any]] = []
+        stale: list[Hit] = []
+        ns = space.ns
+        with self.store.read() as txn:
+            for hit in hits:
+                entry = read_entry(self.store, txn, ns, hit.key, self.cache)
+                version = indexed_version(self.store, ns, entry, now)
+                if (
+                    version is None
+                    or vector_digest(version.vector) != hit.digest
+                    or (flt is not None and not flt.matches(posting_keys(version.meta)))
+                ):
+                    stale.append(hit)
+                    continue
+                items.append(
+                    {
+                        "key": hit.key,
+                        "score": score(space.metric, hit.distance),
+                        "value": version.value,
+                        "meta": version.meta,
+                    }
+                )
+        return items, stale
+
+    # --- text in: put and ns_init ------------------------------------------------
+
+    async def put(self, args: dict[str, Any]) -> Any:
+        assert self._put is not None
+        ns = args.get("ns")
+        definition = self.store.namespace(ns) if isinstance(ns, str) else None
+        if definition is None or definition.embedder is None:
+            if args.get("embedder") is not None:
+                raise BadRequest(f"put: namespace {ns!r} names no embedder")
+            return await self._put(args)
+        args = dict(args)
+        named = args.pop("embedder", None)
+        if args.get("vector") is not None:
+            check_embedder("put", definition, named)
+            return await self._put(args)
+        text = text_of(args.get("value"))
+        if text is not None:
+            vector = await asyncio.to_thread(self.embedders.embed, definition.embedder, text)
+            args["vector"] = vector.astype("<f4").tobytes()
+        return await self._put(args)
+
+    async def ns_init(self, args: dict[str, Any]) -> Any:
+        assert self._ns_init is not None
+        name = args.get("embedder")
+        if name is None:
+            return await self._ns_init(args)
+        spec = spec_of(name)
+        args = {**args, "embedder": spec.name}
+        dim = args.get("dim")
+        if dim is None:
+            args["dim"] = spec.dim
+        elif dim != spec.dim:
+            raise BadRequest(
+                f"ns_init: embedder {spec.name} gives {spec.dim} dimensions, not {dim}"
+            )
+        ns = args.get("ns")
+        if isinstance(ns, str):
+            current = self.store.namespace(ns)
+            space = self.indexer.spaces.get(ns)
+            if current.embedder not in (None, spec.name) and space is not None and len(space):
+                raise Conflict(
+                    f"ns_init: namespace {ns!r} holds vectors made by {current.embedder}; "
+                    "delete the namespace to change its embedder"
+                )
+        return await self._ns_init(args)
+
+    # --- stats -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The `vectors` section of the node's `stats`."""
+        namespaces = {}
+        for ns, space in list(self.indexer.spaces.items()):
+            definition = self.store.namespace(ns)
+            shards = [
+                {
+                    "id": s.id,
+                    "live": len(s.members),
+                    "slots": s.count,
+                    "capacity": s.index.max_elements,
+                }
+                for s in list(space.shards.values())
+            ]
+            namespaces[ns] = {
+                "dim": space.dim,
+                "metric": space.metric,
+                "embedder": definition.embedder,
+                "vectors": len(space),
+                "shards": shards,
+                "exact_search": len(space) <= self.cfg.exact_below,
+                "building": list(space.building) if space.building else None,
+            }
+        return {
+            "vectors": {
+                "state": self.indexer.state,
+                "applied_seq": self.applied_seq,
+                "checkpoint_seq": self.indexer.checkpoint_seq,
+                "lag": max(0, self.enqueued_seq - self.applied_seq),
+                "namespaces": namespaces,
+                "searches": self.searches,
+                "search_retries": self.retries,
+                "cache": self.cache.stats(),
+                "embedders": self.embedders.stats(),
+                **self.indexer.counters,
+            }
+        }
+
+
+def query_array(raw: Any) -> np.ndarray:
+    """A query vector (a list of numbers, or little-endian float32 bytes) as float32."""
+    try:
+        if isinstance(raw, bytes):
+            if len(raw) % 4:
+                raise ValueError
+            vector = np.frombuffer(raw, dtype="<f4")
+        elif isinstance(raw, list | tuple):
+            vector = np.array(raw, dtype=np.float64).astype(np.float32)
+        else:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise BadRequest("vsearch: vector must be a list of numbers or float32 bytes") from None
+    if vector.ndim != 1 or not len(vector):
+        raise BadRequest("vsearch: vector must be a non-empty list of numbers")
+    if not np.isfinite(vector).all():
+        raise BadRequest("vsearch: vector must not contain NaN or infinite values")
+    return vector
+
+
+def check_embedder(op: str, definition: NamespaceDef, named: str | None) -> None:
+    """A raw vector for a namespace with an embedder must say it came from that embedder."""
+    if definition.embedder is None:
+        if named is not None:
+            raise BadRequest(f"{op}: namespace {definition.name!r} names no embedder")
+        return
+    if named is None or spec_of(named).name != definition.embedder:
+        raise BadRequest(
+            f"{op}: namespace {definition.name!r} holds vectors of embedder "
+            f"{definition.embedder}; send text, or a vector made by it with "
+            f"embedder={definition.embedder!r}"
+        )
+
+
+def attach_vectors(
+    target: Any,
+    ops: Operations,
+    data_dir: Path | None = None,
+    config: VectorConfig | None = None,
+    *,
+    clock: Callable[[], int] = wall_ms,
+) -> VectorMemory:
+    """Give a running node its vector index: `target` is a `Node` or a runtime holding `.node`.
+
+    Call it on the event loop, after `Operations` exists and before clients
+    connect; `await memory.close()` before the store closes.
+    """
+    node: Node = target if isinstance(target, Node) else target.node
+    directory = Path(data_dir) if data_dir is not None else node.store.path
+    profile = getattr(getattr(target, "config", None), "profile", "lan")
+    memory = VectorMemory(
+        node, directory / "vectors", config or VectorConfig.for_profile(profile), clock=clock
+    )
+    memory.register(ops)
+    return memory
