@@ -18,7 +18,7 @@ TOML layout (every section and key optional; unknown keys are an error):
     [store]          max_value_bytes = 1048576
     [membership]     probe_interval = 1.0
     [dissemination]  fanout = 3
-    [antientropy]    interval = 10.0
+    [antientropy]    interval = 5.0
     [transport]      max_datagram = 1400
     [api]            max_frame = 16777216
     [node]           sweep_interval = 1.0
