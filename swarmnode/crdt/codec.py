@@ -98,7 +98,7 @@ def _mv(m: MVRegister | None) -> list[Any] | None:
 def _counter(c: PNCounter | None) -> list[Any] | None:
     if c is None:
         return None
-    return [_pairs(c.p), _pairs(c.n), _pairs(c.fp), _pairs(c.fn), c.expires_at]
+    return [_pairs(c.p), _pairs(c.n), _pairs(c.fp), _pairs(c.fn), c.expires_at, c.expiry_ts]
 
 
 def orset_members_wire(s: ORSet) -> list[list[Any]]:
@@ -108,7 +108,7 @@ def orset_members_wire(s: ORSet) -> list[list[Any]]:
 def _orset(s: ORSet | None) -> list[Any] | None:
     if s is None:
         return None
-    return [_cc(s.cc), orset_members_wire(s), s.expires_at]
+    return [_cc(s.cc), orset_members_wire(s), s.expires_at, s.expiry_ts]
 
 
 def entry_to_wire(e: Entry) -> list[Any]:
@@ -250,14 +250,14 @@ def _decode_mv(x: Any) -> MVRegister | None:
 def _decode_counter(x: Any) -> PNCounter | None:
     if x is None:
         return None
-    p_raw, n_raw, fp_raw, fn_raw, expires_at = _list(x, "counter", 5)
+    p_raw, n_raw, fp_raw, fn_raw, expires_at, expiry_ts = _list(x, "counter", 6)
     p, n = _pair_map(p_raw, "counter"), _pair_map(n_raw, "counter")
     fp, fn = _pair_map(fp_raw, "counter"), _pair_map(fn_raw, "counter")
     # A reset floors what it observed, so a floor above its total is no state
     # any history produces; accepted, it would count negative increments.
     if any(v > p.get(k, 0) for k, v in fp.items()) or any(v > n.get(k, 0) for k, v in fn.items()):
         raise _fail("counter: reset floor above its total")
-    return PNCounter(p, n, fp, fn, _opt_int(expires_at, "expiry"))
+    return PNCounter(p, n, fp, fn, _opt_int(expires_at, "expiry"), _int(expiry_ts, "expiry ts"))
 
 
 def decode_member(member: Any) -> str:
@@ -269,7 +269,7 @@ def decode_member(member: Any) -> str:
 def _decode_orset(x: Any) -> ORSet | None:
     if x is None:
         return None
-    cc_raw, members_raw, expires_at = _list(x, "set", 3)
+    cc_raw, members_raw, expires_at, expiry_ts = _list(x, "set", 4)
     cc = _decode_cc(cc_raw)
     elems: dict[str, frozenset[Dot]] = {}
     for item in _list(members_raw, "set members"):
@@ -278,7 +278,7 @@ def _decode_orset(x: Any) -> ORSet | None:
         if not all(d in cc for d in dots):
             raise _fail("set: member dot outside its causal context")
         elems[decode_member(member)] = dots
-    return ORSet(elems, cc, _opt_int(expires_at, "expiry"))
+    return ORSet(elems, cc, _opt_int(expires_at, "expiry"), _int(expiry_ts, "expiry ts"))
 
 
 def entry_from_wire(x: Any) -> Entry:
@@ -296,6 +296,11 @@ def entry_from_wire(x: Any) -> Entry:
     inner = [e.reg.ts] if e.reg is not None else []
     if e.mv is not None:
         inner.extend(v.ts for v in e.mv.versions.values())
+    # Counter and set expiries are last-writer-wins by the writing timestamp too.
+    if e.counter is not None:
+        inner.append(e.counter.expiry_ts)
+    if e.orset is not None:
+        inner.append(e.orset.expiry_ts)
     if inner and max(inner) > e.ts:
         raise _fail("entry: a write stamped after the entry's timestamp")
     return e

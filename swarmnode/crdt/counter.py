@@ -11,8 +11,10 @@ only what lies above them. Increments the resetting node had not seen survive
 the reset, exactly as a concurrent add survives a remove in an add-wins set.
 A G-counter is the special case that never decrements or resets.
 
-Expiry is a max-register: every write extends it to its own timestamp plus
-TTL, and the latest extension wins everywhere (None means never).
+Expiry is a last-writer-wins register ordered by the writing timestamp: the
+latest write's TTL decides when the counter expires (None: never), as a SET
+with EX does in Redis. A reset carries no expiry of its own, so after a delete
+the next write alone decides, and an old "never" cannot outlive the delete.
 """
 
 from __future__ import annotations
@@ -28,15 +30,20 @@ def _max_merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def join_expiry(a: int | None, b: int | None) -> int | None:
-    """Later expiry wins; None (never expires) beats any time."""
-    if a is None or b is None:
-        return None
-    return max(a, b)
+Expiry = tuple[int, int | None]
+"""(timestamp of the write that set it, expiry in ms or None for never)."""
+
+NO_EXPIRY: Expiry = (0, 0)
+"""The bottom: no write has set an expiry ("expired since the epoch")."""
+
+
+def join_expiry(a: Expiry, b: Expiry) -> Expiry:
+    """The later write's expiry wins; at equal timestamps "never", then the later time."""
+    return max(a, b, key=lambda e: (e[0], float("inf") if e[1] is None else e[1]))
 
 
 class PNCounter:
-    __slots__ = ("expires_at", "fn", "fp", "n", "p")
+    __slots__ = ("expires_at", "expiry_ts", "fn", "fp", "n", "p")
 
     def __init__(
         self,
@@ -45,14 +52,14 @@ class PNCounter:
         fp: dict[str, int] | None = None,
         fn: dict[str, int] | None = None,
         expires_at: int | None = 0,
+        expiry_ts: int = 0,
     ) -> None:
         self.p = p or {}
         self.n = n or {}
         self.fp = fp or {}
         self.fn = fn or {}
-        # 0 is the bottom of the expiry max-register: "expired since the epoch".
-        # It is only ever seen on reset deltas, which carry no expiry of their own.
         self.expires_at = expires_at
+        self.expiry_ts = expiry_ts
 
     def value(self) -> int:
         total = 0
@@ -71,23 +78,31 @@ class PNCounter:
     def visible(self, now_ms: int) -> bool:
         return self.live() and (self.expires_at is None or now_ms < self.expires_at)
 
-    def increment(self, node: str, by: int, expires_at: int | None) -> PNCounter:
-        """Delta adding `by` (negative to decrement) on behalf of `node`."""
+    def increment(self, node: str, by: int, expires_at: int | None, ts: int = 0) -> PNCounter:
+        """Delta adding `by` (negative to decrement) on behalf of `node`, written at `ts`."""
         if by >= 0:
-            return PNCounter(p={node: self.p.get(node, 0) + by}, expires_at=expires_at)
-        return PNCounter(n={node: self.n.get(node, 0) - by}, expires_at=expires_at)
+            return PNCounter(
+                p={node: self.p.get(node, 0) + by}, expires_at=expires_at, expiry_ts=ts
+            )
+        return PNCounter(n={node: self.n.get(node, 0) - by}, expires_at=expires_at, expiry_ts=ts)
 
     def reset(self) -> PNCounter:
         """Delta that zeroes everything this replica has observed, and nothing else."""
         return PNCounter(p=dict(self.p), n=dict(self.n), fp=dict(self.p), fn=dict(self.n))
 
+    @property
+    def expiry(self) -> Expiry:
+        return (self.expiry_ts, self.expires_at)
+
     def join(self, other: PNCounter) -> PNCounter:
+        ts, at = join_expiry(self.expiry, other.expiry)
         return PNCounter(
             _max_merge(self.p, other.p),
             _max_merge(self.n, other.n),
             _max_merge(self.fp, other.fp),
             _max_merge(self.fn, other.fn),
-            join_expiry(self.expires_at, other.expires_at),
+            at,
+            ts,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -96,8 +111,8 @@ class PNCounter:
             self.n,
             self.fp,
             self.fn,
-            self.expires_at,
-        ) == (other.p, other.n, other.fp, other.fn, other.expires_at)
+            self.expiry,
+        ) == (other.p, other.n, other.fp, other.fn, other.expiry)
 
     def __hash__(self) -> int:
         return hash(self.value())

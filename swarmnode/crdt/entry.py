@@ -51,7 +51,7 @@ def _join_sets(a: ORSet | None, b: ORSet | None) -> ORSet | None:
     s = a if a is not None else b
     if s is None or all(s.elems.values()):
         return s
-    return ORSet({m: d for m, d in s.elems.items() if d}, s.cc, s.expires_at)
+    return ORSet({m: d for m, d in s.elems.items() if d}, s.cc, s.expires_at, s.expiry_ts)
 
 
 class Entry:
@@ -252,8 +252,8 @@ class Entry:
             # An expired counter restarts from zero: reset what it held, then count.
             reset = base.reset()
             base = base.join(reset)
-            return Entry(ts, counter=reset.join(base.increment(node, by, expires_at)))
-        return Entry(ts, counter=base.increment(node, by, expires_at))
+            return Entry(ts, counter=reset.join(base.increment(node, by, expires_at, ts)))
+        return Entry(ts, counter=base.increment(node, by, expires_at, ts))
 
     def sadd(
         self, ts: int, node: str, members: Iterable[str], expires_at: int | None, now_ms: int
@@ -261,13 +261,13 @@ class Entry:
         base = self.orset or ORSet()
         if base.live() and not base.visible(now_ms):
             cleared = base.clear()
-            delta = cleared.join(base.join(cleared).add(node, members, expires_at))
+            delta = cleared.join(base.join(cleared).add(node, members, expires_at, ts))
             # The join drops members left without dots, but a delta must still
             # name every member it clears: the store applies it member by member.
             for member in cleared.elems:
                 delta.elems.setdefault(member, frozenset())
             return Entry(ts, orset=delta)
-        return Entry(ts, orset=base.add(node, members, expires_at))
+        return Entry(ts, orset=base.add(node, members, expires_at, ts))
 
     def srem(self, ts: int, members: Iterable[str]) -> Entry:
         return Entry(ts, orset=(self.orset or ORSet()).remove(members))

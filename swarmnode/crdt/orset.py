@@ -10,7 +10,7 @@ dots (a remove). The store relies on that to apply a delta to a large set by
 loading only the named members, never the whole set. A full state (from
 anti-entropy) carries no such promise and is joined against every member.
 
-Expiry is a max-register over the adds' timestamp + TTL, as for counters.
+Expiry is a last-writer-wins register of the adds' TTLs, as for counters.
 """
 
 from __future__ import annotations
@@ -18,24 +18,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from swarmnode.crdt.causal import CausalContext, Dot
-from swarmnode.crdt.counter import join_expiry
+from swarmnode.crdt.counter import Expiry, join_expiry
 from swarmnode.crdt.dotkernel import join_dot_set
 
 Member = str
 
 
 class ORSet:
-    __slots__ = ("cc", "elems", "expires_at")
+    __slots__ = ("cc", "elems", "expires_at", "expiry_ts")
 
     def __init__(
         self,
         elems: dict[Member, frozenset[Dot]] | None = None,
         cc: CausalContext | None = None,
         expires_at: int | None = 0,
+        expiry_ts: int = 0,
     ) -> None:
         self.elems: dict[Member, frozenset[Dot]] = elems if elems is not None else {}
         self.cc = cc if cc is not None else CausalContext()
         self.expires_at = expires_at
+        self.expiry_ts = expiry_ts
 
     def members(self) -> list[Member]:
         return sorted(e for e, dots in self.elems.items() if dots)
@@ -46,8 +48,14 @@ class ORSet:
     def visible(self, now_ms: int) -> bool:
         return self.live() and (self.expires_at is None or now_ms < self.expires_at)
 
-    def add(self, node: str, members: Iterable[Member], expires_at: int | None) -> ORSet:
-        """Delta adding each member with a fresh dot, superseding its older dots."""
+    @property
+    def expiry(self) -> Expiry:
+        return (self.expiry_ts, self.expires_at)
+
+    def add(
+        self, node: str, members: Iterable[Member], expires_at: int | None, ts: int = 0
+    ) -> ORSet:
+        """Delta adding each member with a fresh dot, superseding its older dots (written at `ts`)."""
         seen = CausalContext()
         delta_elems: dict[Member, frozenset[Dot]] = {}
         top = self.cc.max_counter(node)
@@ -58,7 +66,7 @@ class ORSet:
             seen.cloud.add(dot)
             seen.cloud.update(self.elems.get(member, ()))
         seen.compact()
-        return ORSet(delta_elems, seen, expires_at)
+        return ORSet(delta_elems, seen, expires_at, ts)
 
     def remove(self, members: Iterable[Member]) -> ORSet:
         """Delta removing the observed dots of each member (add-wins against unseen adds)."""
@@ -87,7 +95,8 @@ class ORSet:
             )
             if dots:
                 elems[member] = frozenset(dots)
-        return ORSet(elems, self.cc.join(other.cc), join_expiry(self.expires_at, other.expires_at))
+        ts, at = join_expiry(self.expiry, other.expiry)
+        return ORSet(elems, self.cc.join(other.cc), at, ts)
 
     def __eq__(self, other: object) -> bool:
         # Members named without dots count: a delta that names a member is not
@@ -98,7 +107,7 @@ class ORSet:
             isinstance(other, ORSet)
             and self.elems == other.elems
             and self.cc == other.cc
-            and self.expires_at == other.expires_at
+            and self.expiry == other.expiry
         )
 
     def __hash__(self) -> int:

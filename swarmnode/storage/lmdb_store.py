@@ -140,7 +140,7 @@ def _header_of(entry: Entry) -> Entry:
         reg=entry.reg,
         mv=entry.mv,
         counter=entry.counter,
-        orset=ORSet({}, entry.orset.cc, entry.orset.expires_at),
+        orset=ORSet({}, entry.orset.cc, entry.orset.expires_at, entry.orset.expiry_ts),
     )
 
 

@@ -122,7 +122,8 @@ def join_named_members(state: ORSet | None, delta: ORSet) -> ORSet:
             elems[member] = frozenset(joined)
         else:
             elems.pop(member, None)
-    return ORSet(elems, base.cc.join(delta.cc), join_expiry(base.expires_at, delta.expires_at))
+    ts, at = join_expiry(base.expiry, delta.expiry)
+    return ORSet(elems, base.cc.join(delta.cc), at, ts)
 
 
 class Replica:

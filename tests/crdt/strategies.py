@@ -35,6 +35,9 @@ nodes = st.sampled_from(NODES)
 timestamps = st.integers(1, 4)
 members = st.sampled_from(MEMBERS)
 expiries = st.one_of(st.none(), st.integers(0, 4))
+# Timestamps of the writes that set a counter's or set's expiry: 0 (none yet) or
+# the same few instants as everything else, so equal stamps are common.
+expiry_stamps = st.one_of(st.just(0), timestamps)
 
 scalars = st.one_of(
     st.none(),
@@ -106,6 +109,7 @@ def pn_counters(draw: st.DrawFn) -> PNCounter:
         {k: min(v, p[k]) for k, v in fp.items() if k in p},
         {k: min(v, n[k]) for k, v in fn.items() if k in n},
         draw(expiries),
+        draw(expiry_stamps),
     )
 
 
@@ -127,13 +131,17 @@ def orsets(draw: st.DrawFn) -> ORSet:
     for i in held:
         dot = seen[i % len(seen)]
         elems.setdefault(member_of(dot), set()).add(dot)
-    return ORSet({m: frozenset(d) for m, d in elems.items()}, cc, draw(expiries))
+    return ORSet(
+        {m: frozenset(d) for m, d in elems.items()}, cc, draw(expiries), draw(expiry_stamps)
+    )
 
 
 def _stamped(e: Entry) -> Entry:
     # An entry's ts is a max-register over the writes it holds (the decoder insists).
     inner = [e.reg.ts] if e.reg else []
     inner += [v.ts for v in e.mv.versions.values()] if e.mv else []
+    inner += [e.counter.expiry_ts] if e.counter else []
+    inner += [e.orset.expiry_ts] if e.orset else []
     e.ts = max([e.ts, *inner])
     return e
 

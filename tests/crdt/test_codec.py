@@ -119,10 +119,13 @@ def scrambled(e: Entry) -> Entry:
             rev(e.counter.fp),
             rev(e.counter.fn),
             e.counter.expires_at,
+            e.counter.expiry_ts,
         )
         if e.counter
         else None,
-        orset=ORSet(rev(e.orset.elems), cc(e.orset.cc), e.orset.expires_at) if e.orset else None,
+        orset=ORSet(rev(e.orset.elems), cc(e.orset.cc), e.orset.expires_at, e.orset.expiry_ts)
+        if e.orset
+        else None,
     )
 
 

@@ -70,11 +70,20 @@ def test_a_node_seen_at_zero_on_one_side_joins_the_same_from_both_sides() -> Non
     assert seen_at_zero.join(PNCounter()) == PNCounter().join(seen_at_zero)
 
 
-def test_expiry_is_a_max_register_where_never_wins() -> None:
-    assert join_expiry(10, 20) == join_expiry(20, 10) == 20
-    assert join_expiry(0, 20) == 20
-    assert join_expiry(None, 20) is None
-    assert join_expiry(20, None) is None
+def test_expiry_is_the_latest_writes_ttl_whatever_order_it_arrives_in() -> None:
+    early, late = (5, 100), (9, 20)
+    assert join_expiry(early, late) == join_expiry(late, early) == late
+    assert join_expiry((5, None), (9, 20)) == (9, 20)  # a later TTL ends "never"
+    assert join_expiry((5, 20), (5, None)) == (5, None)  # same write instant: never wins
+    assert join_expiry((0, 0), (3, 7)) == (3, 7)
+
+
+def test_after_a_delete_the_next_write_alone_decides_the_expiry() -> None:
+    forever = PNCounter().increment("a", 1, None, ts=10)
+    deleted = forever.join(forever.reset())
+    again = deleted.join(deleted.increment("a", 1, 500, ts=20))
+    assert again.value() == 1
+    assert again.visible(499) and not again.visible(500)
 
 
 def test_visible_only_while_something_lies_above_the_floors_and_before_expiry() -> None:
