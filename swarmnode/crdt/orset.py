@@ -55,7 +55,7 @@ class ORSet:
     def add(
         self, node: str, members: Iterable[Member], expires_at: int | None, ts: int = 0
     ) -> ORSet:
-        """Delta adding each member with a fresh dot, superseding its older dots (written at `ts`)."""
+        """Delta, written at `ts`, adding each member with a fresh dot over its older dots."""
         seen = CausalContext()
         delta_elems: dict[Member, frozenset[Dot]] = {}
         top = self.cc.max_counter(node)
