@@ -39,7 +39,7 @@ from swarmnode.vectors.cache import VectorCache
 from swarmnode.vectors.catalog import Catalog, LabelRecord, SpaceRecord
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import posting_keys
-from swarmnode.vectors.records import read_entry
+from swarmnode.vectors.records import read_record
 from swarmnode.vectors.shards import ShardFileError
 from swarmnode.vectors.space import Space, Wanted
 
@@ -334,7 +334,9 @@ class Indexer:
 
     # --- applying changes ------------------------------------------------------
 
-    def _wanted(self, space: Space, entry: Entry | None, now_ms: int) -> Wanted | None:
+    def _wanted(
+        self, space: Space, entry: Entry | None, now_ms: int, stored: bytes | None = None
+    ) -> Wanted | None:
         version = indexed_version(self.store, space.ns, entry, now_ms)
         if version is None:
             return None
@@ -345,7 +347,8 @@ class Indexer:
             self.counters["wrong_dim"] += 1
             return None
         vector = np.frombuffer(raw, dtype="<f4")
-        return Wanted(vector, vector_digest(raw), version.expires_at, posting_keys(version.meta))
+        digest = vector_digest(raw)
+        return Wanted(vector, digest, version.expires_at, posting_keys(version.meta), stored)
 
     def _apply_records(self, records: list[tuple[int, str, str]]) -> None:
         by_ns: dict[str, dict[str, None]] = {}
@@ -396,16 +399,12 @@ class Indexer:
 
     def _apply_keys(self, space: Space, keys: list[str]) -> None:
         now = self.clock()
+        wanted: list[tuple[str, Wanted | None]] = []
         with self.store.read() as txn:
-            wanted = [
-                (
-                    key,
-                    self._wanted(
-                        space, read_entry(self.store, txn, space.ns, key, self.cache), now
-                    ),
-                )
-                for key in keys
-            ]
+            for key in keys:
+                found = read_record(self.store, txn, space.ns, key, self.cache)
+                entry, stored = found if found is not None else (None, None)
+                wanted.append((key, self._wanted(space, entry, now, stored)))
         step = self.cfg.apply_batch
         for i in range(0, len(wanted), step):
             with space.lock.write():

@@ -23,17 +23,17 @@ from swarmnode.vectors.cache import VectorCache
 log = logging.getLogger("swarmnode.vectors")
 
 
-def read_entry(
+def read_record(
     store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: VectorCache
-) -> Entry | None:
-    """The entry's register state as stored now (set members are not loaded), or None."""
+) -> tuple[Entry, bytes] | None:
+    """The entry's register state as stored now (set members are not loaded) and its digest."""
     raw = txn.get(L.entry_key(ns, key), db=store.db["entries"])
     if raw is None:
         return None
     tag = raw[: L.DIGEST_SIZE]
     entry = cache.get(("e", ns, key), tag)
     if entry is not None:
-        return entry
+        return entry, tag
     try:
         entry = decode_entry(L.unpack_record(raw)[4])
     except DecodeError:
@@ -41,4 +41,11 @@ def read_entry(
         return None
     if entry.orset is None:
         cache.put(("e", ns, key), entry, tag, nbytes=len(raw))
-    return entry
+    return entry, tag
+
+
+def read_entry(
+    store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: VectorCache
+) -> Entry | None:
+    found = read_record(store, txn, ns, key, cache)
+    return found[0] if found is not None else None

@@ -36,7 +36,7 @@ from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
 from swarmnode.vectors.filters import Filter, parse_filter, posting_keys
 from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version, vector_digest
-from swarmnode.vectors.records import read_entry
+from swarmnode.vectors.records import read_entry, read_record
 from swarmnode.vectors.rwlock import Busy
 from swarmnode.vectors.shards import BETTER, score
 from swarmnode.vectors.space import Hit, Space
@@ -237,16 +237,24 @@ class VectorMemory:
         blocking: bool = True,
     ) -> tuple[list[dict[str, Any]], bool]:
         exclude: set[int] = set()
+        found: dict[str, tuple[float, dict[str, Any]]] = {}
+        exact = True
         for _ in range(MAX_ROUNDS):
             hits, exact = self._index_search(space, query, k, flt, ef, exclude, blocking)
-            items, stale = self._read_back(space, hits, flt)
+            good, stale = self._read_back(space, hits, flt, query)
+            for distance, item in good:
+                found.setdefault(item["key"], (distance, item))
             if not stale:
-                return items, exact
+                break
+            # The index lags the store for these: search again without them
+            # (a changed entry is already in `good` with its current vector)
+            # and have the indexer look at them again.
             self.retries += 1
             exclude.update(h.label for h in stale)
             for h in stale:
                 self.indexer.submit(RECHECK, space.ns, h.key)
-        return items, exact
+        ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1]["key"]))
+        return [item for _, item in ranked[:k]], exact
 
     def _index_search(
         self,
@@ -272,33 +280,46 @@ class VectorMemory:
                     shard.index.set_ef(self.cfg.ef_search)
 
     def _read_back(
-        self, space: Space, hits: list[Hit], flt: Filter | None
-    ) -> tuple[list[dict[str, Any]], list[Hit]]:
-        """The reply items from the store as it is now, and the hits that no longer hold."""
+        self, space: Space, hits: list[Hit], flt: Filter | None, query: np.ndarray
+    ) -> tuple[list[tuple[float, dict[str, Any]]], list[Hit]]:
+        """Reply items (with their distances) from the store as it is now, and the stale hits.
+
+        A hit is stale when its entry changed since it was indexed. If the entry
+        is still live, has a vector and passes the filter, it stays in the reply
+        with its distance recomputed from its current vector; otherwise it is dropped.
+        """
         now = self.clock()
-        items: list[dict[str, Any]] = []
+        good: list[tuple[float, dict[str, Any]]] = []
         stale: list[Hit] = []
         ns = space.ns
         with self.store.read() as txn:
             for hit in hits:
-                entry = read_entry(self.store, txn, ns, hit.key, self.cache)
+                found = read_record(self.store, txn, ns, hit.key, self.cache)
+                entry, stored = found if found is not None else (None, None)
                 version = indexed_version(self.store, ns, entry, now)
-                if (
-                    version is None
-                    or vector_digest(version.vector) != hit.digest
-                    or (flt is not None and not flt.matches(posting_keys(version.meta)))
-                ):
+                if version is None:
                     stale.append(hit)
                     continue
-                items.append(
-                    {
-                        "key": hit.key,
-                        "score": score(space.metric, hit.distance),
-                        "value": version.value,
-                        "meta": version.meta,
-                    }
-                )
-        return items, stale
+                distance = hit.distance
+                # The LWW record the hit was indexed from, unchanged, needs no more
+                # checks (an MV entry can show another sibling as time passes).
+                same = stored is not None and stored == hit.stored and entry.mv is None
+                moved = not same and vector_digest(version.vector) != hit.digest
+                passes = same or flt is None or flt.matches(posting_keys(version.meta))
+                if moved or not passes:
+                    stale.append(hit)
+                if not passes or (moved and len(version.vector) != 4 * space.dim):
+                    continue
+                if moved:
+                    distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
+                item = {
+                    "key": hit.key,
+                    "score": score(space.metric, distance),
+                    "value": version.value,
+                    "meta": version.meta,
+                }
+                good.append((distance, item))
+        return good, stale
 
     # --- text in: put and ns_init ------------------------------------------------
 

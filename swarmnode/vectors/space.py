@@ -38,6 +38,9 @@ class Indexed:
     digest: bytes
     expires_at: int | None
     postings: tuple[Posting, ...]
+    # Digest of the store record this was indexed from (None after a restart):
+    # while the record still has it, a search hit needs no further check.
+    stored: bytes | None = None
 
     def record(self) -> LabelRecord:
         return LabelRecord(self.key, self.shard, self.digest, self.expires_at, self.postings)
@@ -51,6 +54,7 @@ class Wanted:
     digest: bytes
     expires_at: int | None
     postings: tuple[Posting, ...]
+    stored: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -59,6 +63,7 @@ class Hit:
     key: str
     digest: bytes
     distance: float
+    stored: bytes | None = None
 
 
 class Space:
@@ -178,6 +183,7 @@ class Space:
                     self._forget(cur)
                 continue
             if cur is not None and cur.digest == want.digest:
+                cur.stored = want.stored
                 if cur.postings != want.postings or cur.expires_at != want.expires_at:
                     self._unpost(cur)
                     cur.postings = want.postings
@@ -188,10 +194,11 @@ class Space:
                 continue
             if cur is not None and cur.shard == self.open_id:
                 self._unpost(cur)
-                cur.digest, cur.expires_at, cur.postings = (
+                cur.digest, cur.expires_at, cur.postings, cur.stored = (
                     want.digest,
                     want.expires_at,
                     want.postings,
+                    want.stored,
                 )
                 for p in cur.postings:
                     self.postings.setdefault(p, set()).add(cur.label)
@@ -222,7 +229,9 @@ class Space:
             self.next_label += len(take)
             shard.add(np.stack([w.vector for _, w in take]), labels, len(take), self.cfg)
             for (key, want), label in zip(take, labels.tolist(), strict=True):
-                item = Indexed(key, label, shard.id, want.digest, want.expires_at, want.postings)
+                item = Indexed(
+                    key, label, shard.id, want.digest, want.expires_at, want.postings, want.stored
+                )
                 self._insert(item)
                 self.changed[label] = item
 
@@ -244,7 +253,10 @@ class Space:
             for item, vector in zip(items, vectors, strict=True):
                 self._forget(item)
                 moving.append(
-                    (item.key, Wanted(vector, item.digest, item.expires_at, item.postings))
+                    (
+                        item.key,
+                        Wanted(vector, item.digest, item.expires_at, item.postings, item.stored),
+                    )
                 )
             self._add(moving)
             self.version += 1
@@ -293,7 +305,7 @@ class Space:
         for label, dist in zip(labels[0].tolist(), dists[0].tolist(), strict=True):
             item = self.by_label.get(label)
             if item is not None:
-                out.append(Hit(label, item.key, item.digest, dist))
+                out.append(Hit(label, item.key, item.digest, dist, item.stored))
         return out
 
     def _exact(
@@ -312,9 +324,13 @@ class Space:
             if np.isinf(dist[j]):
                 continue
             item = self.by_label[int(ids[j])]
-            hits.append(Hit(item.label, item.key, item.digest, float(dist[j])))
+            hits.append(Hit(item.label, item.key, item.digest, float(dist[j]), item.stored))
         hits.sort(key=lambda h: (h.distance, h.key))
         return hits
+
+    def distance(self, vector: np.ndarray, query: np.ndarray) -> float:
+        """hnswlib's distance between one vector and the query, exactly."""
+        return float(self._distances(vector[None, :], query)[0])
 
     def _distances(self, matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
         """hnswlib's distance, computed exactly in float64."""

