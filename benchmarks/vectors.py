@@ -64,43 +64,19 @@ def serve(data_dir: Path, cache_mb: int | None) -> None:
     import dataclasses
     import logging
 
-    from swarmnode.api.handlers import Operations
     from swarmnode.config import Config
     from swarmnode.runtime import real
     from swarmnode.vectors.config import VectorConfig
-    from swarmnode.vectors.service import attach_vectors
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     vector_config = VectorConfig()
     if cache_mb is not None:
         vector_config = dataclasses.replace(vector_config, cache_bytes=cache_mb << 20)
-    if "attach_vectors" not in vars(real):
-
-        class VectorOperations(Operations):
-            def __init__(self, node: Any, **kwargs: Any) -> None:
-                super().__init__(node, **kwargs)
-                memory = attach_vectors(node, self, config=vector_config)
-                extra = self.extra_stats
-                self.extra_stats = lambda: {**extra(), **memory.stats()}
-                real.VECTOR_MEMORY = memory  # type: ignore[attr-defined]
-
-        real.Operations = VectorOperations  # type: ignore[misc]
-        shutdown = real.NodeProcess._shutdown
-
-        async def close_vectors_first(self: Any) -> None:
-            memory = getattr(real, "VECTOR_MEMORY", None)
-            if memory is not None:
-                await memory.close()
-            await shutdown(self)
-
-        real.NodeProcess._shutdown = close_vectors_first  # type: ignore[method-assign]
     cfg = Config.for_profile(
         "lan", data_dir=data_dir, bind=("127.0.0.1", 0), socket=data_dir / "sock"
     )
     cfg.store.sync = False  # this measures vectors, not the disk's fsync
-    # A lone node gossips to nobody, so its delta queue only fills; past its
-    # bound every put re-sorts the whole queue, which would time that instead.
-    cfg.dissemination.max_queue = 10 * 1000 * 1000
+    cfg.vectors = vector_config
     sys.exit(real.run_node(cfg))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -291,6 +292,10 @@ def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
                 )
             case "ns":
                 return _cmd_ns(c, args)
+            case "vsearch":
+                from swarmnode.vectors.cli import render_vsearch, run_vsearch
+
+                return run_vsearch(c, args), render_vsearch
     raise SwarmError(f"unknown command {args.cmd}", code="bad_request")
 
 
@@ -334,6 +339,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # The node runs its own threads (writer, vector indexer, embedder); a BLAS
+    # pool per numpy call on top of them oversubscribes small hosts several-fold.
+    # It must be set before numpy is first imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from swarmnode.config import ConfigError, load_config
     from swarmnode.logs import setup_logging
     from swarmnode.runtime.real import run_node
@@ -472,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("members", nargs="+")
         if name == "sadd":
             sp.add_argument("--ttl", type=float)
+    from swarmnode.vectors.cli import add_vsearch_arguments
+
+    add_vsearch_arguments(client_cmd("vsearch", "nearest neighbours by text, vector or key"))
     client_cmd("members", "cluster members")
     sp = client_cmd("sync", "run anti-entropy now")
     sp.add_argument("--peer", help="one member (node id or HOST:PORT); default all")

@@ -22,6 +22,7 @@ TOML layout (every section and key optional; unknown keys are an error):
     [transport]      max_datagram = 1400
     [api]            max_frame = 16777216
     [node]           sweep_interval = 1.0
+    [vectors]        exact_below = 2000
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from swarmnode.replication.dissemination import DisseminationConfig
 from swarmnode.sansio import Address
 from swarmnode.storage.lmdb_store import StoreConfig
 from swarmnode.transport.config import TransportConfig
+from swarmnode.vectors.config import VectorConfig
 
 DEFAULT_PORT = 7117
 PROFILES = ("lan", "local")
@@ -93,6 +95,7 @@ class Config:
     antientropy: AntiEntropyConfig = field(default_factory=AntiEntropyConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
     api: ApiLimits = field(default_factory=ApiLimits)
+    vectors: VectorConfig = field(default_factory=VectorConfig)
 
     @property
     def socket_path(self) -> Path:
@@ -110,6 +113,7 @@ class Config:
             dissemination=getattr(DisseminationConfig, pick)(),
             antientropy=getattr(AntiEntropyConfig, pick)(),
             transport=getattr(TransportConfig, pick)(),
+            vectors=getattr(VectorConfig, pick)(),
         )
         if profile == "local":
             cfg.store = StoreConfig(tombstone_grace=3600.0)
@@ -126,6 +130,7 @@ SECTIONS = {
     "antientropy": AntiEntropyConfig,
     "transport": TransportConfig,
     "api": ApiLimits,
+    "vectors": VectorConfig,
 }
 
 

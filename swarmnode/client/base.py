@@ -8,13 +8,16 @@ so the node applies its own defaults.
 
 from __future__ import annotations
 
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from swarmnode.api.framing import HEADER_SIZE, ErrorReply, Reply
-from swarmnode.errors import SwarmError, TooLarge, Unavailable, error_from_wire
+from swarmnode.errors import BadRequest, SwarmError, TooLarge, Unavailable, error_from_wire
 
 R = TypeVar("R")
 
@@ -89,16 +92,26 @@ class Operations(ABC, Generic[R]):
         vector: Iterable[float] | None = None,
         *,
         text: str | None = None,
+        key: str | None = None,
         k: int = 10,
         filter: dict[str, Any] | None = None,
         ef: int | None = None,
+        embedder: str | None = None,
     ) -> R:
-        """Nearest neighbours of `vector`, or of `text` embedded by the namespace's embedder."""
+        """Nearest neighbours of `vector`, of `text` embedded by the namespace's embedder,
+        or of the vector stored under `key` ("more like this")."""
         return self.call(
             "vsearch",
             ns=ns,
             k=k,
-            **_optional(vector=_plain_vector(vector), text=text, filter=filter, ef=ef),
+            **_optional(
+                vector=_plain_vector(vector),
+                text=text,
+                key=key,
+                filter=filter,
+                ef=ef,
+                embedder=embedder,
+            ),
         )
 
     def incr(self, ns: str, key: str, by: int = 1, *, ttl: float | None = None) -> R:
@@ -168,9 +181,21 @@ def _optional(**args: Any) -> dict[str, Any]:
     return {name: value for name, value in args.items() if value is not None}
 
 
-def _plain_vector(vector: Iterable[float] | None) -> list[float] | None:
-    """numpy arrays and tuples become plain float lists, the only vector msgpack carries."""
-    return None if vector is None else [float(x) for x in vector]
+def _plain_vector(vector: Iterable[float] | bytes | None) -> bytes | None:
+    """A vector as little-endian float32 bytes, the node's own form.
+
+    Far cheaper to build and to send than a list of msgpack floats, for numpy
+    arrays (no per-element Python loop) and lists alike; bytes pass through.
+    """
+    if vector is None or isinstance(vector, bytes):
+        return vector
+    if hasattr(vector, "dtype"):
+        return np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
+    values = [float(x) for x in vector]
+    try:
+        return struct.pack(f"<{len(values)}f", *values)
+    except OverflowError:
+        raise BadRequest("a vector component is out of float32 range") from None
 
 
 def _members(members: Iterable[Any] | str | bytes) -> list[Any]:

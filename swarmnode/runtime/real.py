@@ -36,6 +36,7 @@ from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
 from swarmnode.transport.endpoint import GossipEndpoint
 from swarmnode.transport.keyring import Keyring
+from swarmnode.vectors.service import VectorMemory, attach_vectors
 
 log = logging.getLogger("swarmnode.runtime")
 
@@ -51,6 +52,7 @@ class NodeProcess:
         self.server: ApiServer | None = None
         self.committer: GroupCommitter | None = None
         self.analytics: Analytics | None = None
+        self.vectors: VectorMemory | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -90,6 +92,7 @@ class NodeProcess:
         ops = Operations(
             node, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
         )
+        self.vectors = attach_vectors(node, ops, cfg.data_dir, cfg.vectors)
         profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
         self.analytics = analytics = Analytics(profile, time.monotonic())
         ops.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
@@ -172,6 +175,7 @@ class NodeProcess:
         return {
             "transport": self.endpoint.stats() if self.endpoint else {},
             "api": self.server.stats() if self.server else {},
+            **(self.vectors.stats() if self.vectors else {}),
         }
 
     async def _shutdown(self) -> None:
@@ -183,6 +187,8 @@ class NodeProcess:
             await self.server.close()
         if self.endpoint is not None:
             await self.endpoint.close()
+        if self.vectors is not None:
+            await self.vectors.close()
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)
         if self.store is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,14 @@ NAMED_OPERATIONS: list[tuple[str, tuple[Any, ...], dict[str, Any], str, dict[str
         ("t", "k", "v"),
         {"ttl": 60, "meta": {"by": "a"}, "vector": np.array([1, 2], dtype=np.float32)},
         "put",
-        {"ns": "t", "key": "k", "value": "v", "ttl": 60, "meta": {"by": "a"}, "vector": [1.0, 2.0]},
+        {
+            "ns": "t",
+            "key": "k",
+            "value": "v",
+            "ttl": 60,
+            "meta": {"by": "a"},
+            "vector": struct.pack("<2f", 1.0, 2.0),
+        },
     ),
     (
         "put",
@@ -61,7 +69,13 @@ NAMED_OPERATIONS: list[tuple[str, tuple[Any, ...], dict[str, Any], str, dict[str
         "search",
         {"pattern": "x", "ns": "t", "mode": "substring", "limit": 3},
     ),
-    ("vsearch", ("v", (0.5, 1)), {}, "vsearch", {"ns": "v", "k": 10, "vector": [0.5, 1.0]}),
+    (
+        "vsearch",
+        ("v", (0.5, 1)),
+        {},
+        "vsearch",
+        {"ns": "v", "k": 10, "vector": struct.pack("<2f", 0.5, 1.0)},
+    ),
     (
         "vsearch",
         ("v",),

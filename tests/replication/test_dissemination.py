@@ -75,13 +75,14 @@ def test_a_delta_bigger_than_the_budget_travels_alone():
 
 
 def test_queue_is_bounded_and_drops_the_most_transmitted_first():
-    d = make(max_queue=5, fanout=1)
+    d = make(max_queue=10, fanout=1)
     d.enqueue("ns", "old", b"o")
     d.tick(0.0, PEERS)  # "old" transmitted once
-    for i in range(5):
+    for i in range(10):
         d.enqueue("ns", f"new{i}", b"n")
-    assert d.pending() == 5
-    assert d.stats["queue_dropped"] == 1
+    # Past the bound the queue is trimmed to 90% in one go, oldest news first.
+    assert d.pending() == 9
+    assert d.stats["queue_dropped"] == 2
     out = d.tick(1.0, PEERS)
     assert "old" not in [k for _, k, _ in sent_items(out)]
 

@@ -1,9 +1,8 @@
 """Two real nodes on loopback: vectors put on node A are found by vsearch on node B.
 
 Both nodes are the real runtime (`NodeProcess`: UDP gossip, Unix-socket API,
-group-commit writer thread) in this test's event loop, reached through the
-real asyncio client. Until `runtime/real.py` attaches the vector layer itself,
-the test attaches it the way that call will: right after `Operations` exists.
+group-commit writer thread, the vector layer it attaches) in this test's event
+loop, reached through the real asyncio client.
 """
 
 from __future__ import annotations
@@ -17,33 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from swarmnode.api.handlers import Operations
 from swarmnode.client import AsyncClient, Client
 from swarmnode.config import Config
 from swarmnode.errors import BadRequest
 from swarmnode.runtime import real
 from swarmnode.vectors.cli import add_vsearch_arguments, render_vsearch, run_vsearch
-from swarmnode.vectors.service import VectorMemory, attach_vectors
 
 from .brute import assert_same, brute_force
 
 DEADLINE = 60.0
-
-
-@pytest.fixture
-def attached(monkeypatch) -> list[VectorMemory]:
-    memories: list[VectorMemory] = []
-    if "attach_vectors" not in vars(real):
-
-        class VectorOperations(Operations):
-            def __init__(self, node, **kwargs) -> None:
-                super().__init__(node, **kwargs)
-                memories.append(attach_vectors(node, self))
-
-        monkeypatch.setattr(real, "Operations", VectorOperations)
-    return memories
 
 
 @contextlib.asynccontextmanager
@@ -62,7 +44,7 @@ async def running(config: Config) -> AsyncIterator[real.NodeProcess]:
         await asyncio.wait_for(task, DEADLINE)
 
 
-async def test_vectors_put_on_one_node_are_searchable_on_another(attached) -> None:
+async def test_vectors_put_on_one_node_are_searchable_on_another() -> None:
     root = Path(tempfile.mkdtemp(prefix="snv-", dir="/tmp"))
     try:
         cfg_a = Config.for_profile("local", data_dir=root / "a", bind=("127.0.0.1", 0))
@@ -71,11 +53,7 @@ async def test_vectors_put_on_one_node_are_searchable_on_another(attached) -> No
                 "local", data_dir=root / "b", bind=("127.0.0.1", 0), join=[a.endpoint.address]
             )
             async with running(cfg_b) as b:
-                try:
-                    await replicate_and_search(a, b)
-                finally:
-                    for memory in attached:
-                        await memory.close()
+                await replicate_and_search(a, b)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
