@@ -100,7 +100,8 @@ class Dissemination:
         if len(self._items) > self.config.max_queue:
             # Trim to 90% at once, so a full queue costs one sort per tenth of
             # its size in enqueues rather than one per enqueue.
-            keep = max(1, self.config.max_queue * 9 // 10)
+            bound = self.config.max_queue
+            keep = max(0, bound - max(1, bound // 10))
             self._items.sort(key=lambda it: (it.transmits, -it.seq))
             self.stats["queue_dropped"] += len(self._items) - keep
             del self._items[keep:]
