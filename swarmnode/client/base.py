@@ -16,8 +16,24 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from swarmnode.api.framing import HEADER_SIZE, ErrorReply, Reply
-from swarmnode.errors import BadRequest, SwarmError, TooLarge, Unavailable, error_from_wire
+from swarmnode.api.framing import (
+    HEADER_SIZE,
+    BadFrame,
+    ErrorReply,
+    Frame,
+    FrameDecoder,
+    Reply,
+    ServerFrame,
+    parse_server_frame,
+)
+from swarmnode.errors import (
+    BadRequest,
+    DecodeError,
+    SwarmError,
+    TooLarge,
+    Unavailable,
+    error_from_wire,
+)
 
 R = TypeVar("R")
 
@@ -232,6 +248,22 @@ def unreachable(path: Path, exc: OSError) -> Unavailable:
         f"cannot reach swarmnode at {path} ({reason}); is the node running? "
         "Start one with `swarmnode run`, or point SWARMNODE_SOCKET at its socket"
     )
+
+
+def reply_frames(decoder: FrameDecoder, data: bytes, path: Path) -> list[ServerFrame]:
+    """The node's frames in `data`; anything a node never sends loses the connection."""
+    frames: list[ServerFrame] = []
+    for event in decoder.feed(data):
+        if isinstance(event, Frame):
+            try:
+                frames.append(parse_server_frame(event.value))
+            except DecodeError as exc:
+                raise connection_lost(path, f"bad frame from node: {exc}") from exc
+        elif isinstance(event, BadFrame):
+            raise connection_lost(path, f"bad frame from node: {event.reason}")
+        else:
+            raise connection_lost(path, f"reply frame of {event.length} bytes exceeds max_frame")
+    return frames
 
 
 def connection_lost(path: Path, detail: str = "") -> Unavailable:

@@ -28,16 +28,13 @@ from typing import Any
 
 from swarmnode.api.framing import (
     DEFAULT_MAX_FRAME,
-    BadFrame,
     ErrorReply,
-    Frame,
     FrameDecoder,
     Reply,
     ServerFrame,
     StreamEnd,
     StreamEvent,
     encode_request,
-    parse_server_frame,
 )
 from swarmnode.client.base import (
     Operations,
@@ -46,10 +43,11 @@ from swarmnode.client.base import (
     no_reply,
     not_a_stream,
     outcome,
+    reply_frames,
     unreachable,
     watch_args,
 )
-from swarmnode.errors import DecodeError, Unavailable, error_from_wire
+from swarmnode.errors import Unavailable, error_from_wire
 from swarmnode.paths import default_socket_path
 
 _READ_CHUNK = 64 * 1024
@@ -98,18 +96,7 @@ class _Link:
                 raise connection_lost(self.path, exc.strerror or str(exc)) from exc
             if not data:
                 raise connection_lost(self.path, "the node closed the connection")
-            for event in self._decoder.feed(data):
-                if isinstance(event, Frame):
-                    try:
-                        self._ready.append(parse_server_frame(event.value))
-                    except DecodeError as exc:
-                        raise connection_lost(self.path, f"bad frame from node: {exc}") from exc
-                elif isinstance(event, BadFrame):
-                    raise connection_lost(self.path, f"bad frame from node: {event.reason}")
-                else:
-                    raise connection_lost(
-                        self.path, f"reply frame of {event.length} bytes exceeds max_frame"
-                    )
+            self._ready.extend(reply_frames(self._decoder, data, self.path))
         return self._ready.popleft()
 
     def close(self) -> None:
