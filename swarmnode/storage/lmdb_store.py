@@ -74,6 +74,8 @@ log = logging.getLogger("swarmnode.storage")
 
 FORMAT = 1
 MAX_MEMBERS_PER_OP = 10_000
+# Per-actor totals travel as msgpack ints the codec bounds to 63 bits.
+MAX_COUNTER_TOTAL = (1 << 63) - 1
 SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -871,6 +873,9 @@ class Store:
         delta = entry.incr(
             ts, entry.actor(self.node_id, ts), op.by, self._expiry(ns, op.ttl, ts), now_ms
         )
+        totals = [*delta.counter.p.values(), *delta.counter.n.values()]
+        if max(totals, default=0) > MAX_COUNTER_TOTAL:
+            raise BadRequest("this increment would overflow the counter's 63-bit totals")
         change = self._local_write(txn, op.ns, op.key, ekey, cur, delta, "incr", now_ms)
         value = entry.join(delta).counter.value()
         return OpResult({"value": value}, changes=[*changes, change])

@@ -345,3 +345,11 @@ def test_ns_init_can_change_a_builtin_namespace_ttl(store: Store) -> None:
     written = ok(store, Put("agents", "a", 1))
     assert written["expires_at"] == T0 + 10_000
     assert store.namespace("agents").builtin
+
+
+def test_an_increment_that_would_overflow_the_counter_is_refused(store: Store) -> None:
+    big = (1 << 62) - 1
+    ok(store, Incr("default", "c", big))
+    ok(store, Incr("default", "c", big))
+    assert fails(store, Incr("default", "c", big)).code == "bad_request"
+    assert view(store, "default", "c", T0)["value"] == 2 * big
