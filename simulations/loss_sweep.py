@@ -15,6 +15,7 @@ anti-entropy round) and as live nodes wrongly declared dead.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 
 from common import (
@@ -31,6 +32,7 @@ from common import (
     wait_for,
 )
 
+from swarmnode.config import Config
 from swarmnode.sim import oracles
 from swarmnode.sim.metrics import Sampler, Visibility, summarize
 from swarmnode.sim.network import Latency, LinkProfile
@@ -38,6 +40,16 @@ from swarmnode.sim.workload import Workload, WorkloadConfig
 
 NODES = 10
 LOAD = 60.0
+_LAN = Config.for_profile("lan")
+LIMIT = _LAN.dissemination.retransmit_mult * math.ceil(math.log10(NODES + 1))
+AE_INTERVAL = _LAN.antientropy.interval
+
+
+def miss(loss: float) -> float:
+    """Chance that a node misses every gossiped copy of a delta at this loss."""
+    return math.exp(-LIMIT * (1 - loss))
+
+
 TIMED_RATE = 5.0
 
 
@@ -171,15 +183,14 @@ and replicas agree, then checks every oracle.
 
 Gossip sends each delta a fixed number of times whatever the loss, so traffic
 per write stays flat while more writes miss some node: random peers send a
-node each delta about `limit` = 8 times in all, so it misses every copy with
-probability about exp(-8 (1 - loss)): 3e-4 without loss, 2e-3 at 20%, 8e-3
-at 40%, per node and write; over 10 nodes and 300 timed writes that moves
-the p99 from gossip's ~0.2 s to anti-entropy's seconds. What gossip misses waits for
-anti-entropy: one round every 10 s per node with a random peer, and a round
-needs each message of its exchange (roots, answer, transfer, states) to
-arrive, so under heavy loss many rounds fail and the tail reaches tens of
-seconds. SWIM's indirect probes and Lifeguard keep live nodes from being
-declared dead until loss is very high.
+node each delta about `limit` = {LIMIT} times in all, so it misses every copy
+with probability about exp(-{LIMIT} (1 - loss)): {miss(0):.0e} without loss,
+{miss(0.2):.0e} at 20%, {miss(0.4):.0e} at 40%, per node and write. What gossip
+misses waits for anti-entropy: one round every {AE_INTERVAL:g} s per node with a
+random peer, and a round needs each message of its exchange (roots, answer,
+transfer, states) to arrive, so under heavy loss some rounds fail and the tail
+grows to seconds. SWIM's indirect probes and Lifeguard keep live nodes from
+being declared dead until loss is very high.
 
 ![loss sweep](loss_sweep.png)
 """,
