@@ -259,8 +259,7 @@ def report(rows: list[dict], nemesis_rows: list[dict]) -> None:
         "retransmissions cost few messages here.",
         "- Fanout 1, or a 100 ms node tick with a small fanout, saturates a node's send "
         "budget (one message of at most `max_message_bytes` per peer per round): queues "
-        "grow and values wait for anti-entropy. Raising `max_message_bytes` to 8000 "
-        "changed nothing at fanout 2 or 3: their messages were not full.",
+        "grow and values wait for anti-entropy.",
         "- With the partition nemesis every value still reaches every node; the max is "
         "then the cut itself (5 s) plus the repair.",
         "- One seed per setting: a max over a thousand values is noisy, so settings that "
