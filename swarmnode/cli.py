@@ -396,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swarmnode", description="Decentralised memory for swarms of AI agents."
     )
     p.add_argument("--version", action="version", version=f"swarmnode {__version__}")
+    # Also accepted before the command (`swarmnode --socket S get ...`); main()
+    # hands them to the command unless it was given its own.
+    p.add_argument("--socket", dest="socket_before", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--json", dest="json_before", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="start a node (embedded defaults: a node on 127.0.0.1)")
@@ -522,6 +526,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.socket_before is not None and getattr(args, "socket", None) is None:
+        if not hasattr(args, "socket"):
+            parser.error(f"{args.cmd} takes no --socket")
+        args.socket = args.socket_before
+    if args.json_before:
+        if not hasattr(args, "json"):
+            parser.error(f"{args.cmd} takes no --json")
+        args.json = True
     if args.func is not None:
         return args.func(args)
     try:

@@ -336,3 +336,13 @@ def test_version_and_help(sn) -> None:
         "members sync watch keygen"
     )
     assert set(expected.split()) <= listed
+
+
+def test_socket_and_json_may_come_before_the_command(shared_node: NodeProcess) -> None:
+    put = run_cli("--socket", str(shared_node.socket), "put", "default", "before", "v1")
+    ok(put)
+    got = run_cli("--socket", str(shared_node.socket), "--json", "get", "default", "before")
+    assert ok_json(got)["value"] == "v1"
+    refused = run_cli("--socket", str(shared_node.socket), "keygen", "/nonexistent/k")
+    assert refused.returncode == 2
+    assert "keygen takes no --socket" in refused.stderr
