@@ -39,6 +39,7 @@ from pathlib import Path
 
 import lmdb
 import msgpack
+import uvloop
 
 from swarmnode.client import AsyncClient, Client
 
@@ -144,7 +145,7 @@ def many_clients(node: NodeUnderTest, op: str, tag: str, clients: int, each: int
             await c.close()
         return clients * each / elapsed
 
-    return asyncio.run(run())
+    return uvloop.run(run())
 
 
 def cpu_seconds(pid: int) -> float:

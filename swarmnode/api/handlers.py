@@ -46,6 +46,16 @@ from swarmnode.storage.views import entry_view, summary_view
 log = logging.getLogger("swarmnode.api")
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+EAGER_OPS = frozenset(
+    {
+        "ping", "get", "put", "delete", "list", "search", "incr", "sadd", "srem", "smembers",
+        "ns_init", "ns_stats", "ns_list", "members", "stats", "vsearch", "analytics",
+    }
+)  # fmt: skip
+"""Ops the API server may start inside its read loop (`ApiServer` eager ops): the quick,
+frequent ones, whose handlers (including the vector layer's `put` and `vsearch`) do not
+enter `asyncio.timeout()`, use the current task or set context variables. `sync`, whose
+anti-entropy streams do, and the long `compact`, `persist` and `restore` run as tasks."""
 MAX_LIMIT = 10_000
 LIST_REPLY_BUDGET = 8 << 20
 WATCH_QUEUE = 10_000

@@ -6,12 +6,24 @@ raises becomes the reply. The one op handled here is `cancel`, because it acts
 on the connection's own streams.
 
 Replies go out in completion order, so a slow request never holds up a fast
-one behind it. Each connection runs at most `max_inflight_per_conn` requests at
-once; when that many are running the server stops reading from the socket, so
-a client that pipelines faster than the node works is slowed by the kernel's
-socket buffer rather than by the node's memory. A reply is written and drained
-before its slot is freed, so a client that stops reading replies stops being
-read as well.
+one behind it.
+
+Eager ops: most requests (a get, a search) finish without ever waiting, and for
+them a task of their own plus a turn of the event loop cost more than the
+operation. An op named in `eager_ops` therefore starts inside the read loop;
+if it finishes there, its reply is written at once, and if it has to wait, the
+rest of it continues in a task like any other request (the same thing Python
+3.12's eager task factory does, which 3.11 lacks). Until its first wait such an
+op runs as part of the connection's read task, so it must not enter
+`asyncio.timeout()`, call `asyncio.current_task()` or set a context variable
+before then: those would act on the read task, not on the request.
+
+Each connection runs at most `max_inflight_per_conn` requests at once; when
+that many are running the server stops reading from the socket, so a client
+that pipelines faster than the node works is slowed by the kernel's socket
+buffer rather than by the node's memory. A reply is written and drained before
+its slot is freed (or, for an eager op that finished at once, before the next
+frame is read), so a client that stops reading replies stops being read as well.
 
 Streams: when dispatch returns an `AsyncIterator`, the reply is
 `{"stream": true}` and every item becomes an event frame `{"id", "event"}`.
@@ -45,8 +57,9 @@ import logging
 import os
 import socket
 import stat
+import types
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -133,11 +146,17 @@ class UnsafeSocketDirectory(ApiSocketError):
 
 class ApiServer:
     def __init__(
-        self, socket_path: Path, dispatch: Dispatch, limits: ApiLimits | None = None
+        self,
+        socket_path: Path,
+        dispatch: Dispatch,
+        limits: ApiLimits | None = None,
+        eager_ops: Collection[str] = (),
     ) -> None:
         self._path = Path(socket_path)
         self._dispatch = dispatch
         self._limits = limits or ApiLimits()
+        self.eager_ops = frozenset(eager_ops)
+        """Ops started inside the read loop (see the module docstring for the rule they obey)."""
         self._server: asyncio.AbstractServer | None = None
         self._lock_fd: int | None = None
         self._inode: int | None = None
@@ -385,8 +404,38 @@ class _Connection:
         if request.op == "cancel":
             await self._cancel(request)
             return
+        if request.op in self._server.eager_ops and not self._slots.locked():
+            await self._start_eagerly(request)
+            return
         await self._slots.acquire()
         self._tasks[request.id] = asyncio.create_task(self._run(request))
+
+    async def _start_eagerly(self, request: Request) -> None:
+        """Run the request up to its first wait here; only what has to wait gets a task."""
+        context = RequestContext(self.id, request.id, self._limits)
+        coroutine = self._server._dispatch(request.op, request.args, context)
+        try:
+            pending = coroutine.send(None)
+        except StopIteration as finished:
+            result = finished.value
+            if isinstance(result, AsyncIterator):
+                await self._slots.acquire()
+                self._tasks[request.id] = asyncio.create_task(self._run(request, _ready(result)))
+            else:
+                await self._send(self._result_frame(request.id, result))
+            return
+        except SwarmError as exc:
+            await self._send_error(request.id, exc.code, exc.message)
+            return
+        except Exception as exc:
+            log.exception(
+                "api_dispatch_failed conn=%d id=%d op=%s", self.id, request.id, request.op
+            )
+            await self._send_error(request.id, "internal", _describe(exc))
+            return
+        await self._slots.acquire()
+        started = _resume(coroutine, pending)
+        self._tasks[request.id] = asyncio.create_task(self._run(request, started))
 
     async def _cancel(self, request: Request) -> None:
         target = request.args.get("id")
@@ -399,12 +448,15 @@ class _Connection:
             self._tasks[target].cancel()
         await self._send(encode_result(request.id, {"cancelled": found}))
 
-    async def _run(self, request: Request) -> None:
+    async def _run(self, request: Request, started: Awaitable[Any] | None = None) -> None:
+        """Run a request (or the rest of one started eagerly) and send its reply."""
         holds_slot = True
         try:
-            context = RequestContext(self.id, request.id, self._limits)
+            if started is None:
+                context = RequestContext(self.id, request.id, self._limits)
+                started = self._server._dispatch(request.op, request.args, context)
             try:
-                result = await self._server._dispatch(request.op, request.args, context)
+                result = await started
             except SwarmError as exc:
                 await self._send_error(request.id, exc.code, exc.message)
                 return
@@ -514,6 +566,33 @@ class _Connection:
             raise ConnectionResetError("connection is closing")
         self._writer.write(frame)
         await self._writer.drain()
+
+
+async def _ready(value: Any) -> Any:
+    return value
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, Any], pending: Any) -> Any:
+    """Await the rest of a coroutine that was stepped by hand and is waiting on `pending`.
+
+    The task running this sees `pending` (the future the coroutine waits for)
+    as if the coroutine had yielded it itself, and everything the task sends or
+    throws in (a result, a cancellation) is passed on to the coroutine.
+    """
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as exc:
+            try:
+                pending = coroutine.throw(exc)
+            except StopIteration as finished:
+                return finished.value
+        else:
+            try:
+                pending = coroutine.send(sent)
+            except StopIteration as finished:
+                return finished.value
 
 
 async def _close_iterator(items: AsyncIterator[Any]) -> None:

@@ -26,7 +26,7 @@ from swarmnode.analytics import (
     instrument,
     lag_listener,
 )
-from swarmnode.api.handlers import Operations
+from swarmnode.api.handlers import EAGER_OPS, Operations
 from swarmnode.api.server import ApiServer, ApiSocketError
 from swarmnode.config import Config
 from swarmnode.errors import SwarmError
@@ -98,7 +98,7 @@ class NodeProcess:
         ops.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
         node.add_listener(lag_listener(analytics, time.monotonic, time.time))
         dispatch = instrument(ops.dispatch, analytics, time.monotonic)
-        self.server = ApiServer(cfg.socket_path, dispatch, cfg.api)
+        self.server = ApiServer(cfg.socket_path, dispatch, cfg.api, eager_ops=EAGER_OPS)
         await self.server.start()
         node.start(time.monotonic(), cfg.join)
         self._flush()

@@ -111,6 +111,20 @@ class ScriptedDispatcher:
             await self._condition().wait_for(lambda: self.streams_closed >= at_least)
 
 
+SCRIPTED_OPS = frozenset(
+    {
+        "echo", "wait", "open", "fail", "crash", "unencodable", "big", "context", "count",
+        "idle_stream", "flood", "broken_stream", "streams_closed",
+    }
+)  # fmt: skip
+
+
+@pytest.fixture(params=["tasks", "eager"])
+def eager_ops(request: pytest.FixtureRequest) -> frozenset[str]:
+    """Every server test runs twice: each request in a task, and every op started eagerly."""
+    return SCRIPTED_OPS if request.param == "eager" else frozenset()
+
+
 class RawConnection:
     """A client that speaks bytes, to send what a well-behaved client never would."""
 
@@ -193,9 +207,9 @@ def limits() -> ApiLimits:
 
 @pytest.fixture
 async def server(
-    socket_path: Path, dispatcher: ScriptedDispatcher, limits: ApiLimits
+    socket_path: Path, dispatcher: ScriptedDispatcher, limits: ApiLimits, eager_ops: frozenset[str]
 ) -> AsyncIterator[ApiServer]:
-    api = ApiServer(socket_path, dispatcher, limits)
+    api = ApiServer(socket_path, dispatcher, limits, eager_ops)
     await api.start()
     yield api
     await api.close()
@@ -205,10 +219,14 @@ class ThreadedServer:
     """An `ApiServer` on a uvloop loop in its own thread, for the blocking client."""
 
     def __init__(
-        self, socket_path: Path, dispatcher: ScriptedDispatcher, limits: ApiLimits
+        self,
+        socket_path: Path,
+        dispatcher: ScriptedDispatcher,
+        limits: ApiLimits,
+        eager_ops: frozenset[str] = frozenset(),
     ) -> None:
         self.loop = uvloop.new_event_loop()
-        self.api = ApiServer(socket_path, dispatcher, limits)
+        self.api = ApiServer(socket_path, dispatcher, limits, eager_ops)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> None:
@@ -229,13 +247,13 @@ class ThreadedServer:
 
 @pytest.fixture
 def start_threaded_server(
-    socket_path: Path, dispatcher: ScriptedDispatcher
+    socket_path: Path, dispatcher: ScriptedDispatcher, eager_ops: frozenset[str]
 ) -> Iterator[Callable[[ApiLimits], ThreadedServer]]:
     """Start servers in threads (one at a time on the path); all are stopped after the test."""
     started: list[ThreadedServer] = []
 
     def start(limits: ApiLimits) -> ThreadedServer:
-        threaded = ThreadedServer(socket_path, dispatcher, limits)
+        threaded = ThreadedServer(socket_path, dispatcher, limits, eager_ops)
         threaded.start()
         started.append(threaded)
         return threaded

@@ -184,9 +184,9 @@ async def test_swarm_errors_keep_their_code_and_other_exceptions_become_internal
 
 
 async def test_a_reply_larger_than_the_frame_limit_becomes_too_large(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    async with ApiServer(socket_path, dispatcher, ApiLimits(max_frame=1000)):
+    async with ApiServer(socket_path, dispatcher, ApiLimits(max_frame=1000), eager_ops):
         conn = await open_raw()
         await conn.request(1, "big", size=2000)
         assert (await conn.frame())["error"]["code"] == "too_large"
@@ -195,9 +195,11 @@ async def test_a_reply_larger_than_the_frame_limit_becomes_too_large(
 
 
 async def test_a_full_connection_stops_being_read_until_a_slot_frees(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    async with ApiServer(socket_path, dispatcher, ApiLimits(max_inflight_per_conn=2)) as api:
+    async with ApiServer(
+        socket_path, dispatcher, ApiLimits(max_inflight_per_conn=2), eager_ops
+    ) as api:
         conn = await open_raw()
         await conn.request(1, "wait", gate="a", value="a")
         await conn.request(2, "wait", gate="b", value="b")
@@ -279,9 +281,11 @@ async def test_a_client_leaving_mid_stream_closes_the_iterator(
 
 
 async def test_streams_per_connection_are_bounded(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    async with ApiServer(socket_path, dispatcher, ApiLimits(max_streams_per_conn=1)) as api:
+    async with ApiServer(
+        socket_path, dispatcher, ApiLimits(max_streams_per_conn=1), eager_ops
+    ) as api:
         conn = await open_raw()
         await conn.request(1, "idle_stream")
         assert (await conn.frame())["result"] == {"stream": True}
@@ -294,9 +298,9 @@ async def test_streams_per_connection_are_bounded(
 
 
 async def test_connections_beyond_the_limit_are_told_and_closed(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    async with ApiServer(socket_path, dispatcher, ApiLimits(max_connections=2)) as api:
+    async with ApiServer(socket_path, dispatcher, ApiLimits(max_connections=2), eager_ops) as api:
         await works(open_raw)
         await works(open_raw)
         third = await open_raw()
@@ -308,9 +312,9 @@ async def test_connections_beyond_the_limit_are_told_and_closed(
 
 
 async def test_close_lets_running_requests_finish_and_refuses_new_clients(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    api = ApiServer(socket_path, dispatcher, ApiLimits(close_grace=60))
+    api = ApiServer(socket_path, dispatcher, ApiLimits(close_grace=60), eager_ops)
     await api.start()
     conn = await open_raw()
     await conn.request(1, "wait", gate="g", value="finished")
@@ -333,9 +337,9 @@ async def test_close_lets_running_requests_finish_and_refuses_new_clients(
 
 
 async def test_close_cancels_requests_that_outlast_the_grace_period(
-    socket_path: Path, dispatcher: Any, open_raw: Any
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
 ) -> None:
-    api = ApiServer(socket_path, dispatcher, ApiLimits(close_grace=0.05))
+    api = ApiServer(socket_path, dispatcher, ApiLimits(close_grace=0.05), eager_ops)
     await api.start()
     conn = await open_raw()
     await conn.request(1, "wait", gate="never")
