@@ -305,6 +305,8 @@ class VectorMemory:
                 # checks (an MV entry can show another sibling as time passes).
                 same = stored is not None and stored == hit.stored and entry.mv is None
                 moved = not same and vector_digest(version.vector) != hit.digest
+                if not same and not moved and stored is not None and entry.mv is None:
+                    space.note_stored(hit, stored)
                 passes = same or flt is None or flt.matches(posting_keys(version.meta))
                 if moved or not passes:
                     stale.append(hit)

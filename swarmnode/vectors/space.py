@@ -283,6 +283,20 @@ class Space:
         hits.sort(key=lambda h: (h.distance, h.key))
         return hits[:k], False
 
+    def note_stored(self, hit: Hit, stored: bytes) -> None:
+        """A search read `hit` back from the record `stored` and found the indexed vector in it.
+
+        Remembering the record's digest lets later hits on it skip re-hashing the
+        vector, which after a restart (when no digest is known) is most of the
+        cost of reading a hit back. Only an item still holding the vector the hit
+        came from takes it; if the indexer has moved on, the digest would describe
+        another version, so it is left alone (and a stale one can only fail to
+        match a newer record, never match it).
+        """
+        item = self.by_label.get(hit.label)
+        if item is not None and item.digest == hit.digest:
+            item.stored = stored
+
     def _shard_search(
         self, shard: Shard, query: np.ndarray, k: int, allowed: set[int] | None, exclude: set[int]
     ) -> list[Hit]:

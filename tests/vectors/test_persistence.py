@@ -149,3 +149,36 @@ async def test_a_lost_vector_directory_is_rebuilt(tmp_path: Path) -> None:
             assert_same(reply, brute_force(live, q, "cosine", 10))
     finally:
         await h.close()
+
+
+async def test_after_a_restart_hits_read_back_from_changed_records_show_the_change(
+    tmp_path: Path,
+) -> None:
+    """A restarted index knows no record digests; searches learn them as they read hits back.
+
+    Whatever a search learned must not hide a later change: the index is made
+    to miss a write (its listener detached, as when it lags the store), and the
+    next search must still report the new vector's score, not the indexed one.
+    """
+    live, before, clock = await filled(tmp_path)
+    h = Harness(tmp_path, HNSW, clock)
+    try:
+        assert await answers(h) == before
+        assert await answers(h) == before
+        q = QUERIES[0]
+        top = (await h.call("vsearch", ns="docs", vector=q.tolist(), k=1))["items"][0]
+        listeners = list(h.node._listeners)
+        h.node._listeners.clear()
+        moved = -q
+        await h.call("put", ns="docs", key=top["key"], value=0, vector=moved.tolist())
+        h.node._listeners.extend(listeners)
+        reply = await h.call("vsearch", ns="docs", vector=q.tolist(), k=10)
+        scores = {item["key"]: item["score"] for item in reply["items"]}
+        assert scores.get(top["key"], -1.0) < 0.0 < top["score"]
+        live[top["key"]] = moved
+        assert_same(
+            await h.call("vsearch", ns="docs", vector=q.tolist(), k=10),
+            brute_force(live, q, "cosine", 10),
+        )
+    finally:
+        await h.close()
