@@ -451,6 +451,7 @@ class Node:
                 "seq": self.store.seq,
                 "disk_bytes": self.store.disk_bytes(),
                 "namespaces": len(self.store.namespace_names()),
+                "read_cache": self.store.read_cache_stats(),
             },
             "writer": self.committer.stats(),
             "dissemination": {**self.dissemination.stats, "pending": self.dissemination.pending()},

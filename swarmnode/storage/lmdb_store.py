@@ -69,6 +69,7 @@ from swarmnode.storage.ops import (
     SRem,
     Sweep,
 )
+from swarmnode.tagged_cache import TaggedCache
 
 log = logging.getLogger("swarmnode.storage")
 
@@ -103,6 +104,9 @@ class StoreConfig:
     changes_keep: int = 100_000
     # Largest clock lead accepted from a peer's timestamp, milliseconds.
     max_clock_offset_ms: int = 500
+    # Decoded entries kept for reads (`get`), bytes. Hot keys are then read
+    # without decoding; 0 turns the cache off.
+    read_cache_bytes: int = 32 << 20
 
     @property
     def grace_ms(self) -> int:
@@ -183,6 +187,7 @@ class Store:
             self.close()
             raise
         self._purge_cursor: dict[str, bytes] = {}
+        self._read_cache = TaggedCache(self.config.read_cache_bytes)
 
     # --- opening and closing ------------------------------------------------
 
@@ -305,9 +310,24 @@ class Store:
         return loaded.entry if loaded else None
 
     def get_header(self, ns: str, key: str, txn: lmdb.Transaction) -> Entry | None:
-        """The entry with at most one set member loaded: enough to tell kind and liveness."""
-        loaded = self._load(txn, L.entry_key(ns, key), ())
-        return loaded.entry if loaded else None
+        """The entry with at most one set member loaded: enough to tell kind and liveness.
+
+        Shared with other readers through the read cache: do not mutate it.
+        """
+        ekey = L.entry_key(ns, key)
+        rec = txn.get(ekey, db=self.db["entries"])
+        if rec is None:
+            return None
+        tag = rec[: L.DIGEST_SIZE]
+        entry = self._read_cache.get(ekey, tag)
+        if entry is not None:
+            return entry
+        loaded = self._load(txn, ekey, ())
+        if loaded is None:
+            return None
+        if loaded.entry.orset is None:  # a set header is completed member by member
+            self._read_cache.put(ekey, loaded.entry, tag, nbytes=len(rec))
+        return loaded.entry
 
     def scan(
         self, ns: str, txn: lmdb.Transaction, *, prefix: str = "", after: str | None = None
@@ -394,6 +414,10 @@ class Store:
                     cur.delete()
                     n += 1
         return n
+
+    def read_cache_stats(self) -> dict[str, int]:
+        """Items, bytes, capacity, hits and misses of the decoded-entry cache of `get`."""
+        return self._read_cache.stats()
 
     def disk_bytes(self) -> int:
         info = self.env.info()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from swarmnode.errors import BadRequest, Unavailable
-from swarmnode.vectors.cache import VectorCache
+from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.minilm import MiniLM
 
 
@@ -72,7 +72,7 @@ def text_of(value: Any) -> str | None:
 class Embedders:
     """Loads each model once, on first use; embeds on the caller's (worker) thread."""
 
-    def __init__(self, cache: VectorCache) -> None:
+    def __init__(self, cache: TaggedCache) -> None:
         self.cache = cache
         self._models: dict[str, MiniLM] = {}
         self._lock = threading.Lock()

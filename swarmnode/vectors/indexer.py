@@ -35,7 +35,7 @@ import numpy as np
 from swarmnode.crdt.entry import Entry
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
-from swarmnode.vectors.cache import VectorCache
+from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.catalog import Catalog, LabelRecord, SpaceRecord
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import posting_keys
@@ -85,7 +85,7 @@ class Indexer:
         directory: Path,
         cfg: VectorConfig,
         clock: Callable[[], int],
-        cache: VectorCache,
+        cache: TaggedCache,
         on_applied: Callable[[int], None],
     ) -> None:
         self.store = store

@@ -18,13 +18,13 @@ from swarmnode.crdt.entry import Entry
 from swarmnode.errors import DecodeError
 from swarmnode.storage import layout as L
 from swarmnode.storage.lmdb_store import Store
-from swarmnode.vectors.cache import VectorCache
+from swarmnode.tagged_cache import TaggedCache
 
 log = logging.getLogger("swarmnode.vectors")
 
 
 def read_record(
-    store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: VectorCache
+    store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: TaggedCache
 ) -> tuple[Entry, bytes] | None:
     """The entry's register state as stored now (set members are not loaded) and its digest."""
     raw = txn.get(L.entry_key(ns, key), db=store.db["entries"])
@@ -45,7 +45,7 @@ def read_record(
 
 
 def read_entry(
-    store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: VectorCache
+    store: Store, txn: lmdb.Transaction, ns: str, key: str, cache: TaggedCache
 ) -> Entry | None:
     found = read_record(store, txn, ns, key, cache)
     return found[0] if found is not None else None

@@ -31,7 +31,7 @@ from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
 from swarmnode.node import Node
 from swarmnode.storage.namespaces import NamespaceDef
 from swarmnode.storage.ops import Change
-from swarmnode.vectors.cache import VectorCache
+from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
 from swarmnode.vectors.filters import Filter, parse_filter, posting_keys
@@ -65,7 +65,7 @@ class VectorMemory:
         self.cfg = cfg
         self.clock = clock
         self.loop = asyncio.get_running_loop()
-        self.cache = VectorCache(cfg.cache_bytes)
+        self.cache = TaggedCache(cfg.cache_bytes)
         self.embedders = Embedders(self.cache)
         self.indexer = Indexer(
             self.store, directory, cfg, clock, self.cache, self._applied_elsewhere

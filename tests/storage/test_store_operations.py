@@ -7,6 +7,7 @@ import pytest
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import DefineNs, Delete, Incr, Put, SAdd, SRem
+from swarmnode.storage.views import entry_view
 
 from .support import T0, fails, ok, sweep_all, view
 
@@ -353,3 +354,32 @@ def test_an_increment_that_would_overflow_the_counter_is_refused(store: Store) -
     ok(store, Incr("default", "c", big))
     assert fails(store, Incr("default", "c", big)).code == "bad_request"
     assert view(store, "default", "c", T0)["value"] == 2 * big
+
+
+def test_reads_of_a_hot_entry_come_from_the_read_cache_and_see_every_write(store: Store) -> None:
+    def read(key: str, now: int):
+        with store.read() as txn:
+            entry = store.get_header("default", key, txn)
+        return entry, entry_view("default", key, entry, now) if entry is not None else None
+
+    ok(store, Put("default", "hot", "v1"))
+    ok(store, Incr("default", "n", 2))
+    first, _ = read("hot", T0)
+    assert read("hot", T0)[0] is first  # decoded once, then shared
+    assert read("n", T0)[1]["value"] == 2
+    assert store.read_cache_stats()["hits"] >= 1
+    ok(store, Put("default", "hot", "v2"), T0 + 1)
+    ok(store, Incr("default", "n", 3), T0 + 1)
+    assert read("hot", T0 + 1)[1]["value"] == "v2"
+    assert read("n", T0 + 1)[1]["value"] == 5
+    ok(store, Delete("default", "hot"), T0 + 2)
+    assert read("hot", T0 + 2)[1] is None
+
+
+def test_the_read_cache_can_be_turned_off(open_store) -> None:
+    store = open_store(read_cache_bytes=0)
+    ok(store, Put("default", "k", "v"))
+    with store.read() as txn:
+        assert store.get_header("default", "k", txn).reg.value == "v"
+        assert store.get_header("default", "k", txn).reg.value == "v"
+    assert store.read_cache_stats()["items"] == 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmnode.vectors.cache import ITEM_OVERHEAD, VectorCache
+from swarmnode.tagged_cache import ITEM_OVERHEAD, TaggedCache
 
 
 def test_cache_holds_its_budget_and_evicts_the_least_recently_used() -> None:
     one = np.zeros(384, dtype=np.float32)
-    cache = VectorCache(capacity=3 * (one.nbytes + ITEM_OVERHEAD))
+    cache = TaggedCache(capacity=3 * (one.nbytes + ITEM_OVERHEAD))
     for name in ("a", "b", "c"):
         cache.put(("t", "m", name), one)
     assert cache.get(("t", "m", "a")) is not None  # "a" is now the most recent
@@ -20,7 +20,7 @@ def test_cache_holds_its_budget_and_evicts_the_least_recently_used() -> None:
 
 
 def test_a_stale_version_is_a_miss_and_a_namespace_can_be_dropped() -> None:
-    cache = VectorCache(capacity=1 << 20)
+    cache = TaggedCache(capacity=1 << 20)
     cache.put(("e", "docs", "k"), "entry-v1", tag=b"digest-1", nbytes=100)
     assert cache.get(("e", "docs", "k"), b"digest-2") is None
     assert cache.get(("e", "docs", "k"), b"digest-1") == "entry-v1"

@@ -1,17 +1,21 @@
-"""A byte-bounded LRU of vectors and decoded entries, shared by the indexer and the searches.
+"""A byte-bounded LRU whose items carry a version tag: a lookup with another tag is a miss.
 
-Two uses, told apart by the first element of the key:
+Decoding a stored entry costs more than finding it, so hot entries are kept
+decoded, tagged with their LMDB record's digest (the digest of the whole entry
+state): a reader looks the record up, compares 16 bytes, and reuses the decoded
+value while they match. Content addressing makes invalidation unnecessary; a
+changed entry has another digest. Users:
 
-- ("e", namespace, key): a decoded entry with its vector, tagged with its
-  LMDB record digest (see `records.py`), so a hot entry is read back for a
-  search hit, or used as a query by `key`, without decoding it again;
-- ("t", embedder, text): an embedding, so a repeated query text is not run
-  through the model again.
+- the store's read path (`Store.get_header`): decoded entries for `get`;
+- the vector layer: ("e", namespace, key) decoded entries with their vectors,
+  for reading search hits back and for queries by key, and ("t", embedder,
+  text) embeddings, so a repeated query text is not run through the model again.
 
-An entry costs its record size (for a 384-dimension vector and a small value
-about 1.7 KB) plus about 150 bytes of bookkeeping, an embedding 4 bytes per
-dimension plus the same; the total is held under `capacity` bytes by evicting
-the least recently used.
+An item costs its payload size (for an entry, its record size; for a
+384-dimension vector and a small value about 1.7 KB) plus about 150 bytes of
+bookkeeping; the total is held under `capacity` bytes by evicting the least
+recently used. Cached values are shared, never copied: callers must not mutate
+them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 ITEM_OVERHEAD = 150
 
 
-class VectorCache:
+class TaggedCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: OrderedDict[Hashable, tuple[Any, Any, int]] = OrderedDict()
