@@ -424,18 +424,26 @@ class _Connection:
             else:
                 await self._send(self._result_frame(request.id, result))
             return
-        except SwarmError as exc:
-            await self._send_error(request.id, exc.code, exc.message)
-            return
         except Exception as exc:
-            log.exception(
-                "api_dispatch_failed conn=%d id=%d op=%s", self.id, request.id, request.op
-            )
-            await self._send_error(request.id, "internal", _describe(exc))
+            await self._send_failure(request, exc)
             return
         await self._slots.acquire()
         started = _resume(coroutine, pending)
         self._tasks[request.id] = asyncio.create_task(self._run(request, started))
+
+    async def _send_failure(self, request: Request, exc: Exception) -> None:
+        """Reply to a request whose dispatch raised: its error code, or `internal` for a bug."""
+        if isinstance(exc, SwarmError):
+            await self._send_error(request.id, exc.code, exc.message)
+            return
+        log.error(
+            "api_dispatch_failed conn=%d id=%d op=%s",
+            self.id,
+            request.id,
+            request.op,
+            exc_info=exc,
+        )
+        await self._send_error(request.id, "internal", _describe(exc))
 
     async def _cancel(self, request: Request) -> None:
         target = request.args.get("id")
@@ -457,14 +465,8 @@ class _Connection:
                 started = self._server._dispatch(request.op, request.args, context)
             try:
                 result = await started
-            except SwarmError as exc:
-                await self._send_error(request.id, exc.code, exc.message)
-                return
             except Exception as exc:
-                log.exception(
-                    "api_dispatch_failed conn=%d id=%d op=%s", self.id, request.id, request.op
-                )
-                await self._send_error(request.id, "internal", _describe(exc))
+                await self._send_failure(request, exc)
                 return
             if isinstance(result, AsyncIterator):
                 self._slots.release()
