@@ -887,8 +887,10 @@ class Store:
     def _incr(self, txn: lmdb.Transaction, op: Incr, now_ms: int) -> OpResult:
         ns = self.namespace(check_ns_name(op.ns))
         L.check_key(op.key, self.config.max_key_bytes)
-        if isinstance(op.by, bool) or not isinstance(op.by, int) or abs(op.by) >= 1 << 62:
+        if isinstance(op.by, bool) or not isinstance(op.by, int):
             raise BadRequest("by must be an integer")
+        if abs(op.by) >= 1 << 62:
+            raise BadRequest(f"by must be between {-(1 << 62) + 1} and {(1 << 62) - 1}")
         ekey = L.entry_key(op.ns, op.key)
         cur, changes = self._current(txn, op.ns, op.key, ekey, (), now_ms)
         entry = cur.entry if cur else Entry()

@@ -243,7 +243,10 @@ def test_incr_counts_up_and_down_from_zero(store: Store) -> None:
 
 @pytest.mark.parametrize("by", [True, 1.5, "1", None, 1 << 62, -(1 << 62)])
 def test_incr_by_must_be_a_moderate_integer(store: Store, by) -> None:
-    assert fails(store, Incr("default", "c", by)).code == "bad_request"
+    err = fails(store, Incr("default", "c", by))
+    assert err.code == "bad_request"
+    # The message says what is wrong: the type, or (for a big integer) the range.
+    assert ("between" in err.message) == (type(by) is int)
     assert store.get("default", "c") is None
 
 
