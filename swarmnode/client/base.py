@@ -205,13 +205,22 @@ def _plain_vector(vector: Iterable[float] | bytes | None) -> bytes | None:
     """
     if vector is None or isinstance(vector, bytes):
         return vector
-    if hasattr(vector, "dtype"):
-        return np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
-    values = [float(x) for x in vector]
+    try:
+        if hasattr(vector, "dtype"):
+            return np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
+        values = [_component(x) for x in vector]
+    except (TypeError, ValueError):
+        raise BadRequest("a vector must be a sequence of numbers") from None
     try:
         return struct.pack(f"<{len(values)}f", *values)
     except OverflowError:
         raise BadRequest("a vector component is out of float32 range") from None
+
+
+def _component(x: Any) -> float:
+    if isinstance(x, bool | str | bytes):
+        raise TypeError(type(x).__name__)
+    return float(x)
 
 
 def _members(members: Iterable[Any] | str | bytes) -> list[Any]:

@@ -346,3 +346,9 @@ def test_socket_and_json_may_come_before_the_command(shared_node: NodeProcess) -
     refused = run_cli("--socket", str(shared_node.socket), "keygen", "/nonexistent/k")
     assert refused.returncode == 2
     assert "keygen takes no --socket" in refused.stderr
+
+
+@pytest.mark.parametrize("vector", ['[1, "a"]', "[1, true]", '{"x": 1}', "[[1, 2]]"])
+def test_a_vector_that_is_not_numbers_is_a_usage_error_not_a_crash(sn, vector: str) -> None:
+    err = failed(sn("put", "default", "vec-bad", "v", "--vector", vector), 2)
+    assert "vector" in err
