@@ -534,9 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "json"):
             parser.error(f"{args.cmd} takes no --json")
         args.json = True
-    if args.func is not None:
-        return args.func(args)
     try:
+        if args.func is not None:
+            return args.func(args)
         result, render = cmd_client(args)
     except SwarmError as exc:
         if getattr(args, "json", False):

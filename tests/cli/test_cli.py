@@ -15,7 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nodeproc import NodeProcess, clean_env, run_cli, swarmnode_command
+from nodeproc import (
+    NodeProcess,
+    clean_env,
+    remove_dir,
+    run_cli,
+    short_dir,
+    start_node,
+    swarmnode_command,
+)
 
 
 @pytest.fixture(scope="module")
@@ -352,3 +360,26 @@ def test_socket_and_json_may_come_before_the_command(shared_node: NodeProcess) -
 def test_a_vector_that_is_not_numbers_is_a_usage_error_not_a_crash(sn, vector: str) -> None:
     err = failed(sn("put", "default", "vec-bad", "v", "--vector", vector), 2)
     assert "vector" in err
+
+
+def test_a_watch_ends_with_exit_6_and_a_message_when_the_node_stops() -> None:
+    base = short_dir("snw-")
+    node = start_node(base / "data")
+    try:
+        cmd = [*swarmnode_command(), "watch", "--socket", str(node.socket)]
+        watcher = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
+        )
+        with node.client() as c:
+            for i in range(200):  # the watch subscribes asynchronously
+                c.put("default", f"w{i}", i)
+                if select.select([watcher.stdout], [], [], 0.1)[0]:
+                    break
+        assert node.stop() == 0
+        assert watcher.wait(30) == 6
+        err = watcher.stderr.read()
+        assert "Traceback" not in err
+        assert err.startswith("swarmnode: ") and "shutting down" in err
+    finally:
+        node.close()
+        remove_dir(base)
