@@ -135,3 +135,35 @@ def test_snapshot_names_that_could_escape_or_collide_are_refused(
 def test_reading_a_missing_snapshot_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         SnapshotReader(tmp_path / "nothing")
+
+
+def test_a_full_store_refuses_writes_loses_nothing_and_grows_with_a_bigger_map(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data"
+    small = Store(path, StoreConfig(sync=False, map_size=1 << 20))
+    acked: dict[str, int] = {}
+    refused = None
+    for i in range(2000):
+        res = small.apply([Put("default", f"k{i}", {"i": i, "pad": "x" * 2000})], T0 + i)[0]
+        if res.error is not None:
+            refused = res.error
+            break
+        acked[f"k{i}"] = i
+    assert isinstance(refused, Unavailable) and "map_size" in refused.message
+    assert acked, "the map should hold some writes before it fills"
+    again = small.apply([Incr("default", "n", 1)], T0 + 5000)[0]
+    assert isinstance(again.error, Unavailable)
+    assert all(view(small, "default", k, T0 + 5000)["value"]["i"] == i for k, i in acked.items())
+    seq = small.seq
+    small.close()
+
+    bigger = Store(path, StoreConfig(sync=False, map_size=64 << 20))
+    try:
+        assert bigger.seq == seq
+        assert all(
+            view(bigger, "default", k, T0 + 6000)["value"]["i"] == i for k, i in acked.items()
+        )
+        assert ok(bigger, Incr("default", "n", 1), T0 + 6000)["value"] == 1
+    finally:
+        bigger.close()
