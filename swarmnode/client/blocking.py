@@ -62,6 +62,7 @@ class _Link:
         self._ready: deque[ServerFrame] = deque()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
+        self._timeout = timeout
         try:
             self._sock.connect(os.fspath(path))
         except OSError as exc:
@@ -70,7 +71,7 @@ class _Link:
 
     def send(self, frame: bytes, deadline: float | None) -> None:
         """Send a whole frame; a timeout leaves part of it sent, so the caller must close."""
-        self._sock.settimeout(_remaining(deadline))
+        self._set_timeout(_remaining(deadline))
         try:
             self._sock.sendall(frame)
         except TimeoutError as exc:
@@ -78,8 +79,17 @@ class _Link:
         except OSError as exc:
             raise connection_lost(self.path, exc.strerror or str(exc)) from exc
 
+    def _set_timeout(self, timeout: float | None) -> None:
+        # Switching a socket between blocking and timed modes costs fcntl calls;
+        # without a deadline every request would pay them twice for nothing.
+        if timeout is None and self._timeout is None:
+            return
+        self._sock.settimeout(timeout)
+        self._timeout = timeout
+
     def send_if_room(self, frame: bytes) -> None:
         """Best-effort send that never waits: for a last word before closing."""
+        self._timeout = 0.0
         self._sock.setblocking(False)
         with contextlib.suppress(OSError):
             self._sock.send(frame)
@@ -87,7 +97,7 @@ class _Link:
     def receive(self, deadline: float | None) -> ServerFrame:
         """The next frame from the server; `TimeoutError` when the deadline passes."""
         while not self._ready:
-            self._sock.settimeout(_remaining(deadline))
+            self._set_timeout(_remaining(deadline))
             try:
                 data = self._sock.recv(_READ_CHUNK)
             except TimeoutError:
