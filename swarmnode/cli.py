@@ -165,11 +165,25 @@ def render_status(r: dict[str, Any]) -> str:
             f"{a.get('requests', 0)} requests, "
             f"errors {a.get('errors', {})}"
         )
+    caches = [
+        ("store", r["store"].get("read_cache")),
+        ("vectors", r.get("vectors", {}).get("cache")),
+    ]
+    shown = [_cache_line(name, c) for name, c in caches if c]
+    if shown:
+        lines.append("caches      " + "; ".join(shown))
     if "analytics" in r:
         from swarmnode.analytics import render_analytics
 
         lines += ["", render_analytics(r["analytics"])]
     return "\n".join(lines)
+
+
+def _cache_line(name: str, c: dict[str, int]) -> str:
+    looked = c["hits"] + c["misses"]
+    ratio = f"{100 * c['hits'] / looked:.0f}% hits" if looked else "no reads yet"
+    used = c["bytes"] / (1 << 20)
+    return f"{name} {ratio}, {c['items']} items, {used:.1f} of {c['capacity_bytes'] >> 20} MiB"
 
 
 def _render_kv(r: Any) -> str:
@@ -534,6 +548,16 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "json"):
             parser.error(f"{args.cmd} takes no --json")
         args.json = True
+    try:
+        return _run_command(args)
+    except BrokenPipeError:
+        # The reader went away (`swarmnode watch | head -1`): stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         if args.func is not None:
             return args.func(args)

@@ -241,6 +241,7 @@ def test_status_members_and_sync_on_a_lone_node(sn, shared_node: NodeProcess) ->
     status = ok(sn("status"))
     assert status.startswith(f"node        {shared_node.node_id}")
     assert "writer" in status and "members     1 alive" in status
+    assert "caches      store " in status and "MiB" in status
     stats = ok_json(sn("status", "--json"))
     assert stats["node_id"] == shared_node.node_id and stats["writer"]["ops"] > 0
     members = ok(sn("members")).splitlines()
@@ -383,3 +384,13 @@ def test_a_watch_ends_with_exit_6_and_a_message_when_the_node_stops() -> None:
     finally:
         node.close()
         remove_dir(base)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(shared_node: NodeProcess) -> None:
+    cmd = [*swarmnode_command(), "status", "--socket", str(shared_node.socket)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
+    )
+    proc.stdout.close()  # like `swarmnode status | head -0`
+    assert proc.wait(60) == 0
+    assert proc.stderr.read() == ""
