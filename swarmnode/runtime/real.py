@@ -34,7 +34,7 @@ from swarmnode.node import Node
 from swarmnode.sansio import Address, Message
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
-from swarmnode.transport.endpoint import GossipEndpoint
+from swarmnode.transport.endpoint import GossipEndpoint, check_bind_allowed
 from swarmnode.transport.keyring import Keyring
 from swarmnode.vectors.service import VectorMemory, attach_vectors
 
@@ -63,6 +63,8 @@ class NodeProcess:
         cfg = self.config
         loop = asyncio.get_running_loop()
         keyring = Keyring.from_file(cfg.cluster_key_file) if cfg.cluster_key_file else None
+        # Refuse an unsafe bind before the data directory is created or touched.
+        check_bind_allowed(cfg.bind[0], keyring, cfg.insecure)
         self.store = store = await asyncio.to_thread(
             Store, cfg.data_dir, cfg.store, node_id=cfg.node_id
         )

@@ -394,3 +394,14 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(shared_node: NodeProce
     proc.stdout.close()  # like `swarmnode status | head -0`
     assert proc.wait(60) == 0
     assert proc.stderr.read() == ""
+
+
+def test_plaintext_gossip_off_loopback_is_refused_before_any_data_is_written() -> None:
+    base = short_dir("snb-")
+    try:
+        result = run_cli("run", "--bind", "0.0.0.0:0", "--data-dir", str(base / "data"))
+        assert result.returncode == 1
+        assert "without a cluster key" in result.stderr and "--insecure" in result.stderr
+        assert not (base / "data").exists()
+    finally:
+        remove_dir(base)
