@@ -111,7 +111,7 @@ def render_ns_list(r: dict[str, Any]) -> str:
         [
             n["name"],
             n["policy"],
-            "none" if not n.get("ttl") else f"{n['ttl']:g}s",
+            _duration(n.get("ttl")),
             str(n.get("dim") or "-"),
             str(n["entries"]),
             str(n["bytes"]),
@@ -119,6 +119,34 @@ def render_ns_list(r: dict[str, Any]) -> str:
         for n in r["namespaces"]
     ]
     return _table(rows, ["NAMESPACE", "POLICY", "TTL", "DIM", "ENTRIES", "BYTES"])
+
+
+def render_ns_stats(r: dict[str, Any]) -> str:
+    """One namespace as key: value lines; all of them (no name given) as a table."""
+    if "namespaces" not in r:
+        return _render_kv(r)
+    rows = [
+        [
+            name,
+            n["policy"],
+            _duration(n.get("ttl")),
+            str(n["entries"]),
+            str(n["tombstones"]),
+            str(n["bytes"]),
+        ]
+        for name, n in sorted(r["namespaces"].items())
+    ]
+    return _table(rows, ["NAMESPACE", "POLICY", "TTL", "ENTRIES", "TOMBSTONES", "BYTES"])
+
+
+def _duration(seconds: float | None) -> str:
+    """A TTL as people write it: 30d, 4h, 5m, 90s; "none" for no expiry."""
+    if not seconds:
+        return "none"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def render_members(r: dict[str, Any]) -> str:
@@ -330,7 +358,7 @@ def _cmd_ns(c: Any, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]
         case "delete":
             return c.ns_delete(args.name), lambda r: f"namespace {r['ns']} deleted"
         case "stats":
-            return c.ns_stats(args.name), _render_kv
+            return c.ns_stats(args.name), render_ns_stats
     raise SwarmError(f"unknown ns command {args.ns_cmd}", code="bad_request")
 
 

@@ -181,14 +181,18 @@ def test_ns_init_list_stats_and_delete(sn) -> None:
     table = ok(sn("ns", "list")).splitlines()
     assert table[0].split() == ["NAMESPACE", "POLICY", "TTL", "DIM", "ENTRIES", "BYTES"]
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["cli-team"][1:5] == ["mv", "60s", "-", "1"]
-    assert rows["agents"][1:3] == ["lww", "3600s"]
+    assert rows["cli-team"][1:5] == ["mv", "1m", "-", "1"]
+    assert rows["agents"][1:3] == ["lww", "1h"]
+    assert rows["patterns"][2] == "7d" and rows["notifications"][2] == "5m"
     assert rows["decisions"][1] == "consensus"
     assert ok(sn("ns")) == ok(sn("ns", "list"))
     stats = ok_json(sn("ns", "stats", "cli-team", "--json"))
     assert stats["entries"] == 1 and stats["policy"] == "mv" and stats["bytes"] > 0
     every = ok_json(sn("ns", "stats", "--json"))
     assert {"cli-team", "swarm", "notifications"} <= set(every["namespaces"])
+    table = ok(sn("ns", "stats")).splitlines()
+    assert table[0].split() == ["NAMESPACE", "POLICY", "TTL", "ENTRIES", "TOMBSTONES", "BYTES"]
+    assert {line.split()[0]: line.split()[3] for line in table[1:]}["cli-team"] == "1"
     assert ok(sn("ns", "delete", "cli-team")) == "namespace cli-team deleted\n"
     failed(sn("get", "cli-team", "k"), 3)
     failed(sn("ns", "init", "cli-team", "--dim", "0"), 2)
