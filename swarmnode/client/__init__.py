@@ -15,7 +15,21 @@ anything is sent.
         print(node.get("tasks", "t1"))
 """
 
-from swarmnode.client.aio import AsyncClient, AsyncWatch
+from typing import TYPE_CHECKING, Any
+
 from swarmnode.client.blocking import Client, Watch
 
+if TYPE_CHECKING:
+    from swarmnode.client.aio import AsyncClient, AsyncWatch
+
 __all__ = ["AsyncClient", "AsyncWatch", "Client", "Watch"]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio client loads on first use, so a one-shot `swarmnode get` from a
+    # shell script does not pay for importing asyncio.
+    if name in ("AsyncClient", "AsyncWatch"):
+        from swarmnode.client import aio
+
+        return getattr(aio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import numpy as np
-
 from swarmnode.api.framing import (
     HEADER_SIZE,
     BadFrame,
@@ -207,6 +205,8 @@ def _plain_vector(vector: Iterable[float] | bytes | None) -> bytes | None:
         return vector
     try:
         if hasattr(vector, "dtype"):
+            import numpy as np  # imported lazily: the CLI starts faster without numpy
+
             return np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
         values = [_component(x) for x in vector]
     except (TypeError, ValueError):

@@ -12,6 +12,7 @@ import select
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -409,3 +410,15 @@ def test_plaintext_gossip_off_loopback_is_refused_before_any_data_is_written() -
         assert not (base / "data").exists()
     finally:
         remove_dir(base)
+
+
+def test_a_one_shot_command_does_not_load_numpy_or_asyncio() -> None:
+    """Scripts call the CLI in loops: importing numpy and asyncio doubled its start-up."""
+    probe = (
+        "import sys; from swarmnode.cli import build_parser; from swarmnode.client import Client; "
+        "print(sorted(m for m in ('numpy', 'asyncio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=clean_env()
+    )
+    assert out.stdout.strip() == "[]"
