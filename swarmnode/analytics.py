@@ -606,7 +606,9 @@ def analytics_op(
         unknown = sorted(set(args) - {"timeframe"})
         if unknown:
             raise BadRequest(f"analytics: unknown argument(s) {', '.join(unknown)}")
-        timeframe = args.get("timeframe", DEFAULT_TIMEFRAME)
+        timeframe = args.get("timeframe")
+        if timeframe is None:
+            timeframe = DEFAULT_TIMEFRAME
         if not isinstance(timeframe, str):
             raise BadRequest("analytics: 'timeframe' must be a string")
         now = clock()

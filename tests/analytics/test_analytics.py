@@ -373,7 +373,9 @@ async def test_the_analytics_op_adds_live_replication_state_and_current_traffic(
         "repairs_running": 1,
     }
     assert report["traffic"] == {"gossip": {"deltas_sent": 15}}
+    # Absent and null both mean the default, as for every other optional argument.
     assert (await handler({}))["timeframe"] == "1h"
+    assert (await handler({"timeframe": None}))["timeframe"] == "1h"
 
 
 @pytest.mark.parametrize(
