@@ -11,7 +11,8 @@ change the node had committed when the request arrived, so a client finds
 what it has just written. Every hit is then read back from LMDB for its value
 and metadata, and a hit whose entry is gone, expired, changed its vector or no
 longer passes the filter is dropped and the search run again without it: an
-index that lags the store can cost a retry, never a removed key in a reply.
+index that lags the store can cost retries, never a removed key in a reply
+nor a live one left out of it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from swarmnode.vectors.space import Hit, Space
 log = logging.getLogger("swarmnode.vectors")
 
 VSEARCH_ARGS = {"ns", "vector", "text", "key", "k", "filter", "ef", "embedder"}
-MAX_ROUNDS = 4
+MAX_FETCH = 1_024
 
 
 def wall_ms() -> int:
@@ -224,7 +225,7 @@ class VectorMemory:
             try:
                 return self._search(space, query, k, flt, ef, blocking=False)
             except Busy:
-                pass  # the indexer holds the namespace: wait for it off the loop
+                pass  # the indexer holds the namespace, or the index lags: go off the loop
         return await asyncio.to_thread(self._search, space, query, k, flt, ef)
 
     def _search(
@@ -238,21 +239,28 @@ class VectorMemory:
     ) -> tuple[list[dict[str, Any]], bool]:
         exclude: set[int] = set()
         found: dict[str, tuple[float, dict[str, Any]]] = {}
-        exact = True
-        for _ in range(MAX_ROUNDS):
-            hits, exact = self._index_search(space, query, k, flt, ef, exclude, blocking)
+        fetch = k
+        while True:
+            hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
             good, stale = self._read_back(space, hits, flt, query)
             for distance, item in good:
                 found.setdefault(item["key"], (distance, item))
             if not stale:
                 break
+            if not blocking:
+                raise Busy  # rounds of re-searching belong on a worker thread
             # The index lags the store for these: search again without them
             # (a changed entry is already in `good` with its current vector)
-            # and have the indexer look at them again.
+            # and have the indexer look at them again. Only a round without a
+            # stale hit proves that no live entry ranks above the ones found,
+            # so there is no cap on rounds; each excludes at least one more
+            # label, and the doubling fetch keeps them few when much of the
+            # index is stale (a mass expiry the indexer has not yet applied).
             self.retries += 1
             exclude.update(h.label for h in stale)
             for h in stale:
                 self.indexer.submit(RECHECK, space.ns, h.key)
+            fetch = min(2 * fetch, max(k, MAX_FETCH))
         ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1]["key"]))
         return [item for _, item in ranked[:k]], exact
 

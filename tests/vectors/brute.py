@@ -35,5 +35,7 @@ def keys_and_scores(reply: dict[str, Any]) -> list[tuple[str, float]]:
 
 def assert_same(reply: dict[str, Any], expected: list[tuple[str, float]]) -> None:
     got = keys_and_scores(reply)
-    assert [k for k, _ in got] == [k for k, _ in expected]
+    assert [k for k, _ in got] == [k for k, _ in expected], (
+        f"vsearch gave {got}\nbrute force {expected}"
+    )
     np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-4, atol=1e-5)
