@@ -6,6 +6,7 @@ shell script would call it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -13,6 +14,8 @@ import signal
 import stat
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,24 @@ def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
     assert result.stderr.startswith("swarmnode: ") or result.stderr.startswith("usage:")
     assert "Traceback" not in result.stderr
     return result.stderr
+
+
+WATCH_START = 60.0
+"""Seconds a `swarmnode watch` process may take to start and subscribe on a loaded machine."""
+
+
+def write_until_watched(watcher: subprocess.Popen[str], write: Callable[[int], object]) -> int:
+    """`write(i)` for i = 0, 1, ... until the watcher prints something; returns the last i.
+
+    The watch subscribes asynchronously, so only its first event shows it is listening.
+    """
+    deadline = time.monotonic() + WATCH_START
+    for i in itertools.count():
+        write(i)
+        if select.select([watcher.stdout], [], [], 0.1)[0]:
+            return i
+        assert time.monotonic() < deadline, f"no event within {WATCH_START:g}s: {watcher.poll()}"
+    raise AssertionError("unreachable")
 
 
 # --- values ---------------------------------------------------------------------------
@@ -263,19 +284,25 @@ def test_status_members_and_sync_on_a_lone_node(sn, shared_node: NodeProcess) ->
 def test_watch_streams_changes_until_interrupted(shared_node: NodeProcess) -> None:
     cmd = [*swarmnode_command(), "watch", "--ns", "watched", "--json"]
     cmd += ["--socket", str(shared_node.socket)]
+    # A shell starts background jobs with SIGINT ignored and Python keeps an ignored
+    # SIGINT ignored: give the watcher the default, as a terminal's Ctrl-C finds it.
     watcher = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         events = []
         with shared_node.client() as c:
-            # The watch subscribes asynchronously: write until it reports something.
-            for i in range(200):
+
+            def write(i: int) -> None:
                 c.put("watched", f"k{i}", i)
                 c.put("unwatched", f"k{i}", i)
-                ready, _, _ = select.select([watcher.stdout], [], [], 0.1)
-                if ready:
-                    break
+
+            i = write_until_watched(watcher, write)
             c.delete("watched", f"k{i}")
         events.append(json.loads(watcher.stdout.readline()))
         while events[-1]["event"] != "delete":
@@ -377,10 +404,7 @@ def test_a_watch_ends_with_exit_6_and_a_message_when_the_node_stops() -> None:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
         )
         with node.client() as c:
-            for i in range(200):  # the watch subscribes asynchronously
-                c.put("default", f"w{i}", i)
-                if select.select([watcher.stdout], [], [], 0.1)[0]:
-                    break
+            write_until_watched(watcher, lambda i: c.put("default", f"w{i}", i))
         assert node.stop() == 0
         assert watcher.wait(30) == 6
         err = watcher.stderr.read()
