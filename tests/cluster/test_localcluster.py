@@ -17,7 +17,7 @@ from nodeproc import clean_env, remove_dir, short_dir
 
 from swarmnode.client import Client
 
-from .procs import wait_for
+from .procs import WAIT, wait_for
 
 LINE_WAIT = 60.0
 
@@ -115,14 +115,14 @@ def test_a_killed_node_restarts_rejoins_and_catches_up(base: Path) -> None:
     proc, out = start(base, "--min-uptime", "0")
     try:
         out.until("2 nodes running")
-        with Client(base / "node1" / "run" / "swarmnode.sock", timeout=10) as c:
+        with Client(base / "node1" / "run" / "swarmnode.sock", timeout=WAIT) as c:
             c.put("tasks", "before-kill", "v1")
         os.kill(node_pid(base, 2), signal.SIGKILL)
         assert "signal 9" in out.until("node2 exited")
         out.until("node2: swarmnode ready")
-        with Client(base / "node1" / "run" / "swarmnode.sock", timeout=10) as c:
+        with Client(base / "node1" / "run" / "swarmnode.sock", timeout=WAIT) as c:
             c.put("tasks", "after-restart", "v2")
-        with Client(base / "node2" / "run" / "swarmnode.sock", timeout=10) as c2:
+        with Client(base / "node2" / "run" / "swarmnode.sock", timeout=WAIT) as c2:
 
             def both() -> list[object]:
                 return [c2.get("tasks", k) for k in ("before-kill", "after-restart")]

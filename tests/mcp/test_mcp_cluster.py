@@ -26,6 +26,18 @@ def eventually_get(node: NodeProcess, ns: str, key: str) -> dict[str, Any]:
                 time.sleep(0.05)
 
 
+def analytics_with_peers_alive(mcp: McpSession, alive: int) -> dict[str, Any]:
+    """The analytics report, polled until it counts `alive` peers alive: on a loaded
+    machine a probe may briefly hold a live peer as suspect."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        report = mcp.ok("memory_analytics", {"timeframe": "5m"})
+        if report["replication"]["peers_alive"] == alive:
+            return report
+        assert time.monotonic() < deadline, report["replication"]
+        time.sleep(0.05)
+
+
 def test_sync_analytics_and_replication_with_a_peer(
     launch_node: Callable[..., NodeProcess],
 ) -> None:
@@ -47,9 +59,8 @@ def test_sync_analytics_and_replication_with_a_peer(
         one = mcp.ok("memory_sync", {"target": b.node_id})
         assert (one["target"], one["peers"], one["rounds_ok"]) == (b.node_id, 1, 1)
 
-        report = mcp.ok("memory_analytics", {"timeframe": "5m"})
+        report = analytics_with_peers_alive(mcp, 1)
         replication = report["replication"]
-        assert replication["peers_alive"] == 1
         assert replication["lag_ms"]["count"] >= 1
         assert 0 <= replication["lag_ms"]["p50"] <= replication["lag_ms"]["max"] < WAIT * 1000
         assert replication["last_repair_age_s"] is not None

@@ -34,7 +34,11 @@ def test_an_entry_expires_for_every_reader_and_the_sweeper_reclaims_it(node) -> 
     with node.client() as c:
         written = c.put("default", "brief", "soon gone", ttl=0.3)
         c.put("default", "lasting", "stays")
-        assert c.get("default", "brief")["expires_at"] == written["expires_at"]
+        try:
+            assert c.get("default", "brief")["expires_at"] == written["expires_at"]
+        except NotFound:
+            # A loaded machine may take the whole TTL to get here; hiding it early is a bug.
+            assert time.time() * 1000 >= written["expires_at"]
 
         def gone() -> bool:
             try:
