@@ -79,6 +79,7 @@ class VectorMemory:
         self._ns_init: Callable[[dict[str, Any]], Any] | None = None
         self.searches = 0
         self.retries = 0
+        self.stale_answers = 0
         self._unsubscribe = node.add_listener(self._on_change)
         self.indexer.start()
 
@@ -146,7 +147,15 @@ class VectorMemory:
         ef = a.int("ef", default=0, lo=1, hi=self.cfg.max_ef) or None
         flt = parse_filter(a.raw("filter"))
         await self._ready()
-        await self.caught_up(self.cfg.fresh_wait)
+        if not await self.caught_up(self.cfg.fresh_wait):
+            # Answer from the index as it is (never with a removed key), and say so.
+            self.stale_answers += 1
+            log.warning(
+                "event=vsearch_index_behind ns=%s lag=%d waited_s=%g",
+                ns,
+                self.enqueued_seq - self.applied_seq,
+                self.cfg.fresh_wait,
+            )
         query = await self._query_vector(a, definition)
         space = self.indexer.spaces.get(ns)
         reply: dict[str, Any] = {
@@ -411,6 +420,7 @@ class VectorMemory:
                 "namespaces": namespaces,
                 "searches": self.searches,
                 "search_retries": self.retries,
+                "searches_behind_index": self.stale_answers,
                 "cache": self.cache.stats(),
                 "embedders": self.embedders.stats(),
                 **self.indexer.counters,

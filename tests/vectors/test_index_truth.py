@@ -109,6 +109,29 @@ async def test_an_index_still_full_of_expired_entries_gives_the_exact_live_answe
         await h.close()
 
 
+async def test_a_search_that_cannot_wait_for_the_index_answers_and_is_counted(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, dataclasses.replace(HNSW, fresh_wait=0.2))
+    try:
+        await h.call("ns_init", ns="docs", dim=8)
+        rng = np.random.default_rng(4)
+        live = {f"k{i}": vec(rng) for i in range(50)}
+        for key, v in live.items():
+            await put(h, key, v)
+        await h.settled()
+        h.vectors.indexer.stop()
+        await h.call("delete", ns="docs", key="k0")
+        await put(h, "late", vec(rng))  # the index never sees these two
+        del live["k0"]
+        await check_many(h, live, n=3)
+        counters = h.vectors.stats()["vectors"]
+        assert counters["searches_behind_index"] == 3
+        assert counters["lag"] == 2
+    finally:
+        await h.close()
+
+
 async def test_replicated_states_are_indexed_like_local_writes(tmp_path: Path) -> None:
     a = Harness(tmp_path / "a", HNSW)
     b = Harness(tmp_path / "b", HNSW)
