@@ -24,6 +24,7 @@ from typing import Any
 
 from swarmnode import __version__
 from swarmnode.errors import SwarmError
+from swarmnode.vectors.cli import VECTOR_HELP, add_vsearch_arguments, parse_json, parse_vector
 
 EXIT_CODES = {
     "bad_request": 2,
@@ -239,15 +240,6 @@ def _parse_value(args: argparse.Namespace) -> Any:
     return raw
 
 
-def _parse_json_arg(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SwarmError(f"{what}: not valid JSON: {exc}", code="bad_request") from None
-
-
 def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
     c = _client(args)
     with c:
@@ -264,8 +256,8 @@ def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
                     args.key,
                     _parse_value(args),
                     ttl=args.ttl,
-                    meta=_parse_json_arg(args.meta, "--meta"),
-                    vector=_parse_json_arg(args.vector, "--vector"),
+                    meta=parse_json(args.meta, "--meta"),
+                    vector=parse_vector(args.vector),
                     if_absent=args.if_absent,
                 )
                 return r, lambda r: f"stored {r['ns']}/{r['key']}"
@@ -493,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json-value", action="store_true", help="parse the value as JSON")
     sp.add_argument("--ttl", type=float, help="seconds (0 = never expire)")
     sp.add_argument("--meta", help="metadata as a JSON object")
-    sp.add_argument("--vector", help="embedding as a JSON list of numbers")
+    sp.add_argument("--vector", help=VECTOR_HELP)
     sp.add_argument("--if-absent", action="store_true", help="fail with conflict if the key exists")
     for name, text in (
         ("get", "read a value"),
@@ -527,8 +519,6 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("members", nargs="+")
         if name == "sadd":
             sp.add_argument("--ttl", type=float)
-    from swarmnode.vectors.cli import add_vsearch_arguments
-
     add_vsearch_arguments(client_cmd("vsearch", "nearest neighbours by text, vector or key"))
     client_cmd("members", "cluster members")
     sp = client_cmd("sync", "run anti-entropy now")

@@ -7,7 +7,7 @@
     catalog.py     the vector layer's own LMDB: checkpoints (labels, manifests, position)
     records.py     entries read from the store's records, decoded once per version
     filters.py     metadata filters (equality, membership)
-    cache.py       the byte-bounded LRU of decoded entries and text embeddings
+    (../tagged_cache.py holds the byte-bounded LRU of decoded entries and embeddings)
     embedders.py   named embedders; minilm.py, wordpiece.py: all-MiniLM-L6-v2 in numpy
     cli.py         `swarmnode vsearch`
     config.py      VectorConfig

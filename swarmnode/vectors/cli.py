@@ -2,6 +2,7 @@
 
 swarmnode vsearch notes "where did we leave the deploy?"      # text (embedder namespace)
 swarmnode vsearch docs --vector '[0.1, 0.2, 0.3]' -k 5
+swarmnode vsearch docs --vector 0.1,0.2,0.3 -k 5                # the same, shell-friendly
 swarmnode vsearch docs --key memo-17 --filter '{"topic": "infra"}'
 """
 
@@ -17,7 +18,7 @@ from swarmnode.errors import BadRequest
 def add_vsearch_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("ns")
     sp.add_argument("text", nargs="?", help="query text (the namespace must name an embedder)")
-    sp.add_argument("--vector", help="query vector as a JSON list of numbers")
+    sp.add_argument("--vector", help=VECTOR_HELP.replace("embedding", "query vector"))
     sp.add_argument("--key", help="use the vector of this entry as the query")
     sp.add_argument("-k", type=int, default=10, help="how many results (default 10)")
     sp.add_argument("--filter", help='metadata filter as JSON, e.g. {"tag": {"$in": ["a","b"]}}')
@@ -25,7 +26,30 @@ def add_vsearch_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--embedder", help="the model a --vector was made with (embedder namespaces)")
 
 
-def _json(text: str | None, what: str) -> Any:
+VECTOR_HELP = "embedding as a JSON list of numbers, or numbers separated by commas"
+
+
+def parse_vector(text: str | None) -> Any:
+    """A `--vector`: a JSON list (`[0.1, 0.2]`) or bare comma-separated numbers (`0.1,0.2`).
+
+    Anything else is passed on as parsed, so the node's own check of the
+    vector (numbers, finite, the namespace's dimension) gives the error.
+    """
+    if text is None:
+        return None
+    stripped = text.strip()
+    if stripped and stripped[0] not in "[{":
+        try:
+            return [float(part) for part in stripped.split(",")]
+        except ValueError:
+            raise BadRequest(
+                f"--vector: {text!r} is neither a JSON list nor numbers separated by commas"
+            ) from None
+    return parse_json(text, "--vector")
+
+
+def parse_json(text: str | None, what: str) -> Any:
+    """A JSON command-line argument; a parse error is the user's `bad_request`."""
     if text is None:
         return None
     try:
@@ -38,9 +62,9 @@ def run_vsearch(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Call `vsearch` with the command line's arguments (exactly one of text, --vector, --key)."""
     opts = {
         "text": args.text,
-        "vector": _json(args.vector, "--vector"),
+        "vector": parse_vector(args.vector),
         "key": args.key,
-        "filter": _json(args.filter, "--filter"),
+        "filter": parse_json(args.filter, "--filter"),
         "ef": args.ef,
         "embedder": args.embedder,
     }

@@ -395,6 +395,18 @@ def test_a_vector_that_is_not_numbers_is_a_usage_error_not_a_crash(sn, vector: s
     assert "vector" in err
 
 
+def test_vectors_from_the_shell_are_json_lists_or_comma_separated_numbers(sn) -> None:
+    ok(sn("ns", "init", "cli-vec", "--dim", "3", "--metric", "l2"))
+    ok(sn("put", "cli-vec", "east", "e", "--vector", "1,0,0"))
+    ok(sn("put", "cli-vec", "north", "n", "--vector", "[0, 1, 0]"))
+    for query in ("0.9,0.1,0", " 0.9, 0.1, 0 ", "[0.9, 0.1, 0]"):
+        found = ok_json(sn("vsearch", "cli-vec", "--vector", query, "-k", "1", "--json"))
+        assert [item["key"] for item in found["items"]] == ["east"]
+    assert "commas" in failed(sn("vsearch", "cli-vec", "--vector", "1,x,0"), 2)
+    assert "commas" in failed(sn("put", "cli-vec", "k", "v", "--vector", "1;0;0"), 2)
+    assert "3" in failed(sn("put", "cli-vec", "k", "v", "--vector", "1,0"), 2)
+
+
 def test_a_watch_ends_with_exit_6_and_a_message_when_the_node_stops() -> None:
     base = short_dir("snw-")
     node = start_node(base / "data")
