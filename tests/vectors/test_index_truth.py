@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,20 @@ def vec(rng: np.random.Generator, dim: int = 8) -> np.ndarray:
 
 async def put(h: Harness, key: str, v: np.ndarray, ns: str = "docs", **kw) -> None:
     await h.call("put", ns=ns, key=key, value=key, vector=v.tolist(), **kw)
+
+
+async def put_expiring(h: Harness, n: int, expiring: Callable[[int], bool]) -> dict:
+    """Put k0..k{n-1} (10 s TTL where `expiring(i)`); the vectors of those that never expire."""
+    rng = np.random.default_rng(1)
+    live = {}
+    for i in range(n):
+        v = vec(rng)
+        if expiring(i):
+            await put(h, f"k{i}", v, ttl=10)
+        else:
+            await put(h, f"k{i}", v)
+            live[f"k{i}"] = v
+    return live
 
 
 async def check_many(h: Harness, live: dict, metric: str = "cosine", k: int = 10, n: int = 20):
@@ -61,15 +76,7 @@ async def test_expired_entries_are_never_returned_before_or_after_the_sweep(tmp_
     h = Harness(tmp_path, HNSW)
     try:
         await h.call("ns_init", ns="docs", dim=8)
-        rng = np.random.default_rng(1)
-        live = {}
-        for i in range(120):
-            v = vec(rng)
-            if i % 3 == 0:
-                await put(h, f"k{i}", v, ttl=10)
-            else:
-                await put(h, f"k{i}", v)
-                live[f"k{i}"] = v
+        live = await put_expiring(h, 120, lambda i: i % 3 == 0)
         h.clock.advance(11)
         # Expired, not yet swept: the store hides them and so must vsearch.
         await check_many(h, live)
@@ -90,15 +97,7 @@ async def test_an_index_still_full_of_expired_entries_gives_the_exact_live_answe
     h = Harness(tmp_path, HNSW)
     try:
         await h.call("ns_init", ns="docs", dim=8)
-        rng = np.random.default_rng(1)
-        live = {}
-        for i in range(300):
-            v = vec(rng)
-            if i % 4:
-                await put(h, f"k{i}", v, ttl=10)
-            else:
-                await put(h, f"k{i}", v)
-                live[f"k{i}"] = v
+        live = await put_expiring(h, 300, lambda i: i % 4 != 0)
         await h.settled()
         h.vectors.indexer.stop()
         h.clock.advance(11)
