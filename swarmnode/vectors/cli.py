@@ -86,7 +86,7 @@ def render_vsearch(r: dict[str, Any]) -> str:
         [
             str(rank),
             f"{item['score']:.4f}",
-            item["key"],
+            item["key"] + (" (conflict)" if item.get("conflict") else ""),
             _short(item["value"]),
             _short(item["meta"] or "", 40),
         ]
@@ -100,4 +100,6 @@ def render_vsearch(r: dict[str, Any]) -> str:
     ]
     how = "exact" if r.get("exact") else "hnsw"
     lines.append(f"# {r['metric']}: {r['better']} is better ({how} search)")
+    if any(item.get("conflict") for item in r["items"]):
+        lines.append("# (conflict): concurrent values; `swarmnode get` shows them all")
     return "\n".join(lines)

@@ -337,6 +337,10 @@ class VectorMemory:
                     "value": version.value,
                     "meta": version.meta,
                 }
+                if version is not entry.reg and entry.mv is not None:
+                    # Only the newest sibling's vector is indexed: say when
+                    # there are others, so the caller knows to `get` them all.
+                    item["conflict"] = len(entry.mv.siblings(now)) > 1
                 good.append((distance, item))
         return good, stale
 

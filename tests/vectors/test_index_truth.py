@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from swarmnode.storage.ops import Merge, Sweep
+from swarmnode.vectors.cli import render_vsearch
 from swarmnode.vectors.config import VectorConfig
 
 from .brute import assert_same, brute_force
@@ -148,6 +149,41 @@ async def test_replicated_states_are_indexed_like_local_writes(tmp_path: Path) -
             state = a.store.get("docs", key)
             await b.ops.commit(Merge("docs", key, state, full=True))
         await check_many(b, live)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_key_with_concurrent_siblings_is_found_and_flagged_as_a_conflict(
+    tmp_path: Path,
+) -> None:
+    a = Harness(tmp_path / "a", HNSW)
+    b = Harness(tmp_path / "b", HNSW)
+    try:
+        for h in (a, b):
+            await h.call("ns_init", ns="docs", dim=3, policy="mv", metric="l2")
+        await a.call("put", ns="docs", key="plan", value="from a", vector=[1.0, 0.0, 0.0])
+        await b.call("put", ns="docs", key="plan", value="from b", vector=[0.0, 1.0, 0.0])
+        await a.call("put", ns="docs", key="calm", value="alone", vector=[0.0, 0.0, 1.0])
+        await a.ops.commit(Merge("docs", "plan", b.store.get("docs", "plan"), full=True))
+        shown = await a.call("get", ns="docs", key="plan", vector=True)
+        assert shown["conflict"] and len(shown["siblings"]) == 2
+
+        found = await a.call("vsearch", ns="docs", vector=shown["vector"], k=2)
+        by_key = {item["key"]: item for item in found["items"]}
+        assert by_key["plan"]["value"] == shown["value"]
+        assert by_key["plan"]["score"] == 0.0
+        assert by_key["plan"]["conflict"] is True
+        assert by_key["calm"]["conflict"] is False
+        shown_in_shell = render_vsearch(found)
+        assert "plan (conflict)" in shown_in_shell and "calm (conflict)" not in shown_in_shell
+
+        # A write that has seen both siblings resolves the conflict.
+        await a.call("put", ns="docs", key="plan", value="agreed", vector=[1.0, 1.0, 0.0])
+        found = await a.call("vsearch", ns="docs", vector=[1.0, 1.0, 0.0], k=1)
+        assert [(i["key"], i["value"], i["conflict"]) for i in found["items"]] == [
+            ("plan", "agreed", False)
+        ]
     finally:
         await a.close()
         await b.close()
