@@ -320,7 +320,7 @@ class _Found:
         hit = self.items.get((ns, key))
         if hit is None:
             hit = self.items[(ns, key)] = {"ns": ns, "key": key, "match": []}
-        for field in ("type", "value", "meta", "score"):
+        for field in ("type", "value", "meta", "score", "conflict"):
             if field in item and field not in hit:
                 hit[field] = item[field]
         if how not in hit["match"]:
