@@ -322,9 +322,8 @@ class Store:
         entry = self._read_cache.get(ekey, tag)
         if entry is not None:
             return entry
-        loaded = self._load(txn, ekey, ())
-        if loaded is None:
-            return None
+        loaded = self._load(txn, ekey, (), rec)
+        assert loaded is not None  # given a record, _load always decodes it
         if loaded.entry.orset is None:  # a set header is completed member by member
             self._read_cache.put(ekey, loaded.entry, tag, nbytes=len(rec))
         return loaded.entry
@@ -460,11 +459,17 @@ class Store:
     # --- loading inside a write transaction ---------------------------------
 
     def _load(
-        self, txn: lmdb.Transaction, ekey: bytes, members: Iterable[str] | None
+        self,
+        txn: lmdb.Transaction,
+        ekey: bytes,
+        members: Iterable[str] | None,
+        rec: bytes | None = None,
     ) -> Loaded | None:
-        rec = txn.get(ekey, db=self.db["entries"])
+        """The entry at `ekey` with `members` loaded; `rec` is its record if already read."""
         if rec is None:
-            return None
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None:
+                return None
         r = L.unpack_record(rec)
         entry = decode_entry(r.header)
         loaded = Loaded(entry, r.digest, r.mxor, r.due, r.live, len(ekey) + len(rec))
