@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarmnode.api.server import ApiLimits
+from swarmnode.api.limits import ApiLimits
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
 from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
 from swarmnode.sansio import Address
-from swarmnode.storage.lmdb_store import StoreConfig
+from swarmnode.storage.config import StoreConfig
 from swarmnode.transport.config import TransportConfig
 from swarmnode.vectors.config import VectorConfig
 

@@ -21,10 +21,12 @@ from swarmnode.analytics import (
     lag_listener,
     render_analytics,
 )
-from swarmnode.api.server import ApiLimits, RequestContext
+from swarmnode.api.limits import ApiLimits
+from swarmnode.api.server import RequestContext
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, NotFound, SwarmError
-from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Merge, Put
 
 CTX = RequestContext(connection_id=1, request_id=1, limits=ApiLimits())

@@ -15,7 +15,8 @@ import pytest
 import uvloop
 
 from swarmnode.api.framing import Frame, FrameDecoder, encode_frame
-from swarmnode.api.server import ApiLimits, ApiServer, RequestContext
+from swarmnode.api.limits import ApiLimits
+from swarmnode.api.server import ApiServer, RequestContext
 from swarmnode.errors import error_from_wire
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from swarmnode.api.server import ApiLimits, ApiServer
+from swarmnode.api.limits import ApiLimits
+from swarmnode.api.server import ApiServer
 from swarmnode.client import AsyncClient, Client
 from swarmnode.errors import (
     ERROR_CLASSES,

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from swarmnode.api.framing import encode_frame
-from swarmnode.api.server import ApiLimits, ApiServer
+from swarmnode.api.limits import ApiLimits
+from swarmnode.api.server import ApiServer
 
 
 async def eventually(condition: Callable[[], bool]) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store
 
 GRACE_S = 100.0
 """Tombstone grace for these tests, in seconds: short enough to reason about in ms."""

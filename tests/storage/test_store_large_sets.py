@@ -14,7 +14,8 @@ import pytest
 
 from swarmnode.crdt.entry import Entry
 from swarmnode.crdt.hlc import make_ts
-from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Delete, Merge, Op, SAdd, SRem
 
 from .support import T0, ok, view

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from swarmnode.errors import BadRequest, NotFound, Unavailable
-from swarmnode.storage.lmdb_store import Store, StoreConfig, StoreLocked
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store, StoreLocked
 from swarmnode.storage.ops import Delete, Incr, Put, SAdd
 from swarmnode.storage.snapshot import SnapshotReader
 

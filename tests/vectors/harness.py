@@ -13,7 +13,8 @@ from typing import Any
 from swarmnode.api.handlers import Operations
 from swarmnode.config import Config
 from swarmnode.node import Node
-from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import InlineCommitter
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.service import VectorMemory, attach_vectors

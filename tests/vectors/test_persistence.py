@@ -13,7 +13,8 @@ import pytest
 from swarmnode.api.handlers import Operations
 from swarmnode.config import Config
 from swarmnode.node import Node
-from swarmnode.storage.lmdb_store import Store, StoreConfig
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import InlineCommitter
 from swarmnode.vectors.config import VectorConfig
 
