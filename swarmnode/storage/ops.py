@@ -24,12 +24,23 @@ class Put:
     vector: Any = None
     ttl: float | None = None  # seconds; None = namespace default, 0 = never
     if_absent: bool = False
+    if_exists: bool = False
+    keep_ttl: bool = False
 
 
 @dataclass
 class Delete:
     ns: str
     key: str
+
+
+@dataclass
+class Expire:
+    """A new TTL for a live entry, its value unchanged (ttl 0: never expire)."""
+
+    ns: str
+    key: str
+    ttl: float
 
 
 @dataclass
@@ -91,7 +102,7 @@ class Purge:
     limit: int = 1000
 
 
-Op = Put | Delete | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
+Op = Put | Delete | Expire | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
 
 
 @dataclass
@@ -108,9 +119,11 @@ class Change:
     visible_after: bool
     delta: Entry | None = None  # local writes only: what to gossip
     seq: int = 0
-    # The entry as this change left it (None when dropped). For sets only the
-    # members the change touched are loaded; read the store for all of them.
+    # The entry as this change left it (None when dropped), and as it was just
+    # before (local writes and merges). For sets only the members the change
+    # touched are loaded; read the store for all of them.
     entry: Entry | None = None
+    before: Entry | None = None
 
 
 @dataclass
@@ -119,3 +132,4 @@ class OpResult:
     error: SwarmError | None = None
     changes: list[Change] = field(default_factory=list)
     more: bool = False  # sweep/purge: work remains
+    note: str | None = None  # merge: why a state was not taken (replication/merge.py)

@@ -1,0 +1,64 @@
+"""What the engine publishes after each commit: namespace definitions and counts.
+
+The single writer thread is the only one that changes definitions and
+per-namespace counts; everyone else (the event loop, scans on worker threads,
+the vector indexer) reads the `Catalog` it published last. A catalog is never
+changed once published, so no thread ever iterates a structure another thread
+is changing, and a reader sees the counts and definitions of one commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from swarmnode.storage.namespaces import BUILTINS, SYSTEM_NS, NamespaceDef
+
+Counts = tuple[int, int, int]
+"""(stored entries, live entries, bytes) of one namespace."""
+
+_NO_COUNTS: Counts = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    definitions: Mapping[str, NamespaceDef]
+    """Namespaces defined through `_ns` (deleted ones too, with their `cleared_at`)."""
+    counts: Mapping[str, Counts]
+    seq: int
+    """The change-feed position of the commit this catalog reflects."""
+
+    @classmethod
+    def of(cls, definitions: dict[str, NamespaceDef], counts: dict[str, Any], seq: int) -> Catalog:
+        return cls(
+            MappingProxyType(dict(definitions)),
+            MappingProxyType({ns: tuple(c) for ns, c in counts.items()}),
+            seq,
+        )
+
+    def namespace(self, ns: str) -> NamespaceDef:
+        found = self.definitions.get(ns)
+        if found is not None:
+            return found
+        return BUILTINS.get(ns) or NamespaceDef(ns)
+
+    def names(self) -> list[str]:
+        """Namespaces that are defined (and not deleted), built in, or hold live entries."""
+        names = {n for n, d in self.definitions.items() if not d.deleted}
+        names.update(n for n in BUILTINS if not self.namespace(n).deleted)
+        names.update(n for n, c in self.counts.items() if c[1] > 0 and n != SYSTEM_NS)
+        return sorted(names)
+
+    def known(self, ns: str) -> bool:
+        """Defined, built in, or holding entries: a name a client may mean."""
+        return ns in self.names()
+
+    def ns_stats(self, ns: str) -> dict[str, int]:
+        stored, live, nbytes = self.counts.get(ns, _NO_COUNTS)
+        return {"entries": live, "stored": stored, "tombstones": stored - live, "bytes": nbytes}
+
+    def data_namespaces(self) -> list[str]:
+        """Namespaces with stored entries (tombstones included), the system one too."""
+        return sorted(n for n, c in self.counts.items() if c[0] > 0)

@@ -1,0 +1,530 @@
+"""The single writer: applies batches of operations in one LMDB transaction each.
+
+The engine stores and indexes; it decides nothing about what a write means.
+For a client write it loads the current entry (dropping it first if it was
+collectable), asks the command layer for the delta, joins it and writes the
+record, its set members, the due index, the Merkle index, the change feed and
+the namespace counts, all in the same transaction. States from peers are
+joined the same way (`replication/merge.py` says whether to take them), and
+the sweeper's and purge's operations live here because they are bookkeeping of
+the stored data itself.
+
+One thread calls `apply` (the writer thread for real, the simulator's
+committer inline). Each operation runs in a nested transaction with a scratch
+of its own in-memory effects (counts, definitions, change-feed positions, the
+clock): a failed operation rolls both back and leaves no trace, and nothing
+in memory changes until the batch's transaction has committed. After each
+commit the engine publishes a new `Catalog`, which every other thread reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lmdb
+
+from swarmnode import commands
+from swarmnode.commands import ClockReading, CommandContext
+from swarmnode.crdt.codec import decode_entry, encode_dots, encode_entry, packb
+from swarmnode.crdt.entry import Entry
+from swarmnode.crdt.hlc import ClockSkewError, HybridLogicalClock
+from swarmnode.crdt.values import InvalidValue
+from swarmnode.errors import BadRequest, DecodeError, InternalError, SwarmError, Unavailable
+from swarmnode.replication import merge as replicated
+from swarmnode.replication.merkle import leaf_of
+from swarmnode.storage import layout as L
+from swarmnode.storage.catalog import Catalog
+from swarmnode.storage.config import StoreConfig
+from swarmnode.storage.entries import ALL, Loaded, header_of, load, member_hash
+from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef, check_ns_name
+from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
+
+log = logging.getLogger("swarmnode.storage")
+
+
+@dataclass
+class _Effects:
+    """In-memory effects of writes not yet committed: one per operation, one per batch."""
+
+    seq: int
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    definitions: dict[str, NamespaceDef | None] = field(default_factory=dict)
+
+    def count(self, ns: str, stored: int, live: int, nbytes: int) -> None:
+        c = self.counts.setdefault(ns, [0, 0, 0])
+        c[0] += stored
+        c[1] += live
+        c[2] += nbytes
+
+    def absorb(self, other: _Effects) -> None:
+        self.seq = other.seq
+        for ns, (s, lv, b) in other.counts.items():
+            self.count(ns, s, lv, b)
+        self.definitions.update(other.definitions)
+
+
+class Engine:
+    def __init__(
+        self,
+        env: lmdb.Environment,
+        dbs: dict[str, Any],
+        config: StoreConfig,
+        node_id: str,
+        hlc: HybridLogicalClock,
+        *,
+        seq: int,
+        definitions: dict[str, NamespaceDef],
+        counts: dict[str, list[int]],
+        leaf_bits: int,
+    ) -> None:
+        self.env = env
+        self.db = dbs
+        self.config = config
+        self.node_id = node_id
+        self.hlc = hlc
+        self.leaf_bits = leaf_bits
+        self._seq = seq
+        self._definitions = definitions
+        self._counts = counts
+        self._purge_cursor: dict[str, bytes] = {}
+        self.catalog = Catalog.of(definitions, counts, seq)
+
+    # --- batches ---------------------------------------------------------------
+
+    def apply(self, ops: list[Op], physical_ms: int) -> list[OpResult]:
+        """Apply a batch in one write transaction (one commit, one fsync)."""
+        results: list[OpResult] = []
+        batch = _Effects(self._seq)
+        hlc_before = self.hlc.last
+        try:
+            with self.env.begin(write=True) as txn:
+                for op in ops:
+                    results.append(self._apply_one(txn, op, physical_ms, batch))
+                meta = self.db["meta"]
+                txn.put(b"hlc", str(self.hlc.last).encode(), db=meta)
+                txn.put(b"seq", str(batch.seq).encode(), db=meta)
+                for ns, (s, lv, b) in batch.counts.items():
+                    base = self._counts.get(ns, (0, 0, 0))
+                    txn.put(
+                        b"stat:" + ns.encode(),
+                        packb([base[0] + s, base[1] + lv, base[2] + b]),
+                        db=meta,
+                    )
+        except lmdb.MapFullError:
+            self.hlc.last = hlc_before
+            err = Unavailable(
+                f"store is full (map_size {self.config.map_size} bytes); raise map_size"
+            )
+            return [OpResult(error=err) for _ in ops]
+        except lmdb.Error as exc:
+            self.hlc.last = hlc_before
+            log.error("event=commit_failed error=%r", exc)
+            err = Unavailable(f"storage error: {exc}")
+            return [OpResult(error=err) for _ in ops]
+        self._publish(batch)
+        return results
+
+    def _publish(self, batch: _Effects) -> None:
+        if not batch.counts and not batch.definitions and batch.seq == self._seq:
+            return
+        for ns, (s, lv, b) in batch.counts.items():
+            c = self._counts.setdefault(ns, [0, 0, 0])
+            c[0] += s
+            c[1] += lv
+            c[2] += b
+        for ns, definition in batch.definitions.items():
+            if definition is None:
+                self._definitions.pop(ns, None)
+            else:
+                self._definitions[ns] = definition
+        self._seq = batch.seq
+        self.catalog = Catalog.of(self._definitions, self._counts, self._seq)
+
+    def _apply_one(self, txn: lmdb.Transaction, op: Op, now_ms: int, batch: _Effects) -> OpResult:
+        fx = _Effects(batch.seq)
+        fx.definitions = _Layered(batch.definitions)  # type: ignore[assignment]
+        hlc_before = self.hlc.last
+        try:
+            with self.env.begin(write=True, parent=txn) as child:
+                result = self._dispatch(child, op, now_ms, fx)
+        except lmdb.MapFullError:
+            raise
+        except Exception as exc:
+            self.hlc.last = hlc_before
+            return OpResult(error=_as_error(op, exc))
+        batch.absorb(fx)
+        return result
+
+    def _dispatch(self, txn: lmdb.Transaction, op: Op, now_ms: int, fx: _Effects) -> OpResult:
+        if commands.is_command(op):
+            return self._command(txn, op, now_ms, fx)
+        if isinstance(op, Merge):
+            return self._merge(txn, op, now_ms, fx)
+        if isinstance(op, Sweep):
+            return self._sweep(txn, op, now_ms, fx)
+        if isinstance(op, Purge):
+            return self._purge(txn, op, now_ms, fx)
+        raise InternalError(f"unknown operation {type(op).__name__}")
+
+    # --- what the engine reads while writing ------------------------------------
+
+    def namespace(self, ns: str, fx: _Effects | None = None) -> NamespaceDef:
+        """A definition as this operation sees it: its batch's writes over the committed ones."""
+        if fx is not None and ns in fx.definitions:
+            found = fx.definitions[ns]
+            if found is not None:
+                return found
+        return self.catalog.namespace(ns)
+
+    def _current(
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        ekey: bytes,
+        members: Iterable[str] | None,
+        now_ms: int,
+        fx: _Effects,
+    ) -> tuple[Loaded | None, list[Change]]:
+        """The local entry, or None if absent; dead-and-collectable entries are dropped first."""
+        loaded = load(txn, self.db, ekey, members)
+        if loaded is None:
+            return None, []
+        entry = loaded.entry
+        cleared = ns != SYSTEM_NS and entry.ts <= self.namespace(ns, fx).cleared_at
+        if cleared or entry.collectable(now_ms, self.config.grace_ms):
+            kind = "purge" if cleared else "collect"
+            return None, [self._drop(txn, ns, key, ekey, loaded, kind, fx)]
+        return loaded, []
+
+    # --- client writes ----------------------------------------------------------
+
+    def _command(self, txn: lmdb.Transaction, op: Any, now_ms: int, fx: _Effects) -> OpResult:
+        ns, key = commands.target(op)
+        check_ns_name(op.ns)
+        if ns != SYSTEM_NS:
+            L.check_key(key, self.config.max_key_bytes)
+        ekey = L.entry_key(ns, key)
+        header = load(txn, self.db, ekey, ())
+        members = commands.members_needed(op, header.entry if header else None, now_ms)
+        cur, changes = self._current(txn, ns, key, ekey, members, now_ms, fx)
+        definition = self.namespace(op.ns, fx)
+        ctx = CommandContext(
+            self.node_id,
+            definition,
+            self.config,
+            cleared_at=0 if ns == SYSTEM_NS else definition.cleared_at,
+        )
+        clock = ClockReading.draw(self.hlc, now_ms)
+        outcome = commands.execute(op, cur.entry if cur else None, ctx, clock)
+        if outcome.delta is None:
+            return OpResult(outcome.result, changes=changes)
+        self.hlc.last = max(self.hlc.last, clock.ts)
+        before = cur.entry if cur else None
+        new = (before or Entry()).join(outcome.delta)
+        touched = ALL if outcome.touched is ALL else outcome.touched
+        change = self._write(
+            txn, ns, key, ekey, cur, new, touched, outcome.kind, "local", now_ms, fx
+        )
+        change.delta = outcome.delta
+        change.before = before
+        if ns == SYSTEM_NS:
+            self._note_definition(key, new, fx)
+        return OpResult(outcome.result, changes=[*changes, change])
+
+    def _note_definition(self, name: str, entry: Entry | None, fx: _Effects) -> None:
+        reg = entry.reg if entry is not None else None
+        if reg is None or reg.deleted:
+            fx.definitions[name] = None
+        else:
+            fx.definitions[name] = NamespaceDef.from_value(name, reg.value)
+
+    # --- replication and housekeeping --------------------------------------------
+
+    def _merge(self, txn: lmdb.Transaction, op: Merge, now_ms: int, fx: _Effects) -> OpResult:
+        check_ns_name(op.ns, allow_system=True)
+        L.check_key(op.key, self.config.max_key_bytes)
+        cleared_at = 0 if op.ns == SYSTEM_NS else self.namespace(op.ns, fx).cleared_at
+        verdict = replicated.admit(
+            op.state,
+            full=op.full,
+            now_ms=now_ms,
+            cleared_at=cleared_at,
+            grace_ms=self.config.grace_ms,
+            max_offset_ms=self.config.max_clock_offset_ms,
+        )
+        if verdict is not None:
+            return OpResult({"applied": False}, note=verdict)
+        self.hlc.update(op.state.ts, now_ms)
+        ekey = L.entry_key(op.ns, op.key)
+        names = replicated.members_named(op.state, full=op.full)
+        cur, changes = self._current(txn, op.ns, op.key, ekey, names, now_ms, fx)
+        before = cur.entry if cur else None
+        new = (before or Entry()).join(op.state)
+        if cur is not None and new == cur.entry:
+            return OpResult({"applied": False}, changes=changes)
+        touched = ALL if names is ALL else list(names)
+        change = self._write(
+            txn, op.ns, op.key, ekey, cur, new, touched, "merge", "remote", now_ms, fx
+        )
+        change.before = before
+        if op.ns == SYSTEM_NS:
+            self._note_definition(op.key, new, fx)
+        return OpResult({"applied": True}, changes=[*changes, change])
+
+    def _sweep(self, txn: lmdb.Transaction, op: Sweep, now_ms: int, fx: _Effects) -> OpResult:
+        changes: list[Change] = []
+        done = 0
+        due_db = self.db["due"]
+        while done < op.limit:
+            with txn.cursor(db=due_db) as cur:
+                if not cur.first():
+                    break
+                due_ms, ekey = L.split_due_key(cur.key())
+            if due_ms > now_ms:
+                break
+            done += 1
+            txn.delete(L.due_key(due_ms, ekey), db=due_db)
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None:
+                continue
+            ns, key = L.names_of(ekey, L.unpack_record(rec))
+            loaded, dropped = self._current(txn, ns, key, ekey, ALL, now_ms, fx)
+            changes.extend(dropped)
+            if loaded is None:
+                continue
+            # The due record is gone; _write files the next one from scratch.
+            loaded.due = 0
+            delta = loaded.entry.expire(self._strip_clock(now_ms))
+            new = loaded.entry.join(delta) if delta is not None else loaded.entry
+            change = self._write(
+                txn, ns, key, ekey, loaded, new, ALL, "expire", "sweep", now_ms, fx
+            )
+            if delta is not None and (delta.counter is not None or delta.orset is not None):
+                # A counter's or set's expiry is extended by concurrent writes, so
+                # replicas can strip different things: gossip it like a delete.
+                change.delta = delta
+            if change.old_digest != change.new_digest or change.visible_before:
+                changes.append(change)
+            if self._next_due(new, now_ms) == now_ms:
+                raise InternalError(f"entry {ns}/{key} stays due after its sweep")
+        return OpResult({"processed": done}, changes=changes, more=done >= op.limit)
+
+    def _purge(self, txn: lmdb.Transaction, op: Purge, now_ms: int, fx: _Effects) -> OpResult:
+        cleared_at = self.namespace(op.ns, fx).cleared_at
+        changes: list[Change] = []
+        seen = 0
+        bound = L.ns_prefix(op.ns)
+        start = self._purge_cursor.get(op.ns, bound)
+        last = None
+        with txn.cursor(db=self.db["entries"]) as cur:
+            ok = cur.set_range(start)
+            keys = []
+            while ok and cur.key().startswith(bound) and len(keys) < op.limit:
+                keys.append(bytes(cur.key()))
+                ok = cur.next()
+        for ekey in keys:
+            seen += 1
+            last = ekey
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None or decode_entry(L.unpack_record(rec).header).ts > cleared_at:
+                continue
+            key = L.names_of(ekey, L.unpack_record(rec))[1]
+            loaded = load(txn, self.db, ekey, ALL)
+            assert loaded is not None
+            changes.append(self._drop(txn, op.ns, key, ekey, loaded, "purge", fx))
+        more = seen >= op.limit
+        if more and last is not None:
+            self._purge_cursor[op.ns] = last + b"\x00"
+        else:
+            self._purge_cursor.pop(op.ns, None)
+        return OpResult({"purged": len(changes)}, changes=changes, more=more)
+
+    # --- timing ------------------------------------------------------------------
+
+    def _strip_clock(self, now_ms: int) -> int:
+        """The time by which the sweeper strips expired entries: local time minus the max offset.
+
+        Reads hide an entry at its expiry by the local clock. Stripping makes a
+        state that spreads to every replica, so it waits until no replica whose
+        clock is within the max offset could still be serving the entry.
+        """
+        return now_ms - self.config.max_clock_offset_ms
+
+    def _next_due(self, entry: Entry, now_ms: int) -> int:
+        """When the sweeper must next look at `entry` (0: never).
+
+        Twice per expiry: at the expiry itself, so the live counts and watchers
+        learn of it at once (nothing is stripped yet), and once the max offset
+        has passed, to strip it.
+        """
+        offset = self.config.max_clock_offset_ms
+        due = entry.next_due(self._strip_clock(now_ms), self.config.grace_ms)
+        due = 0 if due is None else due + offset
+        hidden_at = entry.next_expiry(now_ms)
+        if hidden_at is not None and (not due or hidden_at < due):
+            due = hidden_at
+        return due
+
+    # --- writing records -----------------------------------------------------------
+
+    def _write(
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        ekey: bytes,
+        old: Loaded | None,
+        new: Entry,
+        touched: Iterable[str] | None,
+        kind: str,
+        origin: str,
+        now_ms: int,
+        fx: _Effects,
+    ) -> Change:
+        mdb = self.db["members"]
+        mxor = old.mxor if old else L.ZERO_DIGEST
+        nbytes = -(old.record_size if old else 0)
+        if new.orset is not None or (old and old.members):
+            new_elems = new.orset.elems if new.orset is not None else {}
+            if touched is ALL:
+                names: Iterable[str] = set(new_elems) | set(old.members if old else ())
+            else:
+                names = touched
+            for m in names:
+                old_raw = old.members[m][1] if old and m in old.members else None
+                dots = new_elems.get(m)
+                new_raw = encode_dots(dots) if dots else None
+                if old_raw == new_raw:
+                    continue
+                mk = L.member_key(ekey, m)
+                if old_raw is not None:
+                    mxor = L.xor16(mxor, member_hash(m, old_raw))
+                    nbytes -= len(mk) + len(L.pack_member(m, old_raw))
+                    txn.delete(mk, db=mdb)
+                if new_raw is not None:
+                    mxor = L.xor16(mxor, member_hash(m, new_raw))
+                    value = L.pack_member(m, new_raw)
+                    nbytes += len(mk) + len(value)
+                    txn.put(mk, value, db=mdb)
+        header = encode_entry(header_of(new))
+        digest = L.xor16(L.hash16(header), mxor)
+        due = self._next_due(new, now_ms)
+        old_due = old.due if old else 0
+        if old_due != due:
+            if old_due:
+                txn.delete(L.due_key(old_due, ekey), db=self.db["due"])
+            if due:
+                txn.put(L.due_key(due, ekey), b"", db=self.db["due"])
+        visible_before = bool(old) and old.counted_live
+        cleared_at = 0 if ns == SYSTEM_NS else self.namespace(ns, fx).cleared_at
+        visible_after = new.ts > cleared_at and new.visible(now_ms)
+        record = L.pack_record(digest, mxor, due, visible_after, header, key)
+        txn.put(ekey, record, db=self.db["entries"])
+        nbytes += len(ekey) + len(record)
+        if old is None or old.digest != digest:
+            txn.put(
+                L.merkle_key(ns, leaf_of(key, self.leaf_bits), key),
+                L.merkle_value(key, digest),
+                db=self.db["merkle"],
+            )
+        fx.count(ns, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
+        change = self._changed(
+            txn,
+            ns,
+            key,
+            kind,
+            origin,
+            old.digest if old else None,
+            digest,
+            visible_before,
+            visible_after,
+            fx,
+        )
+        change.entry = new
+        return change
+
+    def _drop(
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        ekey: bytes,
+        old: Loaded,
+        kind: str,
+        fx: _Effects,
+    ) -> Change:
+        nbytes = old.record_size
+        prefix = L.member_prefix(ekey)
+        with txn.cursor(db=self.db["members"]) as cur:
+            if cur.set_range(prefix):
+                while cur.key() and cur.key().startswith(prefix):
+                    nbytes += len(cur.key()) + len(cur.value())
+                    cur.delete()
+        txn.delete(ekey, db=self.db["entries"])
+        if old.due:
+            txn.delete(L.due_key(old.due, ekey), db=self.db["due"])
+        txn.delete(L.merkle_key(ns, leaf_of(key, self.leaf_bits), key), db=self.db["merkle"])
+        fx.count(ns, -1, -int(old.counted_live), -nbytes)
+        if ns == SYSTEM_NS:
+            fx.definitions[key] = None
+        return self._changed(
+            txn, ns, key, kind, "sweep", old.digest, None, old.counted_live, False, fx
+        )
+
+    def _changed(
+        self,
+        txn: lmdb.Transaction,
+        ns: str,
+        key: str,
+        kind: str,
+        origin: str,
+        old_digest: bytes | None,
+        new_digest: bytes | None,
+        visible_before: bool,
+        visible_after: bool,
+        fx: _Effects,
+    ) -> Change:
+        fx.seq += 1
+        txn.put(L.seq_key(fx.seq), L.full_entry_key(ns, key), db=self.db["changes"])
+        return Change(
+            ns,
+            key,
+            kind,
+            origin,
+            old_digest,
+            new_digest,
+            visible_before,
+            visible_after,
+            seq=fx.seq,
+        )
+
+
+class _Layered(dict):
+    """An operation's definitions over its batch's: reads fall through, writes stay here."""
+
+    def __init__(self, below: dict[str, NamespaceDef | None]) -> None:
+        super().__init__()
+        self._below = below
+
+    def __contains__(self, ns: object) -> bool:
+        return super().__contains__(ns) or ns in self._below
+
+    def __getitem__(self, ns: str) -> NamespaceDef | None:
+        if super().__contains__(ns):
+            return super().__getitem__(ns)
+        return self._below[ns]
+
+
+def _as_error(op: Op, exc: Exception) -> SwarmError:
+    if isinstance(exc, SwarmError):
+        return exc
+    if isinstance(exc, ClockSkewError):
+        return BadRequest(f"rejected: {exc}", code="clock_skew")
+    if isinstance(exc, InvalidValue | DecodeError):
+        return BadRequest(str(exc))
+    log.error("event=op_failed op=%s", type(op).__name__, exc_info=exc)
+    return InternalError(f"{type(op).__name__} failed: {exc!r}")
