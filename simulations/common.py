@@ -86,7 +86,7 @@ def wait_for(c: Cluster, done: Callable[[], bool], limit: float, step: float = 0
 
 
 def put(c: Cluster, index: int, key: str, value: Any) -> None:
-    c.call(index, lambda node: node.write(Put(NS, key, value)))
+    c.call(index, lambda host: host.submit(Put(NS, key, value)))
 
 
 class Stopwatch:

@@ -1,12 +1,23 @@
-"""A node: the protocol state machines wired to the store, driven by a runtime.
+"""A node as a Step/Ready machine: the protocol cores composed around the store.
 
-The node owns no socket, thread or timer. A runtime (`runtime/real.py` with
-asyncio, or the simulator) calls `start`, `tick(now)` and `receive(now, sender,
-message)`, hands write operations to `write`, and after every call drains
-`take_outbox()` onto the network. Durable writes go through a `Committer`
-(a writer thread for real, inline in the simulator); their results come back
-through callbacks on the runtime's thread, where the node updates the Merkle
-trees, queues gossip and tells watchers, in that order, after the fsync.
+In the shape of etcd-io/raft's `RawNode`. Inputs are steps: `tick(now)`,
+`receive(now, sender, message)`, `propose(op, token)` (a client's write),
+`sync(now, token, peer)`, and `persisted(batch, results)`, the runtime's word
+that a batch of writes is durable. Outputs come out of `ready()` as one
+`Ready`: the writes to persist as one batch, the messages that may be sent
+now, the replies to clients whose commands are settled, and the changes the
+store committed (for watchers, the vector index, analytics). The runtime
+carries a Ready out and calls `advance(ready)`.
+
+The order is the one etcd-raft requires: persist, then send what depends on
+it, then apply. A write's delta is queued for gossip, its Merkle leaf updated
+and its client answered only when `persisted` reports its batch durable, and
+that always arrives as a later step, never inside `ready()` or a write: the
+node never calls back into itself, whatever the runtime (a writer thread for
+real, a virtual-time committer in the simulator).
+
+The node owns no socket, thread, clock or timer; `now` is the runtime's
+monotonic time and randomness comes from the `random.Random` it is given.
 """
 
 from __future__ import annotations
@@ -30,11 +41,13 @@ from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS
 from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
-from swarmnode.storage.writer import Committer
 
 log = logging.getLogger("swarmnode.node")
 
-ChangeListener = Callable[[Change], None]
+Token = int
+"""Names a client's command; the reply carries it back."""
+
+Continuation = Callable[[OpResult], None]
 
 
 @dataclass
@@ -76,12 +89,30 @@ class SyncReport:
         }
 
 
+@dataclass
+class Ready:
+    """What the runtime must do now, in this order: persist, send, reply, announce."""
+
+    batch: int = 0
+    """Id of the batch in `writes` (0: none); `persisted(batch, results)` acknowledges it."""
+    writes: list[Op] = field(default_factory=list)
+    messages: list[tuple[Address, Message]] = field(default_factory=list)
+    """Messages that depend on nothing unpersisted: send them now."""
+    replies: list[tuple[Token, Any]] = field(default_factory=list)
+    """(token, OpResult) for settled writes, (token, SyncReport) for settled syncs."""
+    changes: list[Change] = field(default_factory=list)
+    """Changes the store committed, in commit order."""
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.messages or self.replies or self.changes)
+
+
 class _PendingSync:
-    def __init__(self, rounds: set[int], deadline: float, done: Callable[[SyncReport], None]):
+    def __init__(self, token: Token, rounds: set[int], deadline: float, peers: int):
+        self.token = token
         self.rounds = rounds
         self.deadline = deadline
-        self.done = done
-        self.report = SyncReport(peers=len(rounds))
+        self.report = SyncReport(peers=peers)
         # Repair writes submitted up to the end of the last round: the sync
         # answers only once they are committed, so a read after it sees them.
         self.barrier = 0
@@ -92,7 +123,6 @@ class Node:
         self,
         config: Config,
         store: Store,
-        committer: Committer,
         *,
         address: Address,
         rng: random.Random,
@@ -100,7 +130,6 @@ class Node:
     ) -> None:
         self.config = config
         self.store = store
-        self.committer = committer
         self.node_id = store.node_id
         self.address = address
         self.rng = rng
@@ -111,7 +140,11 @@ class Node:
         self._build_trees()
         self.antientropy = AntiEntropy(self.node_id, self, config.antientropy, rng)
         self._outbox: list[tuple[Address, Message]] = []
-        self._listeners: list[ChangeListener] = []
+        self._pending: list[tuple[Op, Continuation]] = []
+        self._inflight: dict[int, list[Continuation]] = {}
+        self._next_batch = 1
+        self._replies: list[tuple[Token, Any]] = []
+        self._changes: list[Change] = []
         self._next_ae = now + config.antientropy.interval * rng.random()
         self._next_sweep = now
         self._sweeping = False
@@ -120,8 +153,8 @@ class Node:
         self._now = now
         self.counters: dict[str, int] = defaultdict(int)
         self.ae_totals = SyncReport()
-        # Anti-entropy writes submitted and committed, in submission order (the
-        # committer keeps it), so "committed >= n" means the first n are durable.
+        # Anti-entropy writes submitted and committed, in submission order (batches
+        # are acknowledged in order), so "committed >= n" means the first n are durable.
         self._ae_submitted = 0
         self._ae_committed = 0
 
@@ -143,16 +176,32 @@ class Node:
     def leave(self, now: float) -> None:
         self._emit(self.membership.leave(now))
 
-    # --- the runtime's entry points ----------------------------------------
+    # --- outputs -------------------------------------------------------------
 
     @property
     def now(self) -> float:
-        """The runtime time of the node's latest tick or message."""
+        """The runtime time of the node's latest step."""
         return self._now
 
-    def take_outbox(self) -> list[tuple[Address, Message]]:
-        out, self._outbox = self._outbox, []
-        return out
+    def has_ready(self) -> bool:
+        return bool(self._pending or self._outbox or self._replies or self._changes)
+
+    def ready(self) -> Ready:
+        """Everything the runtime must carry out now; taken from the node, so call it once."""
+        rd = Ready(messages=self._outbox, replies=self._replies, changes=self._changes)
+        self._outbox, self._replies, self._changes = [], [], []
+        if self._pending:
+            rd.batch = self._next_batch
+            self._next_batch += 1
+            rd.writes = [op for op, _ in self._pending]
+            self._inflight[rd.batch] = [cont for _, cont in self._pending]
+            self._pending = []
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """The runtime carried out `rd`: its messages are sent, its batch is with the committer."""
+        if rd.batch and rd.batch not in self._inflight:
+            raise RuntimeError(f"batch {rd.batch} was acknowledged before it was advanced")
 
     def next_deadline(self) -> float:
         """The earliest time at which `tick` has work (a runtime may sleep until then)."""
@@ -168,6 +217,8 @@ class Node:
                 due.append(d)
         due.extend(s.deadline for s in self._syncs if s.rounds)
         return min(due)
+
+    # --- inputs ----------------------------------------------------------------
 
     def tick(self, now: float) -> None:
         self._now = now
@@ -206,25 +257,26 @@ class Node:
             self.counters["dropped_malformed"] += 1
             log.debug("event=message_dropped from=%s:%s why=%s", *sender, exc)
 
-    # --- writes -------------------------------------------------------------
+    def propose(self, op: Op, token: Token) -> None:
+        """A client's write; its OpResult comes back in a later Ready's replies."""
+        self._write(op, lambda result: self._replies.append((token, result)))
 
-    def write(self, op: Op, callback: Callable[[OpResult], None] | None = None) -> None:
-        """Commit `op`; `callback` runs after the commit and after the node has taken note."""
+    def persisted(self, batch: int, results: list[OpResult]) -> None:
+        """The runtime committed `batch` (in order): take note, then settle its continuations."""
+        continuations = self._inflight.pop(batch, None)
+        if continuations is None or len(continuations) != len(results):
+            raise RuntimeError(f"persisted: batch {batch} is not the one in flight")
+        for continuation, result in zip(continuations, results, strict=True):
+            for change in result.changes:
+                self._apply_change(change)
+            continuation(result)
+        if self._syncs:
+            self._settle_syncs()
 
-        def done(result: OpResult) -> None:
-            self._committed(result)
-            if callback is not None:
-                callback(result)
+    # --- writes ------------------------------------------------------------------
 
-        self.committer.submit(op, done)
-
-    def add_listener(self, listener: ChangeListener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
-    def _committed(self, result: OpResult) -> None:
-        for change in result.changes:
-            self._apply_change(change)
+    def _write(self, op: Op, continuation: Continuation) -> None:
+        self._pending.append((op, continuation))
 
     def _apply_change(self, ch: Change) -> None:
         if ch.old_digest != ch.new_digest:
@@ -237,11 +289,7 @@ class Node:
             self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta))
         if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
             self._maybe_purge(ch.key)
-        for listener in list(self._listeners):
-            try:
-                listener(ch)
-            except Exception:
-                log.exception("event=listener_failed")
+        self._changes.append(ch)
 
     def _merge_delta(self, ns: str, key: str, payload: bytes) -> None:
         try:
@@ -257,10 +305,12 @@ class Node:
                 # New to us: pass the same delta on; a duplicate stops here.
                 self.dissemination.enqueue(ns, key, payload)
                 self.counters["deltas_applied"] += 1
+            elif result.note is not None:
+                self.counters[f"deltas_{result.note}"] += 1
             else:
                 self.counters["deltas_duplicate"] += 1
 
-        self.write(Merge(ns, key, state, full=False), forward)
+        self._write(Merge(ns, key, state, full=False), forward)
 
     def _count_merge_error(self, result: OpResult) -> None:
         code = result.error.code if result.error else "internal"
@@ -273,49 +323,44 @@ class Node:
             except DecodeError:
                 self.counters["dropped_bad_state"] += 1
                 continue
-
-            def done(result: OpResult) -> None:
-                self._ae_committed += 1
-                if result.error is not None:
-                    self._count_merge_error(result)
-                elif result.value and result.value.get("applied"):
-                    self.counters["ae_keys_applied"] += 1
-                if self._syncs:
-                    self._settle_syncs()
-
             self._ae_submitted += 1
-            self.write(Merge(ev.ns, key, state, full=True), done)
+            self._write(Merge(ev.ns, key, state, full=True), self._state_applied)
+
+    def _state_applied(self, result: OpResult) -> None:
+        self._ae_committed += 1
+        if result.error is not None:
+            self._count_merge_error(result)
+        elif result.value and result.value.get("applied"):
+            self.counters["ae_keys_applied"] += 1
 
     # --- housekeeping ------------------------------------------------------
 
     def _sweep(self) -> None:
         self._sweeping = True
+        self._write(Sweep(self.config.node.sweep_batch), self._swept)
 
-        def done(result: OpResult) -> None:
-            self._sweeping = False
-            if result.error is not None:
-                log.error("event=sweep_failed error=%s", result.error.message)
-                return
-            if result.changes:
-                self.counters["swept"] += len(result.changes)
-            if result.more:
-                self._sweep()
-
-        self.write(Sweep(self.config.node.sweep_batch), done)
+    def _swept(self, result: OpResult) -> None:
+        self._sweeping = False
+        if result.error is not None:
+            log.error("event=sweep_failed error=%s", result.error.message)
+            return
+        if result.changes:
+            self.counters["swept"] += len(result.changes)
+        if result.more:
+            self._sweep()
 
     def _maybe_purge(self, ns: str) -> None:
         definition = self.store.namespace(ns)
         if definition.cleared_at and ns not in self._purging and ns in self.trees:
             self._purging.add(ns)
+            self._write(Purge(ns, self.config.node.sweep_batch), lambda r: self._purged(ns, r))
 
-            def done(result: OpResult) -> None:
-                if result.more:
-                    self.write(Purge(ns, self.config.node.sweep_batch), done)
-                else:
-                    self._purging.discard(ns)
-                    log.info("event=namespace_purged ns=%s", ns)
-
-            self.write(Purge(ns, self.config.node.sweep_batch), done)
+    def _purged(self, ns: str, result: OpResult) -> None:
+        if result.more:
+            self._write(Purge(ns, self.config.node.sweep_batch), lambda r: self._purged(ns, r))
+        else:
+            self._purging.discard(ns)
+            log.info("event=namespace_purged ns=%s", ns)
 
     # --- anti-entropy --------------------------------------------------------
 
@@ -324,10 +369,9 @@ class Node:
         self._emit(out)
         return round_id
 
-    def sync(
-        self, now: float, done: Callable[[SyncReport], None], peer: Address | None = None
-    ) -> None:
-        """Run anti-entropy now with every live peer (or one); `done` gets the totals."""
+    def sync(self, now: float, token: Token, peer: Address | None = None) -> None:
+        """Run anti-entropy now with every live peer (or one); the report comes as a reply."""
+        self._now = now
         peers = [peer] if peer is not None else self.peer_addresses()
         rounds: set[int] = set()
         finished: list[RoundFinished] = []
@@ -339,8 +383,7 @@ class Node:
             out.events = [ev for ev in out.events if not isinstance(ev, RoundFinished)]
             self._emit(out)
             rounds.add(round_id)
-        pending = _PendingSync(rounds, now + self.config.node.sync_timeout, done)
-        pending.report.peers = len(peers)
+        pending = _PendingSync(token, rounds, now + self.config.node.sync_timeout, len(peers))
         self._syncs.append(pending)
         for ev in finished:
             self._round_finished(ev)
@@ -370,7 +413,7 @@ class Node:
             if s.rounds or self._ae_committed < s.barrier:
                 still.append(s)
             else:
-                s.done(s.report)
+                self._replies.append((s.token, s.report))
         self._syncs = still
 
     def _expire_syncs(self, now: float) -> None:
@@ -453,7 +496,6 @@ class Node:
                 "namespaces": len(self.store.namespace_names()),
                 "read_cache": self.store.read_cache_stats(),
             },
-            "writer": self.committer.stats(),
             "dissemination": {**self.dissemination.stats, "pending": self.dissemination.pending()},
             "antientropy": self.ae_totals.as_dict() | {"active": self.antientropy.active_rounds},
             "counters": dict(self.counters),

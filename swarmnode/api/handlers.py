@@ -24,7 +24,7 @@ from swarmnode import __version__
 from swarmnode.api.server import RequestContext
 from swarmnode.crdt.entry import COUNTER, REGISTER, SET, Entry
 from swarmnode.errors import BadRequest, NotFound, SwarmError, TooLarge, Unavailable
-from swarmnode.node import Node, SyncReport
+from swarmnode.runtime.host import NodeHost
 from swarmnode.storage.lmdb_store import SESSION_RE
 from swarmnode.storage.namespaces import SYSTEM_NS, check_ns_name
 from swarmnode.storage.ops import (
@@ -60,10 +60,6 @@ MAX_LIMIT = 10_000
 LIST_REPLY_BUDGET = 8 << 20
 WATCH_QUEUE = 10_000
 RESTORE_CHUNK = 1000
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Args:
@@ -137,13 +133,14 @@ class Operations:
 
     def __init__(
         self,
-        node: Node,
+        host: NodeHost,
         *,
         snapshots_dir: Path,
         extra_stats: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self.node = node
-        self.store = node.store
+        self.host = host
+        self.node = host.node
+        self.store = host.node.store
         self.snapshots_dir = snapshots_dir
         self.extra_stats = extra_stats or (lambda: {})
         self._snapshot_locks: dict[str, asyncio.Lock] = {}
@@ -191,15 +188,7 @@ class Operations:
 
     async def commit(self, op: Op) -> OpResult:
         """Hand a write to the node and wait until it is durable."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[OpResult] = loop.create_future()
-
-        def done(result: OpResult) -> None:
-            if not fut.done():
-                fut.set_result(result)
-
-        self.node.write(op, done)
-        result = await fut
+        result = await self.host.submit(op)
         if result.error is not None:
             raise result.error
         return result
@@ -212,7 +201,7 @@ class Operations:
             "pong": True,
             "node_id": self.node.node_id,
             "version": __version__,
-            "time_ms": wall_ms(),
+            "time_ms": self.host.clock.wall_ms(),
             "address": f"{self.node.address[0]}:{self.node.address[1]}",
         }
 
@@ -236,7 +225,7 @@ class Operations:
     async def get(self, args: dict[str, Any]) -> Any:
         a = Args("get", args, {"ns", "key", "vector"})
         ns, key = a.ns(), a.key()
-        now = wall_ms()
+        now = self.host.clock.wall_ms()
         with self.store.read() as txn:
             entry = self.store.get_header(ns, key, txn)
         if entry is not None and entry.orset is not None:
@@ -278,7 +267,7 @@ class Operations:
     async def smembers(self, args: dict[str, Any]) -> Any:
         a = Args("smembers", args, {"ns", "key"})
         ns, key = a.ns(), a.key()
-        now = wall_ms()
+        now = self.host.clock.wall_ms()
         entry = await asyncio.to_thread(self.store.get, ns, key)
         if entry is None or not self.store.live_entry(ns, entry, now):
             raise NotFound(f"{key!r} not found in {ns!r}")
@@ -314,7 +303,7 @@ class Operations:
         cursor: str | None,
         with_values: bool,
     ) -> dict[str, Any]:
-        now = wall_ms()
+        now = self.host.clock.wall_ms()
         items: list[dict[str, Any]] = []
         budget = 0
         last = None
@@ -357,7 +346,7 @@ class Operations:
     def _search_scan(
         self, namespaces: list[str], pattern: str, mode: str, where: str, limit: int
     ) -> dict[str, Any]:
-        now = wall_ms()
+        now = self.host.clock.wall_ms()
         needle = pattern.casefold()
 
         def matches(text: str) -> bool:
@@ -463,10 +452,7 @@ class Operations:
         peer = None
         if peer_text is not None and peer_text != "all":
             peer = self._resolve_peer(peer_text)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[SyncReport] = loop.create_future()
-        self.node.sync(self.node.now, lambda r: fut.done() or fut.set_result(r), peer)
-        report = await fut
+        report = await self.host.sync(peer)
         return report.as_dict()
 
     def _resolve_peer(self, text: str) -> tuple[str, int]:
@@ -561,7 +547,7 @@ class Operations:
         happened since the snapshot and replicate like any other write. Keys
         created after the snapshot are left alone.
         """
-        now = wall_ms()
+        now = self.host.clock.wall_ms()
         ops: list[Op | None] = []
         with SnapshotReader(path) as snap, self.store.read() as txn:
             for entry_ns, key, entry in snap.entries_of(ns):
@@ -607,7 +593,7 @@ class Operations:
 
     async def stats(self, args: dict[str, Any]) -> Any:
         Args("stats", args, set())
-        return {**self.node.stats(), **self.extra_stats()}
+        return {**self.host.stats(), **self.extra_stats()}
 
     async def watch(self, args: dict[str, Any]) -> AsyncIterator[Any]:
         a = Args("watch", args, {"ns", "prefix", "values"})
@@ -644,15 +630,15 @@ class Operations:
                 # write of the same batch left; a set is read whole, since a
                 # change carries only the members it touched.
                 entry = ch.entry
-                if entry.orset is not None and SET in entry.live_kinds(wall_ms()):
+                if entry.orset is not None and SET in entry.live_kinds(self.host.clock.wall_ms()):
                     entry = store.get(ch.ns, ch.key) or entry
-                view = entry_view(ch.ns, ch.key, entry, wall_ms())
+                view = entry_view(ch.ns, ch.key, entry, self.host.clock.wall_ms())
                 if view is not None:
                     event["type"] = view["type"]
                     event["value"] = view["value"]
             queue.put_nowait(event)
 
-        unsubscribe = self.node.add_listener(on_change)
+        unsubscribe = self.host.add_listener(on_change)
 
         async def events() -> AsyncIterator[Any]:
             try:

@@ -2,8 +2,8 @@
 
 It owns everything the node must not: the event loop, the gossip endpoint,
 the group-commit writer thread, the Unix-socket API server, signals and the
-clock. Each tick and each received message is handed to the node, and what the
-node wants sent is flushed to the endpoint right after.
+clock. It plugs them into a `NodeHost` (`runtime/host.py`), which feeds the
+node its steps and carries out its Readys exactly as the simulator's does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import random
 import signal
 import sys
 import time
-from collections import defaultdict
 from typing import Any
 
 from swarmnode.analytics import (
@@ -31,6 +30,7 @@ from swarmnode.api.server import ApiServer, ApiSocketError
 from swarmnode.config import Config
 from swarmnode.errors import SwarmError
 from swarmnode.node import Node
+from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
@@ -41,6 +41,16 @@ from swarmnode.vectors.service import VectorMemory, attach_vectors
 log = logging.getLogger("swarmnode.runtime")
 
 
+class SystemClock:
+    """The host's clocks: monotonic for timers, wall time for HLC and TTLs."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
 class NodeProcess:
     """One running node; `await run()` until a signal or `stop()`."""
 
@@ -48,6 +58,7 @@ class NodeProcess:
         self.config = config
         self.store: Store | None = None
         self.node: Node | None = None
+        self.host: NodeHost | None = None
         self.endpoint: GossipEndpoint | None = None
         self.server: ApiServer | None = None
         self.committer: GroupCommitter | None = None
@@ -80,30 +91,26 @@ class NodeProcess:
         )
         await self.endpoint.start()
         self.committer = GroupCommitter(
-            store, lambda fn: loop.call_soon_threadsafe(self._after_commit, fn)
+            store, lambda committed: loop.call_soon_threadsafe(self._committed, committed)
         )
         self.committer.start()
+        clock = SystemClock()
         self.node = node = Node(
-            cfg,
-            store,
-            self.committer,
-            address=self.endpoint.address,
-            rng=random.Random(),
-            now=time.monotonic(),
+            cfg, store, address=self.endpoint.address, rng=random.Random(), now=clock.monotonic()
         )
+        self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
         ops = Operations(
-            node, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
+            host, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
         )
-        self.vectors = attach_vectors(node, ops, cfg.data_dir, cfg.vectors)
+        self.vectors = attach_vectors(host, ops, cfg.data_dir, cfg.vectors)
         profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
         self.analytics = analytics = Analytics(profile, time.monotonic())
         ops.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
-        node.add_listener(lag_listener(analytics, time.monotonic, time.time))
+        host.add_listener(lag_listener(analytics, time.monotonic, time.time))
         dispatch = instrument(ops.dispatch, analytics, time.monotonic)
         self.server = ApiServer(cfg.socket_path, dispatch, cfg.api, eager_ops=EAGER_OPS)
         await self.server.start()
-        node.start(time.monotonic(), cfg.join)
-        self._flush()
+        host.start(cfg.join)
         host, port = self.endpoint.address
         log.info(
             "event=ready node_id=%s gossip=%s:%d socket=%s data_dir=%s",
@@ -129,8 +136,7 @@ class NodeProcess:
         interval = self.config.node.tick_interval
         while not self._stop.is_set():
             now = time.monotonic()
-            self.node.tick(now)
-            self._flush()
+            self.host.tick()
             self.analytics.maybe_sample(now, lambda: gossip_counters(self._all_stats()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
@@ -148,30 +154,16 @@ class NodeProcess:
             return
         log.info("event=key_reloaded path=%s", path)
 
-    def _after_commit(self, deliver: Any) -> None:
-        deliver()
-        self._flush()
+    def _committed(self, committed: Any) -> None:
+        if self.host is not None:
+            self.host.on_committed(committed)
 
     def _on_message(self, sender: Address, msg: Message) -> None:
-        if self.node is not None:
-            self.node.receive(time.monotonic(), sender, msg)
-            self._flush()
-
-    def _flush(self) -> None:
-        out = self.node.take_outbox() if self.node else []
-        if not out or self.endpoint is None:
-            return
-        by_peer: dict[Address, list[Message]] = defaultdict(list)
-        for addr, msg in out:
-            by_peer[addr].append(msg)
-        for addr, msgs in by_peer.items():
-            try:
-                self.endpoint.send(addr, msgs)
-            except ValueError as exc:
-                log.error("event=send_refused peer=%s:%s error=%s", *addr, exc)
+        if self.host is not None:
+            self.host.on_message(sender, msg)
 
     def _all_stats(self) -> dict[str, Any]:
-        return {**self.node.stats(), **self._extra_stats()}
+        return {**self.host.stats(), **self._extra_stats()}
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -182,9 +174,8 @@ class NodeProcess:
 
     async def _shutdown(self) -> None:
         log.info("event=stopping")
-        if self.node is not None and self.endpoint is not None:
-            self.node.leave(time.monotonic())
-            self._flush()
+        if self.host is not None and self.endpoint is not None:
+            self.host.leave()
         if self.server is not None:
             await self.server.close()
         if self.endpoint is not None:
@@ -193,6 +184,8 @@ class NodeProcess:
             await self.vectors.close()
         if self.committer is not None:
             await asyncio.to_thread(self.committer.stop)
+        if self.host is not None:
+            self.host.close()
         if self.store is not None:
             self.store.close()
         log.info("event=stopped")

@@ -1,10 +1,12 @@
-"""A whole cluster in one process: production `Node`s on real LMDB, in virtual time.
+"""A whole cluster in one process: production nodes on real LMDB, in virtual time.
 
-Each simulated node is the unmodified `Node` with its `Store` (LMDB in a
-directory of its own, `sync=False`: the host never crashes here, only the
-process does) and an `InlineCommitter`, driven exactly as the real runtime
-drives it: `start`, `tick` every `tick_interval`, `receive` per message, and
-the outbox flushed to the network after every call.
+Each simulated node is what `swarmnode run` runs: the unmodified `Node` with
+its `Store` (LMDB in a directory of its own, `sync=False`: the host never
+crashes here, only the process does), driven by the same `NodeHost` as the
+real runtime, with the client operations (`api/handlers.py`) on top. Only
+the plug-ins differ: a virtual clock, the simulated network, and a committer
+that group-commits at virtual time. The event loop is the simulator's
+(`SimLoop`), so the client operations' coroutines run on virtual time too.
 
 Faults that belong to a node live here:
 - crash: the process dies; its Store is closed, its memory (membership view,
@@ -30,15 +32,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from swarmnode.api.handlers import Operations
 from swarmnode.config import Config
 from swarmnode.membership.state import MemberState
 from swarmnode.node import Node
+from swarmnode.replication.merkle import leaf_bits
+from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
-from swarmnode.sim.loop import EventLoop
+from swarmnode.sim.committer import SimCommitter
+from swarmnode.sim.loop import SimLoop
 from swarmnode.sim.network import LinkProfile, Network
 from swarmnode.storage.lmdb_store import Store
-from swarmnode.storage.ops import Change
-from swarmnode.storage.writer import InlineCommitter
+from swarmnode.storage.ops import Change, Op, OpResult
+from swarmnode.storage.writer import Committed
 
 EPOCH_MS = 1_767_225_600_000
 """Wall clock at virtual time zero (2026-01-01T00:00:00Z): fixed, so timestamps replay."""
@@ -67,6 +73,9 @@ class ClusterConfig:
     # Virtual seconds between checks of every membership's internal invariants
     # (O(n) each); 0 turns them off, which large clusters want.
     invariants_every: float = 1.0
+    # Virtual seconds one commit (an fsync) takes; writes that arrive meanwhile
+    # share the next one, as behind a real group commit.
+    commit_latency: float = 0.0
 
 
 def next_deadline(node: Node) -> float:
@@ -98,13 +107,42 @@ class SimNode:
         self.last_k = -1
         self.wake_k: int | None = None
         self.store: Store | None = None
-        self.node: Node | None = None
+        self.host: NodeHost | None = None
+        self.ops: Operations | None = None
+        self.committer: SimCommitter | None = None
         self.crashed_at: float | None = None
         self.booted_at = 0.0
 
     @property
+    def node(self) -> Node | None:
+        return self.host.node if self.host is not None else None
+
+    @property
     def up(self) -> bool:
-        return self.node is not None
+        return self.host is not None
+
+
+class _SimClock:
+    """A simulated host's clocks: virtual time, and wall time with the host's skew."""
+
+    def __init__(self, cluster: Cluster, sn: SimNode) -> None:
+        self._cluster = cluster
+        self._sn = sn
+
+    def monotonic(self) -> float:
+        return self._cluster.now
+
+    def wall_ms(self) -> int:
+        return self._cluster.wall_ms(self._sn)
+
+
+class _SimTransport:
+    def __init__(self, network: Network, addr: Address) -> None:
+        self._network = network
+        self._addr = addr
+
+    def send(self, addr: Address, msgs: list[Message]) -> None:
+        self._network.send(self._addr, addr, msgs)
 
 
 def sim_address(index: int) -> Address:
@@ -120,7 +158,7 @@ class Cluster:
             store=replace(node_config.store, sync=False, map_size=config.map_size),
         )
         self.workdir = Path(workdir)
-        self.loop = EventLoop()
+        self.loop = SimLoop()
         self.rng = random.Random(f"{self.seed}/cluster")
         self.network = Network(
             self.loop.call_later,
@@ -162,24 +200,40 @@ class Cluster:
         return sn
 
     def _boot(self, sn: SimNode) -> None:
-        assert sn.node is None
+        assert sn.host is None
         sn.generation += 1
+        generation = sn.generation
         sn.busy_until = self.now
         sn.crashed_at = None
         sn.booted_at = self.now
+        cfg = self.node_config
         # Ids derived from the seed keep every actor name, LWW tie and digest
         # a function of the seed.
-        store = Store(sn.path, self.node_config.store, node_id=sn.node_id)
-        committer = InlineCommitter(store, lambda: self.wall_ms(sn))
+        store = Store(
+            sn.path,
+            cfg.store,
+            node_id=sn.node_id,
+            leaf_bits=leaf_bits(cfg.antientropy.tree_fanout, cfg.antientropy.tree_depth),
+        )
+
+        def deliver(committed: Committed) -> None:
+            self._run(sn, generation, lambda host: host.on_committed(committed))
+
+        clock = _SimClock(self, sn)
+        committer = SimCommitter(
+            store, self.loop, clock.wall_ms, deliver, latency=self.config.commit_latency
+        )
         rng = random.Random(f"{self.seed}/node/{sn.index}/{sn.generation}")
-        node = Node(self.node_config, store, committer, address=sn.addr, rng=rng, now=self.now)
-        sn.store, sn.node = store, node
-        node.add_listener(lambda change: self._changed(sn, change))
-        self.network.attach(sn.addr, lambda src, msg: self._deliver(sn, sn.generation, src, msg))
-        sn.phase = self.now + self.rng.uniform(0, self.node_config.node.tick_interval)
+        node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now)
+        host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
+        sn.store, sn.host, sn.committer = store, host, committer
+        sn.ops = Operations(host, snapshots_dir=sn.path / "snapshots")
+        host.add_listener(lambda change: self._changed(sn, change))
+        self.network.attach(sn.addr, lambda src, msg: self._deliver(sn, generation, src, msg))
+        sn.phase = self.now + self.rng.uniform(0, cfg.node.tick_interval)
         sn.last_k = -1
         sn.wake_k = None
-        node.start(self.now, list(self.seed_addrs))
+        host.start(list(self.seed_addrs))
         self._after(sn)
         if self.config.tick_mode == "interval":
             self._schedule_tick(sn, 0)
@@ -193,18 +247,20 @@ class Cluster:
     def crash(self, index: int) -> None:
         """Kill the process: memory is lost, LMDB keeps what was committed."""
         sn = self.nodes[index]
-        if sn.node is None:
+        if sn.host is None:
             return
         self.network.detach(sn.addr)
-        assert sn.store is not None
+        assert sn.store is not None and sn.committer is not None
+        sn.committer.close()
+        sn.host.close()
         sn.store.close()
-        sn.store, sn.node = None, None
+        sn.store, sn.host, sn.ops, sn.committer = None, None, None, None
         sn.backlog.clear()
         sn.crashed_at = self.now
 
     def restart(self, index: int) -> None:
         sn = self.nodes[index]
-        if sn.node is None:
+        if sn.host is None:
             self._boot(sn)
 
     def set_skew(self, index: int, seconds: float) -> None:
@@ -225,7 +281,7 @@ class Cluster:
     # --- driving the nodes ---------------------------------------------------------
 
     def live(self) -> list[SimNode]:
-        return [sn for sn in self.nodes if sn.node is not None]
+        return [sn for sn in self.nodes if sn.host is not None]
 
     def run_for(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
@@ -246,10 +302,24 @@ class Cluster:
             assert sn.node is not None
             sn.node.membership.assert_invariants()
 
-    def call(self, index: int, fn: Callable[[Node], Any]) -> None:
-        """Run `fn(node)` on a node as its own event (a client request, say)."""
+    def call(self, index: int, fn: Callable[[NodeHost], Any]) -> None:
+        """Run `fn(host)` on a node as its own event (a client request, say)."""
         sn = self.nodes[index]
         self._run(sn, sn.generation, fn)
+
+    def submit(
+        self, index: int, op: Op, on_result: Callable[[OpResult], Any] | None = None
+    ) -> None:
+        """Propose a write on a node as its own event; `on_result` gets it once durable."""
+
+        def start(host: NodeHost) -> None:
+            fut = host.submit(op)
+            if on_result is not None:
+                fut.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() else on_result(f.result())
+                )
+
+        self.call(index, start)
 
     # A node's ticks fall on its own grid, phase + k * tick_interval, in both
     # modes: "interval" runs every grid point, as the real runtime's ticker does;
@@ -267,10 +337,10 @@ class Cluster:
         if sn.generation != generation or sn.wake_k != k:
             return
 
-        def tick(node: Node) -> None:
+        def tick(host: NodeHost) -> None:
             sn.last_k = k
             sn.wake_k = None
-            node.tick(self.now)
+            host.tick()
             if self.config.tick_mode == "interval":
                 self._schedule_tick(sn, k + 1)
 
@@ -289,10 +359,10 @@ class Cluster:
             self._schedule_tick(sn, k)
 
     def _deliver(self, sn: SimNode, generation: int, src: Address, msg: Message) -> None:
-        self._run(sn, generation, lambda node: node.receive(self.now, src, msg))
+        self._run(sn, generation, lambda host: host.on_message(src, msg))
 
-    def _run(self, sn: SimNode, generation: int, fn: Callable[[Node], Any]) -> None:
-        if sn.node is None or sn.generation != generation:
+    def _run(self, sn: SimNode, generation: int, fn: Callable[[NodeHost], Any]) -> None:
+        if sn.host is None or sn.generation != generation:
             return
         if sn.backlog or self.now < sn.busy_until:
             sn.backlog.append(fn)
@@ -300,34 +370,24 @@ class Cluster:
                 self.loop.call_at(sn.busy_until, self._drain, sn, generation)
             return
         sn.busy_until = self.now + sn.service_time
-        fn(sn.node)
+        fn(sn.host)
         self._after(sn)
 
     def _drain(self, sn: SimNode, generation: int) -> None:
         """A slow node takes the next event of its backlog, in arrival order."""
-        if sn.node is None or sn.generation != generation or not sn.backlog:
+        if sn.host is None or sn.generation != generation or not sn.backlog:
             return
         fn = sn.backlog.popleft()
         sn.busy_until = self.now + sn.service_time
-        fn(sn.node)
+        fn(sn.host)
         self._after(sn)
         if sn.backlog:
             self.loop.call_at(sn.busy_until, self._drain, sn, generation)
 
     def _after(self, sn: SimNode) -> None:
-        """After any call into a node: put its outbox on the network, re-arm its wake-up."""
-        if sn.node is None:
-            return
-        if self.config.tick_mode == "deadline":
+        """After any step of a node (its host has sent what it had): re-arm its wake-up."""
+        if sn.host is not None and self.config.tick_mode == "deadline":
             self._rearm(sn)
-        out = sn.node.take_outbox()
-        if not out:
-            return
-        by_peer: dict[Address, list[Message]] = {}
-        for addr, msg in out:
-            by_peer.setdefault(addr, []).append(msg)
-        for addr, msgs in by_peer.items():
-            self.network.send(sn.addr, addr, msgs)
 
     # --- what the oracles read --------------------------------------------------------
 
@@ -341,6 +401,8 @@ class Cluster:
 
     def close(self) -> None:
         for sn in self.nodes:
+            if sn.host is not None:
+                sn.host.close()
             if sn.store is not None:
                 sn.store.close()
-            sn.store, sn.node = None, None
+            sn.store, sn.host, sn.ops, sn.committer = None, None, None, None

@@ -311,7 +311,12 @@ def _sync_until_quiet(cluster: Cluster, rounds: int = 10) -> int:
         reports: list[SyncReport] = []
         live = cluster.live()
         for sn in live:
-            cluster.call(sn.index, lambda node, done=reports.append: node.sync(cluster.now, done))
+            cluster.call(
+                sn.index,
+                lambda host, done=reports.append: cluster.loop.create_task(
+                    host.sync()
+                ).add_done_callback(lambda t: t.cancelled() or t.exception() or done(t.result())),
+            )
         deadline = cluster.now + cluster.node_config.node.sync_timeout + 1.0
         while len(reports) < len(live) and cluster.now < deadline:
             cluster.run_for(SETTLE_STEP)

@@ -16,8 +16,10 @@ result, plus what the oracles need to judge it without trusting replication:
   then the acknowledged increments of each slot above the highest reset of
   that slot: increments a reset had not seen survive it.
 
-These observations are read from the node's own store inside the event that
-runs the operation, which is as atomic as the node's view ever is.
+These observations come from the write's own committed change: the entry
+just before and just after the operation, as the storage engine saw them
+inside the operation's transaction, so other writes that share its group
+commit cannot blur them.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from typing import Any
 
 from swarmnode.crdt.causal import Dot
 from swarmnode.crdt.entry import Entry
-from swarmnode.node import Node
+from swarmnode.runtime.host import NodeHost
 from swarmnode.sim.cluster import Cluster
-from swarmnode.storage.ops import Delete, Incr, Op, OpResult, Put, SAdd, SRem
+from swarmnode.storage.ops import Change, Delete, Incr, Op, OpResult, Put, SAdd, SRem
 
 KINDS = ("put", "delete", "incr", "sadd", "srem", "sdel", "cdel")
 
@@ -184,7 +186,8 @@ class Workload:
     def issue(self, node: int, kind: str, key: str, arg: Any = None) -> OpRecord:
         """Send one operation to a node now, outside the random schedule (scripted scenarios).
 
-        Its record fills in when the node acknowledges it: at once, unless the node is slow.
+        Its record fills in when the node acknowledges it, after its commit (an event
+        of its own at the same instant, or later if the node is slow).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
@@ -197,7 +200,7 @@ class Workload:
         if not sn.up:
             record.status = "unavailable"
             return
-        self.cluster.call(record.node, lambda node: self._run(node, record))
+        self.cluster.call(record.node, lambda host: self._run(host, record))
 
     def _op(self, record: OpRecord) -> Op:
         ns, key, arg = self.config.ns, record.key, record.arg
@@ -211,11 +214,11 @@ class Workload:
             return SAdd(ns, key, [arg])
         return SRem(ns, key, [arg])
 
-    def _run(self, node: Node, record: OpRecord) -> None:
-        ns = self.config.ns
-        before = node.store.get(ns, record.key)
-
-        def done(result: OpResult) -> None:
+    def _run(self, host: NodeHost, record: OpRecord) -> None:
+        def done(fut: object) -> None:
+            if fut.cancelled() or fut.exception() is not None:  # type: ignore[attr-defined]
+                return  # the node went down with the write: never acknowledged
+            result: OpResult = fut.result()  # type: ignore[attr-defined]
             record.acked = self.cluster.now
             if result.error is not None:
                 record.status = "error"
@@ -223,9 +226,12 @@ class Workload:
                 return
             record.status = "ok"
             record.result = result.value
-            self._observe(record, before, node.store.get(ns, record.key))
+            written = _own_change(result.changes)
+            before = written.before if written is not None else None
+            after = written.entry if written is not None else None
+            self._observe(record, before, after)
 
-        node.write(self._op(record), done)
+        host.submit(self._op(record)).add_done_callback(done)
 
     def _observe(self, record: OpRecord, before: Entry | None, after: Entry | None) -> None:
         kind = record.kind
@@ -268,3 +274,11 @@ class Workload:
         changed = [a for a, v in side_new.items() if v != side_old.get(a)]
         assert len(changed) == 1, f"an increment changed {len(changed)} counter slots"
         record.actor = changed[0]
+
+
+def _own_change(changes: list[Change]) -> Change | None:
+    """The change a client write made itself (a collection of the old entry may precede it)."""
+    for change in reversed(changes):
+        if change.origin == "local":
+            return change
+    return None

@@ -1,14 +1,15 @@
-"""Group commit: one writer thread, one transaction and one fsync per batch.
+"""Group commit: the batches of a node's Readys, committed by one writer thread.
 
-Operations queue up while the previous batch is being committed; the writer
-then takes everything waiting (up to `max_batch`) in one transaction. Under
-load the batches grow by themselves, which is what turns fifty clients'
-writes into a handful of fsyncs. Results go back to the event loop through
-`deliver` (the loop's `call_soon_threadsafe`), so acknowledgements, Merkle
-updates and gossip all happen on the loop thread, after the data is durable.
+The node hands each Ready's writes over as a numbered batch. While the writer
+is committing, the next batches queue up; it then takes everything waiting (up
+to `max_ops` operations) in one LMDB transaction and one fsync. Under load the
+transactions grow by themselves, which is what turns fifty clients' writes
+into a handful of fsyncs. The results go back per batch, in submission order,
+through `deliver`, which the runtime makes hop to its event loop
+(`call_soon_threadsafe`), where they become the node's `persisted` steps.
 
-`InlineCommitter` has the same interface and commits at once on the calling
-thread: the simulator uses it so that runs stay deterministic.
+The simulator has its own committer (`sim/committer.py`) with the same
+interface, committing at virtual time.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ from swarmnode.storage.ops import Op, OpResult
 
 log = logging.getLogger("swarmnode.storage")
 
-Callback = Callable[[OpResult], None]
+Committed = list[tuple[int, list[OpResult]]]
+"""(batch id, its results) for each batch one transaction committed, in order."""
 
 
 class Committer(Protocol):
-    def submit(self, op: Op, callback: Callback) -> None: ...
+    def submit(self, batch: int, ops: list[Op]) -> None:
+        """Commit `ops` as batch `batch`; the results come back through the runtime."""
+        ...
 
     def stats(self) -> dict[str, int]: ...
 
@@ -39,16 +43,16 @@ class GroupCommitter:
     def __init__(
         self,
         store: Store,
-        deliver: Callable[[Callable[[], None]], None],
+        deliver: Callable[[Committed], None],
         *,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-        max_batch: int = 2048,
+        max_ops: int = 2048,
     ) -> None:
         self.store = store
         self._deliver = deliver
         self._wall_ms = wall_ms
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Op, Callback] | None] = queue.SimpleQueue()
+        self.max_ops = max_ops
+        self._queue: queue.SimpleQueue[tuple[int, list[Op]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="swarmnode-writer", daemon=True)
         self._stats = {"batches": 0, "ops": 0, "max_batch": 0}
         self._stopped = False
@@ -56,10 +60,10 @@ class GroupCommitter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, op: Op, callback: Callback) -> None:
+    def submit(self, batch: int, ops: list[Op]) -> None:
         if self._stopped:
             raise RuntimeError("writer is stopped")
-        self._queue.put((op, callback))
+        self._queue.put((batch, ops))
 
     def stop(self) -> None:
         """Commit what is queued, then end the thread."""
@@ -69,6 +73,7 @@ class GroupCommitter:
             self._thread.join()
 
     def stats(self) -> dict[str, int]:
+        """Transactions (`batches`), operations, and the largest transaction, since start."""
         return dict(self._stats)
 
     def _run(self) -> None:
@@ -77,8 +82,9 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            while len(batch) < self.max_batch:
+            taken = [first]
+            n = len(first[1])
+            while n < self.max_ops:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -86,11 +92,12 @@ class GroupCommitter:
                 if item is None:
                     stopping = True
                     break
-                batch.append(item)
-            self._commit(batch)
+                taken.append(item)
+                n += len(item[1])
+            self._commit(taken)
 
-    def _commit(self, batch: list[tuple[Op, Callback]]) -> None:
-        ops = [op for op, _ in batch]
+    def _commit(self, taken: list[tuple[int, list[Op]]]) -> None:
+        ops = [op for _, batch_ops in taken for op in batch_ops]
         try:
             results = self.store.apply(ops, self._wall_ms())
         except Exception:  # apply reports per-op errors itself; this is a bug
@@ -99,31 +106,14 @@ class GroupCommitter:
         self._stats["batches"] += 1
         self._stats["ops"] += len(ops)
         self._stats["max_batch"] = max(self._stats["max_batch"], len(ops))
-        callbacks = [cb for _, cb in batch]
-
-        def finish() -> None:
-            for cb, res in zip(callbacks, results, strict=True):
-                try:
-                    cb(res)
-                except Exception:
-                    log.exception("event=callback_failed")
-
-        self._deliver(finish)
+        self._deliver(split_results(taken, results))
 
 
-class InlineCommitter:
-    """Commit each operation immediately on the caller's thread (simulator, tools)."""
-
-    def __init__(self, store: Store, wall_ms: Callable[[], int]) -> None:
-        self.store = store
-        self._wall_ms = wall_ms
-        self._stats = {"batches": 0, "ops": 0, "max_batch": 1}
-
-    def submit(self, op: Op, callback: Callback) -> None:
-        result = self.store.apply([op], self._wall_ms())[0]
-        self._stats["batches"] += 1
-        self._stats["ops"] += 1
-        callback(result)
-
-    def stats(self) -> dict[str, int]:
-        return dict(self._stats)
+def split_results(taken: list[tuple[int, list[Op]]], results: list[OpResult]) -> Committed:
+    """The results of one transaction, handed back per batch."""
+    out: Committed = []
+    at = 0
+    for batch, ops in taken:
+        out.append((batch, results[at : at + len(ops)]))
+        at += len(ops)
+    return out

@@ -29,7 +29,7 @@ import numpy as np
 
 from swarmnode.api.handlers import Args, Operations
 from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
-from swarmnode.node import Node
+from swarmnode.runtime.host import NodeHost
 from swarmnode.storage.namespaces import NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
@@ -55,14 +55,14 @@ def wall_ms() -> int:
 class VectorMemory:
     def __init__(
         self,
-        node: Node,
+        host: NodeHost,
         directory: Path,
         cfg: VectorConfig,
         *,
         clock: Callable[[], int] = wall_ms,
     ) -> None:
-        self.node = node
-        self.store = node.store
+        self.host = host
+        self.store = host.node.store
         self.cfg = cfg
         self.clock = clock
         self.loop = asyncio.get_running_loop()
@@ -80,7 +80,7 @@ class VectorMemory:
         self.searches = 0
         self.retries = 0
         self.stale_answers = 0
-        self._unsubscribe = node.add_listener(self._on_change)
+        self._unsubscribe = host.add_listener(self._on_change)
         self.indexer.start()
 
     # --- wiring ------------------------------------------------------------------
@@ -467,23 +467,22 @@ def check_embedder(op: str, definition: NamespaceDef, named: str | None) -> None
 
 
 def attach_vectors(
-    target: Any,
+    host: NodeHost,
     ops: Operations,
     data_dir: Path | None = None,
     config: VectorConfig | None = None,
     *,
     clock: Callable[[], int] = wall_ms,
 ) -> VectorMemory:
-    """Give a running node its vector index: `target` is a `Node` or a runtime holding `.node`.
+    """Give a running node its vector index.
 
     Call it on the event loop, after `Operations` exists and before clients
     connect; `await memory.close()` before the store closes.
     """
-    node: Node = target if isinstance(target, Node) else target.node
-    directory = Path(data_dir) if data_dir is not None else node.store.path
-    profile = getattr(getattr(target, "config", None), "profile", "lan")
+    directory = Path(data_dir) if data_dir is not None else host.node.store.path
+    profile = host.node.config.profile
     memory = VectorMemory(
-        node, directory / "vectors", config or VectorConfig.for_profile(profile), clock=clock
+        host, directory / "vectors", config or VectorConfig.for_profile(profile), clock=clock
     )
     memory.register(ops)
     return memory

@@ -17,7 +17,8 @@ def test_a_peer_three_seconds_fast_does_not_hide_a_value_before_its_expiry(tmp_p
         writer, fast = c.nodes[0], c.nodes[1]
         c.set_skew(fast.index, 3.0)
         results = []
-        c.call(writer.index, lambda node: node.write(Put("sim", "k", "v", ttl=5.0), results.append))
+        c.submit(writer.index, Put("sim", "k", "v", ttl=5.0), results.append)
+        c.run_for(0.001)
         expires_at = results[0].value["expires_at"]
         # Until half a second (the max offset) before its expiry by the writer's own
         # clock, the value stays visible on the writer, whatever the fast peer did.

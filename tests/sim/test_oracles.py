@@ -39,6 +39,7 @@ def quiet(cluster: Cluster) -> None:
 
 def issue(cluster: Cluster, workload: Workload, node: int, kind: str, key: str, arg=None):
     record = workload.issue(node, kind, key, arg)
+    cluster.run_for(0.001)  # its commit, and so its acknowledgement, is an event of its own
     assert record.ok, record.error
     return record
 

@@ -1,21 +1,16 @@
-"""A real node (store, node, operations, vector index) in one process, on a virtual clock.
+"""A real node (store, writer, node, operations, vector index) in the test's event loop.
 
-Writes commit inline (`InlineCommitter`), so time moves only when a test
-moves it: TTL expiry is tested by advancing `clock`, never by sleeping.
+Its wall clock is the test's (`clock`), so TTL expiry is tested by advancing
+the clock, never by sleeping.
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-from swarmnode.api.handlers import Operations
-from swarmnode.config import Config
-from swarmnode.node import Node
-from swarmnode.storage.config import StoreConfig
-from swarmnode.storage.lmdb_store import Store
-from swarmnode.storage.writer import InlineCommitter
+from inprocess import InProcessNode
+
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.service import VectorMemory, attach_vectors
 
@@ -38,20 +33,12 @@ class Harness:
         self.path = path
         self.config = config or VectorConfig.local()
         self.clock = clock or Clock()
-        self.store = Store(path, StoreConfig(sync=False))
-        self.committer = InlineCommitter(self.store, self.clock)
-        cfg = Config.for_profile("local", data_dir=path)
-        self.node = Node(
-            cfg,
-            self.store,
-            self.committer,
-            address=("127.0.0.1", 9),
-            rng=random.Random(1),
-            now=0.0,
-        )
-        self.ops = Operations(self.node, snapshots_dir=path / "snapshots")
+        self.inner = InProcessNode(path, wall_ms=self.clock)
+        self.store = self.inner.store
+        self.node = self.inner.node
+        self.ops = self.inner.ops
         self.vectors: VectorMemory = attach_vectors(
-            self.node, self.ops, path, self.config, clock=self.clock
+            self.inner.host, self.ops, path, self.config, clock=self.clock
         )
 
     async def call(self, op: str, **args: Any) -> Any:
@@ -64,4 +51,4 @@ class Harness:
 
     async def close(self) -> None:
         await self.vectors.close()
-        self.store.close()
+        await self.inner.close()

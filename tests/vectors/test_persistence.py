@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from inprocess import InProcessNode
 
-from swarmnode.api.handlers import Operations
-from swarmnode.config import Config
-from swarmnode.node import Node
-from swarmnode.storage.config import StoreConfig
-from swarmnode.storage.lmdb_store import Store
-from swarmnode.storage.writer import InlineCommitter
 from swarmnode.vectors.config import VectorConfig
 
 from .brute import assert_same, brute_force
@@ -70,16 +64,8 @@ async def test_restart_gives_the_same_answers_without_rebuilding(tmp_path: Path)
 async def test_restart_applies_only_the_changes_made_after_the_checkpoint(tmp_path: Path):
     live, _, clock = await filled(tmp_path)
     # The node writes on while its vector index is not running.
-    store = Store(tmp_path, StoreConfig(sync=False))
-    node = Node(
-        Config.for_profile("local", data_dir=tmp_path),
-        store,
-        InlineCommitter(store, clock),
-        address=("127.0.0.1", 9),
-        rng=random.Random(2),
-        now=0.0,
-    )
-    ops = Operations(node, snapshots_dir=tmp_path / "snapshots")
+    inner = InProcessNode(tmp_path, wall_ms=clock)
+    store, ops = inner.store, inner.ops
     rng = np.random.default_rng(7)
     for i in range(1, 40, 3):
         live[f"k{i}"] = rng.normal(size=8).astype(np.float32)
@@ -90,7 +76,7 @@ async def test_restart_applies_only_the_changes_made_after_the_checkpoint(tmp_pa
         await ops.handlers["delete"]({"ns": "docs", "key": f"k{i}"})
         live.pop(f"k{i}", None)
     changes = store.seq
-    store.close()
+    await inner.close()
     h = Harness(tmp_path, HNSW, clock)
     try:
         await h.settled()
@@ -168,11 +154,11 @@ async def test_after_a_restart_hits_read_back_from_changed_records_show_the_chan
         assert await answers(h) == before
         q = QUERIES[0]
         top = (await h.call("vsearch", ns="docs", vector=q.tolist(), k=1))["items"][0]
-        listeners = list(h.node._listeners)
-        h.node._listeners.clear()
+        listeners = list(h.inner.host._listeners)
+        h.inner.host._listeners.clear()
         moved = -q
         await h.call("put", ns="docs", key=top["key"], value=0, vector=moved.tolist())
-        h.node._listeners.extend(listeners)
+        h.inner.host._listeners.extend(listeners)
         reply = await h.call("vsearch", ns="docs", vector=q.tolist(), k=10)
         scores = {item["key"]: item["score"] for item in reply["items"]}
         assert scores.get(top["key"], -1.0) < 0.0 < top["score"]
