@@ -128,8 +128,6 @@ def main(argv: list[str] | None = None, prog: str = "swarmnode check") -> int:
             print(f"{prog}: {exc}", file=sys.stderr)
             unreadable = True
             continue
-        for note in _notes(name, result, args.verbose):
-            print(note, file=sys.stderr)
         print(f"{name} {result.verdict}", flush=True)
         if result.linearizable is None:
             unknown = True
@@ -140,6 +138,8 @@ def main(argv: list[str] | None = None, prog: str = "swarmnode check") -> int:
                 for line in explain(result.counterexample, model, result.history.time_unit):
                     print(line)
                 sys.stdout.flush()
+        for note in _notes(name, result, args.verbose):
+            print(note, file=sys.stderr)
     if unreadable:
         return EXIT_UNREADABLE
     if violation:

@@ -7,7 +7,8 @@
   it (the lines may come in any order, each index at most once). The order of
   indexes is the real-time order the checker relies on: an operation precedes
   another iff its completion's index is below the other's invocation's.
-- `time` (number): seconds since the run started; shown in explanations only.
+- `time` (number): seconds since the run started, never decreasing with
+  `index`; shown in explanations, the order comes from `index`.
 - `process` (int or str): the client; one open operation per process at a time.
 - `type`: "invoke", then one of "ok" (took effect, here is the result), "fail"
   (certainly did not take effect) or "info" (unknown: may take effect at any
@@ -31,6 +32,7 @@ import json
 import math
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from swarmnode.check.history import History, HistoryBuilder, HistoryError
@@ -124,6 +126,14 @@ def read_jsonl(lines: Iterable[str], source: str, functions: frozenset[str]) -> 
         seen[event.index] = line_no
         events.append(event)
     events.sort(key=lambda ev: ev.index)
+    for before, after in pairwise(events):
+        if after.time < before.time:
+            raise HistoryError(
+                source,
+                after.line,
+                f"time {after.time} at index {after.index} is before time {before.time} "
+                f"at index {before.index} (line {before.line}): index and time disagree",
+            )
 
     history = History(source=source, format="jsonl", time_unit="s")
     builder = HistoryBuilder(history, functions)
