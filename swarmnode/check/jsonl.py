@@ -54,10 +54,15 @@ def freeze(value: Any) -> JsonValue | None:
     """A JSON value as the register compares it; JSON null is None (absent)."""
     if value is None:
         return None
-    return JsonValue(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    if type(value) is int:
+        return JsonValue(str(value))
+    return JsonValue(_canonical(value))
 
 
-@dataclass(frozen=True)
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(slots=True)
 class _Event:
     line: int
     index: int
@@ -68,6 +73,7 @@ class _Event:
     key: Hashable
     has_key: bool
     value: Any
+    has_value: bool
 
 
 def _field(obj: dict[str, Any], name: str, kinds: tuple[type, ...], what: str) -> Any:
@@ -94,7 +100,8 @@ def _parse(line_no: int, text: str) -> _Event:
     f = _field(obj, "f", (str,), "a string")
     has_key = "key" in obj
     key = _field(obj, "key", (str,), "a string") if has_key else None
-    return _Event(line_no, index, time, process, kind, f, key, has_key, obj.get("value"))
+    value = obj.get("value")
+    return _Event(line_no, index, time, process, kind, f, key, has_key, value, "value" in obj)
 
 
 def _input(event: _Event) -> tuple[str, Any]:
@@ -160,6 +167,8 @@ def read_jsonl(lines: Iterable[str], source: str, functions: frozenset[str]) -> 
         if ev.type == "ok":
             output = None
             if ev.f == "read":
+                if not ev.has_value:
+                    raise HistoryError(source, ev.line, "a read's ok must carry the value read")
                 output = freeze(ev.value)
             elif ev.f == "cas":
                 output = True

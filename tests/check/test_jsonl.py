@@ -150,6 +150,11 @@ def test_other_functions_are_counted_and_skipped() -> None:
         ([ev(0, 1, "invoke", "read"), ev(1, 1, "ok", "write")], 2, "open operation is read"),
         ([ev(0, 1, "invoke", "read", key="a"), ev(1, 1, "ok", "read", key="b")], 2, "key 'b'"),
         ([ev(1, 1, "invoke", "read"), ev(0, 2, "invoke", "read", time=0.5)], 1, "disagree"),
+        (
+            [ev(0, 1, "invoke", "read"), ev(1, 1, "ok", "read").replace(', "value": null', "")],
+            2,
+            "must carry the value read",
+        ),
     ],
 )
 def test_bad_input_names_the_line(lines: list[str], line: int, message: str) -> None:
