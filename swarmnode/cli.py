@@ -459,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mcp.set_defaults(func=cmd_mcp)
 
+    sub.add_parser(
+        "check", help="check recorded histories for linearizability (see `swarmnode check -h`)"
+    )
     keygen = sub.add_parser("keygen", help="write a new cluster key file")
     keygen.add_argument("path", type=Path)
     keygen.set_defaults(func=cmd_keygen)
@@ -556,6 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "check":
+        # Its own parser: `swarmnode check FILE... [--explain]` (see swarmnode/check/cli.py).
+        from swarmnode.check.cli import main as check_main
+
+        return check_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.socket_before is not None and getattr(args, "socket", None) is None:

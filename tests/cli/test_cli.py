@@ -458,3 +458,22 @@ def test_a_one_shot_command_does_not_load_numpy_or_asyncio() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=clean_env()
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_check_judges_histories_through_the_main_command() -> None:
+    data = Path(__file__).parent.parent / "check" / "data" / "jepsen-etcd"
+    good = subprocess.run(
+        [*swarmnode_command(), "check", str(data / "etcd_002.log")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert good.returncode == 0 and good.stdout.strip() == "etcd_002.log linearizable"
+    bad = subprocess.run(
+        [*swarmnode_command(), "check", str(data / "etcd_000.log"), str(data / "etcd_002.log")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines() == ["etcd_000.log not-linearizable", "etcd_002.log linearizable"]
