@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from swarmnode.api.server import Dispatch, RequestContext
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, SwarmError
+from swarmnode.service.chain import Next
+from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import NAME_RE
 from swarmnode.storage.ops import Change
 
@@ -538,21 +539,29 @@ def _hit(op: str, result: Any) -> bool | None:
     return True
 
 
-def instrument(dispatch: Dispatch, analytics: Analytics, clock: Callable[[], float]) -> Dispatch:
-    """`dispatch` that records every request's latency, namespace, outcome and hit or miss.
+class Measure:
+    """The `measure` step: every request's latency, namespace, outcome and hit or miss.
 
-    A read that fails with `not_found` is a miss; a search is a hit when it
+    The outermost step of the service chain, so refused requests count too. A
+    read that fails with `not_found` is a miss; a search is a hit when it
     returns at least one item. For a stream (`watch`) the latency is the time
     to start it. Errors are counted by code; anything that is not a
     `SwarmError` is a bug and counts as `internal`. A request cancelled before
     it finished (its client went away) is not counted.
     """
 
-    async def measured(op: str, args: dict[str, Any], ctx: RequestContext) -> Any:
+    name = "measure"
+
+    def __init__(self, analytics: Analytics, clock: Callable[[], float]) -> None:
+        self.analytics = analytics
+        self.clock = clock
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        clock, analytics, op = self.clock, self.analytics, req.op
         started = clock()
-        ns = _namespace_of(args)
+        ns = _namespace_of(req.args) if isinstance(req.args, dict) else NO_NAMESPACE
         try:
-            result = await dispatch(op, args, ctx)
+            result = await nxt(req)
         except SwarmError as exc:
             now = clock()
             miss = False if exc.code == "not_found" and op in READ_OPS else None
@@ -565,8 +574,6 @@ def instrument(dispatch: Dispatch, analytics: Analytics, clock: Callable[[], flo
         now = clock()
         analytics.record(now, op, ns, now - started, hit=_hit(op, result))
         return result
-
-    return measured
 
 
 def lag_listener(
@@ -593,8 +600,8 @@ def analytics_op(
     analytics: Analytics,
     stats: Callable[[], Mapping[str, Any]],
     clock: Callable[[], float],
-) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
-    """The `analytics {timeframe?}` client operation (timeframe 5m, 1h (default), 24h, 7d).
+) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """The executor of `analytics {timeframe?}` (5m, 1h (default), 24h, 7d).
 
     `stats` returns the node's `stats` result (node and transport sections);
     its counters are sampled now, so the window's traffic is current, and its
@@ -602,23 +609,15 @@ def analytics_op(
     section.
     """
 
-    async def handler(args: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(args) - {"timeframe"})
-        if unknown:
-            raise BadRequest(f"analytics: unknown argument(s) {', '.join(unknown)}")
-        timeframe = args.get("timeframe")
-        if timeframe is None:
-            timeframe = DEFAULT_TIMEFRAME
-        if not isinstance(timeframe, str):
-            raise BadRequest("analytics: 'timeframe' must be a string")
+    async def execute(req: Request) -> dict[str, Any]:
         now = clock()
         current = stats()
         analytics.sample(now, gossip_counters(current))
-        report = analytics.snapshot(now, timeframe)
+        report = analytics.snapshot(now, req.args["timeframe"])
         report["replication"].update(replication_gauges(current))
         return report
 
-    return handler
+    return execute
 
 
 # --- rendering ----------------------------------------------------------------

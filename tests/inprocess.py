@@ -1,4 +1,4 @@
-"""A node inside the test's own event loop: store, writer thread, node, host and operations.
+"""A node inside the test's own event loop: store, writer thread, node, host and service.
 
 No gossip (a transport that drops everything) and a wall clock the test
 controls, so expiry is tested by moving the clock, never by sleeping. Writes
@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from swarmnode.api.handlers import Operations
 from swarmnode.config import Config
 from swarmnode.node import Node
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
+from swarmnode.service import build_service
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
@@ -61,7 +61,7 @@ class InProcessNode:
             self.config, self.store, address=("127.0.0.1", 9), rng=random.Random(1), now=0.0
         )
         self.host = NodeHost(self.node, self.committer, _NoNetwork(), clock, loop)
-        self.ops = Operations(self.host, snapshots_dir=path / "snapshots")
+        self.service, self.services = build_service(self.host, snapshots_dir=path / "snapshots")
 
     def _committed(self, committed: object) -> None:
         self.host.on_committed(committed)  # type: ignore[arg-type]

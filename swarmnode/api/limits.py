@@ -30,6 +30,11 @@ class ApiLimits:
     """Connections. Beyond it a new client gets an `unavailable` reply and is closed, so a
     runaway swarm cannot exhaust the node's file descriptors."""
 
+    watch_buffer_bytes: int = 4 << 20
+    """Bytes. Changes a `watch` stream may have waiting to be sent (as stored); a watcher
+    that falls further behind (it stopped reading) is ended with `too_large`, so an idle
+    watcher cannot make the node hold an unbounded backlog."""
+
     listen_backlog: int = 512
     """Connections. Kernel accept queue; must absorb a swarm of agents connecting at once."""
 

@@ -20,18 +20,20 @@ from typing import Any
 from swarmnode.analytics import (
     Analytics,
     AnalyticsConfig,
+    Measure,
     analytics_op,
     gossip_counters,
-    instrument,
     lag_listener,
 )
-from swarmnode.api.handlers import EAGER_OPS, Operations
 from swarmnode.api.server import ApiServer, ApiSocketError
 from swarmnode.config import Config
 from swarmnode.errors import SwarmError
 from swarmnode.node import Node
+from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
+from swarmnode.service import NodeServices, Service, build_service
+from swarmnode.service.table import OPERATIONS
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
 from swarmnode.transport.endpoint import GossipEndpoint, check_bind_allowed
@@ -64,6 +66,8 @@ class NodeProcess:
         self.committer: GroupCommitter | None = None
         self.analytics: Analytics | None = None
         self.vectors: VectorMemory | None = None
+        self.services: NodeServices | None = None
+        self.service: Service | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -76,8 +80,13 @@ class NodeProcess:
         keyring = Keyring.from_file(cfg.cluster_key_file) if cfg.cluster_key_file else None
         # Refuse an unsafe bind before the data directory is created or touched.
         check_bind_allowed(cfg.bind[0], keyring, cfg.insecure)
+        ae = cfg.antientropy
         self.store = store = await asyncio.to_thread(
-            Store, cfg.data_dir, cfg.store, node_id=cfg.node_id
+            Store,
+            cfg.data_dir,
+            cfg.store,
+            node_id=cfg.node_id,
+            leaf_bits=leaf_bits(ae.tree_fanout, ae.tree_depth),
         )
         try:
             await self._serve(loop, store, keyring)
@@ -99,16 +108,21 @@ class NodeProcess:
             cfg, store, address=self.endpoint.address, rng=random.Random(), now=clock.monotonic()
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
-        ops = Operations(
-            host, snapshots_dir=cfg.data_dir / "snapshots", extra_stats=self._extra_stats
+        service, self.services = build_service(
+            host,
+            snapshots_dir=cfg.data_dir / "snapshots",
+            watch_buffer_bytes=cfg.api.watch_buffer_bytes,
         )
-        self.vectors = attach_vectors(host, ops, cfg.data_dir, cfg.vectors)
+        self.services.stats_sections.append(self._extra_stats)
+        self.vectors = attach_vectors(host, service, cfg.data_dir, cfg.vectors)
         profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
         self.analytics = analytics = Analytics(profile, time.monotonic())
-        ops.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
+        service.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
+        service.use(Measure(analytics, time.monotonic), before="validate")
         host.add_listener(lag_listener(analytics, time.monotonic, time.time))
-        dispatch = instrument(ops.dispatch, analytics, time.monotonic)
-        self.server = ApiServer(cfg.socket_path, dispatch, cfg.api, eager_ops=EAGER_OPS)
+        self.service = service
+        eager = [op.name for op in OPERATIONS if op.eager]
+        self.server = ApiServer(cfg.socket_path, service.call, cfg.api, eager_ops=eager)
         await self.server.start()
         host.start(cfg.join)
         host, port = self.endpoint.address
@@ -163,7 +177,8 @@ class NodeProcess:
             self.host.on_message(sender, msg)
 
     def _all_stats(self) -> dict[str, Any]:
-        return {**self.host.stats(), **self._extra_stats()}
+        assert self.services is not None
+        return self.services.stats()
 
     def _extra_stats(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,7 @@
 Each simulated node is what `swarmnode run` runs: the unmodified `Node` with
 its `Store` (LMDB in a directory of its own, `sync=False`: the host never
 crashes here, only the process does), driven by the same `NodeHost` as the
-real runtime, with the client operations (`api/handlers.py`) on top. Only
+real runtime, with the service layer (`service/`) on top. Only
 the plug-ins differ: a virtual clock, the simulated network, and a committer
 that group-commits at virtual time. The event loop is the simulator's
 (`SimLoop`), so the client operations' coroutines run on virtual time too.
@@ -32,13 +32,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from swarmnode.api.handlers import Operations
 from swarmnode.config import Config
 from swarmnode.membership.state import MemberState
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
+from swarmnode.service import Service, build_service
 from swarmnode.sim.committer import SimCommitter
 from swarmnode.sim.loop import SimLoop
 from swarmnode.sim.network import LinkProfile, Network
@@ -108,7 +108,7 @@ class SimNode:
         self.wake_k: int | None = None
         self.store: Store | None = None
         self.host: NodeHost | None = None
-        self.ops: Operations | None = None
+        self.service: Service | None = None
         self.committer: SimCommitter | None = None
         self.crashed_at: float | None = None
         self.booted_at = 0.0
@@ -227,7 +227,7 @@ class Cluster:
         node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now)
         host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
         sn.store, sn.host, sn.committer = store, host, committer
-        sn.ops = Operations(host, snapshots_dir=sn.path / "snapshots")
+        sn.service, _ = build_service(host, snapshots_dir=sn.path / "snapshots")
         host.add_listener(lambda change: self._changed(sn, change))
         self.network.attach(sn.addr, lambda src, msg: self._deliver(sn, generation, src, msg))
         sn.phase = self.now + self.rng.uniform(0, cfg.node.tick_interval)
@@ -254,7 +254,7 @@ class Cluster:
         sn.committer.close()
         sn.host.close()
         sn.store.close()
-        sn.store, sn.host, sn.ops, sn.committer = None, None, None, None
+        sn.store, sn.host, sn.service, sn.committer = None, None, None, None
         sn.backlog.clear()
         sn.crashed_at = self.now
 
@@ -405,4 +405,4 @@ class Cluster:
                 sn.host.close()
             if sn.store is not None:
                 sn.store.close()
-            sn.store, sn.host, sn.ops, sn.committer = None, None, None, None
+            sn.store, sn.host, sn.service, sn.committer = None, None, None, None

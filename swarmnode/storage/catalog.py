@@ -52,8 +52,12 @@ class Catalog:
         return sorted(names)
 
     def known(self, ns: str) -> bool:
-        """Defined, built in, or holding entries: a name a client may mean."""
-        return ns in self.names()
+        """A name a client may mean: defined (or deleted, with what it cleared), built in,
+        or holding stored entries (tombstones too). Anything else is a misspelling."""
+        if ns in self.definitions or ns in BUILTINS:
+            return True
+        counts = self.counts.get(ns)
+        return counts is not None and counts[0] > 0
 
     def ns_stats(self, ns: str) -> dict[str, int]:
         stored, live, nbytes = self.counts.get(ns, _NO_COUNTS)

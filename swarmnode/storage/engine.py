@@ -445,6 +445,7 @@ class Engine:
             fx,
         )
         change.entry = new
+        change.size = len(ekey) + len(record)
         return change
 
     def _drop(

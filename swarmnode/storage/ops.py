@@ -124,6 +124,9 @@ class Change:
     # touched are loaded; read the store for all of them.
     entry: Entry | None = None
     before: Entry | None = None
+    # Bytes of the record this change wrote (0 when dropped): what holding the
+    # change costs, for bounds on what watchers may keep unread.
+    size: int = 0
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""The vector layer as the node serves it: `vsearch`, text embedding on put, stats.
+"""The vector layer as the node serves it: `vsearch`, the `embed` step, stats.
 
 `attach_vectors` wires it to a running node: it subscribes to the node's
-change listener, starts the indexer thread, and registers `vsearch` (and
-wraps `put` and `ns_init` for namespaces that name an embedder) on the
-client operations.
+committed changes, starts the indexer thread, registers the `vsearch`
+executor, and adds the `embed` step to the service chain, which turns text
+into vectors for namespaces that name an embedder (a put's text value, a
+vsearch's query text) and completes `ns_init` from the embedder's dimension.
 
 A search runs on a worker thread under its namespace's read lock. Before it
 starts it waits (at most `fresh_wait`) until the indexer has applied every
@@ -27,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from swarmnode.api.handlers import Args, Operations
 from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
 from swarmnode.runtime.host import NodeHost
+from swarmnode.service.chain import Next, Service
+from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
@@ -44,7 +46,6 @@ from swarmnode.vectors.space import Hit, Space
 
 log = logging.getLogger("swarmnode.vectors")
 
-VSEARCH_ARGS = {"ns", "vector", "text", "key", "k", "filter", "ef", "embedder"}
 MAX_FETCH = 1_024
 
 
@@ -75,8 +76,6 @@ class VectorMemory:
         self.applied_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._loaded = asyncio.Event()
-        self._put: Callable[[dict[str, Any]], Any] | None = None
-        self._ns_init: Callable[[dict[str, Any]], Any] | None = None
         self.searches = 0
         self.retries = 0
         self.stale_answers = 0
@@ -85,12 +84,9 @@ class VectorMemory:
 
     # --- wiring ------------------------------------------------------------------
 
-    def register(self, ops: Operations) -> None:
-        self._put = ops.handlers["put"]
-        self._ns_init = ops.handlers["ns_init"]
-        ops.register("vsearch", self.vsearch)
-        ops.register("put", self.put)
-        ops.register("ns_init", self.ns_init)
+    def register(self, service: Service) -> None:
+        service.register("vsearch", self.vsearch)
+        service.use(Embed(self))
 
     def _on_change(self, change: Change) -> None:
         self.enqueued_seq = max(self.enqueued_seq, change.seq)
@@ -133,19 +129,22 @@ class VectorMemory:
 
     # --- vsearch -----------------------------------------------------------------
 
-    async def vsearch(self, args: dict[str, Any]) -> Any:
-        a = Args("vsearch", args, VSEARCH_ARGS)
-        ns = a.ns()
-        assert ns is not None
+    async def vsearch(self, req: Request) -> Any:
+        a = req.args
+        ns = a["ns"]
         definition = self.store.namespace(ns)
         if definition.deleted or definition.dim is None:
             raise BadRequest(
                 f"vsearch: namespace {ns!r} has no vector dimension; declare one with "
                 "ns_init(dim=..., metric=...) first"
             )
-        k = a.int("k", default=10, lo=1, hi=self.cfg.max_k)
-        ef = a.int("ef", default=0, lo=1, hi=self.cfg.max_ef) or None
-        flt = parse_filter(a.raw("filter"))
+        k = a["k"]
+        if k > self.cfg.max_k:
+            raise BadRequest(f"vsearch: 'k' must be between 1 and {self.cfg.max_k}")
+        ef = a.get("ef")
+        if ef is not None and ef > self.cfg.max_ef:
+            raise BadRequest(f"vsearch: 'ef' must be between 1 and {self.cfg.max_ef}")
+        flt = parse_filter(a.get("filter"))
         await self._ready()
         if not await self.caught_up(self.cfg.fresh_wait):
             # Answer from the index as it is (never with a removed key), and say so.
@@ -156,7 +155,7 @@ class VectorMemory:
                 self.enqueued_seq - self.applied_seq,
                 self.cfg.fresh_wait,
             )
-        query = await self._query_vector(a, definition)
+        query = await self._query_vector(req, definition)
         space = self.indexer.spaces.get(ns)
         reply: dict[str, Any] = {
             "ns": ns,
@@ -182,34 +181,44 @@ class VectorMemory:
         if self.indexer.state == "failed":
             raise Unavailable("vsearch: the vector index failed; see the node's log")
 
-    async def _query_vector(self, a: Args, definition: NamespaceDef) -> np.ndarray:
-        given = [n for n in ("vector", "text", "key") if a.raw(n) is not None]
+    async def _query_vector(self, req: Request, definition: NamespaceDef) -> np.ndarray:
+        a = req.args
+        given = [n for n in ("vector", "key") if a.get(n) is not None]
         if len(given) != 1:
             raise BadRequest("vsearch: give exactly one of vector, text or key")
         ns, dim = definition.name, definition.dim
-        if given[0] == "text":
-            text = a.str("text") or ""
-            if definition.embedder is None:
-                raise BadRequest(
-                    f"vsearch: namespace {ns!r} names no embedder, so it cannot embed text; "
-                    "send a vector"
-                )
-            vector = await asyncio.to_thread(self.embedders.embed, definition.embedder, text)
-            if len(vector) != dim:
-                raise BadRequest(
-                    f"vsearch: embedder {definition.embedder} gives {len(vector)} dimensions; "
-                    f"namespace {ns!r} holds {dim}"
-                )
-            return vector
         if given[0] == "key":
-            return await asyncio.to_thread(self._vector_of_key, ns, a.str("key") or "")
-        check_embedder("vsearch", definition, a.str("embedder"))
-        vector = query_array(a.raw("vector"))
+            return await asyncio.to_thread(self._vector_of_key, ns, a["key"])
+        if not req.notes.get("embedded"):
+            check_embedder("vsearch", definition, a.get("embedder"))
+        vector = query_array(a["vector"])
         if len(vector) != dim:
             raise BadRequest(
                 f"vsearch: vector has {len(vector)} dimensions; namespace {ns!r} expects {dim}"
             )
         return vector
+
+    async def embed_query(self, req: Request) -> None:
+        """A vsearch by text: the query vector from the namespace's embedder."""
+        a = req.args
+        if any(a.get(n) is not None for n in ("vector", "key")):
+            raise BadRequest("vsearch: give exactly one of vector, text or key")
+        definition = self.store.namespace(a["ns"])
+        if definition.embedder is None:
+            raise BadRequest(
+                f"vsearch: namespace {a['ns']!r} names no embedder, so it cannot embed text; "
+                "send a vector"
+            )
+        if definition.dim is None:
+            return
+        vector = await asyncio.to_thread(self.embedders.embed, definition.embedder, a.pop("text"))
+        if len(vector) != definition.dim:
+            raise BadRequest(
+                f"vsearch: embedder {definition.embedder} gives {len(vector)} dimensions; "
+                f"namespace {a['ns']!r} holds {definition.dim}"
+            )
+        a["vector"] = vector.astype("<f4").tobytes()
+        req.notes["embedded"] = True
 
     def vector(self, ns: str, key: str) -> np.ndarray | None:
         """The indexed vector of a live entry, from the cache when it is hot."""
@@ -346,49 +355,46 @@ class VectorMemory:
 
     # --- text in: put and ns_init ------------------------------------------------
 
-    async def put(self, args: dict[str, Any]) -> Any:
-        assert self._put is not None
-        ns = args.get("ns")
-        definition = self.store.namespace(ns) if isinstance(ns, str) else None
-        if definition is None or definition.embedder is None:
-            if args.get("embedder") is not None:
-                raise BadRequest(f"put: namespace {ns!r} names no embedder")
-            return await self._put(args)
-        args = dict(args)
-        named = args.pop("embedder", None)
-        if args.get("vector") is not None:
+    async def embed_put(self, req: Request) -> None:
+        """A put's vector from its text value, in a namespace that names an embedder."""
+        a = req.args
+        definition = self.store.namespace(a["ns"])
+        named = a.pop("embedder", None)
+        if definition.embedder is None:
+            if named is not None:
+                raise BadRequest(f"put: namespace {a['ns']!r} names no embedder")
+            return
+        if a.get("vector") is not None:
             check_embedder("put", definition, named)
-            return await self._put(args)
-        text = text_of(args.get("value"))
+            return
+        text = text_of(a.get("value"))
         if text is not None:
             vector = await asyncio.to_thread(self.embedders.embed, definition.embedder, text)
-            args["vector"] = vector.astype("<f4").tobytes()
-        return await self._put(args)
+            a["vector"] = vector.astype("<f4").tobytes()
 
-    async def ns_init(self, args: dict[str, Any]) -> Any:
-        assert self._ns_init is not None
-        name = args.get("embedder")
+    def complete_ns_init(self, req: Request) -> None:
+        """An embedder fixes the dimension; a namespace holding vectors keeps its embedder."""
+        a = req.args
+        name = a.get("embedder")
         if name is None:
-            return await self._ns_init(args)
+            return
         spec = spec_of(name)
-        args = {**args, "embedder": spec.name}
-        dim = args.get("dim")
+        a["embedder"] = spec.name
+        dim = a.get("dim")
         if dim is None:
-            args["dim"] = spec.dim
+            a["dim"] = spec.dim
         elif dim != spec.dim:
             raise BadRequest(
                 f"ns_init: embedder {spec.name} gives {spec.dim} dimensions, not {dim}"
             )
-        ns = args.get("ns")
-        if isinstance(ns, str):
-            current = self.store.namespace(ns)
-            space = self.indexer.spaces.get(ns)
-            if current.embedder not in (None, spec.name) and space is not None and len(space):
-                raise Conflict(
-                    f"ns_init: namespace {ns!r} holds vectors made by {current.embedder}; "
-                    "delete the namespace to change its embedder"
-                )
-        return await self._ns_init(args)
+        ns = a["ns"]
+        current = self.store.namespace(ns)
+        space = self.indexer.spaces.get(ns)
+        if current.embedder not in (None, spec.name) and space is not None and len(space):
+            raise Conflict(
+                f"ns_init: namespace {ns!r} holds vectors made by {current.embedder}; "
+                "delete the namespace to change its embedder"
+            )
 
     # --- stats -------------------------------------------------------------------
 
@@ -466,9 +472,27 @@ def check_embedder(op: str, definition: NamespaceDef, named: str | None) -> None
         )
 
 
+class Embed:
+    """The `embed` step: text to vectors before execute, for namespaces with an embedder."""
+
+    name = "embed"
+
+    def __init__(self, memory: VectorMemory) -> None:
+        self.memory = memory
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        if req.op == "put":
+            await self.memory.embed_put(req)
+        elif req.op == "ns_init":
+            self.memory.complete_ns_init(req)
+        elif req.op == "vsearch" and req.args.get("text") is not None:
+            await self.memory.embed_query(req)
+        return await nxt(req)
+
+
 def attach_vectors(
     host: NodeHost,
-    ops: Operations,
+    service: Service,
     data_dir: Path | None = None,
     config: VectorConfig | None = None,
     *,
@@ -476,7 +500,7 @@ def attach_vectors(
 ) -> VectorMemory:
     """Give a running node its vector index.
 
-    Call it on the event loop, after `Operations` exists and before clients
+    Call it on the event loop, after the service exists and before clients
     connect; `await memory.close()` before the store closes.
     """
     directory = Path(data_dir) if data_dir is not None else host.node.store.path
@@ -484,5 +508,5 @@ def attach_vectors(
     memory = VectorMemory(
         host, directory / "vectors", config or VectorConfig.for_profile(profile), clock=clock
     )
-    memory.register(ops)
+    memory.register(service)
     return memory

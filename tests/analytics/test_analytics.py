@@ -15,9 +15,9 @@ import pytest
 from swarmnode.analytics import (
     Analytics,
     AnalyticsConfig,
+    Measure,
     analytics_op,
     gossip_counters,
-    instrument,
     lag_listener,
     render_analytics,
 )
@@ -25,6 +25,10 @@ from swarmnode.api.limits import ApiLimits
 from swarmnode.api.server import RequestContext
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, NotFound, SwarmError
+from swarmnode.service.chain import Service
+from swarmnode.service.steps import Validate
+from swarmnode.service.table import TABLE, OpSpec, Request
+from swarmnode.storage.catalog import Catalog
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Merge, Put
@@ -283,7 +287,7 @@ def test_lag_of_a_replicated_write_is_its_arrival_time_minus_its_write_time(
     assert wall_ms(replica.get("tasks", "t1").ts) == written_ms
 
 
-# --- instrument and the analytics op --------------------------------------------
+# --- the measure step and the analytics op ---------------------------------------
 
 
 class VirtualClock:
@@ -294,10 +298,27 @@ class VirtualClock:
         return self.now
 
 
-async def test_instrument_times_every_request_and_tells_hits_from_misses() -> None:
+def measured_service(a: Analytics, clock: VirtualClock, execute: Any) -> Service:
+    """A service whose every operation runs `execute(op, args)`, behind the measure step."""
+    table = {name: OpSpec(name, "", (), "") for name in ("get", "search", "put", "ping", "crash")}
+    service = Service(table)
+
+    def bind(name: str) -> Any:
+        async def run(req: Request) -> Any:
+            return await execute(name, req.args)
+
+        return run
+
+    for name in table:
+        service.register(name, bind(name))
+    service.use(Measure(a, clock))
+    return service
+
+
+async def test_the_measure_step_times_every_request_and_tells_hits_from_misses() -> None:
     clock = VirtualClock()
 
-    async def dispatch(op: str, args: dict[str, Any], ctx: RequestContext) -> Any:
+    async def execute(op: str, args: dict[str, Any]) -> Any:
         clock.now += args.get("takes", 0.004)
         if op == "get" and args["key"] == "missing":
             raise NotFound("'missing' not found")
@@ -308,26 +329,28 @@ async def test_instrument_times_every_request_and_tells_hits_from_misses() -> No
         return {"ok": True}
 
     a = Analytics(AnalyticsConfig(), clock.now)
-    measured = instrument(dispatch, a, clock)
-    assert await measured("get", {"ns": "tasks", "key": "k"}, CTX) == {"ok": True}
+    service = measured_service(a, clock, execute)
+    assert await service.call("get", {"ns": "tasks", "key": "k"}, CTX) == {"ok": True}
     with pytest.raises(NotFound):
-        await measured("get", {"ns": "tasks", "key": "missing"}, CTX)
-    await measured("search", {"pattern": "k"}, CTX)
-    await measured("search", {"pattern": "nothing"}, CTX)
-    await measured("put", {"ns": "tasks", "key": "k", "takes": 0.25}, CTX)
-    await measured("ping", {}, CTX)
-    await measured("put", {"ns": "not a namespace!"}, CTX)
+        await service.call("get", {"ns": "tasks", "key": "missing"}, CTX)
+    await service.call("search", {"pattern": "k"}, CTX)
+    await service.call("search", {"pattern": "nothing"}, CTX)
+    await service.call("put", {"ns": "tasks", "key": "k", "takes": 0.25}, CTX)
+    await service.call("ping", {}, CTX)
+    await service.call("put", {"ns": "not a namespace!"}, CTX)
     with pytest.raises(RuntimeError):
-        await measured("crash", {}, CTX)
+        await service.call("crash", {}, CTX)
+    with pytest.raises(BadRequest, match="unknown operation"):
+        await service.call("nonsense", {}, CTX)
     r = a.snapshot(clock.now, "5m")
     assert r["operations"]["by_namespace"] == {
         "(invalid)": {"put": 1},
-        "-": {"search": 2, "crash": 1, "ping": 1},
+        "-": {"search": 2, "crash": 1, "ping": 1, "nonsense": 1},
         "tasks": {"get": 2, "put": 1},
     }
     assert r["reads"]["by_namespace"]["tasks"] == {"hits": 1, "misses": 1, "hit_ratio": 0.5}
     assert r["reads"]["by_namespace"]["-"] == {"hits": 1, "misses": 1, "hit_ratio": 0.5}
-    assert r["errors"]["by_code"] == {"internal": 1, "not_found": 1}
+    assert r["errors"]["by_code"] == {"bad_request": 1, "internal": 1, "not_found": 1}
     assert r["latency_ms"]["by_kind"]["put"]["max"] == 250.0
     assert r["latency_ms"]["by_kind"]["get"]["p50"] == pytest.approx(4.0, rel=0.13)
 
@@ -336,12 +359,13 @@ async def test_a_request_cancelled_before_it_finished_is_not_counted() -> None:
     clock = VirtualClock()
     started = asyncio.Event()
 
-    async def dispatch(op: str, args: dict[str, Any], ctx: RequestContext) -> Any:
+    async def execute(op: str, args: dict[str, Any]) -> Any:
         started.set()
         await asyncio.Event().wait()
 
     a = Analytics(AnalyticsConfig(), clock.now)
-    task = asyncio.create_task(instrument(dispatch, a, clock)("get", {"ns": "t"}, CTX))
+    service = measured_service(a, clock, execute)
+    task = asyncio.create_task(service.call("get", {"ns": "t"}, CTX))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -362,10 +386,10 @@ async def test_the_analytics_op_adds_live_replication_state_and_current_traffic(
     stats = dict(NODE_STATS)
     a = Analytics(AnalyticsConfig(), clock.now)
     a.sample(clock.now, gossip_counters(stats))
-    handler = analytics_op(a, lambda: stats, clock)
+    service = analytics_service(a, lambda: stats, clock)
     clock.now += 30
     stats["dissemination"] = {**stats["dissemination"], "deltas_sent": 25}
-    report = await handler({"timeframe": "5m"})
+    report = await service.call("analytics", {"timeframe": "5m"}, CTX)
     assert report["replication"] == {
         "lag_ms": {"count": 0},
         "last_repair_age_s": None,
@@ -376,22 +400,38 @@ async def test_the_analytics_op_adds_live_replication_state_and_current_traffic(
     }
     assert report["traffic"] == {"gossip": {"deltas_sent": 15}}
     # Absent and null both mean the default, as for every other optional argument.
-    assert (await handler({}))["timeframe"] == "1h"
-    assert (await handler({"timeframe": None}))["timeframe"] == "1h"
+    assert (await service.call("analytics", {}, CTX))["timeframe"] == "1h"
+    assert (await service.call("analytics", {"timeframe": None}, CTX))["timeframe"] == "1h"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"timeframe": "1y"}, "timeframe must be one of"),
+        ({"timeframe": "1y"}, "'timeframe' must be one of 5m, 1h, 24h, 7d"),
         ({"timeframe": 5}, "'timeframe' must be a string"),
         ({"window": "5m"}, "unknown argument(s) window"),
     ],
 )
 async def test_the_analytics_op_refuses_bad_arguments(args: dict[str, Any], message: str) -> None:
     a = Analytics(AnalyticsConfig(), 0.0)
+    service = analytics_service(a, lambda: NODE_STATS, lambda: 0.0)
     with pytest.raises(SwarmError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        await analytics_op(a, lambda: NODE_STATS, lambda: 0.0)(args)
+        await service.call("analytics", args, CTX)
+
+
+def analytics_service(a: Analytics, stats: Any, clock: Any) -> Service:
+    """The analytics op as a node serves it: behind the validate step, on an empty store."""
+    service = Service({"analytics": TABLE["analytics"]})
+    service.register("analytics", analytics_op(a, stats, clock))
+    service.use(Validate(_EMPTY_STORE))
+    return service
+
+
+class _EmptyStore:
+    catalog = Catalog.of({}, {}, 0)
+
+
+_EMPTY_STORE: Any = _EmptyStore()
 
 
 def test_the_readable_rendering_shows_the_numbers_an_operator_looks_for() -> None:

@@ -151,6 +151,11 @@ def test_ls_lists_keys_pages_with_a_cursor_and_shows_values(sn) -> None:
     with_values = ok(sn("ls", "lsns", "--pattern", "item/[34]", "--values")).splitlines()
     assert with_values[0].split() == ["KEY", "TYPE", "EXPIRES", "VALUE"]
     assert [line.split(None, 3)[3] for line in with_values[1:]] == ["value 3", "value 4"]
+    misspelt = sn("ls", "lsnss")
+    assert misspelt.returncode == 3
+    assert "namespace 'lsnss' does not exist; known:" in misspelt.stderr
+    assert "lsns" in misspelt.stderr
+    ok(sn("ns", "init", "emptyns"))
     assert ok(sn("ls", "emptyns")) == "(no keys)\n"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from inprocess import InProcessNode
 
+from swarmnode.storage.ops import Op, OpResult
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.service import VectorMemory, attach_vectors
 
@@ -36,13 +37,17 @@ class Harness:
         self.inner = InProcessNode(path, wall_ms=self.clock)
         self.store = self.inner.store
         self.node = self.inner.node
-        self.ops = self.inner.ops
+        self.service = self.inner.service
         self.vectors: VectorMemory = attach_vectors(
-            self.inner.host, self.ops, path, self.config, clock=self.clock
+            self.inner.host, self.service, path, self.config, clock=self.clock
         )
 
     async def call(self, op: str, **args: Any) -> Any:
-        return await self.ops.handlers[op](args)
+        return await self.service.call(op, args, None)
+
+    async def commit(self, op: Op) -> OpResult:
+        """A write the node makes itself (a sweep, a replicated state), waited for."""
+        return await self.inner.services.commit(None, op)
 
     async def settled(self) -> None:
         """Every committed change is in the index."""

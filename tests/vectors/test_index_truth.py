@@ -81,7 +81,7 @@ async def test_expired_entries_are_never_returned_before_or_after_the_sweep(tmp_
         h.clock.advance(11)
         # Expired, not yet swept: the store hides them and so must vsearch.
         await check_many(h, live)
-        await h.ops.commit(Sweep(10_000))
+        await h.commit(Sweep(10_000))
         await h.settled()
         assert h.vectors.stats()["vectors"]["namespaces"]["docs"]["vectors"] == len(live)
         await check_many(h, live)
@@ -147,7 +147,7 @@ async def test_replicated_states_are_indexed_like_local_writes(tmp_path: Path) -
         del live["k5"]
         for key in [f"k{i}" for i in range(60)]:
             state = a.store.get("docs", key)
-            await b.ops.commit(Merge("docs", key, state, full=True))
+            await b.commit(Merge("docs", key, state, full=True))
         await check_many(b, live)
     finally:
         await a.close()
@@ -165,7 +165,7 @@ async def test_a_key_with_concurrent_siblings_is_found_and_flagged_as_a_conflict
         await a.call("put", ns="docs", key="plan", value="from a", vector=[1.0, 0.0, 0.0])
         await b.call("put", ns="docs", key="plan", value="from b", vector=[0.0, 1.0, 0.0])
         await a.call("put", ns="docs", key="calm", value="alone", vector=[0.0, 0.0, 1.0])
-        await a.ops.commit(Merge("docs", "plan", b.store.get("docs", "plan"), full=True))
+        await a.commit(Merge("docs", "plan", b.store.get("docs", "plan"), full=True))
         shown = await a.call("get", ns="docs", key="plan", vector=True)
         assert shown["conflict"] and len(shown["siblings"]) == 2
 

@@ -65,15 +65,17 @@ async def test_restart_applies_only_the_changes_made_after_the_checkpoint(tmp_pa
     live, _, clock = await filled(tmp_path)
     # The node writes on while its vector index is not running.
     inner = InProcessNode(tmp_path, wall_ms=clock)
-    store, ops = inner.store, inner.ops
+    store, service = inner.store, inner.service
     rng = np.random.default_rng(7)
     for i in range(1, 40, 3):
         live[f"k{i}"] = rng.normal(size=8).astype(np.float32)
-        await ops.handlers["put"](
-            {"ns": "docs", "key": f"k{i}", "value": i, "vector": live[f"k{i}"].tolist()}
+        await service.call(
+            "put",
+            {"ns": "docs", "key": f"k{i}", "value": i, "vector": live[f"k{i}"].tolist()},
+            None,
         )
     for i in range(41, 60, 2):
-        await ops.handlers["delete"]({"ns": "docs", "key": f"k{i}"})
+        await service.call("delete", {"ns": "docs", "key": f"k{i}"}, None)
         live.pop(f"k{i}", None)
     changes = store.seq
     await inner.close()

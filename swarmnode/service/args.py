@@ -1,0 +1,153 @@
+"""Checking a request's arguments against its operation's table entry.
+
+Unknown or mistyped arguments are `bad_request`, never ignored; defaults are
+applied; namespaces are checked the same way by every operation (a read of a
+namespace nobody defined and that holds nothing is `not_found`, naming the
+known ones). Error messages quote at most a short prefix of what was sent:
+an error must never be larger than the request that caused it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from swarmnode.errors import BadRequest, NotFound
+from swarmnode.service.table import Arg, OpSpec
+from swarmnode.storage.catalog import Catalog
+from swarmnode.storage.namespaces import MAX_TTL_S, NAME_RE, SYSTEM_NS
+
+QUOTE = 48
+"""Characters of a client's input an error message may quote."""
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+
+
+def brief(value: Any, limit: int = QUOTE) -> str:
+    """`repr(value)`, cut to `limit` characters: what an error message may echo."""
+    text = repr(value) if len(repr(value)) <= 4 * limit else repr(value)[: 4 * limit]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_duration(value: Any, what: str = "ttl") -> float:
+    """Seconds from a number or a duration as swarmnode prints them: 90s, 5m, 4h, 7d, 2w, none."""
+    if isinstance(value, bool):
+        raise BadRequest(f"{what} must be a number of seconds or a duration like 5m, 4h, 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        if value.strip().lower() in ("none", "never"):
+            return 0.0
+        m = _DURATION.match(value) if len(value) <= 32 else None
+        if m is None:
+            raise BadRequest(
+                f"{what} must be a number of seconds or a duration like 90s, 5m, 4h, 7d "
+                f"(or none), not {brief(value)}"
+            )
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        raise BadRequest(f"{what} must be a number of seconds or a duration like 5m, 4h, 7d")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_TTL_S:
+        raise BadRequest(f"{what} must be between 0 and {MAX_TTL_S} seconds (0 = never expire)")
+    return seconds
+
+
+def check_namespace(name: Any, catalog: Catalog, *, known: bool, op: str) -> str:
+    """A namespace argument: a valid name, and for reads one that exists."""
+    if not isinstance(name, str):
+        raise BadRequest(f"{op}: 'ns' must be a string")
+    if not NAME_RE.match(name):
+        raise BadRequest(
+            f"{op}: invalid namespace {brief(name)}: 1-64 characters of letters, digits and "
+            "_.:- starting with a letter or digit"
+        )
+    if known and not catalog.known(name):
+        names = [n for n in catalog.names() if n != SYSTEM_NS]
+        raise NotFound(f"namespace {name!r} does not exist; known: {', '.join(names)}")
+    return name
+
+
+def _type_name(kind: str) -> str:
+    return {
+        "str": "a string",
+        "key": "a string",
+        "int": "an integer",
+        "number": "a number",
+        "bool": "true or false",
+        "map": "a map",
+        "enum": "a string",
+    }.get(kind, kind)
+
+
+def _check_one(op: str, arg: Arg, value: Any, catalog: Catalog) -> Any:
+    kind = arg.kind
+    where = f"{op}: {arg.name!r}"
+    if kind == "ns":
+        return check_namespace(value, catalog, known=arg.known, op=op)
+    if kind in ("str", "key", "enum"):
+        if not isinstance(value, str):
+            raise BadRequest(f"{where} must be {_type_name(kind)}")
+        if kind == "key" and not value:
+            raise BadRequest(f"{where} must not be empty")
+        if arg.max_len is not None and len(value) > arg.max_len:
+            raise BadRequest(f"{where} is longer than {arg.max_len} characters")
+        if kind == "enum" and value not in arg.choices:
+            raise BadRequest(f"{where} must be one of {', '.join(arg.choices)}, not {brief(value)}")
+        return value
+    if kind in ("int", "number"):
+        ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok:
+            raise BadRequest(f"{where} must be {_type_name(kind)}")
+        if kind == "number" and not math.isfinite(value):
+            raise BadRequest(f"{where} must be a finite number")
+        if (arg.lo is not None and value < arg.lo) or (arg.hi is not None and value > arg.hi):
+            raise BadRequest(f"{where} must be between {arg.lo:g} and {arg.hi:g}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise BadRequest(f"{where} must be true or false")
+        return value
+    if kind == "ttl":
+        return parse_duration(value, where)
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise BadRequest(f"{where} must be a map")
+        return value
+    if kind == "members":
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list):
+            raise BadRequest(f"{where} must be a string or a list of strings")
+        return value
+    if kind == "vector":
+        if not isinstance(value, bytes | list | tuple):
+            raise BadRequest(f"{where} must be a list of numbers or float32 bytes")
+        return value
+    return value  # "value": any stored value, checked by the command layer
+
+
+def check_args(spec: OpSpec, args: Any, catalog: Catalog) -> dict[str, Any]:
+    """The request's arguments, checked, with defaults applied; raises BadRequest/NotFound.
+
+    A null counts as absent, except for a `value`, where null is a value.
+    """
+    if not isinstance(args, dict):
+        raise BadRequest(f"{spec.name}: args must be a map")
+    unknown = [name for name in args if name not in spec.arg_names]
+    if unknown:
+        shown = ", ".join(brief(u, 32) if not isinstance(u, str) else u[:32] for u in unknown[:5])
+        takes = ", ".join(a.name for a in spec.args) or "no arguments"
+        raise BadRequest(f"{spec.name}: unknown argument(s) {shown}; it takes {takes}")
+    out: dict[str, Any] = {}
+    for arg in spec.args:
+        present = arg.name in args and (args[arg.name] is not None or arg.kind == "value")
+        if not present:
+            if arg.required:
+                raise BadRequest(f"{spec.name}: missing argument {arg.name!r}")
+            if arg.default is not None:
+                out[arg.name] = arg.default
+            continue
+        out[arg.name] = _check_one(spec.name, arg, args[arg.name], catalog)
+    return out

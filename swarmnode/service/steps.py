@@ -1,0 +1,24 @@
+"""The steps every call goes through (besides `embed`, which the vector layer adds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmnode.service.args import check_args
+from swarmnode.service.chain import Next
+from swarmnode.service.table import Request
+from swarmnode.storage.lmdb_store import Store
+
+
+class Validate:
+    """Arguments checked against the operation table; `req.args` becomes the checked map."""
+
+    name = "validate"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        if req.known:
+            req.args = check_args(req.spec, req.args, self.store.catalog)
+        return await nxt(req)

@@ -1,0 +1,480 @@
+"""The one operation table: every client operation described once, as data.
+
+Like Redis's command table (src/commands/*.json), each operation is declared
+here with its arguments (type, default, limits, one line of help), its
+result, its error codes and its one line of documentation, and everything
+that speaks to clients is made from it: the argument checks of the service
+layer (`service/args.py`), both Python clients' methods
+(`client/operations.py`, generated), the CLI's parser (`cli.py`), the MCP
+tools' argument schemas (`mcp/schema.py`) and the operations table of
+docs/PROTOCOL.md (generated). Tests fail when any of them drifts.
+
+Argument kinds (`Arg.kind`):
+
+| kind | wire type | notes |
+|---|---|---|
+| ns | str | a namespace name; `known` (default for reads): an unknown one is `not_found` |
+| key | str | non-empty UTF-8, no NUL, at most `store.max_key_bytes` |
+| str | str | `max_len` characters at most |
+| int, number | int, int or float | `lo`..`hi`; a bool is not a number |
+| bool | bool | |
+| enum | str | one of `choices` |
+| ttl | number or str | seconds, or a duration as `ns list` prints it (`90s`, `4h`, `none`) |
+| value | any | a stored value (nil, bool, int, float, str, bytes, lists, maps) |
+| map | map | str keys |
+| members | str or [str] | set members; one str is one member |
+| vector | [number] or bytes | bytes are little-endian float32 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_LIMIT = 10_000
+MAX_K = 10_000
+MAX_EF = 10_000
+MAX_SHORT = 1024
+"""Characters of a short string argument (patterns, cursors, prefixes, session ids)."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str
+    doc: str
+    required: bool = False
+    default: Any = None
+    """Applied when the argument is absent or null (None: no default, the op decides)."""
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    max_len: int | None = None
+    known: bool = False
+    """For `ns`: the namespace must exist (defined, built in, or holding entries)."""
+    cli: str = "flag"
+    """How the CLI takes it: "positional", "optional" (positional that may be left out),
+    "flag" (`--name`), "many" (one or more positionals), or "hidden"."""
+    cli_name: str | None = None
+    """The CLI's flag name when it differs (without the leading --)."""
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How the command line exposes an operation."""
+
+    command: tuple[str, ...]
+    """E.g. ("get",) or ("ns", "init")."""
+    help: str
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    doc: str
+    args: tuple[Arg, ...]
+    result: str
+    errors: tuple[str, ...] = ("bad_request",)
+    kind: str = "read"
+    """read | write | admin | stream"""
+    eager: bool = True
+    """May start inside the API server's read loop (see api/server.py): quick ops that never
+    enter `asyncio.timeout()`, use the current task or set context variables before their
+    first wait."""
+    cli: Cli | None = None
+    client: bool = True
+    """Has a method in the Python clients (streams have their own)."""
+    notes: str = ""
+    """Further documentation for docs/PROTOCOL.md."""
+
+    def arg(self, name: str) -> Arg:
+        for a in self.args:
+            if a.name == name:
+                return a
+        raise KeyError(f"{self.name} has no argument {name}")
+
+    @property
+    def arg_names(self) -> frozenset[str]:
+        return frozenset(a.name for a in self.args)
+
+
+def _ns(doc: str = "Namespace.", *, known: bool = False, required: bool = True) -> Arg:
+    return Arg("ns", "ns", doc, required=required, known=known, cli="positional")
+
+
+def _key(doc: str = "Key.") -> Arg:
+    return Arg("key", "key", doc, required=True, cli="positional")
+
+
+TTL_DOC = (
+    "Seconds until it expires (0: never; absent: the namespace's default); or 90s, 5m, 4h, 7d."
+)
+
+OPERATIONS: tuple[OpSpec, ...] = (
+    OpSpec(
+        "ping",
+        "Is the node there: its id, version, clock and gossip address.",
+        (),
+        "{pong, node_id, version, time_ms, address}",
+        cli=Cli(("ping",), "is the node there"),
+    ),
+    OpSpec(
+        "put",
+        "Store a value (with optional metadata, vector and TTL) under a key.",
+        (
+            _ns(),
+            _key(),
+            Arg("value", "value", "The value.", required=True, cli="positional"),
+            Arg("ttl", "ttl", TTL_DOC),
+            Arg("meta", "map", "Metadata stored beside the value (used by vsearch filters)."),
+            Arg("vector", "vector", "An embedding, as many numbers as the namespace's dim."),
+            Arg("if_absent", "bool", "Fail with conflict if the key exists.", default=False),
+            Arg("if_exists", "bool", "Fail with not_found unless the key exists.", default=False),
+            Arg("keep_ttl", "bool", "Keep the live value's expiry (not with ttl).", default=False),
+            Arg(
+                "embedder",
+                "str",
+                "With vector, in a namespace that has an embedder: the embedder that made it.",
+                max_len=128,
+            ),
+        ),
+        "{ns, key, ts, expires_at}",
+        ("bad_request", "conflict", "not_found", "wrong_type", "too_large", "unavailable"),
+        kind="write",
+        cli=Cli(("put",), "store a value"),
+        notes="In a namespace with an embedder, a put without `vector` gets one from its text "
+        "value (a str, or a map's `text` field); a put with its own `vector` must name the "
+        "namespace's embedder in `embedder`.",
+    ),
+    OpSpec(
+        "get",
+        "Read a live entry.",
+        (
+            _ns(known=True),
+            _key(),
+            Arg("vector", "bool", "Include the vector.", default=False),
+        ),
+        "{ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; "
+        "MV namespaces add siblings [{value, meta, ts, expires_at, writer}] and conflict; "
+        "also [kinds] when the key holds several kinds",
+        ("bad_request", "not_found", "unavailable"),
+        cli=Cli(("get",), "read a value"),
+    ),
+    OpSpec(
+        "delete",
+        "Delete a key (a tombstone that replicates).",
+        (_ns(), _key()),
+        "{ns, key, deleted: bool}",
+        ("bad_request", "unavailable"),
+        kind="write",
+        cli=Cli(("del",), "delete a key"),
+    ),
+    OpSpec(
+        "expire",
+        "Give a live entry a new TTL without changing its value.",
+        (
+            _ns(known=True),
+            _key(),
+            Arg(
+                "ttl",
+                "ttl",
+                "New TTL: seconds or 90s/5m/4h/7d; 0 or none: never expire.",
+                required=True,
+                cli="positional",
+            ),
+        ),
+        "{ns, key, expires_at}",
+        ("bad_request", "not_found", "conflict", "unavailable"),
+        kind="write",
+        cli=Cli(("expire",), "set a key's TTL (0: never expire)"),
+        notes="On an MV key with concurrent versions it is `conflict`: write the value to keep "
+        "first.",
+    ),
+    OpSpec(
+        "list",
+        "Keys (and optionally values) of a namespace, in key order, a page at a time.",
+        (
+            _ns(known=True),
+            Arg("prefix", "str", "Only keys starting with this.", max_len=MAX_SHORT),
+            Arg("pattern", "str", "Only keys matching this glob.", max_len=MAX_SHORT),
+            Arg("limit", "int", "Most items per page.", default=100, lo=1, hi=MAX_LIMIT),
+            Arg("cursor", "str", "The previous page's cursor.", max_len=MAX_SHORT * 2),
+            Arg("values", "bool", "Include values.", default=False),
+        ),
+        "{items: [{ns, key, type, ts, expires_at, value?, meta?}], cursor: str or null}",
+        ("bad_request", "not_found"),
+        cli=Cli(("ls",), "list keys of a namespace"),
+    ),
+    OpSpec(
+        "search",
+        "Find keys and string values by glob or substring, in one namespace or all.",
+        (
+            Arg(
+                "pattern",
+                "str",
+                "Glob (with *?[) or words.",
+                required=True,
+                cli="positional",
+                max_len=MAX_SHORT,
+            ),
+            _ns("One namespace (default: all).", known=True, required=False),
+            Arg(
+                "mode",
+                "enum",
+                "How to match.",
+                default="auto",
+                choices=("auto", "glob", "substring"),
+            ),
+            Arg(
+                "in",
+                "enum",
+                "Where to look.",
+                default="both",
+                choices=("keys", "values", "both"),
+                cli_name="in",
+            ),
+            Arg("limit", "int", "Most results.", default=100, lo=1, hi=MAX_LIMIT),
+        ),
+        "{items: [{ns, key, type, match: key or value, value?, meta?}], scanned, truncated, mode}",
+        ("bad_request", "not_found"),
+        cli=Cli(("search",), "find keys and values by glob or substring"),
+        notes="auto = glob when the pattern has `*?[`, else substring (case-insensitive); "
+        "non-string values are matched as JSON text.",
+    ),
+    OpSpec(
+        "vsearch",
+        "Nearest neighbours by vector, by text (namespaces with an embedder) or like a key.",
+        (
+            _ns(known=True),
+            Arg("vector", "vector", "The query vector."),
+            Arg(
+                "text", "str", "Query text, embedded by the namespace's embedder.", max_len=1 << 20
+            ),
+            Arg("key", "key", "Search near this entry's vector."),
+            Arg("k", "int", "Neighbours to return.", default=10, lo=1, hi=MAX_K),
+            Arg("filter", "map", "Metadata filter: {f: x}, {f: {$in: [...]}}, {f: {$eq: x}}."),
+            Arg(
+                "ef", "int", "HNSW search breadth (higher: better recall, slower).", lo=1, hi=MAX_EF
+            ),
+            Arg("embedder", "str", "With vector: the embedder that made it.", max_len=128),
+        ),
+        "{ns, metric, better, embedder, exact, items: [{key, score, value, meta, conflict?}]}",
+        ("bad_request", "not_found", "unavailable"),
+        cli=Cli(("vsearch",), "nearest neighbours by text, vector or key"),
+        notes="Give exactly one of vector, text, key. Scores: cosine similarity, inner "
+        "product, or Euclidean distance (l2). In mv/consensus namespaces a key is found by "
+        "its newest live sibling's vector and its item carries `conflict`. `unavailable` "
+        "while an index is loading or rebuilding.",
+    ),
+    OpSpec(
+        "incr",
+        "Add to a counter (a PN-counter: no increment is ever lost).",
+        (
+            _ns(),
+            _key(),
+            Arg(
+                "by",
+                "int",
+                "How much (may be negative).",
+                default=1,
+                lo=-(1 << 62) + 1,
+                hi=(1 << 62) - 1,
+                cli="optional",
+            ),
+            Arg("ttl", "ttl", TTL_DOC),
+        ),
+        "{ns, key, value}",
+        ("bad_request", "wrong_type", "unavailable"),
+        kind="write",
+        cli=Cli(("incr",), "add to a counter"),
+    ),
+    OpSpec(
+        "sadd",
+        "Add members to a set (add-wins).",
+        (
+            _ns(),
+            _key(),
+            Arg("members", "members", "Members.", required=True, cli="many"),
+            Arg("ttl", "ttl", TTL_DOC),
+        ),
+        "{ns, key, added}",
+        ("bad_request", "wrong_type", "too_large", "unavailable"),
+        kind="write",
+        cli=Cli(("sadd",), "add set members"),
+    ),
+    OpSpec(
+        "srem",
+        "Remove members from a set.",
+        (_ns(), _key(), Arg("members", "members", "Members.", required=True, cli="many")),
+        "{ns, key, removed}",
+        ("bad_request", "wrong_type", "too_large", "unavailable"),
+        kind="write",
+        cli=Cli(("srem",), "remove set members"),
+    ),
+    OpSpec(
+        "smembers",
+        "The members of a set, sorted.",
+        (_ns(known=True), _key()),
+        "{ns, key, members}",
+        ("bad_request", "not_found", "wrong_type"),
+        cli=Cli(("smembers",), "set members"),
+    ),
+    OpSpec(
+        "watch",
+        "Stream changes as they are committed here (local writes and replicated ones).",
+        (
+            _ns("Only this namespace (it need not exist yet).", required=False),
+            Arg("prefix", "str", "Only keys starting with this.", max_len=MAX_SHORT),
+            Arg("values", "bool", "Include values.", default=True),
+        ),
+        "stream of {ns, key, event, origin, seq, type?, value?}",
+        ("bad_request", "not_found", "too_large"),
+        kind="stream",
+        eager=False,
+        client=False,
+        notes="event: put, delete, expire, incr, sadd, srem, ttl; origin: local, remote, sweep. "
+        "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
+        "`too_large` (re-subscribe and re-read).",
+    ),
+    OpSpec(
+        "ns_init",
+        "Create or change a namespace: default TTL, conflict policy, vector settings.",
+        (
+            Arg("ns", "ns", "Namespace.", required=True, cli="positional"),
+            Arg("ttl", "ttl", "Default TTL of its entries (0: none)."),
+            Arg("policy", "enum", "Conflict policy.", choices=("lww", "mv", "consensus")),
+            Arg("dim", "int", "Vector dimension.", lo=1, hi=4096),
+            Arg("metric", "enum", "Vector metric.", choices=("cosine", "l2", "ip")),
+            Arg("embedder", "str", "Embedder of text values, e.g. all-MiniLM-L6-v2.", max_len=128),
+        ),
+        "the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin}",
+        ("bad_request", "conflict", "unavailable"),
+        kind="write",
+        cli=Cli(("ns", "init"), "create or change a namespace"),
+    ),
+    OpSpec(
+        "ns_delete",
+        "Delete a namespace and every entry in it, on every node.",
+        (_ns(known=True),),
+        "{ns, deleted, cleared_at}",
+        ("bad_request", "not_found", "unavailable"),
+        kind="write",
+        cli=Cli(("ns", "delete"), "delete a namespace and its entries"),
+    ),
+    OpSpec(
+        "ns_stats",
+        "A namespace's definition and counts, or every namespace's.",
+        (_ns("One namespace (default: all).", known=True, required=False),),
+        "definition + {entries, stored, tombstones, bytes}, or {namespaces: {name: ...}}",
+        ("bad_request", "not_found"),
+        cli=Cli(("ns", "stats"), "entries and bytes per namespace"),
+    ),
+    OpSpec(
+        "ns_list",
+        "Every namespace: defined, built in, or holding data.",
+        (),
+        "{namespaces: [...]}",
+        cli=Cli(("ns", "list"), "list namespaces"),
+    ),
+    OpSpec(
+        "members",
+        "Cluster members as this node sees them.",
+        (),
+        "{members: [{node_id, address, state, incarnation, since_s, self}]}",
+        cli=Cli(("members",), "cluster members"),
+    ),
+    OpSpec(
+        "sync",
+        "Run anti-entropy now with every live peer (or one) and wait for the repairs.",
+        (Arg("peer", "str", "A node id, HOST:PORT, or all.", max_len=256),),
+        "{peers, rounds_ok, rounds_failed, keys_repaired, keys_sent, keys_received, "
+        "bytes_exchanged, digest_bytes, state_bytes, failures}",
+        ("bad_request", "not_found", "unavailable"),
+        kind="admin",
+        eager=False,
+        cli=Cli(("sync",), "run anti-entropy now"),
+    ),
+    OpSpec(
+        "compact",
+        "Drop expired entries and collectable tombstones now.",
+        (_ns("Report only this namespace.", known=True, required=False),),
+        "{swept, removed: {ns: {entries, bytes}}, entries_removed, disk_bytes_before, "
+        "disk_bytes_after, seconds}",
+        ("bad_request", "not_found"),
+        kind="admin",
+        eager=False,
+        cli=Cli(("compact",), "drop expired entries and old tombstones now"),
+    ),
+    OpSpec(
+        "persist",
+        "Snapshot the store under a session id (a consistent, compacted LMDB copy).",
+        (
+            Arg(
+                "session_id",
+                "str",
+                "Letters, digits and _.- (1-128).",
+                required=True,
+                cli="positional",
+                max_len=128,
+            ),
+        ),
+        "{session_id, path, bytes}",
+        ("bad_request", "unavailable"),
+        kind="admin",
+        eager=False,
+        cli=Cli(("persist",), "snapshot the store"),
+    ),
+    OpSpec(
+        "restore",
+        "Write a snapshot's live entries back as fresh writes (newer keys are kept).",
+        (
+            Arg("session_id", "str", "The snapshot.", required=True, cli="positional", max_len=128),
+            _ns("Only this namespace.", required=False),
+        ),
+        "{session_id, restored, unchanged, failed, errors}",
+        ("bad_request", "not_found", "unavailable"),
+        kind="admin",
+        eager=False,
+        cli=Cli(("restore",), "restore a snapshot"),
+    ),
+    OpSpec(
+        "stats",
+        "The node's counters and gauges: members, store, writer, gossip, repair, transport, "
+        "clients, vectors.",
+        (),
+        "a map of sections (see docs/OPERATIONS.md)",
+    ),
+    OpSpec(
+        "analytics",
+        "What the node has been doing over a timeframe: operations, hit ratio, latency, "
+        "errors, replication lag, traffic.",
+        (Arg("timeframe", "enum", "Window.", default="1h", choices=("5m", "1h", "24h", "7d")),),
+        "{timeframe, seconds, bucket_s, operations, reads, errors, latency_ms, replication, "
+        "traffic}",
+        cli=Cli(("analytics",), "operations, latency and replication lag over a window"),
+    ),
+)
+
+TABLE: dict[str, OpSpec] = {op.name: op for op in OPERATIONS}
+
+
+def spec(name: str) -> OpSpec | None:
+    return TABLE.get(name)
+
+
+@dataclass
+class Request:
+    """One validated request: its spec, its arguments (defaults applied), its context."""
+
+    spec: OpSpec
+    args: dict[str, Any]
+    ctx: Any
+    notes: dict[str, Any] = field(default_factory=dict)
+    known: bool = True
+    """False for an operation the node does not have: `validate` refuses it (after `measure`
+    has counted it)."""
+    """What steps of the chain tell the ones after them (e.g. that a vector was embedded)."""
+
+    @property
+    def op(self) -> str:
+        return self.spec.name
