@@ -11,9 +11,10 @@ Accepted nonces are remembered until they fall out of the window. Memory is
 bounded by `capacity`: when the cache is full, the nonce with the oldest
 `sent ms` is forgotten and the floor rises to that time, so everything stamped
 at or before it is refused from then on. The same happens when a nonce expires
-through age. Hence the invariant the tests check: *every nonce ever accepted is
-either still remembered or stamped at or below the floor*, so a datagram is
-never accepted twice, whatever arrives and however the receiver's clock moves.
+through age. Hence the invariant: *every nonce ever accepted is either still
+remembered or stamped at or below the floor*; and since a nonce and its stamp
+are authenticated together, a replay repeats both, so a datagram is never
+accepted twice, whatever arrives and however the receiver's clock moves.
 Under a flood the cost falls on freshness (the effective window shrinks to
 `capacity` datagrams), never on safety.
 
