@@ -708,7 +708,9 @@ class GossipEndpoint:
                     refusal = self._admission.hold(conn, FRAME_HEADER_BYTES + length)
                     if refusal is not None:
                         self._count(
-                            _REFUSAL_COUNTERS[refusal], sender, f"frame of {length} bytes refused"
+                            _REFUSAL_COUNTERS[refusal],
+                            conn.peer,
+                            f"frame of {length} bytes from {_fmt(sender)} refused",
                         )
                         return
                     body = await conn.read_exactly(length)
