@@ -468,6 +468,11 @@ class GossipEndpoint:
             to, payload = await self._send_queue.get()
             try:
                 packet = seal_envelope(payload, self._keyring, sent_ms=self._now_ms())
+            except ValueError as exc:  # a wall clock before 1970 cannot stamp anything
+                self._count_send_error(to, exc)
+                self._send_queue.task_done()
+                continue
+            try:
                 await self._send_datagram(to, packet)
             finally:
                 self._send_queue.task_done()
