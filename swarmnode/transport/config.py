@@ -40,13 +40,14 @@ class TransportConfig:
     the largest anti-entropy transfer message; lower it to cap memory per connection."""
 
     stream_connect_timeout: float = 2.0
-    """Seconds to establish a stream connection before counting a send error. Raise it on
-    high-latency WAN links."""
+    """Seconds to establish a stream's TCP connection before counting a send error. Raise
+    it on high-latency WAN links."""
 
     stream_frame_timeout: float = 30.0
-    """Seconds for one frame to cross a stream: the sender's wait for the acknowledgement
-    and the receiver's wait for a frame body once its header arrived. Must cover
-    `max_stream_message` at the slowest link speed (32 MiB at 10 Mbit/s is 27 s)."""
+    """Seconds for one frame to cross a stream: the sender's wait for the peer's challenge
+    and for each acknowledgement, and the receiver's wait for the rest of a frame once its
+    first byte arrived (stream_frames_timed_out). Must cover `max_stream_message` at the
+    slowest link speed (32 MiB at 10 Mbit/s is 27 s)."""
 
     stream_hello_timeout: float = 3.0
     """Seconds an inbound connection has, from being accepted, to authenticate with its

@@ -589,22 +589,19 @@ class GossipEndpoint:
         # From the bound address, as datagrams are: the receiver's per-address caps then
         # count this node, not whatever source address the kernel would pick.
         local = (host, 0) if same_family and not is_wildcard(host) else None
+        async with asyncio.timeout(self._config.stream_connect_timeout):
+            reader, writer = await asyncio.open_connection(*to, local_addr=local)
         try:
-            async with asyncio.timeout(self._config.stream_connect_timeout):
-                reader, writer = await asyncio.open_connection(*to, local_addr=local)
-                try:
-                    preamble = await reader.readexactly(CHALLENGE_PREAMBLE_BYTES)
-                except BaseException:
-                    writer.close()
-                    raise
-        except TimeoutError:
-            raise ConnectionError(
-                f"no stream challenge within {self._config.stream_connect_timeout}s "
-                "(down, overloaded, or a swarmnode older than stream version 2)"
-            ) from None
-        try:
+            async with asyncio.timeout(self._config.stream_frame_timeout):
+                preamble = await reader.readexactly(CHALLENGE_PREAMBLE_BYTES)
             challenge = decode_challenge(preamble)
-        except DecodeError:
+        except TimeoutError:
+            writer.close()
+            raise ConnectionError(
+                f"no stream challenge within {self._config.stream_frame_timeout}s "
+                "(overloaded, or a swarmnode older than stream version 2)"
+            ) from None
+        except BaseException:
             writer.close()
             raise
         return _Outbound(reader, writer, challenge)
