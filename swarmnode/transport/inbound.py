@@ -20,7 +20,8 @@ from typing import cast
 from swarmnode.sansio import Address
 
 _SPILL_BYTES = 256
-"""Room for bytes a transport delivers after being paused, before the pause takes effect."""
+"""Room for bytes a transport delivers when no read is waiting for them (a loop may call
+get_buffer once more before a pause takes effect); kept for the next read."""
 
 
 class InboundStream(asyncio.BufferedProtocol):
@@ -81,8 +82,11 @@ class InboundStream(asyncio.BufferedProtocol):
             self._transport.pause_reading()
             return
         self._filled += nbytes
-        if self._filled == len(self._buffer) and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._filled == len(self._buffer):
+            assert self._transport is not None
+            self._transport.pause_reading()
+            if not self._waiter.done():
+                self._waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._fail(asyncio.IncompleteReadError(bytes(self._buffer[: self._filled]), None))
