@@ -1,17 +1,28 @@
 """Transport configuration: every knob of the gossip endpoint, with its unit and its reason.
 
 `TransportConfig.lan()` (the defaults) suits nodes on one network; `local()`
-shortens the stream timers for clusters on one host, such as tests.
+shortens the stream timers for clusters on one host, such as tests. The caps
+on inbound streams and the replay window are the same in both: they defend
+against hostile peers, which a loopback cluster can meet as well.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swarmnode.transport.framing import FRAME_HEADER_BYTES
 from swarmnode.transport.packing import MAX_UDP_PAYLOAD
 
 MIN_DATAGRAM = 128
 """Below this, after the envelope, no useful gossip message fits."""
+
+MIN_REPLAY_WINDOW = 1.0
+"""Seconds; clocks may legitimately differ by `store.max_clock_offset_ms` (500 ms by
+default) and a datagram needs some time on the wire, so a smaller window would refuse
+healthy traffic."""
+
+MIN_REPLAY_CACHE = 1024
+"""Below this, a busy node's window would shrink to a fraction of a second."""
 
 
 @dataclass
@@ -29,17 +40,20 @@ class TransportConfig:
     the largest anti-entropy transfer message; lower it to cap memory per connection."""
 
     stream_connect_timeout: float = 2.0
-    """Seconds to establish a stream connection before counting a send error. Raise it on
-    high-latency WAN links."""
+    """Seconds to establish a stream's TCP connection before counting a send error. Raise
+    it on high-latency WAN links."""
 
     stream_frame_timeout: float = 30.0
-    """Seconds for one frame to cross a stream: the sender's wait for the acknowledgement
-    and the receiver's wait for a frame body once its header arrived. Must cover
-    `max_stream_message` at the slowest link speed (32 MiB at 10 Mbit/s is 27 s)."""
+    """Seconds for one frame to cross a stream: the sender's wait for the peer's challenge
+    and for each acknowledgement, and the receiver's wait for the rest of a frame once its
+    first byte arrived (stream_frames_timed_out). Must cover `max_stream_message` at the
+    slowest link speed (32 MiB at 10 Mbit/s is 27 s)."""
 
-    stream_hello_timeout: float = 5.0
-    """Seconds an inbound connection has to authenticate with its hello frame before it is
-    cut off; keeps idle or hostile connections from holding slots."""
+    stream_hello_timeout: float = 3.0
+    """Seconds an inbound connection has, from being accepted, to authenticate with its
+    hello (one round trip: challenge out, hello back) before it is cut off
+    (streams_hello_timeout). Keeps connections without the key from lingering; raise it
+    only on links with round trips near a second."""
 
     stream_idle_timeout: float = 30.0
     """Seconds an outbound stream connection stays open with nothing to send. Inbound
@@ -55,8 +69,50 @@ class TransportConfig:
     at 1 MiB values this bounds memory per slow peer to about 64 MiB."""
 
     max_inbound_streams: int = 64
-    """Concurrent inbound stream connections; extra ones are closed at once
-    (streams_refused). Raise it for clusters where many peers stream at once."""
+    """Concurrent authenticated inbound stream connections; a connection that authenticates
+    while this many are open is closed (streams_refused_inbound_cap). Each peer uses one
+    connection, so raise it for clusters of more nodes than this that stream at once."""
+
+    max_inbound_streams_per_address: int = 8
+    """Authenticated inbound streams from one IP address (streams_refused_address_cap).
+    Above 1 because several nodes may share a host or a NAT address; keeps one address
+    from taking the whole pool."""
+
+    max_unauthenticated_streams: int = 16
+    """Inbound connections that have not yet sent a valid hello. A new connection beyond
+    it sheds the oldest such connection (streams_shed_unauthenticated), so idle or
+    hostile connections cannot keep real peers out; they have their own pool, separate
+    from `max_inbound_streams`. Each costs at most a hello's bytes (516)."""
+
+    max_unauthenticated_streams_per_address: int = 4
+    """Unauthenticated connections from one IP address; a new one beyond it sheds that
+    address's oldest, so one noisy address does not push out everyone else's handshakes."""
+
+    max_inbound_buffer_bytes: int = 128 << 20
+    """Bytes of inbound frame bodies buffered at once across all streams. A frame whose
+    header would take the node past it is refused and its connection closed
+    (streams_refused_buffer_cap); the sender counts a send error and anti-entropy
+    repairs later. Bounds what authenticated peers can make the node hold: 128 MiB is
+    four frames of `max_stream_message`."""
+
+    max_inbound_buffer_bytes_per_address: int = 64 << 20
+    """Bytes of inbound frame bodies buffered at once for one IP address
+    (streams_refused_address_buffer_cap). At least `max_stream_message` plus its 4-byte
+    header, so the largest frame is always accepted from an address holding nothing."""
+
+    replay_window: float = 10.0
+    """Seconds. A sealed datagram is accepted only if its sender's clock stamp lies within
+    this much of the receiver's clock (else datagrams_too_old / datagrams_too_new, logged
+    with the offset), and only once (else datagrams_replayed). Must exceed the clock
+    offset between nodes (`store.max_clock_offset_ms`, 0.5 s) plus the longest a datagram
+    spends queued and on the wire. Larger tolerates worse clocks at the cost of
+    remembering more nonces; nodes whose clocks differ by more are cut off, loudly."""
+
+    replay_cache_entries: int = 65536
+    """Nonces of accepted datagrams remembered to refuse their replays, about 150 bytes
+    each (10 MB). When full, the oldest is forgotten and everything stamped before it is
+    refused (replay_cache_evictions), so the effective window shrinks to this many
+    datagrams: 65536 covers the whole 10 s window up to 6500 datagrams/s."""
 
     close_grace: float = 1.0
     """Seconds `close()` waits for queued datagrams and stream messages (a graceful leave
@@ -75,9 +131,33 @@ class TransportConfig:
         )
         if min(timers) <= 0 or self.close_grace < 0:
             raise ValueError("stream timeouts must be positive and close_grace non-negative")
-        queues = (self.send_queue_datagrams, self.stream_queue_messages, self.max_inbound_streams)
+        queues = (self.send_queue_datagrams, self.stream_queue_messages)
         if min(queues) < 1:
-            raise ValueError("queue sizes and max_inbound_streams must be at least 1")
+            raise ValueError("queue sizes must be at least 1")
+        caps = (
+            self.max_inbound_streams,
+            self.max_inbound_streams_per_address,
+            self.max_unauthenticated_streams,
+            self.max_unauthenticated_streams_per_address,
+        )
+        if min(caps) < 1:
+            raise ValueError("inbound stream caps must be at least 1")
+        smallest_buffer = min(
+            self.max_inbound_buffer_bytes, self.max_inbound_buffer_bytes_per_address
+        )
+        if smallest_buffer < self.max_stream_message + FRAME_HEADER_BYTES:
+            raise ValueError(
+                "max_inbound_buffer_bytes and max_inbound_buffer_bytes_per_address must be at "
+                f"least max_stream_message + {FRAME_HEADER_BYTES}, or the largest frame could "
+                "never be accepted"
+            )
+        if self.replay_window < MIN_REPLAY_WINDOW:
+            raise ValueError(
+                f"replay_window must be at least {MIN_REPLAY_WINDOW} s: clocks of healthy "
+                "nodes may differ by 0.5 s"
+            )
+        if self.replay_cache_entries < MIN_REPLAY_CACHE:
+            raise ValueError(f"replay_cache_entries must be at least {MIN_REPLAY_CACHE}")
 
     @classmethod
     def lan(cls) -> TransportConfig:

@@ -9,9 +9,15 @@ delivered intact or counted as a send error; it is never dropped silently.
 The endpoint is the trust boundary. Whatever arrives, the receive paths never
 raise: a packet that fails authentication or decoding is counted and dropped,
 and an exception from the node's `on_message` callback is logged and counted.
+A sealed datagram is delivered at most once and only while fresh (replay.py);
+a stream is trusted only after a hello that answers this connection's own
+challenge, and until then it can make the node hold no more than that hello
+(inbound.py) nor take a slot a real peer needs (admission.py).
+
 Sending never blocks the caller: datagrams wait in a bounded queue drained by
-one task that honours the socket's backpressure, and each peer with stream
-traffic gets one task and one kept-alive connection.
+one task that honours the socket's backpressure and seals each datagram as it
+leaves (so its clock stamp is fresh), and each peer with stream traffic gets
+one task and one kept-alive connection.
 
 With no cluster key the endpoint refuses to bind anything but loopback unless
 told `insecure=True`, so a forgotten key file cannot expose plaintext gossip to
@@ -19,7 +25,10 @@ a network.
 
 Logs go to the `swarmnode.transport` logger as key=value pairs. Drops and send
 errors are logged at WARNING on the 1st, 2nd, 4th, 8th... occurrence and at
-DEBUG otherwise, so a flood of bad packets cannot flood the log.
+DEBUG otherwise, so a flood of bad packets cannot flood the log. Datagrams
+outside the replay window are the exception: they mean a clock is wrong, which
+an operator must fix, so they are logged at WARNING once a minute for as long
+as they go on.
 """
 
 from __future__ import annotations
@@ -27,36 +36,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hmac
 import ipaddress
 import logging
+import os
+import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import asyncio_dgram
 
 from swarmnode.errors import DecodeError
 from swarmnode.sansio import Address, Message
+from swarmnode.transport.admission import InboundAdmission, Refusal, StreamCaps
 from swarmnode.transport.config import TransportConfig
 from swarmnode.transport.envelope import (
     AuthenticationError,
+    VersionError,
     envelope_overhead,
     open_envelope,
     seal_envelope,
 )
 from swarmnode.transport.framing import (
     ACK,
+    CHALLENGE_BYTES,
+    CHALLENGE_PREAMBLE_BYTES,
     FRAME_HEADER_BYTES,
+    HELLO_CONTEXT,
     HELLO_MAX_FRAME,
     FrameTooLarge,
+    decode_challenge,
     decode_hello,
+    encode_challenge,
     encode_hello,
     frame,
+    frame_context,
     frame_length,
     is_wildcard,
     parse_address,
 )
+from swarmnode.transport.inbound import InboundStream
 from swarmnode.transport.keyring import Keyring
 from swarmnode.transport.packing import pack_messages, unpack_datagram
+from swarmnode.transport.replay import Freshness, ReplayWindow
 
 log = logging.getLogger("swarmnode.transport")
 
@@ -66,7 +89,10 @@ _PORT_ATTEMPTS = 8
 _CLOSE_TURNS = 100
 """Loop turns `close()` waits for the UDP socket to be released."""
 
-STAT_KEYS = (
+_CLOCK_WARNING_INTERVAL = 60.0
+"""Seconds between WARNING lines while datagrams keep arriving outside the replay window."""
+
+COUNTER_KEYS = (
     "datagrams_in",
     "datagrams_out",
     "bytes_in",
@@ -79,24 +105,83 @@ STAT_KEYS = (
     "dropped_decode",
     "dropped_oversize",
     "dropped_backlog",
+    "dropped_version",
+    "datagrams_replayed",
+    "datagrams_too_old",
+    "datagrams_too_new",
+    "replay_cache_evictions",
+    "hellos_failed",
+    "hellos_replayed",
+    "streams_hello_timeout",
+    "streams_shed_unauthenticated",
+    "streams_refused_inbound_cap",
+    "streams_refused_address_cap",
+    "streams_refused_buffer_cap",
+    "streams_refused_address_buffer_cap",
+    "stream_frames_timed_out",
     "send_errors",
     "handler_errors",
-    "streams_refused",
 )
-"""Counters reported by `GossipEndpoint.stats()`.
+"""Counters (only ever rise) reported by `GossipEndpoint.stats()`.
 
 bytes_* count UDP bytes including envelopes. stream_bytes_* count TCP frame bytes
 including headers and hellos (out: acknowledged frames; in: frames read).
-dropped_auth: packets or frames sealed with an unknown key, failing
+dropped_auth: datagrams or frames sealed with an unknown key, failing
 authentication, or of the wrong kind (sealed vs plaintext). dropped_decode:
-malformed envelopes, payloads, frames or hellos, and truncated or stalled
-streams. dropped_oversize: inbound frames over the stream cap and outbound
-messages too large even for a stream. dropped_backlog: outbound messages refused
-because a send queue was full. send_errors: datagrams the socket refused, stream
-messages not acknowledged by their receiver, invalid destination addresses.
-handler_errors: exceptions raised by `on_message`. streams_refused: inbound
-connections over `max_inbound_streams`.
+malformed envelopes, payloads or frames, and streams cut short. dropped_oversize:
+inbound frames over the stream cap and outbound messages too large even for a
+stream. dropped_backlog: outbound messages refused because a send queue was
+full. dropped_version: datagrams, frames or hellos of another protocol version
+(a node of another release).
+
+Replay window (sealed datagrams only; see replay.py): datagrams_replayed, a
+nonce already accepted; datagrams_too_old / datagrams_too_new, stamped outside
+±replay_window of this node's clock, or at or below the window's floor;
+replay_cache_evictions, nonces forgotten early because the cache was full
+(each raises the floor).
+
+Streams: hellos_failed, connections that closed, or sent something other than
+a hello, before authenticating (a hello sealed with a wrong key counts as
+dropped_auth, one of another version as dropped_version); hellos_replayed,
+authentic hellos answering another connection's challenge (captured and
+replayed); streams_hello_timeout, connections cut for not authenticating
+within stream_hello_timeout; streams_shed_unauthenticated, unauthenticated
+connections closed to admit a newer one; streams_refused_inbound_cap / _address_cap, authenticated
+connections over max_inbound_streams / max_inbound_streams_per_address;
+streams_refused_buffer_cap / _address_buffer_cap, frames whose body would
+exceed max_inbound_buffer_bytes / _per_address (the connection is closed);
+stream_frames_timed_out, frames not complete within stream_frame_timeout of
+their first byte.
+
+send_errors: datagrams the socket refused, stream messages not acknowledged by
+their receiver, invalid destination addresses. handler_errors: exceptions
+raised by `on_message`.
 """
+
+GAUGE_KEYS = (
+    "streams_unauthenticated",
+    "streams_authenticated",
+    "stream_buffered_bytes",
+    "stream_buffered_bytes_peak",
+    "replay_cache_entries",
+)
+"""Present values reported by `GossipEndpoint.stats()` (they go up and down).
+
+streams_unauthenticated / streams_authenticated: open inbound connections per
+pool. stream_buffered_bytes: bytes reserved right now for inbound hellos and
+frame bodies (the process's whole inbound stream buffering);
+stream_buffered_bytes_peak: its highest value since start. replay_cache_entries:
+nonces remembered by the replay window.
+"""
+
+STAT_KEYS = COUNTER_KEYS + GAUGE_KEYS
+
+_REFUSAL_COUNTERS = {
+    Refusal.INBOUND_CAP: "streams_refused_inbound_cap",
+    Refusal.ADDRESS_CAP: "streams_refused_address_cap",
+    Refusal.BUFFER_CAP: "streams_refused_buffer_cap",
+    Refusal.ADDRESS_BUFFER_CAP: "streams_refused_address_buffer_cap",
+}
 
 
 class InsecureBindError(ValueError):
@@ -116,8 +201,23 @@ def check_bind_allowed(host: str, keyring: Keyring | None, insecure: bool) -> No
         )
 
 
+@dataclass
+class _Outbound:
+    """A kept-alive outbound stream and where its frames stand."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    challenge: bytes
+    seq: int = 0
+
+
 class GossipEndpoint:
-    """UDP and TCP on one host:port, carrying sealed gossip messages to and from peers."""
+    """UDP and TCP on one host:port, carrying sealed gossip messages to and from peers.
+
+    `wall_clock` (seconds since the epoch) stamps sealed envelopes and judges the
+    stamps of arriving ones; tests give an offset clock to play a node whose clock
+    is wrong.
+    """
 
     def __init__(
         self,
@@ -127,6 +227,7 @@ class GossipEndpoint:
         on_message: Callable[[Address, Message], None],
         *,
         insecure: bool = False,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         host, port = bind
         check_bind_allowed(host, keyring, insecure)
@@ -136,8 +237,21 @@ class GossipEndpoint:
         self._keyring = keyring
         self._config = config
         self._on_message = on_message
+        self._wall_clock = wall_clock
         self._budget = config.max_datagram - envelope_overhead(keyring)
-        self._stats = dict.fromkeys(STAT_KEYS, 0)
+        self._stats = dict.fromkeys(COUNTER_KEYS, 0)
+        self._replay = ReplayWindow(round(config.replay_window * 1000), config.replay_cache_entries)
+        self._clock_warned: dict[str, float] = {}
+        self._admission: InboundAdmission[InboundStream] = InboundAdmission(
+            StreamCaps(
+                unauthenticated=config.max_unauthenticated_streams,
+                unauthenticated_per_address=config.max_unauthenticated_streams_per_address,
+                authenticated=config.max_inbound_streams,
+                authenticated_per_address=config.max_inbound_streams_per_address,
+                buffer_bytes=config.max_inbound_buffer_bytes,
+                buffer_bytes_per_address=config.max_inbound_buffer_bytes_per_address,
+            )
+        )
         self._address: Address | None = None
         self._udp: asyncio_dgram.aio.DatagramServer | None = None
         self._server: asyncio.Server | None = None
@@ -146,7 +260,7 @@ class GossipEndpoint:
         )
         self._links: dict[Address, asyncio.Queue[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inbound: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._inbound: set[InboundStream] = set()
         self._running = False
 
     @property
@@ -157,7 +271,14 @@ class GossipEndpoint:
         return self._address
 
     def stats(self) -> dict[str, int]:
-        return dict(self._stats)
+        stats = dict(self._stats)
+        stats["replay_cache_evictions"] = self._replay.evicted
+        stats["streams_unauthenticated"] = self._admission.unauthenticated
+        stats["streams_authenticated"] = self._admission.authenticated
+        stats["stream_buffered_bytes"] = self._admission.buffered_bytes
+        stats["stream_buffered_bytes_peak"] = self._admission.buffered_bytes_peak
+        stats["replay_cache_entries"] = len(self._replay)
+        return stats
 
     def reload_keyring(self, keyring: Keyring) -> None:
         """Switch to a re-read key file without a restart: each rotation step is one reload.
@@ -172,11 +293,12 @@ class GossipEndpoint:
 
     async def start(self) -> None:
         host, port = self._bind
+        loop = asyncio.get_running_loop()
         for attempt in range(_PORT_ATTEMPTS):
             udp = await asyncio_dgram.bind((host, port))
             chosen = udp.sockname[1]
             try:
-                server = await asyncio.start_server(self._serve_stream, host, chosen)
+                server = await loop.create_server(lambda: InboundStream(self._accept), host, chosen)
             except OSError as exc:
                 udp.close()
                 if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PORT_ATTEMPTS - 1:
@@ -208,19 +330,15 @@ class GossipEndpoint:
         assert self._server is not None and self._udp is not None
         self._server.close()
         self._udp.close()
+        for conn in list(self._inbound):
+            conn.abort()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # Inbound handlers are not cancelled: Python 3.11's stream server logs a
-        # cancelled handler as an error. Closing their connections ends them.
-        for writer in self._inbound.values():
-            writer.close()
-        if self._inbound:
-            await asyncio.wait(list(self._inbound), timeout=self._config.close_grace)
         await self._server.wait_closed()
         await self._udp_socket_closed()
-        log.info("gossip endpoint closed address=%s stats=%s", _fmt(self.address), self._stats)
+        log.info("gossip endpoint closed address=%s stats=%s", _fmt(self.address), self.stats())
 
     async def _udp_socket_closed(self) -> None:
         """Wait (a few loop turns at most) until the UDP port is free to bind again.
@@ -251,17 +369,22 @@ class GossipEndpoint:
             return
         for payload in packing.datagrams:
             try:
-                self._send_queue.put_nowait((to, seal_envelope(payload, self._keyring)))
+                self._send_queue.put_nowait((to, payload))
             except asyncio.QueueFull:
                 self._count("dropped_backlog", to, "datagram send queue full")
         for payload in packing.streamed:
-            self._send_stream(to, seal_envelope(payload, self._keyring))
+            self._send_stream(to, payload)
+
+    def _now_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    # --- datagrams -------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
         assert self._udp is not None
@@ -286,14 +409,50 @@ class GossipEndpoint:
         self._stats["datagrams_in"] += 1
         self._stats["bytes_in"] += len(data)
         try:
-            messages = unpack_datagram(open_envelope(data, self._keyring))
-        except AuthenticationError as exc:
-            self._count("dropped_auth", sender, exc)
+            opened = open_envelope(data, self._keyring)
+        except DecodeError as exc:
+            self._count(_decode_counter(exc), sender, exc)
             return
+        if opened.nonce is not None and opened.sent_ms is not None:
+            now_ms = self._now_ms()
+            verdict = self._replay.check(opened.nonce, opened.sent_ms, now_ms)
+            if verdict is Freshness.REPLAYED:
+                self._count("datagrams_replayed", sender, "nonce already accepted")
+                return
+            if verdict is not Freshness.FRESH:
+                self._count_outside_window(verdict, sender, opened.sent_ms - now_ms)
+                return
+        try:
+            messages = unpack_datagram(opened.payload)
         except DecodeError as exc:
             self._count("dropped_decode", sender, exc)
             return
         self._deliver(sender, messages)
+
+    def _count_outside_window(self, verdict: Freshness, sender: Address, offset_ms: int) -> None:
+        counter = "datagrams_too_new" if verdict is Freshness.TOO_NEW else "datagrams_too_old"
+        count = self._stats[counter] + 1
+        self._stats[counter] = count
+        now = time.monotonic()
+        last = self._clock_warned.get(counter)
+        quiet = last is not None and now - last < _CLOCK_WARNING_INTERVAL
+        if not quiet:
+            self._clock_warned[counter] = now
+        if verdict is Freshness.TOO_NEW:
+            why = "the sender's clock is ahead of this node's"
+        else:
+            why = "a replay, a datagram delayed that long, or the sender's clock is behind"
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "%s peer=%s count=%d offset_ms=%d window_ms=%d error=datagram stamped outside "
+            "the replay window: %s; check NTP on both hosts",
+            counter,
+            _fmt(sender),
+            count,
+            offset_ms,
+            self._replay.window_ms,
+            why,
+        )
 
     def _deliver(self, sender: Address, messages: list[Message]) -> None:
         for message in messages:
@@ -306,7 +465,13 @@ class GossipEndpoint:
     async def _send_loop(self) -> None:
         assert self._udp is not None
         while True:
-            to, packet = await self._send_queue.get()
+            to, payload = await self._send_queue.get()
+            try:
+                packet = seal_envelope(payload, self._keyring, sent_ms=self._now_ms())
+            except ValueError as exc:  # a wall clock before 1970 cannot stamp anything
+                self._count_send_error(to, exc)
+                self._send_queue.task_done()
+                continue
             try:
                 await self._send_datagram(to, packet)
             finally:
@@ -330,12 +495,15 @@ class GossipEndpoint:
         self._stats["datagrams_out"] += 1
         self._stats["bytes_out"] += len(packet)
 
-    def _send_stream(self, to: Address, envelope: bytes) -> None:
-        if len(envelope) > self._config.max_stream_message:
+    # --- outbound streams ------------------------------------------------------
+
+    def _send_stream(self, to: Address, payload: bytes) -> None:
+        size = len(payload) + envelope_overhead(self._keyring)
+        if size > self._config.max_stream_message:
             self._count(
                 "dropped_oversize",
                 to,
-                f"message of {len(envelope)} bytes exceeds max_stream_message "
+                f"message of {size} bytes exceeds max_stream_message "
                 f"{self._config.max_stream_message}",
             )
             return
@@ -345,59 +513,64 @@ class GossipEndpoint:
             self._links[to] = queue
             self._spawn(self._run_link(to, queue))
         try:
-            queue.put_nowait(frame(envelope))
+            queue.put_nowait(payload)
         except asyncio.QueueFull:
             self._count("dropped_backlog", to, "stream send queue full")
 
     async def _run_link(self, to: Address, queue: asyncio.Queue[bytes]) -> None:
         """Carry one peer's stream messages over a kept-alive connection."""
-        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        connection: _Outbound | None = None
         try:
             while True:
                 try:
                     async with asyncio.timeout(self._config.stream_idle_timeout):
-                        framed = await queue.get()
+                        payload = await queue.get()
                 except TimeoutError:
                     if queue.empty():
                         del self._links[to]
                         return
                     continue
                 try:
-                    connection = await self._send_frame(to, framed, connection)
+                    connection = await self._send_frame(to, payload, connection)
                 finally:
                     queue.task_done()
         finally:
             if self._links.get(to) is queue:
                 del self._links[to]
             if connection is not None:
-                connection[1].close()
+                connection.writer.close()
 
     async def _send_frame(
-        self,
-        to: Address,
-        framed: bytes,
-        connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """Send one frame and wait for its ACK; returns the connection to keep, if any."""
+        self, to: Address, payload: bytes, connection: _Outbound | None
+    ) -> _Outbound | None:
+        """Send one message frame and wait for its ACK; returns the connection to keep, if any."""
         reused = connection is not None
         while True:
             try:
-                acks, sent = 1, len(framed)
+                acks, sent = 1, 0
                 if connection is None:
-                    async with asyncio.timeout(self._config.stream_connect_timeout):
-                        connection = await asyncio.open_connection(*to)
-                    hello = frame(seal_envelope(encode_hello(self.address), self._keyring))
-                    connection[1].write(hello)
-                    acks, sent = 2, sent + len(hello)
-                reader, writer = connection
+                    connection = await self._connect(to)
+                    hello = frame(
+                        seal_envelope(
+                            encode_hello(self.address, connection.challenge),
+                            self._keyring,
+                            context=HELLO_CONTEXT,
+                        )
+                    )
+                    connection.writer.write(hello)
+                    acks, sent = 2, len(hello)
+                context = frame_context(connection.challenge, connection.seq)
+                framed = frame(seal_envelope(payload, self._keyring, context=context))
+                sent += len(framed)
                 async with asyncio.timeout(self._config.stream_frame_timeout):
-                    writer.write(framed)
-                    await writer.drain()
-                    if await reader.readexactly(acks) != ACK * acks:
+                    connection.writer.write(framed)
+                    await connection.writer.drain()
+                    if await connection.reader.readexactly(acks) != ACK * acks:
                         raise ConnectionError("peer answered with something other than ACK")
+                connection.seq += 1
             except Exception as exc:
                 if connection is not None:
-                    connection[1].close()
+                    connection.writer.close()
                     connection = None
                 if reused:
                     # The peer may have closed a kept connection while it sat idle.
@@ -409,106 +582,164 @@ class GossipEndpoint:
             self._stats["stream_bytes_out"] += sent
             return connection
 
-    async def _serve_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        source = (peer[0], peer[1]) if peer else ("?", 0)
-        if not self._running:
-            writer.close()
-            return
-        if len(self._inbound) >= self._config.max_inbound_streams:
-            self._count("streams_refused", source, "too many inbound streams")
-            writer.close()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self._inbound[task] = writer
+    async def _connect(self, to: Address) -> _Outbound:
+        """Open a stream to a peer and read its challenge."""
+        host = self._bind[0]
+        same_family = ipaddress.ip_address(host).version == ipaddress.ip_address(to[0]).version
+        # From the bound address, as datagrams are: the receiver's per-address caps then
+        # count this node, not whatever source address the kernel would pick.
+        local = (host, 0) if same_family and not is_wildcard(host) else None
+        async with asyncio.timeout(self._config.stream_connect_timeout):
+            reader, writer = await asyncio.open_connection(*to, local_addr=local)
         try:
-            await self._read_stream(reader, writer, source)
-        except asyncio.IncompleteReadError as exc:
-            self._count_stream_failure(
-                "dropped_decode", source, f"stream truncated after {len(exc.partial)} bytes"
-            )
+            async with asyncio.timeout(self._config.stream_frame_timeout):
+                preamble = await reader.readexactly(CHALLENGE_PREAMBLE_BYTES)
+            challenge = decode_challenge(preamble)
         except TimeoutError:
-            self._count_stream_failure("dropped_decode", source, "stream stalled")
-        except OSError as exc:
-            log.debug("stream closed by error source=%s error=%s", _fmt(source), exc)
+            writer.close()
+            raise ConnectionError(
+                f"no stream challenge within {self._config.stream_frame_timeout}s "
+                "(overloaded, or a swarmnode older than stream version 2)"
+            ) from None
+        except BaseException:
+            writer.close()
+            raise
+        return _Outbound(reader, writer, challenge)
+
+    # --- inbound streams -------------------------------------------------------
+
+    def _accept(self, conn: InboundStream) -> None:
+        """A connection arrived: admit it to the unauthenticated pool and serve it."""
+        if not self._running:
+            conn.abort()
+            return
+        for old in self._admission.arrive(conn, conn.peer[0]):
+            self._count(
+                "streams_shed_unauthenticated",
+                old.peer,
+                "unauthenticated connection closed to admit a newer one",
+            )
+            old.abort()
+        self._inbound.add(conn)
+        self._spawn(self._serve_stream(conn))
+
+    async def _serve_stream(self, conn: InboundStream) -> None:
+        try:
+            challenge = os.urandom(CHALLENGE_BYTES)
+            conn.write(encode_challenge(challenge))
+            sender = await self._authenticate(conn, challenge)
+            if sender is None:
+                return
+            refusal = self._admission.authenticate(conn)
+            if refusal is not None:
+                self._count(_REFUSAL_COUNTERS[refusal], conn.peer, "inbound stream refused")
+                conn.abort()
+                return
+            conn.write(ACK)
+            await self._read_frames(conn, sender, challenge)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if self._running and not conn.aborted:
+                self._count("dropped_decode", conn.peer, f"stream cut short: {exc!r}")
         except Exception:
-            log.exception("stream handling failed source=%s", _fmt(source))
+            log.exception("stream handling failed source=%s", _fmt(conn.peer))
             self._stats["dropped_decode"] += 1
         finally:
-            del self._inbound[task]
-            writer.close()
+            self._admission.leave(conn)
+            self._inbound.discard(conn)
+            conn.close()
 
-    def _count_stream_failure(self, counter: str, source: Address, error: object) -> None:
-        if self._running:
-            self._count(counter, source, error)
-
-    async def _read_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: Address
-    ) -> None:
-        async with asyncio.timeout(self._config.stream_hello_timeout):
-            hello = await self._read_frame(reader, source, HELLO_MAX_FRAME)
-        if hello is None:
-            return
+    async def _authenticate(self, conn: InboundStream, challenge: bytes) -> Address | None:
+        """The gossip address of an authenticated hello answering `challenge`, or None."""
+        source = conn.peer
         try:
-            sender = decode_hello(hello)
-        except DecodeError as exc:
-            self._count("dropped_decode", source, exc)
-            return
-        if is_wildcard(sender[0]):
-            sender = (source[0], sender[1])
-        writer.write(ACK)
-        while True:
-            async with asyncio.timeout(2 * self._config.stream_idle_timeout):
-                header = await reader.read(FRAME_HEADER_BYTES)
-                if not header:
-                    return
-                if len(header) < FRAME_HEADER_BYTES:
-                    header += await reader.readexactly(FRAME_HEADER_BYTES - len(header))
-            async with asyncio.timeout(self._config.stream_frame_timeout):
-                payload = await self._read_frame(
-                    reader, sender, self._config.max_stream_message, header
-                )
-            if payload is None:
-                return
-            try:
-                messages = unpack_datagram(payload)
-            except DecodeError as exc:
-                self._count("dropped_decode", sender, exc)
-                return
-            self._stats["stream_messages_in"] += len(messages)
-            self._deliver(sender, messages)
-            writer.write(ACK)
-
-    async def _read_frame(
-        self,
-        reader: asyncio.StreamReader,
-        source: Address,
-        limit: int,
-        header: bytes | None = None,
-    ) -> bytes | None:
-        """One frame's opened payload, or None after counting why the stream must end."""
-        if header is None:
-            header = await reader.readexactly(FRAME_HEADER_BYTES)
-        try:
-            length = frame_length(header, limit)
-        except FrameTooLarge as exc:
-            self._count("dropped_oversize", source, exc)
+            async with asyncio.timeout(self._config.stream_hello_timeout):
+                header = await conn.read_exactly(FRAME_HEADER_BYTES)
+                length = frame_length(header, HELLO_MAX_FRAME)
+                self._admission.hold(conn, FRAME_HEADER_BYTES + length)
+                body = await conn.read_exactly(length)
+        except TimeoutError:
+            self._count("streams_hello_timeout", source, "no hello in time")
+            conn.abort()
+            return None
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if not conn.aborted:
+                self._count("hellos_failed", source, f"closed before its hello: {exc!r}")
             return None
         except DecodeError as exc:
-            self._count("dropped_decode", source, exc)
+            self._count("hellos_failed", source, exc)
             return None
-        body = await reader.readexactly(length)
         self._stats["stream_bytes_in"] += FRAME_HEADER_BYTES + length
         try:
-            return open_envelope(body, self._keyring)
-        except AuthenticationError as exc:
-            self._count("dropped_auth", source, exc)
+            opened = open_envelope(body, self._keyring, context=HELLO_CONTEXT)
         except DecodeError as exc:
-            self._count("dropped_decode", source, exc)
-        return None
+            # A wrong key counts as dropped_auth, as for datagrams: one counter to alert on.
+            counter = _decode_counter(exc)
+            self._count("hellos_failed" if counter == "dropped_decode" else counter, source, exc)
+            return None
+        try:
+            hello = decode_hello(opened.payload)
+        except VersionError as exc:
+            self._count("dropped_version", source, exc)
+            return None
+        except DecodeError as exc:
+            self._count("hellos_failed", source, exc)
+            return None
+        if not hmac.compare_digest(hello.challenge, challenge):
+            self._count("hellos_replayed", source, "hello answers another connection's challenge")
+            return None
+        host, port = hello.address
+        return (source[0], port) if is_wildcard(host) else hello.address
+
+    async def _read_frames(self, conn: InboundStream, sender: Address, challenge: bytes) -> None:
+        seq = 0
+        while True:
+            try:
+                async with asyncio.timeout(2 * self._config.stream_idle_timeout):
+                    first = await conn.read_exactly(1)
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    raise
+                return
+            except TimeoutError:
+                log.debug("idle inbound stream closed sender=%s", _fmt(sender))
+                return
+            try:
+                async with asyncio.timeout(self._config.stream_frame_timeout):
+                    header = bytes(first) + await conn.read_exactly(FRAME_HEADER_BYTES - 1)
+                    length = frame_length(header, self._config.max_stream_message)
+                    refusal = self._admission.hold(conn, FRAME_HEADER_BYTES + length)
+                    if refusal is not None:
+                        self._count(
+                            _REFUSAL_COUNTERS[refusal],
+                            conn.peer,
+                            f"frame of {length} bytes from {_fmt(sender)} refused",
+                        )
+                        return
+                    body = await conn.read_exactly(length)
+            except TimeoutError:
+                self._count("stream_frames_timed_out", sender, "frame incomplete in time")
+                return
+            except DecodeError as exc:
+                self._count(_decode_counter(exc), sender, exc)
+                return
+            try:
+                self._stats["stream_bytes_in"] += FRAME_HEADER_BYTES + length
+                try:
+                    opened = open_envelope(
+                        body, self._keyring, context=frame_context(challenge, seq)
+                    )
+                    messages = unpack_datagram(opened.payload)
+                except DecodeError as exc:
+                    self._count(_decode_counter(exc), sender, exc)
+                    return
+                seq += 1
+                self._stats["stream_messages_in"] += len(messages)
+                self._deliver(sender, messages)
+                conn.write(ACK)
+            finally:
+                self._admission.release(conn)
+
+    # --- accounting ------------------------------------------------------------
 
     def _count_send_error(self, to: object, error: object) -> None:
         self._count("send_errors", to, error)
@@ -518,6 +749,17 @@ class GossipEndpoint:
         self._stats[counter] = count
         level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
         log.log(level, "%s peer=%s count=%d error=%s", counter, _fmt(peer), count, error)
+
+
+def _decode_counter(exc: DecodeError) -> str:
+    """The counter an envelope or frame refusal goes to."""
+    if isinstance(exc, VersionError):
+        return "dropped_version"
+    if isinstance(exc, AuthenticationError):
+        return "dropped_auth"
+    if isinstance(exc, FrameTooLarge):
+        return "dropped_oversize"
+    return "dropped_decode"
 
 
 def _fmt(address: object) -> str:

@@ -1,34 +1,59 @@
 """Stream framing for gossip messages too large for one datagram.
 
-A stream is a TCP connection from one node to another's gossip port. Each frame
-is a 4-byte big-endian length followed by an envelope (sealed or plaintext,
-exactly as for datagrams). The receiver answers every accepted frame with one
-ACK byte, so the sender learns that the frame was authenticated, decoded and
-handed to the node, and can count a failure instead of losing data silently.
+A stream is a TCP connection from one node to another's gossip port. Stream
+version 2 goes:
 
-The first frame on a connection is a *hello* declaring the sender's gossip
-address, because the TCP source port is ephemeral and would name nobody. The
-hello is small and capped at HELLO_MAX_FRAME, so a peer without the cluster key
-can make the receiver buffer at most that much before being cut off; only after
-an authenticated hello does the receiver read frames up to the large stream cap.
-A hello that declares a wildcard host (a node bound to 0.0.0.0) is completed
-with the connection's source address.
+1. The acceptor speaks first: a *challenge*, `swarmnode/stream` (16) |
+   version (1) | 16 random bytes, fresh for this connection.
+2. The initiator answers with a *hello* frame declaring its gossip address
+   (the TCP source port is ephemeral and would name nobody) and echoing the
+   challenge, sealed under the hello context. A hello captured from another
+   connection carries another challenge and is refused as replayed, so
+   nothing recorded off the wire opens a connection.
+3. Then message frames, each sealed under a context naming the challenge and
+   the frame's position on the connection, so a frame cannot be replayed,
+   reordered or moved to another connection either.
+
+Each frame is a 4-byte big-endian length followed by an envelope (sealed or
+plaintext, as for datagrams). The receiver answers every accepted frame,
+the hello included, with one ACK byte, so the sender learns that the frame was
+authenticated, decoded and handed to the node, and can count a failure instead
+of losing data silently.
+
+Until the hello is authenticated the receiver reads at most
+`FRAME_HEADER_BYTES + HELLO_MAX_FRAME` bytes from the connection; only after it
+does a frame header up to the large stream cap count. A hello that declares a
+wildcard host (a node bound to 0.0.0.0) is completed with the connection's
+source address.
+
+A version mismatch is refused by name (`VersionError`): an initiator of
+version 1 sends a hello in the retired envelope format and is counted as
+`dropped_version`; an initiator meeting a challenge of another version, or no
+challenge at all (a version 1 acceptor sends none), counts a send error whose
+log line says so.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import NamedTuple
 
 import msgpack
 
 from swarmnode.errors import DecodeError
 from swarmnode.sansio import Address
+from swarmnode.transport.envelope import VersionError
 
+STREAM_VERSION = 2
 FRAME_HEADER_BYTES = 4
 HELLO_MAX_FRAME = 512
 ACK = b"\x06"
+CHALLENGE_BYTES = 16
+_CHALLENGE_MAGIC = b"swarmnode/stream"
+CHALLENGE_PREAMBLE_BYTES = len(_CHALLENGE_MAGIC) + 1 + CHALLENGE_BYTES
+HELLO_CONTEXT = b"swarmnode/stream-hello"
+_FRAME_CONTEXT = b"swarmnode/stream-frame"
 _HELLO_MAGIC = "swarmnode-stream"
-_HELLO_VERSION = 1
 
 
 class FrameTooLarge(DecodeError):
@@ -52,31 +77,62 @@ def frame_length(header: bytes, limit: int) -> int:
     return length
 
 
-def encode_hello(address: Address) -> bytes:
-    """The payload of a hello frame: who is speaking on this connection."""
+def encode_challenge(challenge: bytes) -> bytes:
+    """What an acceptor sends first on a connection."""
+    if len(challenge) != CHALLENGE_BYTES:
+        raise ValueError(f"a challenge is {CHALLENGE_BYTES} bytes, got {len(challenge)}")
+    return _CHALLENGE_MAGIC + bytes((STREAM_VERSION,)) + challenge
+
+
+def decode_challenge(preamble: bytes) -> bytes:
+    """The challenge an acceptor sent; VersionError for another stream version."""
+    if len(preamble) != CHALLENGE_PREAMBLE_BYTES or not preamble.startswith(_CHALLENGE_MAGIC):
+        raise DecodeError("the peer did not send a swarmnode stream challenge")
+    version = preamble[len(_CHALLENGE_MAGIC)]
+    if version != STREAM_VERSION:
+        raise VersionError(f"the peer speaks stream version {version}, this node {STREAM_VERSION}")
+    return bytes(preamble[-CHALLENGE_BYTES:])
+
+
+class Hello(NamedTuple):
+    """Who is speaking on a connection, and the challenge it answered."""
+
+    address: Address
+    challenge: bytes
+
+
+def encode_hello(address: Address, challenge: bytes) -> bytes:
+    """The payload of a hello frame: who is speaking, on the connection of this challenge."""
     host, port = address
-    return msgpack.packb([_HELLO_MAGIC, _HELLO_VERSION, host, port])
+    return msgpack.packb([_HELLO_MAGIC, STREAM_VERSION, host, port, challenge])
 
 
-def decode_hello(payload: bytes) -> Address:
-    """The gossip address a hello declares; raises DecodeError."""
+def decode_hello(payload: bytes) -> Hello:
+    """The address and challenge a hello declares; raises DecodeError (VersionError)."""
     try:
         value = msgpack.unpackb(
             payload,
             raw=False,
             max_str_len=64,
-            max_bin_len=0,
-            max_array_len=4,
+            max_bin_len=CHALLENGE_BYTES,
+            max_array_len=5,
             max_map_len=0,
             max_ext_len=0,
         )
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise DecodeError(f"malformed hello: {exc}") from None
-    if not (
-        isinstance(value, list) and len(value) == 4 and value[:2] == [_HELLO_MAGIC, _HELLO_VERSION]
-    ):
-        raise DecodeError("not a version 1 stream hello")
-    return parse_address((value[2], value[3]))
+    if not (isinstance(value, list) and len(value) >= 2 and value[0] == _HELLO_MAGIC):
+        raise DecodeError("not a stream hello")
+    if value[1] != STREAM_VERSION:
+        raise VersionError(f"stream hello version {value[1]!r}, this node speaks {STREAM_VERSION}")
+    if len(value) != 5 or not isinstance(value[4], bytes) or len(value[4]) != CHALLENGE_BYTES:
+        raise DecodeError(f"not a version {STREAM_VERSION} stream hello")
+    return Hello(parse_address((value[2], value[3])), value[4])
+
+
+def frame_context(challenge: bytes, seq: int) -> bytes:
+    """The associated data of the `seq`-th message frame (from 0) on a connection."""
+    return _FRAME_CONTEXT + challenge + seq.to_bytes(8, "big")
 
 
 def parse_address(value: object) -> Address:

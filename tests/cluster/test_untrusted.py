@@ -4,8 +4,11 @@ Packets are crafted by hand with the project's own codec and envelope and sent
 from a plain UDP socket to a real node, so each test controls exactly what
 arrives: a delta sealed with the cluster key (the control: it is applied), the
 same delta stamped too far in the future, sealed with another key, sent in
-plaintext, tampered with, or plain garbage. Whole nodes with the wrong key, or
-with no key, are started beside the cluster and must stay out of it.
+plaintext, tampered with, or plain garbage. A sealed packet sent a second time
+is exactly what an eavesdropper without the key could replay, and one sealed
+with an old clock stamp is what it could replay after the replay window. Whole
+nodes with the wrong key, or with no key, are started beside the cluster and
+must stay out of it.
 """
 
 from __future__ import annotations
@@ -169,6 +172,48 @@ def test_garbage_and_wrongly_sealed_packets_change_nothing_and_are_counted(
     assert cluster.stats(0)["store"]["seq"] == seq
     assert cluster.members(0).keys() == members.keys()
     assert cluster.client(0).ping()["pong"] is True
+
+
+def test_a_delete_survives_replays_of_its_put_after_the_tombstone_is_collected(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(2, keyed=True, config="[store]\ntombstone_grace = 1.0\n")
+    assert cluster.master_key is not None
+    put = seal_envelope(
+        payload(register_delta("resurrect", "v", make_ts(now_ms()))),
+        Keyring.from_file(cluster.master_key),
+    )
+    send_to(cluster.nodes[0], put)
+    cluster.wait_everywhere(read_value(NS, "resurrect"), lambda v: v == "v", "the put")
+    cluster.client(0).delete(NS, "resurrect")
+    cluster.wait_everywhere(read_value(NS, "resurrect"), lambda v: v is NotFound, "the delete")
+    for i in cluster.indexes():
+        client = cluster.client(i)
+        wait_for(
+            lambda client=client: client.compact() and client.ns_stats(NS)["tombstones"] == 0,
+            f"node {i} to collect the tombstone",
+        )
+
+    before = counts(cluster, 0)["datagrams_replayed"]
+    for _ in range(3):
+        send_to(cluster.nodes[0], put)
+    wait_counts(cluster, 0, {"datagrams_replayed": before + 3})
+    for i in cluster.indexes():
+        assert read_value(NS, "resurrect")(cluster.client(i)) is NotFound
+
+
+def test_a_delta_stamped_before_the_replay_window_is_refused_and_counted(
+    cluster: Cluster, keyring: Keyring
+) -> None:
+    before = counts(cluster, 0)["datagrams_too_old"]
+    old = seal_envelope(
+        payload(register_delta("captured-long-ago", 1, make_ts(now_ms()))),
+        keyring,
+        sent_ms=now_ms() - 60_000,
+    )
+    send_to(cluster.nodes[0], old)
+    wait_counts(cluster, 0, {"datagrams_too_old": before + 1})
+    assert read_value(NS, "captured-long-ago")(cluster.client(0)) is NotFound
 
 
 def joined_stranger(

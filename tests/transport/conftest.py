@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -49,7 +50,9 @@ async def make_node() -> AsyncIterator[Callable[..., Awaitable[Node]]]:
         config: TransportConfig | None = None,
         on_message: Callable[[Address, Message], None] | None = None,
         bind: Address = ("127.0.0.1", 0),
+        clock_offset: float = 0.0,
     ) -> Node:
+        """`clock_offset`: seconds added to the endpoint's wall clock, to play a wrong clock."""
         inbox: list[tuple[Address, Message]] = []
 
         def record(sender: Address, message: Message) -> None:
@@ -62,6 +65,7 @@ async def make_node() -> AsyncIterator[Callable[..., Awaitable[Node]]]:
             Keyring(keys) if keys is not None else None,
             config or TransportConfig.local(),
             record,
+            wall_clock=lambda: time.time() + clock_offset,
         )
         await endpoint.start()
         started.append(endpoint)

@@ -18,6 +18,14 @@ from swarmnode.transport import TransportConfig
         {"close_grace": -0.1},
         {"send_queue_datagrams": 0},
         {"max_inbound_streams": 0},
+        {"max_inbound_streams_per_address": 0},
+        {"max_unauthenticated_streams": 0},
+        {"max_unauthenticated_streams_per_address": 0},
+        {"max_inbound_buffer_bytes": 1 << 20},
+        {"max_inbound_buffer_bytes_per_address": 32 << 20},
+        {"max_stream_message": 64 << 20},
+        {"replay_window": 0.5},
+        {"replay_cache_entries": 100},
     ],
 )
 def test_unworkable_settings_are_refused(overrides):
@@ -32,3 +40,19 @@ def test_lan_is_the_default_and_local_only_shortens_timers():
     assert local.max_stream_message == lan.max_stream_message
     assert local.stream_connect_timeout < lan.stream_connect_timeout
     assert local.stream_idle_timeout < lan.stream_idle_timeout
+
+
+def test_both_profiles_defend_alike_against_hostile_peers():
+    lan, local = TransportConfig.lan(), TransportConfig.local()
+    for name in (
+        "replay_window",
+        "replay_cache_entries",
+        "max_inbound_streams",
+        "max_inbound_streams_per_address",
+        "max_unauthenticated_streams",
+        "max_unauthenticated_streams_per_address",
+        "max_inbound_buffer_bytes",
+        "max_inbound_buffer_bytes_per_address",
+    ):
+        assert getattr(local, name) == getattr(lan, name), name
+    assert local.stream_hello_timeout <= lan.stream_hello_timeout

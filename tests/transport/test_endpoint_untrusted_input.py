@@ -10,18 +10,29 @@ import socket
 import msgpack
 
 from swarmnode.transport import Keyring, TransportConfig, seal_envelope
-from swarmnode.transport.framing import ACK, encode_hello, frame
+from swarmnode.transport.framing import ACK, frame, frame_context
 
 from .conftest import DEADLINE, eventually
+from .wire import connect, hello_frame, message_frame
 
 KEY = os.urandom(32)
 RING = Keyring([KEY])
 WRONG = Keyring([os.urandom(32)])
 
 
+REFUSALS = (
+    "dropped_auth",
+    "dropped_decode",
+    "dropped_oversize",
+    "dropped_version",
+    "hellos_failed",
+    "hellos_replayed",
+)
+
+
 def drops(node) -> int:
     stats = node.endpoint.stats()
-    return stats["dropped_auth"] + stats["dropped_decode"] + stats["dropped_oversize"]
+    return sum(stats[name] for name in REFUSALS)
 
 
 async def still_works(node, make_node) -> None:
@@ -54,87 +65,135 @@ async def test_garbage_datagrams_are_counted_and_deliver_nothing(make_node):
     await still_works(node, make_node)
 
 
-async def raw_stream(node, data: bytes, *, half_close: bool = True) -> bytes:
-    """Send bytes on a fresh connection and return everything the endpoint answers."""
-    reader, writer = await asyncio.open_connection(*node.address)
-    writer.write(data)
-    if half_close:
-        writer.write_eof()
+async def raw_stream(node, make_data) -> bytes:
+    """Send `make_data(challenge)` on a fresh connection and return everything answered."""
+    stream = await connect(node.address)
+    stream.writer.write(make_data(stream.challenge))
     try:
-        async with asyncio.timeout(DEADLINE):
-            return await reader.read()
+        return await stream.answer()
     finally:
-        writer.close()
+        stream.close()
 
 
-def hello(ring, address=("127.0.0.1", 7946)) -> bytes:
-    return frame(seal_envelope(encode_hello(address), ring))
+def then(*frames):
+    """Bytes after an honest hello: each item is bytes, or a function of the challenge."""
+    return lambda c: hello_frame(RING, c) + b"".join(f(c) if callable(f) else f for f in frames)
 
 
 async def test_garbage_on_the_stream_port_is_dropped_and_the_connection_cut(make_node):
     node = await make_node([KEY], config=TransportConfig(max_stream_message=10_000))
     rng = random.Random(2)
+    x = msgpack.packb([{"t": "x"}])
     attempts = [
-        rng.randbytes(2000),
-        b"\x00\x00\x00\x00",
-        b"\x00\x00\x01\x00" + rng.randbytes(256),
-        b"\x00\x00\x00\x64" + b"short then EOF",
-        b"\x00\x00\x10\x00" + b"hello frame over its cap",
-        hello(WRONG),
-        frame(seal_envelope(b"\x92\xa1x\x01", RING)),
-        hello(RING) + frame(seal_envelope(b"\xc1", RING)),
-        hello(RING) + frame(seal_envelope(msgpack.packb([{"t": "x"}]), WRONG)),
-        hello(RING) + frame(seal_envelope(msgpack.packb([{"t": "x"}]), None)),
-        hello(RING) + b"\x00\x01\x00\x00" + b"frame over the stream cap",
-        hello(RING) + b"\x00\x00\x00\x00",
-        hello(RING) + b"\x00\x00\x03\xe8" + b"truncated frame",
+        lambda c: rng.randbytes(2000),
+        lambda c: b"\x00\x00\x00\x00",
+        lambda c: b"\x00\x00\x01\x00" + rng.randbytes(256),
+        lambda c: b"\x00\x00\x00\x64" + b"short then EOF",
+        lambda c: b"\x00\x00\x10\x00" + b"hello frame over its cap",
+        lambda c: hello_frame(WRONG, c),
+        lambda c: hello_frame(None, c),
+        lambda c: frame(seal_envelope(b"\x92\xa1x\x01", RING)),
+        then(lambda c: frame(seal_envelope(b"\xc1", RING, context=frame_context(c, 0)))),
+        then(lambda c: message_frame(WRONG, c, 0, {"t": "x"})),
+        then(lambda c: message_frame(None, c, 0, {"t": "x"})),
+        then(frame(seal_envelope(x, RING))),  # a datagram's envelope replayed into a stream
+        then(lambda c: message_frame(RING, c, 1, {"t": "x"})),  # a frame out of its place
+        then(b"\x00\x01\x00\x00" + b"frame over the stream cap"),
+        then(b"\x00\x00\x00\x00"),
+        then(b"\x00\x00\x03\xe8" + b"truncated frame"),
     ]
-    for count, data in enumerate(attempts, start=1):
-        answer = await raw_stream(node, data)
+    for count, make_data in enumerate(attempts, start=1):
+        answer = await raw_stream(node, make_data)
         assert answer in (b"", ACK)
         await eventually(lambda count=count: drops(node) == count)
     assert node.inbox == []
+    assert node.stat("stream_buffered_bytes") == 0
     await still_works(node, make_node)
 
 
 async def test_a_silent_connection_is_cut_after_the_hello_timeout(make_node):
     node = await make_node([KEY], config=TransportConfig(stream_hello_timeout=0.2))
-    assert await raw_stream(node, b"\x00\x00", half_close=False) == b""
-    assert node.stat("dropped_decode") == 1
+    stream = await connect(node.address)
+    stream.writer.write(b"\x00\x00")
+    async with asyncio.timeout(DEADLINE):
+        assert await stream.reader.read() == b""
+    stream.close()
+    assert node.stat("streams_hello_timeout") == 1
+    assert node.stat("streams_unauthenticated") == 0
 
 
 async def test_a_frame_that_stalls_midway_is_cut_after_the_frame_timeout(make_node):
     node = await make_node([KEY], config=TransportConfig(stream_frame_timeout=0.2))
-    stalled = hello(RING) + b"\x00\x00\x03\xe8" + b"only part of the body"
-    assert await raw_stream(node, stalled, half_close=False) == ACK
-    assert node.stat("dropped_decode") == 1
+    stream = await connect(node.address)
+    stream.writer.write(hello_frame(RING, stream.challenge))
+    stream.writer.write(b"\x00\x00\x03\xe8" + b"only part of the body")
+    async with asyncio.timeout(DEADLINE):
+        assert await stream.reader.read() == ACK
+    stream.close()
+    assert node.stat("stream_frames_timed_out") == 1
+    assert node.stat("stream_buffered_bytes") == 0
     await still_works(node, make_node)
+
+
+async def test_a_frame_header_sent_in_part_is_cut_after_the_frame_timeout(make_node):
+    node = await make_node([KEY], config=TransportConfig(stream_frame_timeout=0.2))
+    stream = await connect(node.address)
+    stream.writer.write(hello_frame(RING, stream.challenge) + b"\x00\x00")
+    async with asyncio.timeout(DEADLINE):
+        assert await stream.reader.read() == ACK
+    stream.close()
+    assert node.stat("stream_frames_timed_out") == 1
 
 
 async def test_an_authenticated_frame_is_acknowledged_and_delivered_from_the_declared_address(
     make_node,
 ):
     node = await make_node([KEY])
-    data = hello(RING, ("127.0.0.9", 4000)) + frame(
-        seal_envelope(msgpack.packb([{"t": "state", "k": 1}]), RING)
+    stream = await connect(node.address)
+    stream.writer.write(
+        hello_frame(RING, stream.challenge, ("127.0.0.9", 4000))
+        + message_frame(RING, stream.challenge, 0, {"t": "state", "k": 1})
+        + message_frame(RING, stream.challenge, 1, {"t": "state", "k": 2})
     )
-    reader, writer = await asyncio.open_connection(*node.address)
-    writer.write(data)
     async with asyncio.timeout(DEADLINE):
-        assert await reader.readexactly(2) == ACK * 2
-    writer.close()
-    assert node.inbox == [(("127.0.0.9", 4000), {"t": "state", "k": 1})]
+        assert await stream.reader.readexactly(3) == ACK * 3
+    stream.close()
+    assert node.inbox == [
+        (("127.0.0.9", 4000), {"t": "state", "k": 1}),
+        (("127.0.0.9", 4000), {"t": "state", "k": 2}),
+    ]
 
 
-async def test_connections_beyond_the_inbound_limit_are_refused(make_node):
+async def authenticated(node, source: str = "127.0.0.1"):
+    stream = await connect(node.address, source=source)
+    stream.writer.write(hello_frame(RING, stream.challenge))
+    async with asyncio.timeout(DEADLINE):
+        assert await stream.reader.readexactly(1) == ACK
+    return stream
+
+
+async def test_authenticated_connections_beyond_the_inbound_limit_are_refused(make_node):
     node = await make_node([KEY], config=TransportConfig(max_inbound_streams=2))
-    held = [await asyncio.open_connection(*node.address) for _ in range(2)]
-    for reader, writer in held:
-        writer.write(hello(RING))
-        async with asyncio.timeout(DEADLINE):
-            assert await reader.readexactly(1) == ACK
-    assert await raw_stream(node, b"") == b""
-    assert node.stat("streams_refused") == 1
-    for _, writer in held:
-        writer.close()
+    held = [await authenticated(node, "127.0.0.1"), await authenticated(node, "127.0.0.2")]
+    assert node.stat("streams_authenticated") == 2
+    refused = await connect(node.address, source="127.0.0.3")
+    refused.writer.write(hello_frame(RING, refused.challenge))
+    assert await refused.answer() == b""
+    assert node.stat("streams_refused_inbound_cap") == 1
+    for stream in held:
+        stream.close()
+    await eventually(lambda: node.stat("streams_authenticated") == 0)
     await still_works(node, make_node)
+
+
+async def test_authenticated_connections_beyond_the_per_address_limit_are_refused(make_node):
+    node = await make_node([KEY], config=TransportConfig(max_inbound_streams_per_address=2))
+    held = [await authenticated(node, "127.0.0.2") for _ in range(2)]
+    refused = await connect(node.address, source="127.0.0.2")
+    refused.writer.write(hello_frame(RING, refused.challenge))
+    assert await refused.answer() == b""
+    assert node.stat("streams_refused_address_cap") == 1
+    other = await authenticated(node, "127.0.0.3")
+    assert node.stat("streams_authenticated") == 3
+    for stream in [*held, other]:
+        stream.close()
