@@ -276,7 +276,8 @@ class Config:
             "bind",
             f"{host}:{self.bind[1]}",
             "not a loopback address, and gossip without a cluster key would travel in "
-            "plaintext: give cluster_key_file, or set insecure = true",
+            "plaintext: give cluster_key_file (--cluster-key-file), or set insecure = true "
+            "(--insecure)",
         )
         metrics = self.metrics.address
         require(
