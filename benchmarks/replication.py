@@ -17,7 +17,7 @@ Four measurements, each on fresh `swarmnode run` processes (see replication_proc
    10 nodes.
 4. Anti-entropy bytes between two real nodes holding the same 100,000 keys
    except 1 or 10, as reported by `sync`, beside a full transfer. The nodes run
-   with gossip off (`[dissemination] max_queue = 0`) and no periodic rounds
+   with gossip off (`[dissemination] enabled = false`) and no periodic rounds
    (`[antientropy] interval` of years), so the differences stay put until
    `sync` repairs them; a node restarted after missing writes would repair
    them by itself at join, before `sync` could measure anything.
@@ -59,7 +59,7 @@ SERF_ANCHOR = "Serf model (fanout 3, 200 ms): 99.99% of 30 nodes in 1.8 s"
 MEMBERLIST_ANCHOR = "memberlist LAN: 1 s probe + 4 s suspicion (n <= 10)"
 AE_CONFIG = """
 [dissemination]
-max_queue = 0
+enabled = false
 [antientropy]
 interval = 1.0e9
 """

@@ -2,10 +2,16 @@
 
 Every knob lives in the dataclass of the layer that uses it (StoreConfig,
 MembershipConfig, DisseminationConfig, AntiEntropyConfig, TransportConfig,
-ApiLimits), each field documented with its unit, default and why one would
-change it. This module composes them, picks a profile (`lan`: the defaults;
-`local`: fast timers for clusters on one host and for tests), and layers the
-sources: profile defaults < TOML file < environment < command-line flags.
+ApiLimits, VectorConfig, MetricsConfig), each field declared with its unit and
+allowed range (`swarmnode.settings.setting`) and documented by its docstring; each
+section refuses values that cannot work when it is built. This module composes
+them, picks a profile (`lan`: the defaults; `local`: fast timers for clusters on one
+host and for tests), layers the sources, checks the types of what the sources give
+and what involves several sections, and stops with one line naming the key.
+
+Sources, later ones winning: profile defaults < TOML file < environment < command
+line. The profile itself is chosen the same way: `--profile` over
+`$SWARMNODE_PROFILE` over the file's `profile` over `lan`.
 
 TOML layout (every section and key optional; unknown keys are an error):
 
@@ -23,49 +29,91 @@ TOML layout (every section and key optional; unknown keys are an error):
     [api]            max_frame = 16777216
     [node]           sweep_interval = 1.0
     [vectors]        exact_below = 2000
+    [metrics]        bind = "127.0.0.1:9117"
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from swarmnode.api.limits import ApiLimits
+from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
 from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
+from swarmnode.replication.merkle import DEFAULT_LEAF_BITS, leaf_bits
+from swarmnode.runtime.metrics_http import MetricsConfig
 from swarmnode.sansio import Address
+from swarmnode.settings import (
+    DEFAULT_PORT,
+    SETTING,
+    ConfigError,
+    Setting,
+    check_settings,
+    check_type,
+    field_types,
+    is_loopback,
+    kind_of,
+    parse_address,
+    refuse,
+    require,
+    setting,
+    settings_of,
+    show,
+)
 from swarmnode.storage.config import StoreConfig
-from swarmnode.transport.config import TransportConfig
+from swarmnode.transport.config import MIN_DATAGRAM, TransportConfig
+from swarmnode.transport.packing import MAX_UDP_PAYLOAD
 from swarmnode.vectors.config import VectorConfig
 
-DEFAULT_PORT = 7117
+__all__ = ["DEFAULT_PORT", "Config", "ConfigError", "NodeTimers", "load_config", "parse_address"]
+
 PROFILES = ("lan", "local")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot work; the message says which setting and why."""
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+MAX_SOCKET_PATH_BYTES = 107
+"""sun_path of a Unix socket holds 108 bytes including the terminating NUL."""
+NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""Node ids travel in every gossip header (at most 64 bytes) and name writers in
+`<node id>.<hex ts>` actors, so no dot and nothing that needs quoting in logs."""
+FRAME_SLACK = 4096
+"""Bytes of a put request beyond its key and value: the map, the op, the other arguments."""
+STREAM_SLACK = 64 * 1024
+"""Bytes of a replicated entry beyond its value and metadata: timestamps, causal context,
+the message around it."""
 
 
 @dataclass
 class NodeTimers:
-    """Timers of the node's own loop (the protocols have theirs)."""
+    """Timers of the node's own loop (the protocols have theirs): the `[node]` section."""
 
-    # Seconds between two ticks of the node loop: the resolution of every
-    # protocol timer. Lower costs CPU on idle nodes; higher delays gossip.
-    tick_interval: float = 0.02
-    # Seconds between sweeps for expired entries and collectable tombstones.
-    # Expired entries are invisible at once; the sweep only reclaims them.
-    sweep_interval: float = 1.0
-    # Entries one sweep handles in one write transaction.
-    sweep_batch: int = 500
-    # Seconds a `sync` waits for all its rounds before it reports what it has.
-    sync_timeout: float = 30.0
+    tick_interval: float = setting(0.02, "s", low=0.001)
+    """Seconds between two ticks of the node loop: the resolution of every protocol timer.
+    Lower costs CPU on idle nodes; higher delays gossip. At most `[membership]
+    probe_timeout`, or a probe would be judged before its indirect checks could answer."""
+
+    sweep_interval: float = setting(1.0, "s", low=0, above=True)
+    """Seconds between sweeps for expired entries and collectable tombstones. Expired
+    entries are invisible at once; the sweep only reclaims them."""
+
+    sweep_batch: int = setting(500, "entries", low=1, high=100_000)
+    """Entries one sweep handles in one write transaction. The writer is single: a larger
+    batch makes every client write wait behind a longer transaction."""
+
+    sync_timeout: float = setting(30.0, "s", low=0, above=True)
+    """Seconds a `sync` waits for all its rounds before it reports what it has."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "node")
 
     @classmethod
     def local(cls) -> NodeTimers:
@@ -74,6 +122,48 @@ class NodeTimers:
     @classmethod
     def lan(cls) -> NodeTimers:
         return cls()
+
+
+SECTIONS: dict[str, type] = {
+    "node": NodeTimers,
+    "store": StoreConfig,
+    "membership": MembershipConfig,
+    "dissemination": DisseminationConfig,
+    "antientropy": AntiEntropyConfig,
+    "transport": TransportConfig,
+    "api": ApiLimits,
+    "vectors": VectorConfig,
+    "metrics": MetricsConfig,
+}
+
+TRANSPORT_SETTINGS: dict[str, Setting] = {
+    "max_datagram": Setting("bytes", MIN_DATAGRAM, MAX_UDP_PAYLOAD),
+    "max_stream_message": Setting("bytes", MIN_DATAGRAM),
+    "stream_connect_timeout": Setting("s", 0, above=True),
+    "stream_frame_timeout": Setting("s", 0, above=True),
+    "stream_hello_timeout": Setting("s", 0, above=True),
+    "stream_idle_timeout": Setting("s", 0, above=True),
+    "send_queue_datagrams": Setting("datagrams", 1),
+    "stream_queue_messages": Setting("messages", 1),
+    "max_inbound_streams": Setting("streams", 1),
+    "close_grace": Setting("s", 0),
+}
+"""Units and ranges of `[transport]`, whose dataclass checks its values in its own
+`__post_init__` with plain messages: the loader checks these first, so its messages
+read like every other section's. tests/test_config.py holds them to TransportConfig's
+own checks."""
+
+_CLUSTER_SOURCES = ("store", "antientropy", "membership")
+
+
+def cluster_settings(store: StoreConfig, antientropy: AntiEntropyConfig) -> ClusterSettings:
+    """The settings every member of a cluster must share, taken from their sections."""
+    return ClusterSettings(
+        tree_fanout=antientropy.tree_fanout,
+        tree_depth=antientropy.tree_depth,
+        tombstone_grace_ms=store.grace_ms,
+        max_clock_offset_ms=store.max_clock_offset_ms,
+    )
 
 
 @dataclass
@@ -87,7 +177,7 @@ class Config:
     insecure: bool = False
     profile: str = "lan"
     log_level: str = "info"
-    log_format: str = "text"  # text | json
+    log_format: str = "text"
     node: NodeTimers = field(default_factory=NodeTimers)
     store: StoreConfig = field(default_factory=StoreConfig)
     membership: MembershipConfig = field(default_factory=MembershipConfig)
@@ -96,6 +186,22 @@ class Config:
     transport: TransportConfig = field(default_factory=TransportConfig)
     api: ApiLimits = field(default_factory=ApiLimits)
     vectors: VectorConfig = field(default_factory=VectorConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
+
+        SWIM carries those settings to peers (`membership/compat.py`) and only sees its
+        own section, so whenever one of them is replaced, by the loader, a test or the
+        simulator (`dataclasses.replace` included), the copy is refreshed here and can
+        never go stale.
+        """
+        object.__setattr__(self, name, value)
+        if name in _CLUSTER_SOURCES and all(hasattr(self, n) for n in _CLUSTER_SOURCES):
+            wanted = cluster_settings(self.store, self.antientropy)
+            if self.membership.cluster != wanted:
+                bound = dataclasses.replace(self.membership, cluster=wanted)
+                object.__setattr__(self, "membership", bound)
 
     @property
     def socket_path(self) -> Path:
@@ -104,104 +210,236 @@ class Config:
     @classmethod
     def for_profile(cls, profile: str = "lan", **overrides: Any) -> Config:
         if profile not in PROFILES:
-            raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+            raise refuse(None, "profile", profile, f"must be one of {', '.join(PROFILES)}")
         pick = "local" if profile == "local" else "lan"
         cfg = cls(
             profile=profile,
             node=getattr(NodeTimers, pick)(),
+            store=StoreConfig(tombstone_grace=3600.0) if pick == "local" else StoreConfig(),
             membership=getattr(MembershipConfig, pick)(),
             dissemination=getattr(DisseminationConfig, pick)(),
             antientropy=getattr(AntiEntropyConfig, pick)(),
             transport=getattr(TransportConfig, pick)(),
             vectors=getattr(VectorConfig, pick)(),
         )
-        if profile == "local":
-            cfg.store = StoreConfig(tombstone_grace=3600.0)
         for k, v in overrides.items():
             setattr(cfg, k, v)
         return cfg
 
+    def validate(self) -> Config:
+        """Check what involves several sections; ConfigError naming the key if it cannot work."""
+        store, api, transport = self.store, self.api, self.transport
+        fanout, depth = self.antientropy.tree_fanout, self.antientropy.tree_depth
+        require(
+            leaf_bits(fanout, depth) == DEFAULT_LEAF_BITS,
+            "antientropy",
+            "tree_fanout",
+            fanout,
+            f"with [antientropy] tree_depth = {depth} the trees have {fanout}^{depth} leaves, "
+            f"but the store's Merkle index has 2^{DEFAULT_LEAF_BITS}; use fanout/depth "
+            "16/4, 4/8, 2/16 or 256/2",
+        )
+        require(
+            self.node.tick_interval <= self.membership.probe_timeout,
+            "node",
+            "tick_interval",
+            self.node.tick_interval,
+            f"must be at most [membership] probe_timeout ({show(self.membership.probe_timeout)})"
+            ": a probe must be judged no later than its timeout",
+        )
+        value_frame = store.max_value_bytes + store.max_key_bytes + FRAME_SLACK
+        require(
+            api.max_frame >= value_frame,
+            "api",
+            "max_frame",
+            api.max_frame,
+            f"must be at least {value_frame} bytes, so that the largest value "
+            f"([store] max_value_bytes = {store.max_value_bytes}) and key fit one request",
+        )
+        entry = 2 * store.max_value_bytes + store.max_key_bytes + STREAM_SLACK
+        largest = max(
+            entry, self.antientropy.max_message_bytes, self.dissemination.max_message_bytes
+        )
+        require(
+            transport.max_stream_message >= largest,
+            "transport",
+            "max_stream_message",
+            transport.max_stream_message,
+            f"must be at least {largest} bytes: one entry with the largest value and metadata "
+            f"([store] max_value_bytes = {store.max_value_bytes}) and every anti-entropy and "
+            "gossip message must cross a stream",
+        )
+        host = self.bind[0]
+        require(
+            is_loopback(host) or self.cluster_key_file is not None or self.insecure,
+            None,
+            "bind",
+            f"{host}:{self.bind[1]}",
+            "not a loopback address, and gossip without a cluster key would travel in "
+            "plaintext: give cluster_key_file (--cluster-key-file), or set insecure = true "
+            "(--insecure)",
+        )
+        metrics = self.metrics.address
+        require(
+            metrics is None or metrics[1] == 0 or metrics != self.bind,
+            "metrics",
+            "bind",
+            self.metrics.bind,
+            "is the gossip address (bind); gossip uses TCP on that port too",
+        )
+        path = os.fsencode(self.socket_path)
+        require(
+            len(path) <= MAX_SOCKET_PATH_BYTES,
+            None,
+            "socket",
+            str(self.socket_path),
+            f"is {len(path)} bytes long; a Unix socket path holds at most "
+            f"{MAX_SOCKET_PATH_BYTES} (give a shorter socket or data_dir)",
+        )
+        return self
 
-SECTIONS = {
-    "node": NodeTimers,
-    "store": StoreConfig,
-    "membership": MembershipConfig,
-    "dissemination": DisseminationConfig,
-    "antientropy": AntiEntropyConfig,
-    "transport": TransportConfig,
-    "api": ApiLimits,
-    "vectors": VectorConfig,
+
+# --- top-level keys -------------------------------------------------------------------
+
+
+def _path(key: str) -> Callable[[Any], Path]:
+    def convert(value: Any) -> Path:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if type(value) is not str or not value:
+            raise refuse(None, key, value, f"must be a non-empty path, not {kind_of(value)}")
+        return Path(value).expanduser().resolve()
+
+    return convert
+
+
+def _address(key: str, value: Any) -> Address:
+    if type(value) is not str:
+        raise refuse(None, key, value, f"must be a string HOST:PORT, not {kind_of(value)}")
+    try:
+        return parse_address(value)
+    except ConfigError as exc:
+        raise refuse(None, key, value, str(exc).split(": ", 1)[-1]) from None
+
+
+def _join(value: Any) -> list[Address]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise refuse(None, "join", value, "must be an array of HOST:PORT strings")
+    return [_address("join", item) for item in items]
+
+
+def _node_id(value: Any) -> str:
+    if type(value) is not str or not NODE_ID.fullmatch(value):
+        raise refuse(
+            None, "node_id", value, "must be 1 to 64 letters, digits, '-' or '_' (no dots)"
+        )
+    return value
+
+
+def _choice(key: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = value.lower() if type(value) is str else value
+        if text not in choices:
+            raise refuse(None, key, value, f"must be one of {', '.join(choices)}")
+        return text
+
+    return convert
+
+
+def _bool(key: str) -> Callable[[Any], bool]:
+    return lambda value: check_type(None, key, value, bool)
+
+
+TOP_LEVEL: dict[str, Callable[[Any], Any]] = {
+    "data_dir": _path("data_dir"),
+    "socket": _path("socket"),
+    "bind": lambda v: _address("bind", v),
+    "join": _join,
+    "node_id": _node_id,
+    "cluster_key_file": _path("cluster_key_file"),
+    "insecure": _bool("insecure"),
+    "log_level": _choice("log_level", LOG_LEVELS),
+    "log_format": _choice("log_format", LOG_FORMATS),
 }
+"""Every top-level key but `profile` (which picks the defaults before anything else), with
+the function that checks its value and converts it."""
+
+ENVIRONMENT = {
+    "SWARMNODE_DATA_DIR": "data_dir",
+    "SWARMNODE_SOCKET": "socket",
+    "SWARMNODE_BIND": "bind",
+    "SWARMNODE_JOIN": "join",
+    "SWARMNODE_CLUSTER_KEY_FILE": "cluster_key_file",
+    "SWARMNODE_LOG_LEVEL": "log_level",
+    "SWARMNODE_LOG_FORMAT": "log_format",
+}
+"""Environment variables and the key each sets (`SWARMNODE_PROFILE` picks the profile).
+An empty variable counts as unset; `SWARMNODE_JOIN` is comma-separated."""
 
 
-def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> Address:
-    """`HOST:PORT`, `HOST` or `[v6]:PORT` to (host, port); hosts must be IP literals."""
-    import ipaddress
+def _unknown(section: str | None, key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    where = f"[{section}] {key}" if section else key
+    return ConfigError(f"{where}: unknown setting{hint}")
 
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.lstrip(":")
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host, port_text = text, ""
-    if host == "localhost":
-        host = "127.0.0.1"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"{text!r}: the host must be an IP address") from None
-    try:
-        port = int(port_text) if port_text else default_port
-    except ValueError:
-        raise ConfigError(f"{text!r}: the port must be a number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"{text!r}: the port must be between 0 and 65535")
-    return host, port
+
+def section_settings(cls: type) -> dict[str, Setting]:
+    """The unit and range of every setting of a section."""
+    if cls is TransportConfig:
+        return TRANSPORT_SETTINGS
+    return {f.name: f.metadata[SETTING] for f in settings_of(cls)}
 
 
 def _section(cls: type, current: Any, values: dict[str, Any], name: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"[{name}]: unknown setting(s) {', '.join(unknown)}")
+    """`current` with `values` applied: types checked, then the section's own checks."""
+    known = [f.name for f in settings_of(cls)]
+    for key in values:
+        if key not in known:
+            raise _unknown(name, key, known)
+    types = field_types(cls)
+    specs = section_settings(cls)
+    checked = {}
+    for key, value in values.items():
+        checked[key] = check_type(name, key, value, types[key])
+        spec = specs[key]
+        if not spec.admits(value):
+            raise refuse(name, key, value, f"must be {spec.allowed()}")
     try:
-        return dataclasses.replace(current, **values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{name}]: {exc}") from None
+        return dataclasses.replace(current, **checked)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"[{name}] {exc}") from None
 
 
 def apply_mapping(cfg: Config, data: dict[str, Any], *, origin: str) -> Config:
-    """Apply a TOML-shaped mapping onto `cfg`."""
-    data = dict(data)
-    for name, cls in SECTIONS.items():
-        if name in data:
-            section = data.pop(name)
-            if not isinstance(section, dict):
-                raise ConfigError(f"{origin}: [{name}] must be a table")
-            setattr(cfg, name, _section(cls, getattr(cfg, name), section, name))
-    simple = {
-        "data_dir": lambda v: Path(v).expanduser().resolve(),
-        "socket": lambda v: Path(v).expanduser().resolve(),
-        "bind": parse_address,
-        "join": lambda v: [parse_address(x) for x in ([v] if isinstance(v, str) else v)],
-        "node_id": str,
-        "cluster_key_file": lambda v: Path(v).expanduser().resolve(),
-        "insecure": bool,
-        "log_level": str,
-        "log_format": str,
-    }
-    for key, value in data.items():
-        if key == "profile":
-            continue
-        if key not in simple:
-            raise ConfigError(f"{origin}: unknown setting {key!r}")
-        try:
-            setattr(cfg, key, simple[key](value))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{origin}: {key}: {exc}") from None
+    """Apply a TOML-shaped mapping onto `cfg`; errors are prefixed with `origin`."""
+    try:
+        for key, value in data.items():
+            if key in SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"[{key}] must be a table, not {kind_of(value)}")
+                setattr(cfg, key, _section(SECTIONS[key], getattr(cfg, key), value, key))
+            elif key in TOP_LEVEL:
+                setattr(cfg, key, TOP_LEVEL[key](value))
+            elif isinstance(value, dict):
+                close = difflib.get_close_matches(key, list(SECTIONS), n=1)
+                hint = f"; did you mean [{close[0]}]?" if close else ""
+                raise ConfigError(f"[{key}]: unknown section{hint}")
+            elif key != "profile":
+                raise _unknown(None, key, [*TOP_LEVEL, "profile", *SECTIONS])
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     return cfg
+
+
+def _profile(value: Any, origin: str) -> str:
+    if value not in PROFILES:
+        why = f"must be one of {', '.join(PROFILES)}"
+        raise ConfigError(f"{origin}: {refuse(None, 'profile', value, why)}")
+    return value
 
 
 def load_config(
@@ -211,34 +449,40 @@ def load_config(
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Config:
-    """Build the effective configuration: profile < file < environment < overrides."""
+    """Build the effective configuration: profile < file < environment < overrides (flags).
+
+    `overrides` holds top-level keys (None values are ignored) and may hold sections as
+    dicts, e.g. `{"metrics": {"bind": "127.0.0.1:9117"}}`. Raises ConfigError, whose
+    message names the source and the key, for anything that cannot work.
+    """
     env = dict(os.environ) if env is None else env
     data: dict[str, Any] = {}
+    origin = f"config file {path}"
     if path is not None:
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
-    chosen = profile or data.get("profile") or env.get("SWARMNODE_PROFILE") or "lan"
+    if profile is not None:
+        chosen = _profile(profile, "--profile")
+    elif env.get("SWARMNODE_PROFILE"):
+        chosen = _profile(env["SWARMNODE_PROFILE"], "$SWARMNODE_PROFILE")
+    elif "profile" in data:
+        chosen = _profile(data["profile"], origin)
+    else:
+        chosen = "lan"
     cfg = Config.for_profile(chosen)
-    apply_mapping(cfg, data, origin=str(path))
-    env_map: dict[str, Any] = {}
-    for var, key in (
-        ("SWARMNODE_DATA_DIR", "data_dir"),
-        ("SWARMNODE_SOCKET", "socket"),
-        ("SWARMNODE_BIND", "bind"),
-        ("SWARMNODE_CLUSTER_KEY_FILE", "cluster_key_file"),
-        ("SWARMNODE_LOG_LEVEL", "log_level"),
-    ):
-        if env.get(var):
-            env_map[key] = env[var]
-    if env.get("SWARMNODE_JOIN"):
-        env_map["join"] = [x for x in env["SWARMNODE_JOIN"].split(",") if x.strip()]
-    apply_mapping(cfg, env_map, origin="environment")
-    if overrides:
-        apply_mapping(cfg, {k: v for k, v in overrides.items() if v is not None}, origin="flags")
-    if cfg.log_format not in ("text", "json"):
-        raise ConfigError("log_format must be text or json")
-    return cfg
+    apply_mapping(cfg, data, origin=origin)
+    for var, key in ENVIRONMENT.items():
+        raw = env.get(var)
+        if raw:
+            value: Any = [x for x in raw.split(",") if x.strip()] if key == "join" else raw
+            apply_mapping(cfg, {key: value}, origin=f"${var}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            apply_mapping(cfg, {key: value}, origin=f"--{key.replace('_', '-')}")
+    return cfg.validate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swarmnode.membership.compat import Mismatch
 from swarmnode.sansio import Address
 
 
@@ -48,3 +49,16 @@ class MemberLeft(MemberEvent):
 @dataclass(frozen=True)
 class MemberUpdated(MemberEvent):
     """An alive member changed its address or metadata."""
+
+
+@dataclass(frozen=True)
+class PeerRefused:
+    """A node whose cluster settings differ from this node's was refused as a member.
+
+    Not a `MemberEvent`: the peer never was, and never becomes, a member. Emitted once
+    per disagreement (again only if the peer comes back with other values).
+    """
+
+    node_id: str
+    addr: Address
+    mismatches: tuple[Mismatch, ...]

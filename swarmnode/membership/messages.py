@@ -13,6 +13,10 @@ A fact (the unit of gossip and of push-pull state) is a map:
   m  meta map (alive only, optional)
   b  id of the member that suspects or declares dead (optional)
   d  seconds since the member entered that state (push-pull only, optional)
+  c  the member's cluster settings, a list of small non-negative ints (alive and
+     suspect only; see `compat.py`). Added in protocol version 2: a fact without it
+     comes from a version 1 node, and version 1 nodes ignore it, as they ignore every
+     field they do not know, so messages of either version decode on both.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ MAX_STATE_FACTS = 200_000
 MAX_SEQ = 2**63 - 1
 MAX_INCARNATION = 2**63 - 1
 MAX_AGE = 10 * 365 * 86400.0
+MAX_SETTINGS = 16
+"""Cluster settings a fact may carry; more is malformed (version 2 sends five)."""
 _STATES = tuple(MemberState)
 
 
@@ -61,6 +67,7 @@ class Fact:
     meta: dict[str, Any] | None = None
     by: str | None = None
     age: float | None = None
+    settings: tuple[int, ...] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"n": self.node_id, "i": self.incarnation, "s": int(self.state)}
@@ -72,6 +79,8 @@ class Fact:
             wire["b"] = self.by
         if self.age is not None:
             wire["d"] = self.age
+        if self.settings is not None:
+            wire["c"] = list(self.settings)
         return wire
 
 
@@ -226,7 +235,23 @@ def fact(wire: Any, *, in_state: bool = False) -> Fact:
     incarnation = wire.get("i")
     if type(incarnation) is not int or not 0 <= incarnation <= MAX_INCARNATION:
         raise DecodeError("incarnation must be a non-negative int")
-    return Fact(node_id(wire.get("n"), "n"), incarnation, state, addr, meta, by, age)
+    settings = None
+    if "c" in wire:
+        if not state.live:
+            raise DecodeError("only alive and suspect facts carry settings")
+        settings = _settings(wire["c"])
+    return Fact(node_id(wire.get("n"), "n"), incarnation, state, addr, meta, by, age, settings)
+
+
+def _settings(value: Any) -> tuple[int, ...]:
+    """Every alive fact carries these, so the check is a plain loop: a generator costs
+    twice as much here."""
+    if not isinstance(value, list | tuple) or not 0 < len(value) <= MAX_SETTINGS:
+        raise DecodeError(f"c: settings must be 1..{MAX_SETTINGS} non-negative ints")
+    for v in value:
+        if type(v) is not int or v < 0 or v > MAX_SEQ:
+            raise DecodeError(f"c: settings must be 1..{MAX_SETTINGS} non-negative ints")
+    return tuple(value)
 
 
 def node_id(value: Any, name: str) -> str:

@@ -28,11 +28,22 @@ hours and one of them is sent a push-pull every reconnect interval; a member we
 hold dead that talks to us is told so, and refutes. Two halves of a long
 partition therefore merge again by themselves once the network heals. A member
 that sends from the address of another member id proves that id was replaced.
+
+What swarmnode adds for safety: some settings must be equal on every member (tree
+shape, tombstone grace, clock offset, protocol version; `compat.py`). Every alive fact
+carries them; a node refuses to take as a member anyone whose alive fact says
+otherwise, drops every message such a peer sends (so it is never half-joined: no ack,
+no gossip, no data), answers its join with its own alive fact only (so the peer learns
+of the disagreement and logs it too), and logs the refusal at WARNING, once per
+disagreement. A refused peer that comes back with matching settings is taken as usual.
+The core logs this itself rather than leave it to a runtime: a refusal must be loud
+whatever hosts the node, and it never touches the protocol's state.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -42,6 +53,7 @@ from swarmnode.errors import DecodeError
 from swarmnode.membership import messages as wire
 from swarmnode.membership.awareness import Awareness
 from swarmnode.membership.broadcasts import TransmitQueue, encoded_size, retransmit_limit
+from swarmnode.membership.compat import Mismatch
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.membership.events import (
     MemberAlive,
@@ -51,6 +63,7 @@ from swarmnode.membership.events import (
     MemberLeft,
     MemberSuspect,
     MemberUpdated,
+    PeerRefused,
 )
 from swarmnode.membership.messages import Fact
 from swarmnode.membership.state import MemberInfo, MemberState
@@ -59,6 +72,8 @@ from swarmnode.sansio import Address, Message, Output
 
 ALIVE, SUSPECT, DEAD, LEFT = MemberState
 
+log = logging.getLogger("swarmnode.membership")
+
 NACK_FRACTION = 0.8
 """A relay sends its nack after this share of the probe timeout (Lifeguard's value), so the
 nack reaches the prober before the prober's own wait ends."""
@@ -66,6 +81,25 @@ PUSH_PULL_SCALE_THRESHOLD = 32
 """Above this many members the push-pull interval grows with log2(n / 32) (memberlist)."""
 SMALL_PICK = 64
 """Up to this many live members, random picks filter the whole list; above it they sample."""
+MAX_REFUSED = 1024
+"""Refused peers remembered at most; the oldest is forgotten first (it is refused again,
+and logged again, if it comes back)."""
+
+
+@dataclass
+class RefusedPeer:
+    """A peer refused as a member because its cluster settings differ from this node's.
+
+    `since` and `last` are runtime times of the refusal and of the latest message or fact
+    that confirmed it; `messages` counts the messages from it that were dropped.
+    """
+
+    node_id: str
+    addr: Address
+    mismatches: tuple[Mismatch, ...]
+    since: float
+    last: float
+    messages: int = 0
 
 
 @dataclass
@@ -158,6 +192,13 @@ class Membership:
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._seeds: list[Address] = []
         self._timers: _Timers | None = None
+        self._cluster = config.cluster
+        self._cluster_wire = config.cluster.to_wire()
+        self._refused: dict[str, RefusedPeer] = {}
+        self._refused_addrs: dict[Address, int] = {}
+        self.stats = {"peers_refused": 0, "messages_refused": 0}
+        """`peers_refused` counts refusals (a peer, or a peer with new values);
+        `messages_refused` the messages dropped because their sender is refused."""
 
     # ------------------------------------------------------------------ public API
 
@@ -211,6 +252,8 @@ class Membership:
             return step.out
         if self._left:
             self._receive_after_leave(now, sender, decoded, step)
+            return step.out
+        if not self._admit_sender(now, sender, decoded, step):
             return step.out
         if not isinstance(decoded, wire.PushPull):
             for fact in decoded.gossip:
@@ -288,6 +331,15 @@ class Membership:
         return MemberInfo(
             self.node_id, self.addr, state, self._incarnation, self._since, dict(self._meta)
         )
+
+    def refused(self) -> list[RefusedPeer]:
+        """Peers refused because their cluster settings differ, by node id."""
+        return [self._refused[k] for k in sorted(self._refused)]
+
+    def refuses(self, addr: Address) -> bool:
+        """Whether a refused peer was last heard from `addr`; the node should drop the
+        replication messages (deltas, anti-entropy) it sends as well."""
+        return addr in self._refused_addrs
 
     def live_peers(self) -> list[tuple[str, Address]]:
         """Alive and suspect members other than this node."""
@@ -367,6 +419,14 @@ class Membership:
             assert node_id in self._by_addr[member.addr]
         assert sum(len(ids) for ids in self._by_addr.values()) == len(self._members)
         assert len(self._relays) <= self.config.max_pending_relays
+        assert len(self._refused) <= MAX_REFUSED
+        addrs: dict[Address, int] = {}
+        for refused in self._refused.values():
+            addrs[refused.addr] = addrs.get(refused.addr, 0) + 1
+        assert addrs == self._refused_addrs
+        for node_id in self._refused:
+            member = self._members.get(node_id)
+            assert member is None or not member.state.live, f"refused {node_id} is live"
         assert 0 <= self._awareness.score < self.config.awareness_max_multiplier
 
     # ------------------------------------------------------------------ timers
@@ -579,7 +639,8 @@ class Membership:
                 if fact.addr != self.addr:
                     self._add(now - (fact.age or 0.0), fact, DEAD)
                 return
-            self._apply_alive(now, Fact(fact.node_id, fact.incarnation, ALIVE, fact.addr), step)
+            alive = Fact(fact.node_id, fact.incarnation, ALIVE, fact.addr, settings=fact.settings)
+            self._apply_alive(now, alive, step)
             member = self._members.get(fact.node_id)
             if member is None:
                 return
@@ -612,6 +673,13 @@ class Membership:
             if member is not None and member.state.live:
                 self._declare(now, member, DEAD, member.incarnation, step)
             return
+        if member is None or fact.incarnation > member.incarnation:
+            # Only a fact that would add or change a member is judged: the rest are ignored.
+            mismatches = self._cluster.mismatches(fact.settings)
+            if mismatches:
+                self._refuse(now, fact, mismatches, step)
+                return
+            self._readmit(fact.node_id)
         if member is None:
             member = self._add(now, fact, ALIVE)
             step.emit(MemberJoined(member.node_id, member.addr, member.incarnation))
@@ -679,6 +747,94 @@ class Membership:
             step.emit(event(member.node_id, member.addr, member.incarnation))
         self._broadcast(self._fact(member, by=self.node_id if state is DEAD else None))
 
+    # ------------------------------------------------------------------ cluster settings
+
+    def _admit_sender(
+        self, now: float, sender: Address, decoded: wire.Decoded, step: _Step
+    ) -> bool:
+        """Whether to handle a message at all, judged by its sender's own settings.
+
+        A message that carries the sender's alive fact is judged by it: a sender whose
+        settings differ is refused and the whole message dropped (its other facts describe
+        its own, equally incompatible, cluster); a join is answered with this node's alive
+        fact alone, so the sender learns why. A message without that fact is dropped if
+        its sender is refused, and handled otherwise.
+        """
+        facts = decoded.members if isinstance(decoded, wire.PushPull) else decoded.gossip
+        own = next((f for f in facts if f.node_id == decoded.sender and f.state is ALIVE), None)
+        if own is not None:
+            mismatches = self._cluster.mismatches(own.settings)
+            if not mismatches:
+                self._readmit(own.node_id)
+                return True
+            self._refuse(now, own, mismatches, step)
+            if isinstance(decoded, wire.PushPull) and decoded.reply_wanted:
+                mine = [self._self_fact().to_wire()]
+                step.send(sender, wire.push_pull(self.node_id, False, mine))
+        elif decoded.sender not in self._refused:
+            return True
+        refused = self._refused[decoded.sender]
+        refused.messages += 1
+        refused.last = now
+        self.stats["messages_refused"] += 1
+        return False
+
+    def _refuse(self, now: float, fact: Fact, mismatches: list[Mismatch], step: _Step) -> None:
+        """Keep the member of `fact` out, and say so loudly the first time."""
+        assert fact.addr is not None
+        known = self._refused.get(fact.node_id)
+        if known is not None and known.mismatches == tuple(mismatches):
+            if known.addr != fact.addr:
+                self._drop_refusal(fact.node_id)
+                known.addr = fact.addr
+                self._keep_refusal(known)
+            known.last = now
+        else:
+            self._drop_refusal(fact.node_id)
+            self._keep_refusal(RefusedPeer(fact.node_id, fact.addr, tuple(mismatches), now, now))
+            if len(self._refused) > MAX_REFUSED:
+                self._drop_refusal(next(iter(self._refused)))
+            self.stats["peers_refused"] += 1
+            for m in mismatches:
+                log.warning(
+                    "event=peer_refused peer=%s addr=%s:%d %s node_id=%s",
+                    fact.node_id,
+                    *fact.addr,
+                    m.describe(),
+                    self.node_id,
+                )
+            step.emit(PeerRefused(fact.node_id, fact.addr, tuple(mismatches)))
+        member = self._members.get(fact.node_id)
+        if member is not None and member.state.live:
+            # A member that came back with other settings: out, and everyone told so.
+            incarnation = max(member.incarnation, fact.incarnation)
+            self._declare(now, member, DEAD, incarnation, step)
+
+    def _readmit(self, node_id: str) -> None:
+        """Forget a refusal: the peer now says it shares this node's settings."""
+        if self._drop_refusal(node_id):
+            log.info("event=peer_readmitted peer=%s node_id=%s", node_id, self.node_id)
+
+    def _forget_refusals(self, now: float) -> None:
+        horizon = now - self.config.dead_retention
+        for node_id in [k for k, r in self._refused.items() if r.last < horizon]:
+            self._drop_refusal(node_id)
+
+    def _keep_refusal(self, refused: RefusedPeer) -> None:
+        self._refused[refused.node_id] = refused
+        self._refused_addrs[refused.addr] = self._refused_addrs.get(refused.addr, 0) + 1
+
+    def _drop_refusal(self, node_id: str) -> bool:
+        refused = self._refused.pop(node_id, None)
+        if refused is None:
+            return False
+        left = self._refused_addrs[refused.addr] - 1
+        if left:
+            self._refused_addrs[refused.addr] = left
+        else:
+            del self._refused_addrs[refused.addr]
+        return True
+
     # ------------------------------------------------------------------ healing
 
     def _note_sender(self, now: float, sender: Address, sender_id: str, step: _Step) -> None:
@@ -709,6 +865,7 @@ class Membership:
     def _reconnect(self, now: float, step: _Step) -> None:
         """Forget members gone for longer than the retention; push-pull with one of the rest."""
         retention = self.config.dead_retention
+        self._forget_refusals(now)
         for node_id in list(self._gone):
             member = self._members[node_id]
             if now - member.since >= retention:
@@ -823,23 +980,48 @@ class Membership:
         self._queue.push(fact["n"], fact)
 
     def _fact(self, member: _Member, by: str | None = None) -> dict[str, Any]:
-        addr = member.addr if member.state is ALIVE else None
-        meta = member.meta if member.state is ALIVE else None
-        return Fact(member.node_id, member.incarnation, member.state, addr, meta, by).to_wire()
+        """A member's fact for gossip. Every member shares this node's settings (those that
+        do not are refused), so alive facts carry this node's own."""
+        alive = member.state is ALIVE
+        return Fact(
+            member.node_id,
+            member.incarnation,
+            member.state,
+            member.addr if alive else None,
+            member.meta if alive else None,
+            by,
+            settings=self._cluster_wire if alive else None,
+        ).to_wire()
 
     def _self_fact(self) -> Fact:
         if self._left:
             return Fact(self.node_id, self._incarnation, LEFT, self.addr)
-        return Fact(self.node_id, self._incarnation, ALIVE, self.addr, self._meta or None)
+        return Fact(
+            self.node_id,
+            self._incarnation,
+            ALIVE,
+            self.addr,
+            self._meta or None,
+            settings=self._cluster_wire,
+        )
 
     def _state(self, now: float) -> list[dict[str, Any]]:
         """This node's full view for push-pull: every member with its address, age if gone."""
         entries = [self._self_fact().to_wire()]
         for member in self._members.values():
-            age = None if member.state.live else max(0.0, now - member.since)
+            live = member.state.live
+            age = None if live else max(0.0, now - member.since)
             meta = member.meta if member.state is ALIVE else None
+            settings = self._cluster_wire if live else None
             fact = Fact(
-                member.node_id, member.incarnation, member.state, member.addr, meta, None, age
+                member.node_id,
+                member.incarnation,
+                member.state,
+                member.addr,
+                meta,
+                None,
+                age,
+                settings,
             )
             entries.append(fact.to_wire())
         return entries

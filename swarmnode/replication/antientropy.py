@@ -62,6 +62,7 @@ from swarmnode.replication.merkle import (
     position,
 )
 from swarmnode.sansio import Address, Message, Output
+from swarmnode.settings import check_settings, refuse, require, setting
 
 _MIN_MESSAGE_BYTES = 1024
 _MAX_UINT = 1 << 63
@@ -78,41 +79,48 @@ _CHILDREN_BYTES_PER_FANOUT = HASH_BYTES + 5
 class AntiEntropyConfig:
     """Knobs of anti-entropy. All nodes of a cluster must agree on the tree shape."""
 
-    interval: float = 5.0
+    interval: float = setting(5.0, "s", low=0, above=True)
     """Seconds between two rounds started by a node (the node's loop reads it). It bounds
     how long a write gossip missed waits for repair. Lower it to repair faster, at the cost
     of more idle traffic (a round between converged peers costs one roots message and an
     empty answer, a few hundred bytes)."""
-    round_timeout: float = 5.0
+    round_timeout: float = setting(5.0, "s", low=0, above=True)
     """Seconds without any answer from the peer after which a round fails. Raise it on slow
     links or when answers carry large states over a stream."""
-    max_concurrent_rounds: int = 4
+    max_concurrent_rounds: int = setting(4, "rounds", low=1)
     """Rounds this node runs as initiator at once; `sync` with many peers queues behind it.
     Raise it to repair from more peers in parallel, lower it to bound memory and CPU."""
-    max_inflight: int = 4
+    max_inflight: int = setting(4, "requests", low=1)
     """Requests of one round awaiting their answer; more overlaps round trips on big repairs."""
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = setting(64 * 1024, "bytes", low=_MIN_MESSAGE_BYTES)
     """Upper bound (msgpack bytes) of each message built here; transfers are split to fit.
     Lower it to keep messages inside datagrams when the transport has no stream."""
-    list_threshold: int = 32
+    list_threshold: int = setting(32, "keys", low=1)
     """A differing subtree with at most this many keys on both sides is listed (key, digest)
     instead of descended. Higher: fewer round trips, more digest bytes per listing."""
-    state_batch_keys: int = 256
+    state_batch_keys: int = setting(256, "keys", low=1)
     """Keys whose states (or index entries) are read from the store in one call."""
-    tree_fanout: int = 16
-    """Children per node of every namespace tree; must match the storage's MerkleTree."""
-    tree_depth: int = 4
-    """Levels below the root; must match the storage's MerkleTree."""
+    tree_fanout: int = setting(16, "children", low=2, high=256)
+    """Children per node of every namespace tree, a power of two. Every node of a cluster
+    must use the same tree shape (checked when nodes join), and fanout^depth must equal
+    the 2^16 leaves of the store's Merkle index (16/4, 4/8, 2/16 or 256/2)."""
+    tree_depth: int = setting(4, "levels", low=1, high=24)
+    """Levels below the root; see `tree_fanout`."""
 
     def __post_init__(self) -> None:
-        leaf_bits(self.tree_fanout, self.tree_depth)
-        if self.max_message_bytes < _MIN_MESSAGE_BYTES:
-            raise ValueError(f"max_message_bytes must be at least {_MIN_MESSAGE_BYTES}")
-        for name in ("max_concurrent_rounds", "max_inflight", "list_threshold", "state_batch_keys"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.interval <= 0 or self.round_timeout <= 0:
-            raise ValueError("interval and round_timeout must be positive")
+        check_settings(self, "antientropy")
+        fanout, depth = self.tree_fanout, self.tree_depth
+        require(
+            fanout & (fanout - 1) == 0,
+            "antientropy",
+            "tree_fanout",
+            fanout,
+            "must be a power of two between 2 and 256",
+        )
+        try:
+            leaf_bits(fanout, depth)
+        except ValueError as exc:
+            raise refuse("antientropy", "tree_depth", depth, str(exc)) from None
 
     @classmethod
     def lan(cls) -> AntiEntropyConfig:

@@ -25,6 +25,7 @@ from typing import Any
 
 from swarmnode.errors import DecodeError
 from swarmnode.sansio import Address, Message, Output
+from swarmnode.settings import check_settings, setting
 
 MSG_DELTAS = "d.deltas"
 # msgpack overhead of one [ns, key, payload] item beyond its three byte strings.
@@ -33,21 +34,35 @@ ITEM_OVERHEAD = 12
 
 @dataclass
 class DisseminationConfig:
-    # Seconds between gossip rounds (retransmissions). Serf's model uses 200 ms.
-    interval: float = 0.2
-    # Peers each round's message goes to. Higher spreads faster, costs more.
-    fanout: int = 3
-    # Transmissions per delta = retransmit_mult * ceil(log10(n + 1)). memberlist
-    # uses 4; at 4 the simulator's 25-node broadcast workload left about 1 in
-    # 3,000 (delta, node) pairs to anti-entropy, at 6 none, with no more
-    # messages under load (deltas share messages) and about 50% more when idle.
-    retransmit_mult: int = 6
-    # Payload budget of one gossip message (bytes), so that a message plus the
-    # envelope fits one 1400-byte datagram. Larger single deltas go alone.
-    max_message_bytes: int = 1200
-    # Deltas waiting for retransmission at most; beyond it the most transmitted
-    # are dropped (anti-entropy repairs what they would have carried).
-    max_queue: int = 50_000
+    """Knobs of delta gossip: the `[dissemination]` section."""
+
+    interval: float = setting(0.2, "s", low=0, above=True)
+    """Seconds between gossip rounds (retransmissions). Serf's model uses 200 ms."""
+
+    fanout: int = setting(3, "peers", low=1)
+    """Peers each round's message goes to. Higher spreads faster, costs more."""
+
+    retransmit_mult: int = setting(6, "", low=1)
+    """Transmissions per delta = retransmit_mult * ceil(log10(n + 1)). memberlist uses 4;
+    at 4 the simulator's 25-node broadcast workload left about 1 in 3,000 (delta, node)
+    pairs to anti-entropy, at 6 none, with no more messages under load (deltas share
+    messages) and about 50% more when idle."""
+
+    max_message_bytes: int = setting(1200, "bytes", low=64)
+    """Payload budget of one gossip message, so that a message plus the envelope fits one
+    1400-byte datagram. Larger single deltas go alone (over a stream)."""
+
+    max_queue: int = setting(50_000, "deltas", low=1)
+    """Deltas waiting for retransmission at most; beyond it the most transmitted are
+    dropped (anti-entropy repairs what they would have carried)."""
+
+    enabled: bool = setting(True)
+    """False turns delta gossip off: writes then reach peers only through anti-entropy
+    (`sync`, periodic rounds, rounds at join). For measuring and testing repair alone;
+    never on a production cluster."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "dissemination")
 
     @classmethod
     def local(cls) -> DisseminationConfig:
@@ -94,6 +109,8 @@ class Dissemination:
 
     def enqueue(self, ns: str, key: str, payload: bytes) -> None:
         """Queue a delta (local, or received and new to us) for gossip."""
+        if not self.config.enabled:
+            return
         self._items.append(_Item(next(self._seq), ns, key, payload))
         self._fresh = True
         self.stats["deltas_queued"] += 1

@@ -49,6 +49,7 @@ class SimNet:
         latency: tuple[float, float] = (0.0005, 0.002),
         loss: float = 0.0,
         check_invariants: bool = True,
+        record: bool = False,
     ) -> None:
         self.seed = seed
         self.config = config or MembershipConfig.local()
@@ -66,15 +67,25 @@ class SimNet:
         self._generation: dict[Address, int] = {}
         self._group: dict[Address, int] = {}
         self._link_loss: dict[tuple[Address, Address], float] = {}
+        self.record = record
+        self.sent: list[tuple[float, Address, Address, dict[str, Any]]] = []
+        """With `record`, every message handed to the network: (time, from, to, message)."""
 
     # ---------------------------------------------------------------- cluster control
 
-    def add(self, node_id: str, addr: Address, meta: dict[str, Any] | None = None) -> Membership:
+    def add(
+        self,
+        node_id: str,
+        addr: Address,
+        meta: dict[str, Any] | None = None,
+        config: MembershipConfig | None = None,
+    ) -> Membership:
+        """Start a node; `config` (default: the network's) lets one node differ."""
         assert addr not in self.nodes, f"{addr} is running"
         generation = self._generation.get(addr, 0) + 1
         self._generation[addr] = generation
         rng = random.Random(f"{self.seed}/{node_id}/{addr}/{generation}")
-        node = Membership(node_id, addr, self.config, rng, meta)
+        node = Membership(node_id, addr, config or self.config, rng, meta)
         self.nodes[addr] = node
         return node
 
@@ -211,6 +222,8 @@ class SimNet:
 
     def _transmit(self, src: Address, dst: Address, msg: dict[str, Any]) -> None:
         raw = msgpack.packb(msg)
+        if self.record:
+            self.sent.append((self.now, src, dst, msg))
         if msg["t"] != "swim.pp":
             assert len(raw) <= DATAGRAM_BYTES - ENVELOPE_BYTES, f"{msg['t']} of {len(raw)} bytes"
         counters = self.counters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import msgpack
@@ -11,13 +12,16 @@ from hypothesis import strategies as st
 
 from swarmnode.errors import DecodeError
 from swarmnode.membership import Membership, MembershipConfig
-from swarmnode.membership.messages import decode
+from swarmnode.membership.compat import ClusterSettings
+from swarmnode.membership.messages import Fact, decode, fact
+from swarmnode.membership.state import MemberState
 
 from .simnet import SimNet
 
 ME = ("127.0.0.1", 7000)
 PEER = ("127.0.0.2", 7000)
-GOOD_FACT = {"n": "peer", "i": 1, "s": 0, "a": ["127.0.0.2", 7000], "m": {"v": 1}}
+SETTINGS = list(ClusterSettings().to_wire())
+GOOD_FACT = {"n": "peer", "i": 1, "s": 0, "a": ["127.0.0.2", 7000], "m": {"v": 1}, "c": SETTINGS}
 
 VALID = [
     {"t": "swim.ping", "f": "peer", "s": 1, "n": "me", "g": [GOOD_FACT]},
@@ -89,6 +93,14 @@ BAD_FACTS = [
     {**GOOD_FACT, "d": float("nan")},
     {**GOOD_FACT, "d": float("inf")},
     {**GOOD_FACT, "d": "1"},
+    {**GOOD_FACT, "c": []},
+    {**GOOD_FACT, "c": 2},
+    {**GOOD_FACT, "c": [2, -1]},
+    {**GOOD_FACT, "c": [2, "16"]},
+    {**GOOD_FACT, "c": [2, True]},
+    {**GOOD_FACT, "c": [2, 2**63]},
+    {**GOOD_FACT, "c": list(range(17))},
+    {"n": "x", "i": 0, "s": 2, "c": SETTINGS},
     "fact",
 ]
 
@@ -222,3 +234,27 @@ def test_any_sequence_of_valid_facts_keeps_the_member_table_consistent(batches):
         for node_id, incarnation in members.items():
             assert incarnation >= seen.get(node_id, 0)
         seen = members  # a member forgotten after dead_retention may start over
+
+
+def test_alive_facts_carry_the_settings_and_version_1_facts_still_decode():
+    v2 = fact(GOOD_FACT)
+    assert v2.settings == ClusterSettings().to_wire()
+    v1 = fact({k: v for k, v in GOOD_FACT.items() if k != "c"})
+    assert v1.settings is None
+    assert dataclasses.replace(v2, settings=None) == v1
+
+
+def test_version_2_facts_keep_every_version_1_field_as_it_was():
+    """A version 1 node reads the fields it knows and ignores "c"."""
+    mine = Fact("me", 3, MemberState.ALIVE, ME, {"role": "x"}, settings=(2, 16, 4, 1, 1)).to_wire()
+    old = Fact("me", 3, MemberState.ALIVE, ME, {"role": "x"}).to_wire()
+    assert {k: v for k, v in mine.items() if k != "c"} == old
+    assert mine["c"] == [2, 16, 4, 1, 1]
+
+
+def test_a_node_announces_its_settings_in_its_own_alive_fact():
+    node = fresh_node()
+    out = node.join(1.0, [PEER])
+    [(_, msg)] = out.send
+    [own] = [m for m in msg["ms"] if m["n"] == "me"]
+    assert own["c"] == SETTINGS

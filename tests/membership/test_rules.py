@@ -25,8 +25,14 @@ OTHER = ("127.0.0.3", 7000)
 CONFIG = MembershipConfig.local()
 
 
+SETTINGS = list(CONFIG.cluster.to_wire())
+"""What every alive fact of a version 2 node carries (see `membership/compat.py`)."""
+
+
 def fact(node_id, inc, state, addr=None, by=None, meta=None):
     wire = {"n": node_id, "i": inc, "s": int(state)}
+    if state is MemberState.ALIVE:
+        wire["c"] = SETTINGS
     if addr is not None:
         wire["a"] = list(addr)
     if by is not None:

@@ -130,3 +130,11 @@ def test_forwarding_new_deltas_reaches_every_node_in_few_rounds(n):
                     nodes[to].enqueue(ns, key, payload)
     assert len(have) == n
     assert rounds <= 4 * math.ceil(math.log2(n))
+
+
+def test_with_gossip_disabled_nothing_is_queued_or_sent():
+    d = make(enabled=False)
+    d.enqueue("ns", "k", b"delta")
+    assert d.pending() == 0 and d.next_deadline() is None
+    assert d.tick(0.0, [("10.0.0.2", 1)]).send == []
+    assert d.stats["deltas_queued"] == d.stats["deltas_sent"] == 0
