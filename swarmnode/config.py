@@ -50,7 +50,6 @@ from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
 from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
-from swarmnode.replication.merkle import DEFAULT_LEAF_BITS, leaf_bits
 from swarmnode.runtime.metrics_http import MetricsConfig
 from swarmnode.sansio import Address
 from swarmnode.settings import (
@@ -71,8 +70,7 @@ from swarmnode.settings import (
     show,
 )
 from swarmnode.storage.config import StoreConfig
-from swarmnode.transport.config import MIN_DATAGRAM, TransportConfig
-from swarmnode.transport.packing import MAX_UDP_PAYLOAD
+from swarmnode.transport.config import TransportConfig
 from swarmnode.vectors.config import VectorConfig
 
 __all__ = ["DEFAULT_PORT", "Config", "ConfigError", "NodeTimers", "load_config", "parse_address"]
@@ -135,23 +133,6 @@ SECTIONS: dict[str, type] = {
     "vectors": VectorConfig,
     "metrics": MetricsConfig,
 }
-
-TRANSPORT_SETTINGS: dict[str, Setting] = {
-    "max_datagram": Setting("bytes", MIN_DATAGRAM, MAX_UDP_PAYLOAD),
-    "max_stream_message": Setting("bytes", MIN_DATAGRAM),
-    "stream_connect_timeout": Setting("s", 0, above=True),
-    "stream_frame_timeout": Setting("s", 0, above=True),
-    "stream_hello_timeout": Setting("s", 0, above=True),
-    "stream_idle_timeout": Setting("s", 0, above=True),
-    "send_queue_datagrams": Setting("datagrams", 1),
-    "stream_queue_messages": Setting("messages", 1),
-    "max_inbound_streams": Setting("streams", 1),
-    "close_grace": Setting("s", 0),
-}
-"""Units and ranges of `[transport]`, whose dataclass checks its values in its own
-`__post_init__` with plain messages: the loader checks these first, so its messages
-read like every other section's. tests/test_config.py holds them to TransportConfig's
-own checks."""
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
 
@@ -229,16 +210,6 @@ class Config:
     def validate(self) -> Config:
         """Check what involves several sections; ConfigError naming the key if it cannot work."""
         store, api, transport = self.store, self.api, self.transport
-        fanout, depth = self.antientropy.tree_fanout, self.antientropy.tree_depth
-        require(
-            leaf_bits(fanout, depth) == DEFAULT_LEAF_BITS,
-            "antientropy",
-            "tree_fanout",
-            fanout,
-            f"with [antientropy] tree_depth = {depth} the trees have {fanout}^{depth} leaves, "
-            f"but the store's Merkle index has 2^{DEFAULT_LEAF_BITS}; use fanout/depth "
-            "16/4, 4/8, 2/16 or 256/2",
-        )
         require(
             self.node.tick_interval <= self.membership.probe_timeout,
             "node",
@@ -387,8 +358,6 @@ def _unknown(section: str | None, key: str, known: list[str]) -> ConfigError:
 
 def section_settings(cls: type) -> dict[str, Setting]:
     """The unit and range of every setting of a section."""
-    if cls is TransportConfig:
-        return TRANSPORT_SETTINGS
     return {f.name: f.metadata[SETTING] for f in settings_of(cls)}
 
 

@@ -157,8 +157,8 @@ def test_log_level_is_taken_in_any_case(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[antientropy]\ntree_fanout = 8", "[antientropy] tree_fanout = 8: with [antientropy] "),
-        ("[antientropy]\ntree_depth = 3", "the store's Merkle index has 2^16"),
+        ("[antientropy]\ntree_fanout = 12", "[antientropy] tree_fanout = 12: must be a power"),
+        ("[antientropy]\ntree_depth = 7", "[antientropy] tree_depth = 7: fanout 16 and depth 7"),
         ("[node]\ntick_interval = 0.6", "[node] tick_interval = 0.6: must be at most [membership]"),
         ("[api]\nmax_frame = 100000", "[api] max_frame = 100000: must be at least 1053696"),
         (

@@ -102,8 +102,8 @@ class AntiEntropyConfig:
     """Keys whose states (or index entries) are read from the store in one call."""
     tree_fanout: int = setting(16, "children", low=2, high=256)
     """Children per node of every namespace tree, a power of two. Every node of a cluster
-    must use the same tree shape (checked when nodes join), and fanout^depth must equal
-    the 2^16 leaves of the store's Merkle index (16/4, 4/8, 2/16 or 256/2)."""
+    must use the same tree shape (checked when nodes join). The store keeps its Merkle
+    index in the same leaf layout (re-keyed at start when the shape changes)."""
     tree_depth: int = setting(4, "levels", low=1, high=24)
     """Levels below the root; see `tree_fanout`."""
 
