@@ -41,6 +41,8 @@ class ChaosOptions:
     nodes: int = 5
     learners: int = 0
     fault_ms: float = 6_000.0
+    after_heal_ms: float = 1_000.0
+    """Clients keep going this long after the faults stop, before they are stopped."""
     settle_ms: float = 8_000.0
     storage: str = "memory"
     disk_ms: float = 0.0
@@ -97,7 +99,13 @@ class Nemesis:
         c = self.cluster
         ids = sorted(c.nodes)
         live = [n for n in ids if c.nodes[n].alive]
-        action = self.rng.choice(["crash", "partition", "isolate", "flap", "drop", "heal"])
+        actions = ["crash", "partition", "isolate", "isolate_leader", "flap", "drop", "heal"]
+        action = self.rng.choice(actions)
+        leader = c.leader()
+        if action == "isolate_leader" and leader is not None:
+            c.isolate(leader)
+            self._note(f"isolate leader {leader}")
+            action = "done"
         if action == "crash" and live:
             victim = self.rng.choice(live)
             c.crash(victim)
@@ -124,7 +132,7 @@ class Nemesis:
             c.faults.drop = self.rng.uniform(0.05, 0.4)
             c.schedule(self.rng.uniform(100, 800), self._stop_drop)
             self._note(f"drop {c.faults.drop:.2f}")
-        else:
+        elif action != "done":
             c.heal()
             self._note("heal")
         c.schedule(self.rng.uniform(100, 700), self._act)
@@ -181,7 +189,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
         for node in ids:
             if node != keep_down:
                 cluster.restart(node)
-        cluster.run_for(1_000)
+        cluster.run_for(options.after_heal_ms)
         workload.stop()
         _converge(cluster, options.settle_ms, keep_down)
         if options.permanent_crash and options.autopilot:

@@ -50,6 +50,8 @@ class Progress:
     """Highest ReadIndex round the follower has answered in this term."""
     commit_known: int = 0
     """The follower's commit index, from its latest heartbeat response."""
+    sent_commit: int = 0
+    """Highest commit index this follower was sent (and can use: at most what it holds)."""
     stalled: int = 0
     snap_index: int = 0
     snap_offset: int = 0

@@ -274,15 +274,15 @@ class Raft:
         """Whether `ready()` has anything to hand out (always False while one is out)."""
         if self._outstanding:
             return False
-        return bool(
-            self.msgs
-            or self.read_states
-            or self._pending_snapshot is not None
-            or self._pending_compaction is not None
-            or self._soft_state() != self._prev_soft
-            or self._hard_state() != self._prev_hard
-            or self.log.stable < self.log.last_index()
-            or self._apply_from() <= self.log.committed
+        if self.msgs or self.read_states or self._pending_snapshot or self._pending_compaction:
+            return True
+        log, hard, soft = self.log, self._prev_hard, self._prev_soft
+        return (
+            log.stable < log.last_index()
+            or self._apply_from() <= log.committed
+            or (hard.term, hard.vote, hard.commit) != (self.term, self.vote, log.committed)
+            or soft.leader != self.lead
+            or soft.role is not self.role
         )
 
     def ready(self) -> RaftReady:
@@ -290,23 +290,25 @@ class Raft:
         if self._outstanding:
             raise RuntimeError("ready() called again before advance()")
         self._outstanding = True
-        rd = RaftReady()
-        soft, hard = self._soft_state(), self._hard_state()
-        if soft != self._prev_soft:
-            rd.soft_state = self._prev_soft = soft
-        if hard != self._prev_hard:
-            rd.hard_state = self._prev_hard = hard
-        rd.snapshot, self._pending_snapshot = self._pending_snapshot, None
-        rd.compaction, self._pending_compaction = self._pending_compaction, None
-        rd.entries = self.log.unstable_entries()
-        self.log.handed_out()
+        log, hard, soft = self.log, self._prev_hard, self._prev_soft
+        rd = RaftReady(
+            snapshot=self._pending_snapshot,
+            compaction=self._pending_compaction,
+            messages=self.msgs,
+            read_states=self.read_states,
+        )
+        self._pending_snapshot = self._pending_compaction = None
+        self.msgs, self.read_states = [], []
+        if soft.leader != self.lead or soft.role is not self.role:
+            rd.soft_state = self._prev_soft = self._soft_state()
+        if (hard.term, hard.vote, hard.commit) != (self.term, self.vote, log.committed):
+            rd.hard_state = self._prev_hard = self._hard_state()
+        if log.stable < log.last_index():
+            rd.entries = log.unstable_entries()
+        log.handed_out()
         start = self._apply_from()
-        if start <= self.log.committed:
-            rd.committed_entries = self.log.slice(
-                start, self.log.committed + 1, self.cfg.max_apply_bytes
-            )
-        rd.messages, self.msgs = self.msgs, []
-        rd.read_states, self.read_states = self.read_states, []
+        if start <= log.committed:
+            rd.committed_entries = log.slice(start, log.committed + 1, self.cfg.max_apply_bytes)
         self._read_round_open = False
         return rd
 
@@ -498,6 +500,7 @@ class Raft:
             if pr.state is ProgressState.SNAPSHOT:
                 pr.snap_rounds += 1
             commit = min(pr.match, self.log.committed)
+            pr.sent_commit = max(pr.sent_commit, commit)
             self._send(Heartbeat(self.id, node, self.term, commit, self.read_seq))
 
     def _send_append(self, node: str, allow_empty: bool) -> bool:
@@ -529,6 +532,7 @@ class Raft:
             )
         )
         pr.sent(prev_index + len(entries), len(entries))
+        pr.sent_commit = max(pr.sent_commit, min(self.log.committed, prev_index + len(entries)))
         return True
 
     def _send_snapshot_chunk(self, node: str, pr: Progress) -> None:
@@ -567,6 +571,8 @@ class Raft:
         elif self.role is Role.LEADER:
             while msg.frm in self.prs and self._send_append(msg.frm, allow_empty=False):
                 pass
+            if msg.frm in self.prs and pr.sent_commit < min(self.log.committed, pr.match):
+                self._send_append(msg.frm, allow_empty=True)
 
     def _handle_heartbeat_response(self, msg: HeartbeatResponse) -> None:
         pr = self.prs.get(msg.frm) if self.role is Role.LEADER else None

@@ -13,7 +13,9 @@ answers arrive, so a violation stops the run at the step that shows it:
 - CAS counters: each register is a counter moved by cas(v, v + 1); two
   successful CASes from the same expected value would be a lost update.
 - linearizable reads (ReadIndex): a read that started after k successful
-  CASes of a register were acknowledged returns at least k.
+  CASes of a register were acknowledged returns at least k; and its read
+  index is at least every commit index any node knew when the read started
+  (whatever was committed before the read must be visible to it).
 - decisions: every answer about a conflict names the same winner, and a
   winner's own proposal was told it won.
 """
@@ -121,6 +123,9 @@ class WorkloadConfig:
     lease_ms: int = 600
     think_ms: tuple[float, float] = (5.0, 60.0)
     request_timeout_ms: float = 1000.0
+    read_every_ms: float = 10.0
+    """A ReadIndex read at a random node this often, besides the clients' own: frequent
+    reads are what catch a deposed leader that still answers."""
     autopilot: bool = False
     autopilot_every_ms: float = 200.0
 
@@ -146,7 +151,7 @@ class Workload:
         self.clients = [_Client(f"c{i}") for i in range(config.clients)]
         self.counts: dict[str, int] = defaultdict(int)
         self.stopped = False
-        self._reads: dict[bytes, tuple[str, str, float]] = {}
+        self._reads: dict[bytes, tuple[str, str, float, int]] = {}
         self._read_seq = 0
         self._waiting_reads: list[tuple[str, int, str, float]] = []
         self._dead_since: dict[str, float] = {}
@@ -155,6 +160,7 @@ class Workload:
     def start(self) -> None:
         for client in self.clients:
             self._later(client)
+        self.cluster.schedule(self.cfg.read_every_ms, self._reader)
         if self.cfg.autopilot:
             self.cluster.schedule(self.cfg.autopilot_every_ms, self._autopilot)
 
@@ -251,6 +257,12 @@ class Workload:
 
         self._submit(client, m.cas("reg", register, expected, value + 1), done)
 
+    def _reader(self) -> None:
+        if self.stopped:
+            return
+        self._read_action()
+        self.cluster.schedule(self.cfg.read_every_ms, self._reader)
+
     def _read_action(self) -> None:
         register = f"r{self.rng.randrange(self.cfg.registers)}"
         node = self._random_live_node()
@@ -258,7 +270,11 @@ class Workload:
             return
         self._read_seq += 1
         context = self._read_seq.to_bytes(8, "big")
-        self._reads[context] = (node, register, self.cluster.now_ms)
+        known = max(
+            (n.raft.log.committed for n in self.cluster.nodes.values() if n.raft is not None),
+            default=0,
+        )
+        self._reads[context] = (node, register, self.cluster.now_ms, known)
         try:
             self.cluster.read_index(node, context)
         except (NotLeader, ProposalDropped):
@@ -310,6 +326,11 @@ class Workload:
             read: ReadState = detail
             found = self._reads.pop(read.context, None)
             if found is not None and found[0] == node:
+                if read.index < found[3]:
+                    raise HistoryViolation(
+                        f"read index {read.index} on {node} is below commit index {found[3]} "
+                        "known when the read started (stale read)"
+                    )
                 self._waiting_reads.append((node, read.index, found[1], found[2]))
                 self._serve_reads(node)
         elif event == "apply":

@@ -97,6 +97,12 @@ class MemoryStorage:
         s = self._state
         return StoredState(s.hard_state, s.snapshot, s.offset, s.offset_term, list(s.entries))
 
+    def copy(self) -> MemoryStorage:
+        """Another storage holding what this one holds now (to branch a scenario)."""
+        other = MemoryStorage()
+        other._state = self.load()
+        return other
+
     def persist(self, rd: RaftReady) -> None:
         s = self._state
         if rd.snapshot is not None:
