@@ -16,8 +16,10 @@ where the bug acts, not at a symptom far later.
   term its applier was in, so every leader of a higher term must hold it.
 - State Machine Safety: no two nodes apply different entries at one index.
 - Durability: term and vote survive a crash; a node never votes for two
-  candidates in one term, across crashes too; the durable commit index never
-  goes back, and the in-memory one never within a life.
+  candidates in one term, across crashes too; a vote, a vote request or any
+  message of a term leaves only once that term (and vote) is durable; the
+  durable commit index never goes back, and the in-memory one never within a
+  life.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from swarmnode.consensus.messages import RaftMessage, VoteResponse
+from swarmnode.consensus.messages import RaftMessage, VoteRequest, VoteResponse
 from swarmnode.consensus.raft import Raft
 from swarmnode.consensus.ready import RaftReady, Role
 from swarmnode.consensus.records import Entry, HardState
@@ -109,10 +111,19 @@ class RaftOracles:
         self._durable[node] = hs
 
     def on_send(self, node: str, msg: RaftMessage) -> None:
+        """`node` sends `msg`; the votes it depends on must be durable already."""
+        durable = self._durable.get(node, HardState())
         if isinstance(msg, VoteResponse) and not msg.pre and not msg.reject:
             voted = self._votes.setdefault((node, msg.term), msg.to)
             if voted != msg.to:
                 self._fail(f"{node} granted votes to {voted} and {msg.to} in term {msg.term}")
+            if (durable.term, durable.vote) != (msg.term, msg.to):
+                self._fail(f"{node} granted a vote in term {msg.term} before it was durable")
+        elif isinstance(msg, VoteRequest) and not msg.pre:
+            if (durable.term, durable.vote) != (msg.term, node):
+                self._fail(f"{node} asked for votes in term {msg.term} before its own was durable")
+        elif durable.term < msg.term and not isinstance(msg, VoteRequest | VoteResponse):
+            self._fail(f"{node} sent a term-{msg.term} message before the term was durable")
 
     def on_apply(
         self, node: str, raft: Raft, entry: Entry, leaders: list[tuple[str, Raft]]

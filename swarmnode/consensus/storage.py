@@ -179,8 +179,11 @@ class LmdbStorage:
                 if rd.compaction is not None:
                     c = rd.compaction
                     self._put_snapshot(txn, c.snapshot)
-                    self._delete_through(txn, c.offset)
-                    txn.put(b"offset", msgpack.packb([c.offset, c.offset_term]), db=self._meta)
+                    raw = txn.get(b"offset", db=self._meta)
+                    if c.offset > (msgpack.unpackb(raw)[0] if raw is not None else 0):
+                        self._delete_through(txn, c.offset)
+                        offset = msgpack.packb([c.offset, c.offset_term])
+                        txn.put(b"offset", offset, db=self._meta)
                 if rd.entries:
                     self._delete_from(txn, rd.entries[0].index)
                     cursor = txn.cursor(db=self._log)

@@ -84,11 +84,13 @@ def next_change(
     names the learners whose log is close enough to the leader's to vote at once (None:
     all of them). In order of precedence:
 
-    1. promote a live, caught-up learner while there are fewer live voters than wanted
-       (the largest odd number up to `max_voters` that the live voters and learners allow);
+    1. promote a live, caught-up learner while there are fewer voters than wanted (the
+       largest odd number up to `max_voters` that the voters and live learners allow; a
+       voter counts until it has been dead for `voter_dead_time`, so restarts cause no
+       churn);
     2. while a voter is dead and no live learner exists, add a live outsider as a learner,
        so the replacement is ready before anything is removed;
-    3. remove a voter dead for `voter_dead_time` once the live voters are as many as wanted;
+    3. remove a voter dead for `voter_dead_time` once the others are as many as wanted;
     4. demote a voter beyond that number (a dead voter came back after its replacement);
     5. remove a learner dead for `voter_dead_time`;
     6. keep `standby_learners` live learners, adding live outsiders.
@@ -104,21 +106,21 @@ def next_change(
         view = members.get(node)
         return view is not None and view.alive
 
-    live_voters = sorted(v for v in conf.voters if alive(v))
     dead_voters = sorted(v for v in conf.voters if dead_long(v))
+    present = sorted(v for v in conf.voters if not dead_long(v))
     live_learners = sorted(n for n in conf.learners if alive(n))
     ready = [n for n in live_learners if caught_up is None or n in caught_up]
     outsiders = sorted(n for n, view in members.items() if view.alive and n not in conf.members())
-    wanted = voter_count(len(live_voters) + len(live_learners), config.max_voters)
+    wanted = voter_count(len(present) + len(live_learners), config.max_voters)
 
-    if ready and len(live_voters) < wanted:
+    if ready and len(present) < wanted:
         return ConfChange("add_voter", ready[0])
     if dead_voters and not live_learners and outsiders:
         return ConfChange("add_learner", outsiders[0])
-    if dead_voters and len(live_voters) >= wanted:
+    if dead_voters and len(present) >= wanted:
         return ConfChange("remove", dead_voters[0])
-    surplus = [v for v in reversed(live_voters) if v != leader]
-    if len(live_voters) > wanted and surplus:
+    surplus = [v for v in reversed(present) if v != leader and alive(v)]
+    if len(present) > wanted and surplus:
         return ConfChange("add_learner", surplus[0])
     dead_learners = sorted(n for n in conf.learners if dead_long(n))
     if dead_learners:
