@@ -106,7 +106,7 @@ class SimCluster:
         self._seq = itertools.count()
         self._tmp: Path | None = None
         self.listeners: list[Callable[[str, str, Any], None]] = []
-        """Called as (node, event, detail) for 'leader', 'apply' and 'read' events."""
+        """Called as (node, event, detail) for 'leader', 'apply', 'read' and 'send'."""
         self.counters = {"sent": 0, "delivered": 0, "dropped": 0, "bytes": 0}
         ids = list(node_ids)
         if storage == "lmdb":
@@ -359,6 +359,7 @@ class SimCluster:
     def _send(self, frm: str, msg: messages.RaftMessage) -> None:
         if self.oracles is not None:
             self.oracles.on_send(frm, msg)
+        self._emit(frm, "send", msg)
         self.counters["sent"] += 1
         if (frm, msg.to) in self.faults.blocked or self.rng.random() < self.faults.drop:
             self.counters["dropped"] += 1
