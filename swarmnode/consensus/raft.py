@@ -244,7 +244,12 @@ class Raft:
             keeps_term = isinstance(msg, VoteRequest | VoteResponse) and msg.pre
             if not keeps_term or (isinstance(msg, VoteResponse) and msg.reject):
                 from_leader = isinstance(msg, Append | Heartbeat | SnapshotChunk)
+                elapsed = self.election_elapsed
                 self._become_follower(msg.term, msg.frm if from_leader else None)
+                if not from_leader:
+                    # Figure 2: only a leader's message or a granted vote resets the
+                    # election timer; a higher term alone does not postpone an election.
+                    self.election_elapsed = elapsed
         elif msg.term < self.term:
             self._step_stale(msg)
             return
