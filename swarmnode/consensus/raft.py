@@ -351,6 +351,7 @@ class Raft:
             "learners": sorted(self.conf.learners),
             "conf_index": self.conf_index,
             "pending_reads": len(self._pending_reads) + len(self._reads_before_commit),
+            "snapshot_bytes_received": len(self._assembly.data) if self._assembly else 0,
             "counters": dict(self.counters),
         }
         if self.role is Role.LEADER:
