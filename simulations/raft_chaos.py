@@ -69,6 +69,7 @@ HEADER = [
     "claim holds checked",
     "linearizable reads checked",
     "messages",
+    "steps checked",
 ]
 
 
@@ -91,7 +92,15 @@ def main() -> None:
         ]
         total = {
             key: sum(r.counts.get(key, 0) for r in results)
-            for key in ("proposed", "claims_checked", "reads", "cas_ok", "decide", "sent")
+            for key in (
+                "proposed",
+                "claims_checked",
+                "reads",
+                "cas_ok",
+                "decide",
+                "sent",
+                "oracle_steps",
+            )
         }
         summary.append(
             {
@@ -118,6 +127,7 @@ def main() -> None:
             s["claims_checked"],
             s["reads"],
             s["sent"],
+            s["oracle_steps"],
         ]
         for s in summary
     ]

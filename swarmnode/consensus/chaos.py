@@ -160,6 +160,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
     rng = random.Random(seed)
     ids = [f"n{i}" for i in range(options.nodes + options.learners)]
     voters = ids[: options.nodes]
+    oracles = RaftOracles()
     cluster = SimCluster(
         ids,
         config=options.config,
@@ -168,7 +169,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
         latency_ms=uniform_latency(0.3, 3.0),
         disk_ms=options.disk_ms,
         storage=options.storage,
-        oracles=RaftOracles(),
+        oracles=oracles,
     )
     cluster.faults.duplicate = 0.02
     keep_down = rng.choice(voters) if options.permanent_crash else None
@@ -204,6 +205,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
     result.counts = dict(workload.counts)
     result.counts.update(cluster.counters)
     result.counts["claims_checked"] = workload.claims.grants
+    result.counts["oracle_steps"] = oracles.steps
     result.faults = nemesis.log
     return result
 

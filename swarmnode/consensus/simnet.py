@@ -106,7 +106,8 @@ class SimCluster:
         self._seq = itertools.count()
         self._tmp: Path | None = None
         self.listeners: list[Callable[[str, str, Any], None]] = []
-        """Called as (node, event, detail) for 'leader', 'apply', 'read' and 'send'."""
+        """Called as (node, event, detail) for 'role' (a new SoftState), 'leader' (became
+        leader, with its term), 'apply', 'read' and 'send'."""
         self.counters = {"sent": 0, "delivered": 0, "dropped": 0, "bytes": 0}
         ids = list(node_ids)
         if storage == "lmdb":
@@ -323,6 +324,7 @@ class SimCluster:
             self._send(node.id, msg)
         now = self.now_ms / 1000.0
         if rd.soft_state is not None:
+            self._emit(node.id, "role", rd.soft_state)
             if rd.soft_state.role is Role.LEADER:
                 keeper.become_leader(now, machine.leases())
                 self._emit(node.id, "leader", raft.term)
