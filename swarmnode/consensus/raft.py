@@ -228,6 +228,21 @@ class Raft:
         self.log.compact(snapshot, self.cfg.snapshot_trailing_entries)
         self._pending_compaction = Compaction(snapshot, self.log.offset, self.log.offset_term)
 
+    @property
+    def applied(self) -> int:
+        """Index of the last entry handed out in a Ready that was advanced (applied)."""
+        return self.log.applied
+
+    @property
+    def committed(self) -> int:
+        return self.log.committed
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The latest snapshot (its data rebuilds the state machine at start-up; committed
+        entries after `snapshot.meta.index` then come in Readies)."""
+        return self.log.snapshot
+
     def snapshot_due(self) -> bool:
         """Whether enough entries were applied since the last snapshot to take another."""
         return self.log.applied - self.log.snapshot.meta.index >= self.cfg.snapshot_threshold

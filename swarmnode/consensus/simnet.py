@@ -221,7 +221,7 @@ class SimCluster:
     def _start(self, node: SimNode) -> None:
         node.incarnation += 1
         node.raft = Raft(node.id, self.cfg, node.storage, random.Random(self.rng.random()))
-        node.machine = StateMachine.restore(node.raft.log.snapshot.data)
+        node.machine = StateMachine.restore(node.raft.snapshot.data)
         node.keeper = LeaseKeeper(self.cfg.lease_expiry_margin)
         node.alive = True
         node.busy = False
@@ -353,7 +353,7 @@ class SimCluster:
         raft.advance(rd)
         node.busy = False
         if self.snapshots and raft.snapshot_due():
-            raft.compact(raft.log.applied, machine.snapshot())
+            raft.compact(raft.applied, machine.snapshot())
         if self.oracles is not None:
             self.oracles.observe(node.id, raft)
         self._drain(node)
