@@ -183,20 +183,16 @@ def _ignore(_result: object) -> None:
 
 
 def _settled(c: SimCluster) -> bool:
-    leader = c.leader()
-    if leader is None:
-        return False
-    raft = c.nodes[leader].raft
-    assert raft is not None
-    return all(
+    raft = c.leader_raft()
+    return raft is not None and all(
         n.alive and n.raft is not None and n.raft.log.committed == raft.log.committed
         for n in c.nodes.values()
     )
 
 
 def _new_leader(c: SimCluster, old_term: int) -> bool:
-    leader = c.leader()
-    return leader is not None and c.nodes[leader].raft.term > old_term
+    raft = c.leader_raft()
+    return raft is not None and raft.term > old_term
 
 
 def summarize(times: list[float]) -> dict:

@@ -27,6 +27,7 @@ from typing import Any
 from swarmnode.consensus import machine as m
 from swarmnode.consensus.config import RaftConfig
 from swarmnode.consensus.oracles import RaftOracles, SafetyViolation
+from swarmnode.consensus.records import ConfChange
 from swarmnode.consensus.simnet import SimCluster, uniform_latency
 from swarmnode.consensus.simworkload import (
     HistoryViolation,
@@ -215,10 +216,8 @@ class ConvergenceFailure(AssertionError):
 
 
 def _add_learners(cluster: SimCluster, learners: list[str]) -> None:
-    from swarmnode.consensus.records import ConfChange
-
     for learner in learners:
-        if not cluster.run_until_true(lambda: _ready_for_change(cluster), 10_000):
+        if not cluster.run_until_true(lambda: not cluster.change_pending(), 10_000):
             raise ConvergenceFailure("no leader able to take a configuration change")
         leader = cluster.leader()
         assert leader is not None
@@ -226,22 +225,11 @@ def _add_learners(cluster: SimCluster, learners: list[str]) -> None:
         cluster.step_node(leader, lambda r, change=change: r.propose_conf_change(change))
 
 
-def _ready_for_change(cluster: SimCluster) -> bool:
-    leader = cluster.leader()
-    if leader is None:
-        return False
-    raft = cluster.nodes[leader].raft
-    assert raft is not None
-    return raft.pending_conf_index <= raft.log.committed
-
-
 def _converge(cluster: SimCluster, timeout_ms: float, keep_down: str | None) -> None:
     def settled() -> bool:
-        leader = cluster.leader()
-        if leader is None:
+        lraft = cluster.leader_raft()
+        if lraft is None:
             return False
-        lraft = cluster.nodes[leader].raft
-        assert lraft is not None
         if lraft.log.committed != lraft.log.last_index():
             return False
         if lraft.log.term(lraft.log.committed) != lraft.term:
@@ -272,15 +260,10 @@ def _converge(cluster: SimCluster, timeout_ms: float, keep_down: str | None) -> 
 
 def _check_replaced(cluster: SimCluster, dead: str | None, timeout_ms: float) -> None:
     def replaced() -> bool:
-        leader = cluster.leader()
-        if leader is None:
-            return False
-        raft = cluster.nodes[leader].raft
-        assert raft is not None
-        return dead not in raft.conf.members() and len(raft.conf.voters) >= 3
+        raft = cluster.leader_raft()
+        return raft is not None and dead not in raft.conf.members() and len(raft.conf.voters) >= 3
 
-    workload_free = cluster.run_until_true(replaced, timeout_ms)
-    if not workload_free:
+    if not cluster.run_until_true(replaced, timeout_ms):
         raise ConvergenceFailure(f"dead voter {dead} was not replaced: {_describe(cluster)}")
 
 

@@ -239,6 +239,17 @@ class SimCluster:
                 best = max(best or (raft.term, node.id), (raft.term, node.id))
         return best[1] if best else None
 
+    def leader_raft(self) -> Raft | None:
+        """The Raft of `leader()`, if there is one."""
+        leader = self.leader()
+        return None if leader is None else self.nodes[leader].raft
+
+    def change_pending(self) -> bool:
+        """True when there is no leader or its last configuration change is not committed
+        (so none may be proposed yet)."""
+        raft = self.leader_raft()
+        return raft is None or raft.pending_conf_index > raft.committed
+
     def leaders(self) -> list[tuple[str, Raft]]:
         return [
             (n.id, n.raft)

@@ -363,13 +363,12 @@ class Workload:
             else:
                 since = self._dead_since.setdefault(node_id, now)
                 view[node_id] = MemberView(False, (now - since) / 1000.0)
-        leader = self.cluster.leader()
-        if leader is not None:
-            raft = self.cluster.nodes[leader].raft
-            assert raft is not None
-            pending = raft.pending_conf_index > raft.log.committed
+        raft = self.cluster.leader_raft()
+        if raft is not None:
+            leader = raft.id
             last = raft.log.last_index()
             caught_up = {n for n, pr in raft.prs.items() if last - pr.match <= 5}
+            pending = self.cluster.change_pending()
             change = next_change(raft.conf, view, pending, raft.cfg, leader, caught_up)
             if change is not None:
                 try:

@@ -139,7 +139,7 @@ def test_a_dead_voter_is_replaced_by_a_learner_under_the_voter_policy():
     ids = [f"n{i}" for i in range(7)]
     c = cluster(ids, config=cfg, voters=ids[:5])
     for learner in ids[5:]:
-        assert c.run_until_true(lambda: _no_change_pending(c), 2_000)
+        assert c.run_until_true(lambda: not c.change_pending(), 2_000)
         change = ConfChange("add_learner", learner)
         c.step_node(c.leader(), lambda r, change=change: r.propose_conf_change(change))
     workload = Workload(c, random.Random(3), WorkloadConfig(autopilot=True, clients=2))
@@ -156,15 +156,7 @@ def test_a_dead_voter_is_replaced_by_a_learner_under_the_voter_policy():
 
 
 def _conf(c: SimCluster):
-    return c.nodes[c.leader()].raft.conf
-
-
-def _no_change_pending(c: SimCluster) -> bool:
-    leader = c.leader()
-    if leader is None:
-        return False
-    raft = c.nodes[leader].raft
-    return raft.pending_conf_index <= raft.log.committed
+    return c.leader_raft().conf
 
 
 def test_a_follower_behind_the_compacted_log_gets_the_snapshot_in_chunks():
