@@ -696,8 +696,17 @@ def _shadowed(name: str, namespaces: frozenset[str]) -> bool:
     return 0 < colon < len(name) - 1 and name[:colon] in namespaces
 
 
-async def _scan_namespaces(c: Commands) -> tuple[str, ...]:
-    return tuple(sorted(n for n in await c.keys.namespaces() if _data_ns(n)))
+async def _scan_namespaces(c: Commands, s: Session) -> tuple[str, ...]:
+    """The namespaces a new SCAN or KEYS walks: those holding live entries, in name order."""
+    c.keys.invalidate()
+    reply = await c.call(s, "ns_list")
+    return tuple(
+        sorted(
+            item["name"]
+            for item in reply["namespaces"]
+            if _data_ns(item["name"]) and item.get("entries", 0) > 0
+        )
+    )
 
 
 async def cmd_scan(c: Commands, s: Session, argv: list[bytes]) -> Any:
@@ -721,8 +730,7 @@ async def cmd_scan(c: Commands, s: Session, argv: list[bytes]) -> Any:
             raise ErrorReply(SYNTAX)
         i += 2
     if cursor == 0:
-        c.keys.invalidate()
-        state = ScanState(await _scan_namespaces(c), 0, None)
+        state = ScanState(await _scan_namespaces(c, s), 0, None)
     else:
         taken = c.cursors.take(cursor)
         if taken is None:
@@ -735,8 +743,7 @@ async def cmd_scan(c: Commands, s: Session, argv: list[bytes]) -> Any:
 
 async def cmd_keys(c: Commands, s: Session, argv: list[bytes]) -> Any:
     pattern = argv[1].decode("utf-8", "surrogateescape")
-    c.keys.invalidate()
-    state = ScanState(await _scan_namespaces(c), 0, None)
+    state = ScanState(await _scan_namespaces(c, s), 0, None)
     found: list[bytes] = []
     while state.index < len(state.namespaces):
         found.extend(await _walk(c, s, state, pattern, None, SCAN_PAGE))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from swarmnode.config import load_config  # noqa: E402
-from swarmnode.logs import setup_logging  # noqa: E402
-from swarmnode.resp import RespServer  # noqa: E402
-from swarmnode.runtime.real import NodeProcess  # noqa: E402
+from swarmnode.config import load_config
+from swarmnode.logs import setup_logging
+from swarmnode.resp import RespServer
+from swarmnode.runtime.real import NodeProcess
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,6 +37,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bind", default="127.0.0.1:0", help="gossip address")
     p.add_argument("--profile", default="local", choices=["lan", "local"])
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--resp-token",
+        help="require AUTH with this password (a stand-in for the agent-token hook)",
+    )
     return p.parse_args()
 
 
@@ -62,7 +66,19 @@ async def serve(args: argparse.Namespace) -> None:
         host, _, port = args.resp_bind.rpartition(":")
         tcp = (host, int(port))
     assert process.server is not None
-    resp = RespServer(process.server._dispatch, socket_path=args.resp_socket, tcp=tcp)
+    authenticate = None
+    if args.resp_token:
+        token = args.resp_token
+
+        async def authenticate(offered: str) -> str | None:
+            return "tester" if offered == token else None
+
+    resp = RespServer(
+        process.server._dispatch,
+        socket_path=args.resp_socket,
+        tcp=tcp,
+        authenticate=authenticate,
+    )
     await resp.start()
     address = resp.tcp_address
     print(
