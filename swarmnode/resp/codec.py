@@ -224,6 +224,8 @@ class RequestParser:
                 if size > limits.max_bulk_bytes:
                     raise ProtocolError("Protocol error: invalid bulk length")
                 end = nl + 2 + size
+                if self._command_bytes + end - start > limits.max_command_bytes:
+                    raise ProtocolError("Protocol error: command exceeds the query buffer limit")
                 if end + 2 > n:
                     self._need = end + 2 - pos
                     break
@@ -424,7 +426,7 @@ class Encoder:
 
     @staticmethod
     def _simple(value: str) -> bytes:
-        return b"+%s\r\n" % value.replace("\r", " ").replace("\n", " ").encode()
+        return b"+%s\r\n" % value.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
 
     @staticmethod
     def _int(value: int) -> bytes:

@@ -847,7 +847,7 @@ CLIENT = Spec(
         Spec("client|id", 2, "Returns the unique client ID of the connection.", "",
              "connection", "none", ("no_auth", "fast"), since="5.0.0"),
         Spec("client|setinfo", 4, "Sets information specific to the client or connection.",
-             "LIB-NAME libname | LIB-VER libver", "connection", "none", ("no_auth", "fast"),
+             "(LIB-NAME libname | LIB-VER libver)", "connection", "none", ("no_auth", "fast"),
              since="7.2.0"),
     ),
     handler=cmd_client,

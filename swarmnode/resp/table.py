@@ -75,7 +75,8 @@ _TOKEN_RE = re.compile(r"\.\.\.|[\[\]()|]|[^\s\[\]()|]+")
 
 def parse_syntax(syntax: str) -> list[dict[str, Any]]:
     """The COMMAND DOCS argument list of a syntax line."""
-    tokens = _TOKEN_RE.findall(syntax)
+    # `[a b ...]` repeats the bracketed group: the same as `[a b]...`, which parses simply.
+    tokens = _TOKEN_RE.findall(syntax.replace(" ...]", "]..."))
     args, pos = _alternatives(tokens, 0, key_index=[0])
     if pos != len(tokens):
         raise ValueError(f"unbalanced syntax {syntax!r} at {tokens[pos]!r}")
@@ -169,7 +170,8 @@ def _block(seq: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _group_name(options: list[list[dict[str, Any]]]) -> str:
-    return "-".join(seq[0]["name"] for seq in options[:2] if seq)
+    """`nx-xx` for `[NX | XX]`: the first two choices, by token where they have one."""
+    return "-".join(seq[0].get("token", seq[0]["name"]).lower() for seq in options[:2] if seq)
 
 
 # --- the replies that describe commands ----------------------------------------------
