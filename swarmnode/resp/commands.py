@@ -807,7 +807,7 @@ def _subscriptions(c: Commands, s: Session) -> Subscriptions:
 
         def lost(reason: str) -> None:
             s.push(ErrorReply(f"ERR keyspace notifications lost: {reason}"))
-            s.close()
+            s.disconnect()
 
         s.subscriptions = Subscriptions(open_watch, s.push, lost)
     return s.subscriptions

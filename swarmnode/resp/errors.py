@@ -13,7 +13,6 @@ NOT_INTEGER = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"
 
 _PREFIX = {
-    "wrong_type": None,
     "unavailable": "UNAVAILABLE",
     "forbidden": "NOPERM",
 }
@@ -26,7 +25,7 @@ def translate(exc: SwarmError) -> ErrorReply:
         return ErrorReply(WRONGTYPE)
     if exc.code == "internal":
         return ErrorReply(f"ERR internal error: {exc.message}")
-    prefix = _PREFIX.get(exc.code) or "ERR"
+    prefix = _PREFIX.get(exc.code, "ERR")
     return ErrorReply(f"{prefix} {exc.message}")
 
 

@@ -148,6 +148,8 @@ class RespServer:
         self._connections: set[_Connection] = set()
         self._ids = itertools.count(1)
         self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
+        """Subscription shutdowns of connections that went away, kept until they finish."""
         self.counters = {
             "connections": 0,
             "refused": 0,
@@ -175,14 +177,14 @@ class RespServer:
                 sock = _bind(self._path, self.limits.listen_backlog)
                 self._inode = os.stat(self._path).st_ino
                 server = await loop.create_unix_server(
-                    lambda: _Connection(self, "unix"), sock=sock, backlog=self.limits.listen_backlog
+                    lambda: _Connection(self), sock=sock, backlog=self.limits.listen_backlog
                 )
                 self._servers.append(server)
                 log.info("resp_listening path=%s", self._path)
             if self._tcp is not None:
                 host, port = self._tcp
                 server = await loop.create_server(
-                    lambda: _Connection(self, "tcp"),
+                    lambda: _Connection(self),
                     host,
                     port,
                     backlog=self.limits.listen_backlog,
@@ -253,9 +255,8 @@ class RespServer:
 class _Connection(asyncio.Protocol):
     """One client: parser, replies in order, the commands waiting their turn."""
 
-    def __init__(self, server: RespServer, kind: str) -> None:
+    def __init__(self, server: RespServer) -> None:
         self._server = server
-        self._kind = kind
         self._commands = server.commands
         self._limits = server.limits
         self._parser = RequestParser(self._limits.codec)
@@ -298,10 +299,9 @@ class _Connection(asyncio.Protocol):
             connection_id,
             RequestContext(connection_id, 0, server._api_limits),
             authenticated=not self._commands.auth_required,
-            started=time.monotonic(),
-            transport_name=self._kind,
             push=self._push,
             close=self._quit,
+            disconnect=self._disconnect,
         )
         server._connections.add(self)
         server.counters["connections"] += 1
@@ -342,7 +342,9 @@ class _Connection(asyncio.Protocol):
         self._backlog.clear()
         self._drained.set()
         if self.session is not None and self.session.subscriptions is not None:
-            asyncio.get_running_loop().create_task(self.session.subscriptions.close())
+            task = asyncio.get_running_loop().create_task(self.session.subscriptions.close())
+            self._server._background.add(task)
+            task.add_done_callback(self._server._background.discard)
 
     # --- running commands in order -----------------------------------------------------
 
@@ -481,6 +483,13 @@ class _Connection(asyncio.Protocol):
         """QUIT: answer what was asked before, then close."""
         self._closing = True
         self._backlog.clear()
+
+    def _disconnect(self) -> None:
+        """Close now, after what is already written."""
+        self._closing = True
+        self._backlog.clear()
+        if self._transport is not None and not self._lost:
+            self._transport.close()
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         self._server.counters["protocol_errors"] += 1

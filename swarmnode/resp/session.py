@@ -16,13 +16,15 @@ class Session:
 
     `push` writes an out-of-band reply (a pub/sub message) at once, ahead of
     replies still being computed; `close` ends the connection after the
-    replies already queued (QUIT).
+    replies already queued (QUIT: its own reply included); `disconnect` ends
+    it now (a subscriber whose notifications were lost).
     """
 
     __slots__ = (
         "authenticated",
         "close",
         "ctx",
+        "disconnect",
         "id",
         "identity",
         "lib_name",
@@ -30,9 +32,7 @@ class Session:
         "name",
         "push",
         "resp3",
-        "started",
         "subscriptions",
-        "transport_name",
     )
 
     def __init__(
@@ -41,10 +41,9 @@ class Session:
         ctx: RequestContext,
         *,
         authenticated: bool,
-        started: float,
-        transport_name: str,
         push: Callable[[Any], None],
         close: Callable[[], None],
+        disconnect: Callable[[], None],
     ) -> None:
         self.id = connection_id
         self.ctx = ctx
@@ -54,10 +53,9 @@ class Session:
         self.name: str | None = None
         self.lib_name: str | None = None
         self.lib_ver: str | None = None
-        self.started = started
-        self.transport_name = transport_name
         self.push = push
         self.close = close
+        self.disconnect = disconnect
         self.subscriptions: Subscriptions | None = None
 
     @property

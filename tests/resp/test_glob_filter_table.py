@@ -82,9 +82,7 @@ def test_filters_it_cannot_run_are_refused(expression: str) -> None:
 
 
 def test_set_syntax_becomes_the_arguments_redis_documents() -> None:
-    args = parse_syntax(
-        "key value [NX | XX] [GET] [EX seconds | PX milliseconds | KEEPTTL]"
-    )
+    args = parse_syntax("key value [NX | XX] [GET] [EX seconds | PX milliseconds | KEEPTTL]")
     assert [a["name"] for a in args] == ["key", "value", "nx-xx", "get", "ex-px"]
     assert args[0] == {"name": "key", "type": "key", "key_spec_index": 0}
     condition = args[2]

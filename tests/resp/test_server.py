@@ -116,3 +116,18 @@ def test_a_non_loopback_bind_needs_auth_or_insecure(host: str) -> None:
 def test_a_server_needs_somewhere_to_listen() -> None:
     with pytest.raises(ValueError, match="needs a socket_path"):
         RespServer(_dispatch)
+
+
+def test_a_client_that_does_not_read_is_slowed_not_dropped(
+    resp_node: RespNode, unique: Callable[[str], str]
+) -> None:
+    """5,000 pipelined writes (far past the 256 unanswered commands at which the server
+    stops reading) sent before any reply is read: every reply arrives, in order, and the
+    last write wins."""
+    k = unique("flood")
+    batch = b"".join(encode_command("SET", k, str(i)) for i in range(5000))
+    with RawResp(resp_node.socket) as c:
+        c.send(batch + encode_command("GET", k))
+        replies = c.replies(5001)
+    assert replies[:5000] == [SimpleString("OK")] * 5000
+    assert replies[5000] == b"4999"
