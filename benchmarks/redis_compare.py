@@ -224,25 +224,30 @@ def profile(server: Server, test: Test, seconds: int) -> Counter[str]:
 
 GROUPS = (
     ("RESP codec (parse, encode)", re.compile(r"swarmnode/resp/codec\.py")),
-    ("RESP server and commands", re.compile(r"swarmnode/resp/")),
+    ("RESP server and commands (Python)", re.compile(r"swarmnode/resp/")),
     ("node: API dispatch, handlers, analytics", re.compile(r"swarmnode/(api|analytics)")),
-    ("node: vector layer wrappers", re.compile(r"swarmnode/vectors/")),
+    ("node: vector indexer thread and wrappers", re.compile(r"swarmnode/vectors/")),
     ("node: store, CRDTs, node, gossip", re.compile(r"swarmnode/")),
 )
+SOCKET_WRITE = re.compile(r"^_Connection\.(_flush|_push) \(swarmnode/resp/server\.py")
 
 
 def classify(stack: str) -> str:
-    """The group of a sample: the innermost swarmnode frame decides; the writer thread and the
-    loop's own work (no swarmnode frame) are groups of their own."""
+    """The group of a sample. A sample whose innermost frame is the connection's flush is in
+    `transport.write` (py-spy shows no C frames): the reply's send syscall. Otherwise the
+    innermost swarmnode frame decides; the writer thread and the loop's own work (uvloop:
+    epoll, socket reads, callbacks; no swarmnode frame) are groups of their own."""
     frames = stack.split(";")
     if "storage/writer.py" in stack:
         return "writer thread (commit, fsync)"
+    if SOCKET_WRITE.match(frames[-1]):
+        return "reply send syscalls (transport.write)"
     for frame in reversed(frames):
         for name, pattern in GROUPS:
             if pattern.search(frame):
                 return name
     if "uvloop" in stack or "asyncio" in stack:
-        return "event loop, outside swarmnode"
+        return "event loop (uvloop: epoll, reads, callbacks)"
     return "other threads and interpreter"
 
 
