@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from swarmnode.resp import InsecureRespBind, RespServer
+from swarmnode.resp import InsecureRespBind, RespLimits, RespServer
 from swarmnode.resp.codec import ErrorReply, SimpleString, encode_command
 
 from .conftest import RespNode
@@ -131,3 +133,17 @@ def test_a_client_that_does_not_read_is_slowed_not_dropped(
         replies = c.replies(5001)
     assert replies[:5000] == [SimpleString("OK")] * 5000
     assert replies[5000] == b"4999"
+
+
+async def test_connections_past_the_limit_are_told_and_closed(short_tmp: Path) -> None:
+    path = short_tmp / "run" / "resp.sock"
+    server = RespServer(_dispatch, socket_path=path, limits=RespLimits(max_connections=1))
+    async with server:
+        _, first = await asyncio.open_unix_connection(str(path))
+        reader, second = await asyncio.open_unix_connection(str(path))
+        assert await reader.read() == b"-ERR max number of clients reached\r\n"
+        assert server.stats()["connections_refused"] == 1
+        assert server.stats()["connections_open"] == 1
+        second.close()
+        first.close()
+    assert not path.exists()
