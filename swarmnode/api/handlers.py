@@ -32,7 +32,6 @@ from swarmnode.storage.ops import (
     DefineNs,
     Delete,
     DeleteNs,
-    Expire,
     Incr,
     Op,
     OpResult,
@@ -49,8 +48,8 @@ log = logging.getLogger("swarmnode.api")
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 EAGER_OPS = frozenset(
     {
-        "ping", "get", "put", "delete", "expire", "list", "search", "incr", "sadd", "srem",
-        "smembers", "ns_init", "ns_stats", "ns_list", "members", "stats", "vsearch", "analytics",
+        "ping", "get", "put", "delete", "list", "search", "incr", "sadd", "srem", "smembers",
+        "ns_init", "ns_stats", "ns_list", "members", "stats", "vsearch", "analytics",
     }
 )  # fmt: skip
 """Ops the API server may start inside its read loop (`ApiServer` eager ops): the quick,
@@ -153,7 +152,6 @@ class Operations:
             "put": self.put,
             "get": self.get,
             "delete": self.delete,
-            "expire": self.expire,
             "list": self.list,
             "search": self.search,
             "incr": self.incr,
@@ -219,16 +217,10 @@ class Operations:
         }
 
     async def put(self, args: dict[str, Any]) -> Any:
-        a = Args(
-            "put",
-            args,
-            {"ns", "key", "value", "ttl", "meta", "vector", "if_absent", "if_exists", "keep_ttl"},
-        )
+        a = Args("put", args, {"ns", "key", "value", "ttl", "meta", "vector", "if_absent"})
         ns, key = a.ns(), a.key()
         if "value" not in args:
             raise BadRequest("put: missing argument 'value'")
-        if a.bool("keep_ttl") and a.raw("ttl") is not None:
-            raise BadRequest("put: ttl and keep_ttl exclude each other")
         op = Put(
             ns,
             key,
@@ -237,8 +229,6 @@ class Operations:
             vector=a.raw("vector"),
             ttl=a.raw("ttl"),
             if_absent=a.bool("if_absent"),
-            if_exists=a.bool("if_exists"),
-            keep_ttl=a.bool("keep_ttl"),
         )
         result = await self.commit(op)
         return {"ns": ns, "key": key, **result.value}
@@ -264,12 +254,6 @@ class Operations:
         a = Args("delete", args, {"ns", "key"})
         ns, key = a.ns(), a.key()
         result = await self.commit(Delete(ns, key))
-        return {"ns": ns, "key": key, **result.value}
-
-    async def expire(self, args: dict[str, Any]) -> Any:
-        a = Args("expire", args, {"ns", "key", "ttl"})
-        ns, key = a.ns(), a.key()
-        result = await self.commit(Expire(ns, key, a.raw("ttl")))
         return {"ns": ns, "key": key, **result.value}
 
     async def incr(self, args: dict[str, Any]) -> Any:

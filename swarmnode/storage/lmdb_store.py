@@ -29,10 +29,8 @@ import lmdb
 import msgpack
 
 from swarmnode.crdt.codec import decode_dots, decode_entry, encode_dots, encode_entry, packb
-from swarmnode.crdt.counter import PNCounter
 from swarmnode.crdt.entry import COUNTER, REGISTER, SET, Entry
 from swarmnode.crdt.hlc import ClockSkewError, HybridLogicalClock, wall_ms
-from swarmnode.crdt.lww import LWWRegister
 from swarmnode.crdt.mvreg import Version
 from swarmnode.crdt.orset import ORSet
 from swarmnode.crdt.values import InvalidValue, canonical, canonical_meta, pack_vector
@@ -41,7 +39,6 @@ from swarmnode.errors import (
     Conflict,
     DecodeError,
     InternalError,
-    NotFound,
     SwarmError,
     TooLarge,
     Unavailable,
@@ -63,7 +60,6 @@ from swarmnode.storage.ops import (
     DefineNs,
     Delete,
     DeleteNs,
-    Expire,
     Incr,
     Merge,
     Op,
@@ -566,7 +562,6 @@ class Store:
             Purge: self._purge,
             Put: self._put,
             Delete: self._delete,
-            Expire: self._expire,
             Incr: self._incr,
             SAdd: self._sadd,
             SRem: self._srem,
@@ -837,14 +832,10 @@ class Store:
         cur, changes = self._current(txn, op.ns, op.key, ekey, (), now_ms)
         entry = cur.entry if cur else None
         self._refuse_other_kinds(entry, REGISTER, now_ms, op.key)
-        live = entry is not None and self.live_entry(op.ns, entry, now_ms)
-        if op.if_absent and live:
+        if op.if_absent and entry is not None and self.live_entry(op.ns, entry, now_ms):
             raise Conflict(f"{op.key!r} already exists in {op.ns!r}")
-        if op.if_exists and not live:
-            raise NotFound(f"{op.key!r} not found in {op.ns!r}")
         ts = self.hlc.now(now_ms)
-        kept = op.keep_ttl and live
-        expires_at = entry.expires_at() if kept else self._expiry(ns, op.ttl, ts)
+        expires_at = self._expiry(ns, op.ttl, ts)
         base = entry or Entry()
         if ns.policy == "lww" or op.ns == SYSTEM_NS:
             delta = base.put_lww(ts, self.node_id, value, meta, vector, expires_at)
@@ -865,37 +856,6 @@ class Store:
         delta = cur.entry.delete(ts, self.node_id)
         change = self._local_write(txn, op.ns, op.key, ekey, cur, delta, "delete", now_ms, ALL)
         return OpResult({"deleted": True}, changes=[*changes, change])
-
-    def _expire(self, txn: lmdb.Transaction, op: Expire, now_ms: int) -> OpResult:
-        """Stopgap TTL change: a register is rewritten with its own value and the new
-        expiry; a counter's or set's expiry register gets a write of its own."""
-        check_ns_name(op.ns)
-        L.check_key(op.key, self.config.max_key_bytes)
-        ttl = check_ttl(op.ttl)
-        if ttl is None:
-            raise BadRequest("expire: ttl is required (0 = never expire)")
-        ekey = L.entry_key(op.ns, op.key)
-        cur, changes = self._current(txn, op.ns, op.key, ekey, (), now_ms)
-        if cur is None or not self.live_entry(op.ns, cur.entry, now_ms):
-            raise NotFound(f"{op.key!r} not found in {op.ns!r}")
-        entry = cur.entry
-        kinds = entry.live_kinds(now_ms)
-        ts = self.hlc.now(now_ms)
-        expires_at = wall_ms(ts) + max(1, int(ttl * 1000)) if ttl else None
-        delta = Entry(ts)
-        if REGISTER in kinds:
-            reg = entry.reg
-            if reg is None or not reg.visible(now_ms):
-                raise BadRequest(f"expire: not supported yet in {op.ns!r} (an mv namespace)")
-            delta.reg = LWWRegister(
-                ts, self.node_id, reg.value, reg.meta, reg.vector, expires_at=expires_at
-            )
-        if COUNTER in kinds:
-            delta.counter = PNCounter(expires_at=expires_at, expiry_ts=ts)
-        if SET in kinds:
-            delta.orset = ORSet(expires_at=expires_at, expiry_ts=ts)
-        change = self._local_write(txn, op.ns, op.key, ekey, cur, delta, "ttl", now_ms)
-        return OpResult({"expires_at": expires_at}, changes=[*changes, change])
 
     def _incr(self, txn: lmdb.Transaction, op: Incr, now_ms: int) -> OpResult:
         ns = self.namespace(check_ns_name(op.ns))

@@ -24,8 +24,6 @@ class Put:
     vector: Any = None
     ttl: float | None = None  # seconds; None = namespace default, 0 = never
     if_absent: bool = False
-    if_exists: bool = False  # stopgap (RESP SET XX): not_found unless the key is live
-    keep_ttl: bool = False  # stopgap (RESP SET KEEPTTL): keep the live entry's expiry
 
 
 @dataclass
@@ -40,15 +38,6 @@ class Incr:
     key: str
     by: int = 1
     ttl: float | None = None
-
-
-@dataclass
-class Expire:
-    """Stopgap for the RESP front end: change a live entry's TTL without a new value."""
-
-    ns: str
-    key: str
-    ttl: float  # seconds; 0 = never expire
 
 
 @dataclass
@@ -102,7 +91,7 @@ class Purge:
     limit: int = 1000
 
 
-Op = Put | Delete | Expire | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
+Op = Put | Delete | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
 
 
 @dataclass
@@ -111,7 +100,7 @@ class Change:
 
     ns: str
     key: str
-    kind: str  # put | delete | ttl | incr | sadd | srem | merge | expire | collect | purge | ns
+    kind: str  # put | delete | incr | sadd | srem | merge | expire | collect | purge | ns
     origin: str  # local | remote | sweep
     old_digest: bytes | None
     new_digest: bytes | None
