@@ -1,0 +1,521 @@
+"""The RESP server: a Unix socket and optionally a TCP port, one protocol object per client.
+
+Each connection feeds what it reads to a `RequestParser`, runs each command
+through `Commands.execute` and writes the replies **in request order**, as
+RESP requires (the msgpack API replies in completion order instead).
+
+Order of effects is Redis's too: a command starts only once every earlier
+command of its connection has finished, so a pipelined `SET k v; GET k` reads
+its own write and `HELLO 3` changes the protocol of exactly the replies after
+it. The one exception keeps pipelined writes fast: a blind write (`BLIND_WRITES`:
+SET without GET, INCR and friends, SADD, SREM, a one-key DEL, EXPIRE without
+conditions) may start while only blind writes are still running, because the
+node queues a write for its group commit before it waits, in the order the
+writes were started; pipelined writes therefore share commits as they would
+from separate clients, and their replies still come back in order.
+
+Commands run eagerly: a command starts inside the read callback and, if it
+finishes without waiting (a GET, a PING), its reply is written with the
+others of the same read in one `write`; only a command that has to wait (a
+write waiting for its fsync) continues in a task. Until its first wait a
+command therefore runs with no current task, the rule the msgpack server's
+eager ops obey too: the node operations used here do not call
+`asyncio.timeout()` or `asyncio.current_task()` before they wait.
+
+Back-pressure: a connection with `max_pending_per_conn` commands started or
+queued and not yet answered, or with `max_output_bytes` unsent, is no longer
+read until it drains; a client that pipelines faster than the node works, or
+stops reading its replies, is slowed by its own socket buffer. A pub/sub
+client more than `max_pubsub_output_bytes` behind is disconnected.
+
+Protocol errors are answered as Redis answers them (`-ERR Protocol error:
+...`), after the replies already due, and the connection is then closed.
+
+The TCP listener binds loopback addresses only, unless the caller passes
+`insecure=True` or an `authenticate` hook (which makes AUTH required on
+every connection): RESP has no encryption, so anything else would expose the
+node's data to the network. The Unix socket is created like the msgpack
+API's: a private directory, mode 0600, a lock file against a second server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from swarmnode.api.limits import ApiLimits
+from swarmnode.api.server import (
+    _SUN_PATH_MAX,
+    ApiSocketError,
+    Dispatch,
+    RequestContext,
+    _acquire_lock,
+    _bind,
+    _prepare_directory,
+    _resume,
+)
+from swarmnode.resp.codec import RESP2, RESP3, ErrorReply, ProtocolError, RequestParser
+from swarmnode.resp.commands import Authenticate, Commands
+from swarmnode.resp.limits import RespLimits
+from swarmnode.resp.session import Session
+
+log = logging.getLogger("swarmnode.resp")
+
+BLIND_WRITES = frozenset(
+    {b"set", b"incr", b"incrby", b"decr", b"decrby", b"sadd", b"srem", b"del", b"unlink",
+     b"expire", b"pexpire"}
+)  # fmt: skip
+"""Commands that hand the node exactly one write before they first wait (see `_blind`)."""
+
+
+class InsecureRespBind(ValueError):
+    """A TCP bind off loopback without authentication or an explicit `insecure`."""
+
+
+def _blind(argv: list[bytes]) -> bool:
+    """True for a write whose effect is queued before it waits, with nothing read first."""
+    name = argv[0].lower()
+    if name not in BLIND_WRITES:
+        return False
+    if name == b"set":
+        return not any(a.upper() == b"GET" for a in argv[3:])
+    if name in (b"del", b"unlink"):
+        return len(argv) == 2
+    if name in (b"expire", b"pexpire"):
+        return len(argv) == 3
+    return True
+
+
+def check_tcp_bind(host: str, *, insecure: bool, auth_required: bool) -> None:
+    """Refuse a TCP bind off loopback unless authentication is required or `insecure` is set."""
+    if host == "localhost":
+        return
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"RESP bind host must be an IP literal or localhost, got {host!r}"
+        ) from None
+    if not ip.is_loopback and not insecure and not auth_required:
+        raise InsecureRespBind(
+            f"refusing to serve RESP on {host}: it is not a loopback address and RESP carries "
+            "no encryption; configure authentication, bind 127.0.0.1, or pass insecure"
+        )
+
+
+class RespServer:
+    """Serves the Redis protocol for a node's `dispatch` (the msgpack API's operations)."""
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        socket_path: Path | None = None,
+        tcp: tuple[str, int] | None = None,
+        insecure: bool = False,
+        authenticate: Authenticate | None = None,
+        limits: RespLimits | None = None,
+    ) -> None:
+        if socket_path is None and tcp is None:
+            raise ValueError("RespServer needs a socket_path, a tcp (host, port), or both")
+        if tcp is not None:
+            check_tcp_bind(tcp[0], insecure=insecure, auth_required=authenticate is not None)
+        if socket_path is not None and len(os.fsencode(socket_path)) > _SUN_PATH_MAX:
+            raise ApiSocketError(
+                f"RESP socket path {socket_path} is longer than the {_SUN_PATH_MAX} bytes a "
+                "Unix socket address can hold"
+            )
+        self._path = Path(socket_path) if socket_path is not None else None
+        self._tcp = tcp
+        self.limits = limits or RespLimits()
+        self.commands = Commands(
+            dispatch, authenticate=authenticate, server_stats=self.stats, limits=self.limits
+        )
+        self._api_limits = ApiLimits()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._lock_fd: int | None = None
+        self._inode: int | None = None
+        self._tcp_address: tuple[str, int] | None = None
+        self._connections: set[_Connection] = set()
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
+        """Subscription shutdowns of connections that went away, kept until they finish."""
+        self.counters = {
+            "connections": 0,
+            "refused": 0,
+            "protocol_errors": 0,
+            "slow_subscribers": 0,
+        }
+
+    @property
+    def socket_path(self) -> Path | None:
+        return self._path
+
+    @property
+    def tcp_address(self) -> tuple[str, int] | None:
+        """The bound (host, port) once started (the real port when 0 was asked for)."""
+        return self._tcp_address
+
+    async def start(self) -> None:
+        if self._servers or self._closing:
+            raise RuntimeError("RespServer.start() called twice")
+        loop = asyncio.get_running_loop()
+        try:
+            if self._path is not None:
+                _prepare_directory(self._path.parent)
+                self._lock_fd = _acquire_lock(self._path)
+                sock = _bind(self._path, self.limits.listen_backlog)
+                self._inode = os.stat(self._path).st_ino
+                server = await loop.create_unix_server(
+                    lambda: _Connection(self), sock=sock, backlog=self.limits.listen_backlog
+                )
+                self._servers.append(server)
+                log.info("resp_listening path=%s", self._path)
+            if self._tcp is not None:
+                host, port = self._tcp
+                server = await loop.create_server(
+                    lambda: _Connection(self),
+                    host,
+                    port,
+                    backlog=self.limits.listen_backlog,
+                    reuse_address=True,
+                )
+                self._servers.append(server)
+                bound = server.sockets[0].getsockname()
+                self._tcp_address = (bound[0], bound[1])
+                log.info("resp_listening tcp=%s:%d", *self._tcp_address)
+        except BaseException:
+            await self._release()
+            raise
+
+    async def close(self) -> None:
+        """Stop accepting; running commands get `close_grace` to finish, then connections drop."""
+        if self._closing:
+            return
+        self._closing = True
+        for server in self._servers:
+            server.close()
+        connections = list(self._connections)
+        for connection in connections:
+            connection.shut_down()
+        deadline = time.monotonic() + self.limits.close_grace
+        for connection in connections:
+            await connection.wait_drained(max(0.0, deadline - time.monotonic()))
+        for connection in connections:
+            await connection.finish()
+        await self._release()
+        log.info("resp_closed")
+
+    async def _release(self) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+        self._servers = []
+        if self._path is not None and self._inode is not None:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(self._path).st_ino == self._inode:
+                    os.unlink(self._path)
+            self._inode = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def __aenter__(self) -> RespServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters since start, safe to add to the node's `stats` (as `resp`)."""
+        return {
+            "connections_open": len(self._connections),
+            "connections_total": self.counters["connections"],
+            "connections_refused": self.counters["refused"],
+            "protocol_errors": self.counters["protocol_errors"],
+            "slow_subscribers_dropped": self.counters["slow_subscribers"],
+            "pending": sum(c.pending for c in self._connections),
+            "subscribers": sum(1 for c in self._connections if c.session and c.session.subscribed),
+            "tcp_port": self._tcp_address[1] if self._tcp_address else 0,
+            **self.commands.stats(),
+        }
+
+
+class _Connection(asyncio.Protocol):
+    """One client: parser, replies in order, the commands waiting their turn."""
+
+    def __init__(self, server: RespServer) -> None:
+        self._server = server
+        self._commands = server.commands
+        self._limits = server.limits
+        self._parser = RequestParser(self._limits.codec)
+        self._transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self._replies: deque[bytes | asyncio.Task[bytes]] = deque()
+        """Replies in request order: encoded, or the task still computing one."""
+        self._running = 0
+        self._running_blind = True
+        """Whether every running command is a blind write (so another may start beside them)."""
+        self._backlog: deque[list[bytes]] = deque()
+        """Commands parsed but waiting for earlier ones to finish."""
+        self._out: list[bytes] = []
+        self._reading = True
+        self._write_paused = False
+        self._closing = False
+        self._lost = False
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._replies) + len(self._backlog)
+
+    # --- asyncio callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        server = self._server
+        if server._closing or len(server._connections) >= self._limits.max_connections:
+            server.counters["refused"] += 1
+            log.warning("resp_connection_refused open=%d", len(server._connections))
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self._closing = True
+            return
+        transport.set_write_buffer_limits(high=self._limits.max_output_bytes)
+        connection_id = next(server._ids)
+        self.session = Session(
+            connection_id,
+            RequestContext(connection_id, 0, server._api_limits),
+            authenticated=not self._commands.auth_required,
+            push=self._push,
+            close=self._quit,
+            disconnect=self._disconnect,
+        )
+        server._connections.add(self)
+        server.counters["connections"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            commands = self._parser.feed(data)
+        except ProtocolError as exc:
+            for argv in exc.commands:
+                if not self._closing:
+                    self._submit(argv)
+            self._protocol_error(exc)
+            self._flush()
+            return
+        for argv in commands:
+            if self._closing:
+                break
+            self._submit(argv)
+        self._flush()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._closing = True
+        self._server._connections.discard(self)
+        for item in self._replies:
+            if isinstance(item, asyncio.Task):
+                item.cancel()
+        self._backlog.clear()
+        self._drained.set()
+        if self.session is not None and self.session.subscriptions is not None:
+            task = asyncio.get_running_loop().create_task(self.session.subscriptions.close())
+            self._server._background.add(task)
+            task.add_done_callback(self._server._background.discard)
+
+    # --- running commands in order -----------------------------------------------------
+
+    def _submit(self, argv: list[bytes]) -> None:
+        if self._backlog or not self._may_start(argv):
+            self._backlog.append(argv)
+            self._drained.clear()
+            self._update_reading()
+            return
+        self._start(argv)
+
+    def _may_start(self, argv: list[bytes]) -> bool:
+        return self._running == 0 or (self._running_blind and _blind(argv))
+
+    def _start(self, argv: list[bytes]) -> None:
+        session = self.session
+        assert session is not None
+        coroutine = self._commands.execute(session, argv)
+        try:
+            pending = coroutine.send(None)
+        except StopIteration as finished:
+            self._reply(self._encode(finished.value))
+            return
+        except Exception as exc:
+            self._reply(self._encode(self._internal(argv, exc)))
+            return
+        if self._running == 0:
+            self._running_blind = True
+        self._running += 1
+        self._running_blind = self._running_blind and _blind(argv)
+        task = asyncio.get_running_loop().create_task(self._finish(argv, coroutine, pending))
+        task.add_done_callback(self._task_done)
+        self._replies.append(task)
+        self._drained.clear()
+        self._update_reading()
+
+    async def _finish(
+        self, argv: list[bytes], coroutine: Coroutine[Any, Any, Any], pending: Any
+    ) -> bytes:
+        try:
+            value = await _resume(coroutine, pending)
+        except Exception as exc:
+            value = self._internal(argv, exc)
+        return self._encode(value)
+
+    def _internal(self, argv: list[bytes], exc: Exception) -> ErrorReply:
+        log.error("resp_command_failed command=%r", argv[0][:64], exc_info=exc)
+        return ErrorReply(f"ERR internal error: {type(exc).__name__}: {exc}")
+
+    def _encode(self, value: Any) -> bytes:
+        session = self.session
+        encoder = RESP3 if session is not None and session.resp3 else RESP2
+        try:
+            return encoder.encode(value)
+        except (TypeError, ValueError) as exc:
+            log.error("resp_unencodable_reply type=%s", type(value).__name__, exc_info=exc)
+            return encoder.encode(ErrorReply(f"ERR internal error: unencodable reply: {exc}"))
+
+    def _reply(self, data: bytes) -> None:
+        if self._replies:
+            self._replies.append(data)
+        else:
+            self._out.append(data)
+
+    def _task_done(self, task: asyncio.Task[bytes]) -> None:
+        self._running -= 1
+        if self._lost:
+            return
+        self._collect()
+        while self._backlog and self._may_start(self._backlog[0]):
+            self._start(self._backlog.popleft())
+            if self._closing:
+                self._backlog.clear()
+        self._collect()
+        self._flush()
+
+    def _collect(self) -> None:
+        """Move finished replies at the head of the queue to the output, in order."""
+        replies = self._replies
+        while replies:
+            head = replies[0]
+            if isinstance(head, bytes):
+                self._out.append(head)
+            elif head.done():
+                if head.cancelled():
+                    replies.popleft()
+                    continue
+                self._out.append(head.result())
+            else:
+                break
+            replies.popleft()
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if self._out and transport is not None and not self._lost:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out = []
+            transport.write(data)
+        if not self._replies and not self._backlog:
+            self._drained.set()
+            if self._closing and transport is not None:
+                transport.close()
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        want = (
+            not self._closing
+            and not self._write_paused
+            and self.pending < self._limits.max_pending_per_conn
+        )
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    # --- pub/sub, QUIT, errors, shutdown -----------------------------------------------------
+
+    def _push(self, value: Any) -> None:
+        """An out-of-band message (pub/sub), written at once ahead of pending replies."""
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        if transport.get_write_buffer_size() > self._limits.max_pubsub_output_bytes:
+            self._server.counters["slow_subscribers"] += 1
+            log.warning("resp_slow_subscriber_dropped conn=%s", self.session and self.session.id)
+            transport.abort()
+            return
+        transport.write(self._encode(value))
+
+    def _quit(self) -> None:
+        """QUIT: answer what was asked before, then close."""
+        self._closing = True
+        self._backlog.clear()
+
+    def _disconnect(self) -> None:
+        """Close now, after what is already written."""
+        self._closing = True
+        self._backlog.clear()
+        if self._transport is not None and not self._lost:
+            self._transport.close()
+
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        self._server.counters["protocol_errors"] += 1
+        log.info("resp_protocol_error conn=%s error=%s", self.session and self.session.id, exc)
+        self._backlog.clear()
+        self._reply(self._encode(ErrorReply(f"ERR {exc}")))
+        self._closing = True
+
+    def shut_down(self) -> None:
+        """The server is closing: read nothing more; what runs may still answer."""
+        self._closing = True
+        self._backlog.clear()
+        self._update_reading()
+        if not self._replies:
+            self._flush()
+
+    async def wait_drained(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)
+
+    async def finish(self) -> None:
+        """Drop the connection (after the grace period) and stop its notifications."""
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+        for item in self._replies:
+            if isinstance(item, asyncio.Task):
+                item.cancel()
+        if self.session is not None and self.session.subscriptions is not None:
+            await self.session.subscriptions.close()
