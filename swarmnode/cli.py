@@ -392,6 +392,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "log_format": args.log_format,
     }
+    if args.metrics_bind is not None:
+        overrides["metrics"] = {"bind": args.metrics_bind}
+    resp = {"socket": args.resp_socket, "bind": args.resp_bind}
+    if any(v is not None for v in resp.values()):
+        overrides["resp"] = {k: str(v) for k, v in resp.items() if v is not None}
     try:
         cfg = load_config(args.config, profile=args.profile, overrides=overrides)
     except ConfigError as exc:
@@ -450,6 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=["lan", "local"], help="timer profile (default lan)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument(
+        "--metrics-bind",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics (e.g. 127.0.0.1:9117)",
+    )
+    run.add_argument("--resp-socket", type=Path, help="serve the Redis protocol on this socket")
+    run.add_argument(
+        "--resp-bind", metavar="HOST:PORT", help="serve the Redis protocol on TCP (loopback)"
+    )
     run.set_defaults(func=cmd_run)
 
     mcp = sub.add_parser("mcp", help="serve the MCP memory tools over stdio (for agents)")

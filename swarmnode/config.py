@@ -30,6 +30,7 @@ TOML layout (every section and key optional; unknown keys are an error):
     [node]           sweep_interval = 1.0
     [vectors]        exact_below = 2000
     [metrics]        bind = "127.0.0.1:9117"
+    [resp]           socket = "/run/swarmnode/redis.sock"
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
 from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
+from swarmnode.resp.config import RespConfig
 from swarmnode.runtime.metrics_http import MetricsConfig
 from swarmnode.sansio import Address
 from swarmnode.settings import (
@@ -132,6 +134,7 @@ SECTIONS: dict[str, type] = {
     "api": ApiLimits,
     "vectors": VectorConfig,
     "metrics": MetricsConfig,
+    "resp": RespConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -168,6 +171,7 @@ class Config:
     api: ApiLimits = field(default_factory=ApiLimits)
     vectors: VectorConfig = field(default_factory=VectorConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    resp: RespConfig = field(default_factory=RespConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
@@ -256,6 +260,22 @@ class Config:
             "metrics",
             "bind",
             self.metrics.bind,
+            "is the gossip address (bind); gossip uses TCP on that port too",
+        )
+        resp = self.resp.address
+        require(
+            resp is None or is_loopback(resp[0]) or self.insecure,
+            "resp",
+            "bind",
+            self.resp.bind,
+            "not a loopback address, and RESP has no encryption: set insecure = true "
+            "(--insecure) to serve it to other hosts",
+        )
+        require(
+            resp is None or resp[1] == 0 or resp != self.bind,
+            "resp",
+            "bind",
+            self.resp.bind,
             "is the gossip address (bind); gossip uses TCP on that port too",
         )
         path = os.fsencode(self.socket_path)

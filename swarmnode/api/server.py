@@ -35,36 +35,25 @@ once it has started; `max_streams_per_conn` bounds them instead. The
 iterator is closed (`aclose`) however the stream ends, including when the
 client disconnects.
 
-Socket safety: the socket's directory is created with mode 0700 when missing;
-an existing one must belong to this user and not be writable by group or
-others, or the server refuses to start (`UnsafeSocketDirectory`). The socket
-is bound and set to 0600 before it listens. A lock file beside the socket
-(`<socket>.lock`, held with flock for the server's lifetime and released by the
-kernel when the process dies) says whether a server owns the path: if it is
-held, or something still accepts connections on the path, start fails with
-`SocketInUse`; otherwise a socket file left there is stale and is replaced.
-Both errors derive from `ApiSocketError(RuntimeError)`: they are operator
-errors at start-up, not client-facing errors with a wire code.
+Socket safety is `api/unixsock.py`'s: a private directory, mode 0600, a lock file
+against a second server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import itertools
 import logging
 import os
-import socket
-import stat
-import types
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from swarmnode.api.eager import resume
 from swarmnode.api.framing import (
     HEADER_SIZE,
     BadFrame,
@@ -77,13 +66,18 @@ from swarmnode.api.framing import (
     encode_result,
 )
 from swarmnode.api.limits import ApiLimits
+from swarmnode.api.unixsock import (
+    SUN_PATH_MAX,
+    ApiSocketError,
+    acquire_lock,
+    bind_unix,
+    prepare_directory,
+)
 from swarmnode.errors import SwarmError
 
 log = logging.getLogger("swarmnode.api")
 
 _READ_CHUNK = 64 * 1024
-_SUN_PATH_MAX = 107
-_PROBE_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,18 +93,6 @@ Dispatch = Callable[[str, dict[str, Any], RequestContext], Awaitable[Any]]
 """The node's operations: `(op, args, ctx) -> result`, or an `AsyncIterator` for a stream.
 A `SwarmError` becomes an error reply with its code; any other exception is a bug and
 becomes `internal`."""
-
-
-class ApiSocketError(RuntimeError):
-    """The server cannot use its socket path."""
-
-
-class SocketInUse(ApiSocketError):
-    """Another server owns or answers on the socket path."""
-
-
-class UnsafeSocketDirectory(ApiSocketError):
-    """The socket's directory could let another user replace or hijack the socket."""
 
 
 class ApiServer:
@@ -147,15 +129,15 @@ class ApiServer:
         if self._server is not None or self._closing:
             raise RuntimeError("ApiServer.start() called twice")
         path = self._path
-        if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        if len(os.fsencode(path)) > SUN_PATH_MAX:
             raise ApiSocketError(
-                f"socket path {path} is longer than the {_SUN_PATH_MAX} bytes a Unix socket "
+                f"socket path {path} is longer than the {SUN_PATH_MAX} bytes a Unix socket "
                 "address can hold; choose a shorter --socket or data directory"
             )
-        _prepare_directory(path.parent)
-        self._lock_fd = _acquire_lock(path)
+        prepare_directory(path.parent)
+        self._lock_fd = acquire_lock(path)
         try:
-            sock = _bind(path, self._limits.listen_backlog)
+            sock = bind_unix(path, self._limits.listen_backlog)
             self._inode = os.stat(path).st_ino
             self._server = await asyncio.start_unix_server(
                 self._accept, sock=sock, backlog=self._limits.listen_backlog
@@ -397,7 +379,7 @@ class _Connection:
             await self._send_failure(request, exc)
             return
         await self._slots.acquire()
-        started = _resume(coroutine, pending)
+        started = resume(coroutine, pending)
         self._tasks[request.id] = asyncio.create_task(self._run(request, started))
 
     async def _send_failure(self, request: Request, exc: Exception) -> None:
@@ -543,29 +525,6 @@ async def _ready(value: Any) -> Any:
     return value
 
 
-@types.coroutine
-def _resume(coroutine: Coroutine[Any, Any, Any], pending: Any) -> Any:
-    """Await the rest of a coroutine that was stepped by hand and is waiting on `pending`.
-
-    The task running this sees `pending` (the future the coroutine waits for)
-    as if the coroutine had yielded it itself, and everything the task sends or
-    throws in (a result, a cancellation) is passed on to the coroutine.
-    """
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as exc:
-            try:
-                pending = coroutine.throw(exc)
-            except StopIteration as finished:
-                return finished.value
-        else:
-            try:
-                pending = coroutine.send(sent)
-            except StopIteration as finished:
-                return finished.value
-
-
 async def _close_iterator(items: AsyncIterator[Any]) -> None:
     aclose = getattr(items, "aclose", None)
     if aclose is None:
@@ -578,81 +537,3 @@ async def _close_iterator(items: AsyncIterator[Any]) -> None:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _prepare_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass
-    else:
-        os.chmod(directory, 0o700)  # exactly 0700 whatever the umask took away
-        return
-    info = os.stat(directory)
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeSocketDirectory(f"{directory} exists and is not a directory")
-    if info.st_uid != os.geteuid():
-        raise UnsafeSocketDirectory(
-            f"socket directory {directory} belongs to uid {info.st_uid}, not to this user "
-            f"(uid {os.geteuid()}); use a directory of your own"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeSocketDirectory(
-            f"socket directory {directory} is writable by group or others (mode "
-            f"{stat.S_IMODE(info.st_mode):04o}), so another user could replace the socket; "
-            f"run `chmod 700 {directory}` or choose another socket path"
-        )
-
-
-def _acquire_lock(path: Path) -> int:
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SocketInUse(
-            f"another swarmnode server is running on {path} (lock {lock_path} is held)"
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _bind(path: Path, backlog: int) -> socket.socket:
-    """Bind owner-only, replacing a stale socket file but never a live one or a non-socket."""
-    _remove_stale_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(os.fspath(path))
-        os.chmod(path, 0o600)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _remove_stale_socket(path: Path) -> None:
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(info.st_mode):
-        raise ApiSocketError(f"{path} exists and is not a socket; refusing to replace it")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(_PROBE_TIMEOUT)
-    try:
-        probe.connect(os.fspath(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        log.info("api_stale_socket_removed path=%s", path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    except OSError as exc:
-        raise SocketInUse(f"cannot tell whether {path} is in use ({exc})") from exc
-    finally:
-        probe.close()
-    raise SocketInUse(f"another server is answering on {path}; stop it or use another path")

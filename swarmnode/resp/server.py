@@ -52,16 +52,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from swarmnode.api.eager import resume
 from swarmnode.api.limits import ApiLimits
-from swarmnode.api.server import (
-    _SUN_PATH_MAX,
+from swarmnode.api.server import Dispatch, RequestContext
+from swarmnode.api.unixsock import (
+    SUN_PATH_MAX,
     ApiSocketError,
-    Dispatch,
-    RequestContext,
-    _acquire_lock,
-    _bind,
-    _prepare_directory,
-    _resume,
+    acquire_lock,
+    bind_unix,
+    prepare_directory,
 )
 from swarmnode.resp.codec import RESP2, RESP3, ErrorReply, ProtocolError, RequestParser
 from swarmnode.resp.commands import Authenticate, Commands
@@ -95,7 +94,7 @@ def _blind(argv: list[bytes]) -> bool:
     return True
 
 
-def check_tcp_bind(host: str, *, insecure: bool, auth_required: bool) -> None:
+def check_tcpbind_unix(host: str, *, insecure: bool, auth_required: bool) -> None:
     """Refuse a TCP bind off loopback unless authentication is required or `insecure` is set."""
     if host == "localhost":
         return
@@ -128,10 +127,10 @@ class RespServer:
         if socket_path is None and tcp is None:
             raise ValueError("RespServer needs a socket_path, a tcp (host, port), or both")
         if tcp is not None:
-            check_tcp_bind(tcp[0], insecure=insecure, auth_required=authenticate is not None)
-        if socket_path is not None and len(os.fsencode(socket_path)) > _SUN_PATH_MAX:
+            check_tcpbind_unix(tcp[0], insecure=insecure, auth_required=authenticate is not None)
+        if socket_path is not None and len(os.fsencode(socket_path)) > SUN_PATH_MAX:
             raise ApiSocketError(
-                f"RESP socket path {socket_path} is longer than the {_SUN_PATH_MAX} bytes a "
+                f"RESP socket path {socket_path} is longer than the {SUN_PATH_MAX} bytes a "
                 "Unix socket address can hold"
             )
         self._path = Path(socket_path) if socket_path is not None else None
@@ -172,9 +171,9 @@ class RespServer:
         loop = asyncio.get_running_loop()
         try:
             if self._path is not None:
-                _prepare_directory(self._path.parent)
-                self._lock_fd = _acquire_lock(self._path)
-                sock = _bind(self._path, self.limits.listen_backlog)
+                prepare_directory(self._path.parent)
+                self._lock_fd = acquire_lock(self._path)
+                sock = bind_unix(self._path, self.limits.listen_backlog)
                 self._inode = os.stat(self._path).st_ino
                 server = await loop.create_unix_server(
                     lambda: _Connection(self), sock=sock, backlog=self.limits.listen_backlog
@@ -385,7 +384,7 @@ class _Connection(asyncio.Protocol):
         self, argv: list[bytes], coroutine: Coroutine[Any, Any, Any], pending: Any
     ) -> bytes:
         try:
-            value = await _resume(coroutine, pending)
+            value = await resume(coroutine, pending)
         except Exception as exc:
             value = self._internal(argv, exc)
         return self._encode(value)

@@ -25,19 +25,23 @@ from swarmnode.analytics import (
     gossip_counters,
     lag_listener,
 )
-from swarmnode.api.server import ApiServer, ApiSocketError
+from swarmnode.api.server import ApiServer
+from swarmnode.api.unixsock import ApiSocketError
 from swarmnode.config import Config
 from swarmnode.errors import SwarmError
+from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
+from swarmnode.resp import RespServer
 from swarmnode.runtime.host import NodeHost
+from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.sansio import Address, Message
 from swarmnode.service import NodeServices, Service, build_service
 from swarmnode.service.table import OPERATIONS
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
-from swarmnode.transport.endpoint import GossipEndpoint, check_bind_allowed
-from swarmnode.transport.keyring import Keyring
+from swarmnode.transport.endpoint import GossipEndpoint, InsecureBindError, check_bind_allowed
+from swarmnode.transport.keyring import KeyFileError, Keyring
 from swarmnode.vectors.service import VectorMemory, attach_vectors
 
 log = logging.getLogger("swarmnode.runtime")
@@ -68,6 +72,9 @@ class NodeProcess:
         self.vectors: VectorMemory | None = None
         self.services: NodeServices | None = None
         self.service: Service | None = None
+        self.resp: RespServer | None = None
+        self.metrics = Registry()
+        self.metrics_server: MetricsServer | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -78,27 +85,32 @@ class NodeProcess:
         cfg = self.config
         loop = asyncio.get_running_loop()
         keyring = Keyring.from_file(cfg.cluster_key_file) if cfg.cluster_key_file else None
-        # Refuse an unsafe bind before the data directory is created or touched.
+        # Everything that can be refused (an unsafe bind, a busy port) is refused
+        # before the data directory is created or touched.
         check_bind_allowed(cfg.bind[0], keyring, cfg.insecure)
-        ae = cfg.antientropy
-        self.store = store = await asyncio.to_thread(
-            Store,
-            cfg.data_dir,
-            cfg.store,
-            node_id=cfg.node_id,
-            leaf_bits=leaf_bits(ae.tree_fanout, ae.tree_depth),
-        )
         try:
-            await self._serve(loop, store, keyring)
+            self.endpoint = GossipEndpoint(
+                cfg.bind, keyring, cfg.transport, self._on_message, insecure=cfg.insecure
+            )
+            await self.endpoint.start()
+            if cfg.metrics.address is not None:
+                self.metrics_server = MetricsServer(self.metrics.exposition, cfg.metrics)
+                await self.metrics_server.start()
+            ae = cfg.antientropy
+            self.store = store = await asyncio.to_thread(
+                Store,
+                cfg.data_dir,
+                cfg.store,
+                node_id=cfg.node_id,
+                leaf_bits=leaf_bits(ae.tree_fanout, ae.tree_depth),
+            )
+            await self._serve(loop, store)
         finally:
             await self._shutdown()
 
-    async def _serve(self, loop: asyncio.AbstractEventLoop, store: Store, keyring: Any) -> None:
+    async def _serve(self, loop: asyncio.AbstractEventLoop, store: Store) -> None:
         cfg = self.config
-        self.endpoint = GossipEndpoint(
-            cfg.bind, keyring, cfg.transport, self._on_message, insecure=cfg.insecure
-        )
-        await self.endpoint.start()
+        assert self.endpoint is not None
         self.committer = GroupCommitter(
             store, lambda committed: loop.call_soon_threadsafe(self._committed, committed)
         )
@@ -124,6 +136,15 @@ class NodeProcess:
         eager = [op.name for op in OPERATIONS if op.eager]
         self.server = ApiServer(cfg.socket_path, service.call, cfg.api, eager_ops=eager)
         await self.server.start()
+        if cfg.resp.socket_path is not None or cfg.resp.address is not None:
+            self.resp = RespServer(
+                service.call,
+                socket_path=cfg.resp.socket_path,
+                tcp=cfg.resp.address,
+                insecure=cfg.insecure,
+                limits=cfg.resp.limits(),
+            )
+            await self.resp.start()
         host.start(cfg.join)
         host, port = self.endpoint.address
         log.info(
@@ -138,6 +159,7 @@ class NodeProcess:
             f"swarmnode ready: node {node.node_id} gossip {host}:{port} socket {cfg.socket_path}",
             flush=True,
         )
+        self._announce_extras()
         self.ready.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -154,6 +176,19 @@ class NodeProcess:
             self.analytics.maybe_sample(now, lambda: gossip_counters(self._all_stats()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
+
+    def _announce_extras(self) -> None:
+        """Where the optional front ends listen (ports chosen by the kernel included)."""
+        if self.resp is not None:
+            tcp = self.resp.tcp_address
+            where = f"{tcp[0]}:{tcp[1]}" if tcp else "-"
+            print(
+                f"swarmnode resp: socket {self.config.resp.socket_path or '-'} tcp {where}",
+                flush=True,
+            )
+        if self.metrics_server is not None:
+            host, port = self.metrics_server.address
+            print(f"swarmnode metrics: http://{host}:{port}/metrics", flush=True)
 
     def reload_key(self) -> None:
         """SIGHUP: re-read the cluster key file (one step of a key rotation)."""
@@ -184,6 +219,7 @@ class NodeProcess:
         return {
             "transport": self.endpoint.stats() if self.endpoint else {},
             "api": self.server.stats() if self.server else {},
+            **({"resp": self.resp.stats()} if self.resp else {}),
             **(self.vectors.stats() if self.vectors else {}),
         }
 
@@ -191,6 +227,8 @@ class NodeProcess:
         log.info("event=stopping")
         if self.host is not None and self.endpoint is not None:
             self.host.leave()
+        if self.resp is not None:
+            await self.resp.close()
         if self.server is not None:
             await self.server.close()
         if self.endpoint is not None:
@@ -203,6 +241,8 @@ class NodeProcess:
             self.host.close()
         if self.store is not None:
             self.store.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         log.info("event=stopped")
 
 
@@ -220,6 +260,10 @@ def run_node(config: Config) -> int:
     except SwarmError as exc:
         print(f"swarmnode: {exc.message}", file=sys.stderr)
         return 1
+    except (KeyFileError, InsecureBindError) as exc:
+        # A setting that cannot work, like any refused configuration.
+        print(f"swarmnode: {exc}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, ApiSocketError) as exc:
         print(f"swarmnode: {exc}", file=sys.stderr)
         return 1

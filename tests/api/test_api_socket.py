@@ -10,12 +10,8 @@ from typing import Any
 
 import pytest
 
-from swarmnode.api.server import (
-    ApiServer,
-    ApiSocketError,
-    SocketInUse,
-    UnsafeSocketDirectory,
-)
+from swarmnode.api.server import ApiServer
+from swarmnode.api.unixsock import ApiSocketError, SocketInUse, UnsafeSocketDirectory
 from swarmnode.client import AsyncClient
 
 

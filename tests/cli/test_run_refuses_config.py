@@ -18,7 +18,7 @@ CASES = [
     ("bad log format", 'log_format = "xml"\n', {}, 'log_format = "xml": must be one of'),
     ("bad level from env", "", {"SWARMNODE_LOG_LEVEL": "loud"}, "$SWARMNODE_LOG_LEVEL: "),
     ("mismatched sections", "[api]\nmax_frame = 1024\n", {}, "[api] max_frame = 1024: must"),
-    ("tree shape", "[antientropy]\ntree_fanout = 8\n", {}, "the store's Merkle index"),
+    ("tree shape", "[antientropy]\ntree_fanout = 12\n", {}, "tree_fanout = 12: must be a power"),
 ]
 
 
