@@ -18,7 +18,7 @@ from swarmnode.config import Config
 from swarmnode.node import Node
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
-from swarmnode.service import build_service
+from swarmnode.service.build import build_service
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter

@@ -36,7 +36,8 @@ from swarmnode.resp import RespServer
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.sansio import Address, Message
-from swarmnode.service import NodeServices, Service, build_service
+from swarmnode.service.build import NodeServices, build_service
+from swarmnode.service.chain import Service
 from swarmnode.service.table import OPERATIONS
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter

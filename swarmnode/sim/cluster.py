@@ -38,7 +38,8 @@ from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
-from swarmnode.service import Service, build_service
+from swarmnode.service.build import build_service
+from swarmnode.service.chain import Service
 from swarmnode.sim.committer import SimCommitter
 from swarmnode.sim.loop import SimLoop
 from swarmnode.sim.network import LinkProfile, Network
