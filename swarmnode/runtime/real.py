@@ -19,11 +19,7 @@ from typing import Any
 
 from swarmnode.analytics import (
     Analytics,
-    AnalyticsConfig,
-    Measure,
-    analytics_op,
     gossip_counters,
-    lag_listener,
 )
 from swarmnode.api.server import ApiServer
 from swarmnode.api.unixsock import ApiSocketError
@@ -36,14 +32,14 @@ from swarmnode.resp import RespServer
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.sansio import Address, Message
-from swarmnode.service.build import NodeServices, build_service
+from swarmnode.service.build import NodeServices, assemble
 from swarmnode.service.chain import Service
 from swarmnode.service.table import OPERATIONS
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
 from swarmnode.transport.endpoint import GossipEndpoint, InsecureBindError, check_bind_allowed
 from swarmnode.transport.keyring import KeyFileError, Keyring
-from swarmnode.vectors.service import VectorMemory, attach_vectors
+from swarmnode.vectors.service import VectorMemory
 
 log = logging.getLogger("swarmnode.runtime")
 
@@ -121,18 +117,10 @@ class NodeProcess:
             cfg, store, address=self.endpoint.address, rng=random.Random(), now=clock.monotonic()
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
-        service, self.services = build_service(
-            host,
-            snapshots_dir=cfg.data_dir / "snapshots",
-            watch_buffer_bytes=cfg.api.watch_buffer_bytes,
-        )
+        served = assemble(host, cfg, cfg.data_dir)
+        service, self.services = served.service, served.services
+        self.vectors, self.analytics = served.vectors, served.analytics
         self.services.stats_sections.append(self._extra_stats)
-        self.vectors = attach_vectors(host, service, cfg.data_dir, cfg.vectors)
-        profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
-        self.analytics = analytics = Analytics(profile, time.monotonic())
-        service.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
-        service.use(Measure(analytics, time.monotonic), before="validate")
-        host.add_listener(lag_listener(analytics, time.monotonic, time.time))
         self.service = service
         eager = [op.name for op in OPERATIONS if op.eager]
         self.server = ApiServer(cfg.socket_path, service.call, cfg.api, eager_ops=eager)
@@ -221,7 +209,6 @@ class NodeProcess:
             "transport": self.endpoint.stats() if self.endpoint else {},
             "api": self.server.stats() if self.server else {},
             **({"resp": self.resp.stats()} if self.resp else {}),
-            **(self.vectors.stats() if self.vectors else {}),
         }
 
     async def _shutdown(self) -> None:

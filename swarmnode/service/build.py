@@ -3,8 +3,11 @@ behind the steps every call goes through."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
+from swarmnode.config import Config
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
@@ -15,6 +18,7 @@ from swarmnode.service.ops.scans import ScanOps
 from swarmnode.service.ops.snapshots import SnapshotOps
 from swarmnode.service.ops.watch import WatchOps
 from swarmnode.service.steps import Validate
+from swarmnode.vectors.service import VectorMemory, attach_vectors
 
 
 def build_service(
@@ -39,3 +43,35 @@ def build_service(
         ops.register(service)
     service.use(Validate(node.store))
     return service, node
+
+
+@dataclass
+class NodeService:
+    """Everything that serves a node's clients: what `assemble` puts together."""
+
+    service: Service
+    services: NodeServices
+    vectors: VectorMemory
+    analytics: Analytics
+
+
+def assemble(
+    host: NodeHost, config: Config, data_dir: Path, *, inline_vectors: bool = False
+) -> NodeService:
+    """A node's whole service, the same in `swarmnode run` and the simulator: the operations,
+    the vector layer (`vsearch`, the `embed` step), analytics (the `measure` step and
+    `analytics`) and the lag of replicated changes. Call it on the node's event loop."""
+    service, services = build_service(
+        host, snapshots_dir=data_dir / "snapshots", watch_buffer_bytes=config.api.watch_buffer_bytes
+    )
+    vectors = attach_vectors(
+        host, service, data_dir, config.vectors, clock=host.clock.wall_ms, inline=inline_vectors
+    )
+    services.stats_sections.append(vectors.stats)
+    monotonic = host.clock.monotonic
+    profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
+    analytics = Analytics(profile, monotonic())
+    service.register("analytics", analytics_op(analytics, services.stats, monotonic))
+    service.use(Measure(analytics, monotonic), before="validate")
+    host.add_listener(lag_listener(analytics, monotonic, lambda: host.clock.wall_ms() / 1000))
+    return NodeService(service, services, vectors, analytics)
