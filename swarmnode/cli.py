@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -38,8 +39,11 @@ EXIT_CODES = {
 
 
 def _jsonable(value: Any) -> Any:
+    """A result as valid JSON: bytes and non-finite floats (which JSON lacks) tagged."""
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -48,7 +52,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True)
+    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 def _show_value(value: Any) -> str:
