@@ -66,8 +66,8 @@ def add_arguments(sp: argparse.ArgumentParser, spec: OpSpec) -> None:
             sp.add_argument(flag_of(arg), dest=arg.name, action="store_true", help=kwargs["help"])
         else:
             sp.add_argument(flag_of(arg), dest=arg.name, **kwargs)
-        if arg.kind == "value":
-            sp.add_argument("--json-value", action="store_true", help="parse the value as JSON")
+    if any(a.kind == "value" for a in spec.args if a.cli != "hidden"):
+        sp.add_argument("--json-value", action="store_true", help="parse values as JSON")
 
 
 def request_args(spec: OpSpec, ns: argparse.Namespace) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmnode.api.limits import ApiLimits
+from swarmnode.consensus.config import ConsensusConfig
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
@@ -135,6 +136,7 @@ SECTIONS: dict[str, type] = {
     "vectors": VectorConfig,
     "metrics": MetricsConfig,
     "resp": RespConfig,
+    "consensus": ConsensusConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -172,6 +174,7 @@ class Config:
     vectors: VectorConfig = field(default_factory=VectorConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     resp: RespConfig = field(default_factory=RespConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
@@ -206,6 +209,7 @@ class Config:
             antientropy=getattr(AntiEntropyConfig, pick)(),
             transport=getattr(TransportConfig, pick)(),
             vectors=getattr(VectorConfig, pick)(),
+            consensus=getattr(ConsensusConfig, pick)(),
         )
         for k, v in overrides.items():
             setattr(cfg, k, v)

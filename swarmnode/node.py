@@ -22,6 +22,7 @@ monotonic time and randomness comes from the `random.Random` it is given.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections import defaultdict
@@ -29,9 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmnode.commands.consensus import conflict_id, conflict_of
 from swarmnode.config import Config
+from swarmnode.consensus.group import ConsensusGroup
+from swarmnode.consensus.machine import decide
+from swarmnode.consensus.ready import RaftReady
+from swarmnode.consensus.voters import MemberView
 from swarmnode.crdt.codec import decode_entry, encode_entry
-from swarmnode.errors import DecodeError
+from swarmnode.crdt.hlc import wall_ms
+from swarmnode.errors import DecodeError, Unavailable
 from swarmnode.membership import events as mev
 from swarmnode.membership.swim import Membership
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
@@ -40,7 +47,7 @@ from swarmnode.replication.merkle import MerkleTree
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS
-from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
+from swarmnode.storage.ops import Change, Decided, Merge, Op, OpResult, Purge, Sweep
 
 log = logging.getLogger("swarmnode.node")
 
@@ -102,9 +109,21 @@ class Ready:
     """(token, OpResult) for settled writes, (token, SyncReport) for settled syncs."""
     changes: list[Change] = field(default_factory=list)
     """Changes the store committed, in commit order."""
+    raft: RaftReady | None = None
+    """The consensus group's state to make durable with the batch (before its writes); the
+    messages that depend on it are released by `persisted`."""
 
     def __bool__(self) -> bool:
-        return bool(self.writes or self.messages or self.replies or self.changes)
+        return bool(self.writes or self.messages or self.replies or self.changes or self.raft)
+
+
+@dataclass
+class _Conflict:
+    """A conflict of a consensus namespace this node proposed a decision for."""
+
+    proposal: dict[str, Any]
+    since: float
+    retry_at: float = 0.0
 
 
 class _PendingSync:
@@ -127,6 +146,7 @@ class Node:
         address: Address,
         rng: random.Random,
         now: float,
+        consensus: ConsensusGroup | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -141,7 +161,12 @@ class Node:
         self.antientropy = AntiEntropy(self.node_id, self, config.antientropy, rng)
         self._outbox: list[tuple[Address, Message]] = []
         self._pending: list[tuple[Op, Continuation]] = []
-        self._inflight: dict[int, list[Continuation]] = {}
+        self._inflight: dict[int, tuple[list[Continuation], RaftReady | None]] = {}
+        self.consensus = consensus
+        self._internal = itertools.count(-1, -1)
+        """Tokens of the node's own consensus commands (decisions): negative, never a client's."""
+        self._mine: dict[Token, Callable[[Any], None]] = {}
+        self._conflicts: dict[str, _Conflict] = {}
         self._next_batch = 1
         self._replies: list[tuple[Token, Any]] = []
         self._changes: list[Change] = []
@@ -184,19 +209,50 @@ class Node:
         return self._now
 
     def has_ready(self) -> bool:
-        return bool(self._pending or self._outbox or self._replies or self._changes)
+        group = self.consensus is not None and self.consensus.has_ready()
+        return bool(group or self._pending or self._outbox or self._replies or self._changes)
 
     def ready(self) -> Ready:
         """Everything the runtime must carry out now; taken from the node, so call it once."""
-        rd = Ready(messages=self._outbox, replies=self._replies, changes=self._changes)
+        raft = self._take_group() if self.consensus is not None else None
+        rd = Ready(messages=self._outbox, replies=self._replies, changes=self._changes, raft=raft)
         self._outbox, self._replies, self._changes = [], [], []
-        if self._pending:
+        if self._pending or raft is not None:
             rd.batch = self._next_batch
             self._next_batch += 1
             rd.writes = [op for op, _ in self._pending]
-            self._inflight[rd.batch] = [cont for _, cont in self._pending]
+            self._inflight[rd.batch] = ([cont for _, cont in self._pending], raft)
             self._pending = []
         return rd
+
+    def _take_group(self) -> RaftReady | None:
+        """What the consensus group has: its messages, settled commands, decisions."""
+        group = self.consensus
+        assert group is not None
+        if not group.has_ready():
+            return None
+        g = group.ready()
+        for node_id, msg in g.messages:
+            member = self.membership.member(node_id)
+            if member is None:
+                self.counters["consensus_unroutable"] += 1
+                continue
+            self._outbox.append((member.addr, msg))
+        for token, result in g.results:
+            handler = self._mine.pop(token, None)
+            if handler is not None:
+                handler(result)
+            elif token > 0:
+                self._replies.append((token, result))
+        for d in g.decided:
+            p = d.payload
+            if (
+                isinstance(p, dict)
+                and isinstance(p.get("ns"), str)
+                and isinstance(p.get("key"), str)
+            ):
+                self._write(Decided(p["ns"], p["key"], p, d.index), self._decision_written)
+        return g.persist
 
     def advance(self, rd: Ready) -> None:
         """The runtime carried out `rd`: its messages are sent, its batch is with the committer."""
@@ -216,6 +272,10 @@ class Node:
             if d is not None:
                 due.append(d)
         due.extend(s.deadline for s in self._syncs if s.rounds)
+        if self.consensus is not None:
+            group = self.consensus.next_deadline()
+            if group is not None:
+                due.append(group)
         return min(due)
 
     # --- inputs ----------------------------------------------------------------
@@ -236,6 +296,9 @@ class Node:
             self._next_sweep = now + self.config.node.sweep_interval
             self._sweep()
         self._expire_syncs(now)
+        if self.consensus is not None:
+            self.consensus.tick(now, self._member_views(now))
+            self._retry_conflicts(now)
 
     def receive(self, now: float, sender: Address, msg: Message) -> None:
         """One gossip message from `sender`; malformed ones are counted and dropped."""
@@ -251,6 +314,10 @@ class Node:
                     self._merge_delta(ns, key, payload)
             elif t.startswith("ae."):
                 self._emit(self.antientropy.receive(now, sender, msg))
+            elif t.startswith(("raft.", "cons.")):
+                if self.consensus is None:
+                    raise DecodeError("consensus is turned off on this node")
+                self.consensus.receive(now, msg.get("f"), msg)
             else:
                 raise DecodeError(f"unknown message type {t!r}")
         except DecodeError as exc:
@@ -261,11 +328,30 @@ class Node:
         """A client's write; its OpResult comes back in a later Ready's replies."""
         self._write(op, lambda result: self._replies.append((token, result)))
 
+    def propose_command(self, token: Token, command: bytes) -> None:
+        """A command for the consensus group's state machine (cas, claim, ...); its result
+        map (or `Unavailable`) comes back in a later Ready's replies."""
+        if self.consensus is None:
+            self._replies.append((token, Unavailable("consensus is turned off on this node")))
+            return
+        self.consensus.submit(self._now, token, command)
+
+    def read_linearizable(self, token: Token, ns: str, key: str) -> None:
+        """The consensus group's register (ns, key), read through the leader (ReadIndex)."""
+        if self.consensus is None:
+            self._replies.append((token, Unavailable("consensus is turned off on this node")))
+            return
+        self.consensus.read(self._now, token, ns, key)
+
     def persisted(self, batch: int, results: list[OpResult]) -> None:
         """The runtime committed `batch` (in order): take note, then settle its continuations."""
-        continuations = self._inflight.pop(batch, None)
-        if continuations is None or len(continuations) != len(results):
+        inflight = self._inflight.pop(batch, None)
+        if inflight is None or len(inflight[0]) != len(results):
             raise RuntimeError(f"persisted: batch {batch} is not the one in flight")
+        continuations, raft = inflight
+        if raft is not None:
+            assert self.consensus is not None
+            self.consensus.persisted(raft)
         for continuation, result in zip(continuations, results, strict=True):
             for change in result.changes:
                 self._apply_change(change)
@@ -289,6 +375,8 @@ class Node:
             self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta))
         if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
             self._maybe_purge(ch.key)
+        if self.consensus is not None and ch.entry is not None and ch.entry.mv is not None:
+            self._maybe_escalate(ch.ns, ch.key, ch.entry)
         self._changes.append(ch)
 
     def _merge_delta(self, ns: str, key: str, payload: bytes) -> None:
@@ -332,6 +420,68 @@ class Node:
             self._count_merge_error(result)
         elif result.value and result.value.get("applied"):
             self.counters["ae_keys_applied"] += 1
+
+    # --- consensus: conflicts escalated to the group ---------------------------------
+
+    def _maybe_escalate(self, ns: str, key: str, entry: Any) -> None:
+        if self.store.namespace(ns).policy != "consensus":
+            return
+        proposal = conflict_of(ns, key, entry, None)
+        if proposal is None:
+            return
+        cid = conflict_id(proposal)
+        if cid not in self._conflicts:
+            # Proposed a little later: gossip may still bring siblings, and a proposal
+            # that covers them all saves a round of decisions.
+            settle = 3 * self.config.dissemination.interval
+            self._conflicts[cid] = _Conflict(proposal, self._now, self._now + settle)
+
+    def _propose_decision(self, cid: str) -> None:
+        assert self.consensus is not None
+        conflict = self._conflicts[cid]
+        token = next(self._internal)
+        self._mine[token] = lambda result: self._decision_answered(cid, result)
+        at_ms = wall_ms(conflict.proposal["ts"])
+        self.counters["conflicts_proposed"] += 1
+        self.consensus.submit(self._now, token, decide(cid, conflict.proposal, at_ms))
+
+    def _decision_answered(self, cid: str, result: Any) -> None:
+        conflict = self._conflicts.get(cid)
+        if conflict is None:
+            return
+        if isinstance(result, dict) and "winner" in result:
+            del self._conflicts[cid]  # decided (by us or first by another replica)
+        else:
+            conflict.retry_at = self._now + self.config.consensus.command_timeout
+
+    def _retry_conflicts(self, now: float) -> None:
+        for cid, conflict in list(self._conflicts.items()):
+            if conflict.retry_at and now >= conflict.retry_at:
+                conflict.retry_at = 0.0
+                if self._still_in_conflict(conflict.proposal):
+                    self._propose_decision(cid)
+                else:
+                    del self._conflicts[cid]  # another decision already covered it
+
+    def _still_in_conflict(self, proposal: dict[str, Any]) -> bool:
+        entry = self.store.get(proposal["ns"], proposal["key"])
+        if entry is None or entry.mv is None:
+            return False
+        now = conflict_of(proposal["ns"], proposal["key"], entry, None)
+        return now is not None and conflict_id(now) == conflict_id(proposal)
+
+    def _decision_written(self, result: OpResult) -> None:
+        if result.error is not None:
+            log.error("event=decision_write_failed error=%s", result.error.message)
+        else:
+            self.counters["decisions_written"] += 1
+
+    def _member_views(self, now: float) -> dict[str, MemberView]:
+        views = {}
+        for m in self.membership.members():
+            alive = m.state.live
+            views[m.node_id] = MemberView(alive, 0.0 if alive else max(0.0, now - m.since))
+        return views
 
     # --- housekeeping ------------------------------------------------------
 
@@ -462,6 +612,8 @@ class Node:
             self._settle_syncs()
 
     def _member_event(self, ev: mev.MemberEvent) -> None:
+        if self.consensus is not None:
+            self.consensus.view_changed(self._now)
         log.info(
             "event=member_%s node_id=%s addr=%s:%s incarnation=%d",
             type(ev).__name__.removeprefix("Member").lower(),
@@ -500,4 +652,5 @@ class Node:
             "antientropy": self.ae_totals.as_dict() | {"active": self.antientropy.active_rounds},
             "counters": dict(self.counters),
             "hlc": self.store.hlc.last,
+            "consensus": self.consensus.status() if self.consensus is not None else None,
         }

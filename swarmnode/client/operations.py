@@ -74,7 +74,7 @@ class Operations(ABC, Generic[R]):
             ),
         )
 
-    def get(self, ns: str, key: str, *, vector: bool = False) -> R:
+    def get(self, ns: str, key: str, *, vector: bool = False, linearizable: bool = False) -> R:
         """Read a live entry.
 
         Result: {ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; MV
@@ -82,7 +82,14 @@ class Operations(ABC, Generic[R]):
         also [kinds] when the key holds several kinds. Errors: bad_request, not_found,
         unavailable.
         """
-        return self.call("get", ns=ns, key=key, **optional({"vector": True if vector else None}))
+        return self.call(
+            "get",
+            ns=ns,
+            key=key,
+            **optional(
+                {"vector": True if vector else None, "linearizable": True if linearizable else None}
+            ),
+        )
 
     def delete(self, ns: str, key: str) -> R:
         """Delete a key (a tombstone that replicates).
@@ -221,6 +228,45 @@ class Operations(ABC, Generic[R]):
         Result: {ns, key, members}. Errors: bad_request, not_found, wrong_type.
         """
         return self.call("smembers", ns=ns, key=key)
+
+    def cas(self, ns: str, key: str, value: Any, *, expected: Any | None = None) -> R:
+        """Compare-and-swap the consensus group's register of a key, linearizably.
+
+        Registers of the consensus group, read with `get {linearizable: true}`; they are not the
+        CRDT entries `put` writes. `unavailable` without a quorum (within about one
+        election timeout): the swap may still take effect.
+
+        Result: {ns, key, ok, exists, value}: ok tells whether it swapped; value is what the
+        register holds after (the current value when it did not swap). Errors:
+        bad_request, not_found, unavailable.
+        """
+        return self.call("cas", ns=ns, key=key, value=value, **optional({"expected": expected}))
+
+    def claim(self, ns: str, key: str, owner: str, lease: float | str) -> R:
+        """Take an exclusive lease on a key (a task) and get a fencing token.
+
+        The token increases with every grant of the key: whoever acts on a claim can refuse a
+        stale holder by its token. A lease that lapses frees the key; a new leader frees
+        no key before every lease an old leader could have granted has lapsed.
+
+        Result: {ns, key, granted, owner, token, lease}: when not granted, owner and token are
+        the holder's. Errors: bad_request, not_found, unavailable.
+        """
+        return self.call("claim", ns=ns, key=key, owner=owner, lease=lease)
+
+    def renew(self, ns: str, key: str, owner: str, token: int, lease: float | str) -> R:
+        """Extend a claim the caller holds.
+
+        Result: {ns, key, renewed}. Errors: bad_request, not_found, unavailable.
+        """
+        return self.call("renew", ns=ns, key=key, owner=owner, token=token, lease=lease)
+
+    def release(self, ns: str, key: str, owner: str, token: int) -> R:
+        """Give a claim up.
+
+        Result: {ns, key, released}. Errors: bad_request, not_found, unavailable.
+        """
+        return self.call("release", ns=ns, key=key, owner=owner, token=token)
 
     def ns_init(
         self,

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from swarmnode.commands import namespaces, writes
+from swarmnode.commands import consensus, namespaces, writes
 from swarmnode.commands.base import ALL, ClockReading, CommandContext, Outcome
 from swarmnode.crdt.entry import Entry
 from swarmnode.errors import InternalError
 from swarmnode.storage.namespaces import SYSTEM_NS
-from swarmnode.storage.ops import DefineNs, Delete, DeleteNs, Expire, Incr, Put, SAdd, SRem
+from swarmnode.storage.ops import (
+    Decided,
+    DefineNs,
+    Delete,
+    DeleteNs,
+    Expire,
+    Incr,
+    Put,
+    SAdd,
+    SRem,
+)
 
 Command = Callable[..., Outcome]
 
@@ -22,6 +33,7 @@ COMMANDS: dict[type, Command] = {
     SRem: writes.srem,
     DefineNs: namespaces.define,
     DeleteNs: namespaces.delete,
+    Decided: consensus.decided,
 }
 """Every client write the engine runs through the command layer."""
 
@@ -30,7 +42,7 @@ def is_command(op: object) -> bool:
     return type(op) in COMMANDS
 
 
-def target(op: Put | Delete | Expire | Incr | SAdd | SRem | DefineNs | DeleteNs) -> tuple[str, str]:
+def target(op: Any) -> tuple[str, str]:
     """The (namespace, key) of the entry a command writes: a definition lives in `_ns`."""
     if isinstance(op, DefineNs | DeleteNs):
         return SYSTEM_NS, op.ns

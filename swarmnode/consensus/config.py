@@ -10,7 +10,9 @@ at random from a range, as the Raft paper's section 9.3 recommends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from swarmnode.settings import check_settings, setting
 
 
 @dataclass(frozen=True)
@@ -155,3 +157,49 @@ def _at_least(name: str, value: int, low: int) -> None:
 def _positive_float(name: str, value: float) -> None:
     if type(value) not in (int, float) or not 0 < value < float("inf"):
         raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
+
+
+@dataclass
+class ConsensusConfig:
+    """The `[consensus]` section: the group that settles what merging cannot (cas, claims,
+    conflicts of `consensus` namespaces). Raft's own timing follows the profile (`lan`:
+    100 ms ticks, elections after 1 to 2 s; `local`: 10 ms ticks, 150 to 300 ms)."""
+
+    enabled: bool = setting(True)
+    """Run the consensus group. Off, cas/claim/linearizable reads answer `unavailable` and
+    `consensus` namespaces keep concurrent writes as siblings, as `mv` does."""
+
+    bootstrap_expect: int = setting(1, "nodes", low=1, high=1000)
+    """Live members a node must see before the lowest id among them forms the group. 1
+    lets a lone node run cas at once; set it to the cluster's size (or a majority of it)
+    when several nodes start together, so a partitioned start cannot form two groups."""
+
+    bootstrap_wait: float = setting(3.0, "s", low=0, above=True)
+    """Seconds the membership view must stay unchanged before a group is formed; longer
+    than the leader's announcements, so a node that joins an existing cluster hears of its
+    group first."""
+
+    command_timeout: float = setting(3.0, "s", low=0, above=True)
+    """Seconds a cas, claim or linearizable read may wait for the group before it is
+    answered `unavailable` (its outcome unknown). About one or two election timeouts."""
+
+    voter_dead_time: float = setting(300.0, "s", low=0, above=True)
+    """Seconds a voter must have been dead before a live member replaces it."""
+
+    max_voters: int = setting(5, "nodes", low=1, high=9)
+    """Voters of the group (an odd number at most this); the other members are learners."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, "consensus")
+
+    @classmethod
+    def lan(cls) -> ConsensusConfig:
+        return cls()
+
+    @classmethod
+    def local(cls) -> ConsensusConfig:
+        return cls(bootstrap_wait=0.5, command_timeout=1.0, voter_dead_time=30.0)
+
+    def raft(self, profile: str) -> RaftConfig:
+        base = RaftConfig.local() if profile == "local" else RaftConfig.lan()
+        return replace(base, voter_dead_time=self.voter_dead_time, max_voters=self.max_voters)

@@ -115,6 +115,26 @@ class NodeHost:
     async def write(self, op: Op) -> OpResult:
         return await self.submit(op)
 
+    async def command(self, command: bytes) -> Any:
+        """A command for the consensus group; its result map (raises `Unavailable` when the
+        group cannot settle it in time: the outcome is then unknown)."""
+        return await self._ask(lambda token: self.node.propose_command(token, command))
+
+    async def read_linearizable(self, ns: str, key: str) -> Any:
+        """The consensus group's register (ns, key) as of now: `machine.ABSENT` if none."""
+        return await self._ask(lambda token: self.node.read_linearizable(token, ns, key))
+
+    async def _ask(self, step: Callable[[int], None]) -> Any:
+        token = next(self._tokens)
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._waiting[token] = fut
+        step(token)
+        self._schedule()
+        result = await fut
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     async def sync(self, peer: Address | None = None) -> SyncReport:
         token = next(self._tokens)
         fut: asyncio.Future[SyncReport] = self.loop.create_future()
@@ -147,8 +167,8 @@ class NodeHost:
             node.advance(rd)
 
     def _carry_out(self, rd: Ready) -> None:
-        if rd.writes:
-            self.committer.submit(rd.batch, rd.writes)
+        if rd.batch:
+            self.committer.submit(rd.batch, rd.writes, rd.raft)
         if rd.messages:
             by_peer: dict[Address, list[Message]] = {}
             for addr, msg in rd.messages:

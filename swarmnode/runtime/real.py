@@ -24,6 +24,8 @@ from swarmnode.analytics import (
 from swarmnode.api.server import ApiServer
 from swarmnode.api.unixsock import ApiSocketError
 from swarmnode.config import Config
+from swarmnode.consensus.group import open_group
+from swarmnode.consensus.storage import LmdbStorage
 from swarmnode.errors import SwarmError
 from swarmnode.metrics import Registry
 from swarmnode.node import Node
@@ -70,6 +72,7 @@ class NodeProcess:
         self.services: NodeServices | None = None
         self.service: Service | None = None
         self.resp: RespServer | None = None
+        self.raft_storage: LmdbStorage | None = None
         self.metrics = Registry()
         self.metrics_server: MetricsServer | None = None
         self._stop = asyncio.Event()
@@ -108,13 +111,26 @@ class NodeProcess:
     async def _serve(self, loop: asyncio.AbstractEventLoop, store: Store) -> None:
         cfg = self.config
         assert self.endpoint is not None
+        clock = SystemClock()
+        rng = random.Random()
+        group = open_group(
+            store.node_id, cfg, cfg.data_dir / "raft", rng, clock.monotonic(), sync=cfg.store.sync
+        )
+        if group is not None:
+            self.raft_storage = group[1]
         self.committer = GroupCommitter(
-            store, lambda committed: loop.call_soon_threadsafe(self._committed, committed)
+            store,
+            lambda committed: loop.call_soon_threadsafe(self._committed, committed),
+            raft_storage=self.raft_storage,
         )
         self.committer.start()
-        clock = SystemClock()
         self.node = node = Node(
-            cfg, store, address=self.endpoint.address, rng=random.Random(), now=clock.monotonic()
+            cfg,
+            store,
+            address=self.endpoint.address,
+            rng=rng,
+            now=clock.monotonic(),
+            consensus=group[0] if group is not None else None,
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
         served = assemble(host, cfg, cfg.data_dir)
@@ -229,6 +245,8 @@ class NodeProcess:
             self.host.close()
         if self.store is not None:
             self.store.close()
+        if self.raft_storage is not None:
+            self.raft_storage.close()
         if self.metrics_server is not None:
             await self.metrics_server.close()
         log.info("event=stopped")

@@ -12,6 +12,7 @@ from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.ops.cluster import ClusterOps
+from swarmnode.service.ops.consensus import ConsensusOps
 from swarmnode.service.ops.entries import EntryOps
 from swarmnode.service.ops.namespaces import NamespaceOps
 from swarmnode.service.ops.scans import ScanOps
@@ -32,8 +33,10 @@ def build_service(
     watch = WatchOps(node, watch_buffer_bytes)
     node.stats_sections.append(lambda: {"watch": watch.stats()})
     service = Service()
+    consensus = ConsensusOps(node)
     for ops in (
-        EntryOps(node),
+        consensus,
+        EntryOps(node, consensus),
         ScanOps(node),
         NamespaceOps(node),
         ClusterOps(node),

@@ -169,6 +169,13 @@ OPERATIONS: tuple[OpSpec, ...] = (
             _ns(known=True),
             _key(),
             Arg("vector", "bool", "Include the vector.", default=False),
+            Arg(
+                "linearizable",
+                "bool",
+                "Read the consensus group's register of the key through its leader (ReadIndex): "
+                "what cas last set, linearizably.",
+                default=False,
+            ),
         ),
         "{ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; "
         "MV namespaces add siblings [{value, meta, ts, expires_at, writer}] and conflict; "
@@ -356,6 +363,105 @@ OPERATIONS: tuple[OpSpec, ...] = (
         notes="event: put, delete, expire, incr, sadd, srem, ttl; origin: local, remote, sweep. "
         "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
         "`too_large` (re-subscribe and re-read).",
+    ),
+    OpSpec(
+        "cas",
+        "Compare-and-swap the consensus group's register of a key, linearizably.",
+        (
+            _ns("A namespace of policy consensus.", known=True),
+            _key(),
+            Arg("value", "value", "The new value.", required=True, cli="positional"),
+            Arg(
+                "expected",
+                "value",
+                "The value it must hold now; omitted: the key must be absent.",
+                cli_name="expected",
+            ),
+        ),
+        "{ns, key, ok, exists, value}: ok tells whether it swapped; value is what the register "
+        "holds after (the current value when it did not swap)",
+        ("bad_request", "not_found", "unavailable"),
+        kind="write",
+        cli=Cli(("cas",), "compare-and-swap a key (linearizable)"),
+        notes="Registers of the consensus group, read with `get {linearizable: true}`; they "
+        "are not the CRDT entries `put` writes. `unavailable` without a quorum (within about "
+        "one election timeout): the swap may still take effect.",
+    ),
+    OpSpec(
+        "claim",
+        "Take an exclusive lease on a key (a task) and get a fencing token.",
+        (
+            _ns(known=True),
+            _key(),
+            Arg(
+                "owner",
+                "str",
+                "Who claims it (an agent id).",
+                required=True,
+                cli="positional",
+                max_len=256,
+            ),
+            Arg(
+                "lease",
+                "ttl",
+                "Seconds the claim lasts unless renewed (or 30s, 5m...).",
+                required=True,
+                cli="positional",
+            ),
+        ),
+        "{ns, key, granted, owner, token, lease}: when not granted, owner and token are the "
+        "holder's",
+        ("bad_request", "not_found", "unavailable"),
+        kind="write",
+        cli=Cli(("claim",), "claim a key exclusively for a lease"),
+        notes="The token increases with every grant of the key: whoever acts on a claim can "
+        "refuse a stale holder by its token. A lease that lapses frees the key; a new leader "
+        "frees no key before every lease an old leader could have granted has lapsed.",
+    ),
+    OpSpec(
+        "renew",
+        "Extend a claim the caller holds.",
+        (
+            _ns(known=True),
+            _key(),
+            Arg("owner", "str", "The holder.", required=True, cli="positional", max_len=256),
+            Arg(
+                "token",
+                "int",
+                "The claim's fencing token.",
+                required=True,
+                cli="positional",
+                lo=1,
+                hi=(1 << 63) - 1,
+            ),
+            Arg("lease", "ttl", "Seconds from now.", required=True, cli="positional"),
+        ),
+        "{ns, key, renewed}",
+        ("bad_request", "not_found", "unavailable"),
+        kind="write",
+        cli=Cli(("renew",), "extend a claim"),
+    ),
+    OpSpec(
+        "release",
+        "Give a claim up.",
+        (
+            _ns(known=True),
+            _key(),
+            Arg("owner", "str", "The holder.", required=True, cli="positional", max_len=256),
+            Arg(
+                "token",
+                "int",
+                "The claim's fencing token.",
+                required=True,
+                cli="positional",
+                lo=1,
+                hi=(1 << 63) - 1,
+            ),
+        ),
+        "{ns, key, released}",
+        ("bad_request", "not_found", "unavailable"),
+        kind="write",
+        cli=Cli(("release",), "give a claim up"),
     ),
     OpSpec(
         "ns_init",

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from swarmnode.config import Config
+from swarmnode.consensus.group import open_group
+from swarmnode.consensus.storage import LmdbStorage
 from swarmnode.membership.state import MemberState
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
@@ -114,6 +116,7 @@ class SimNode:
         self.host: NodeHost | None = None
         self.service: Service | None = None
         self.served: NodeService | None = None
+        self.raft_storage: LmdbStorage | None = None
         self.committer: SimCommitter | None = None
         self.crashed_at: float | None = None
         self.booted_at = 0.0
@@ -227,11 +230,27 @@ class Cluster:
             self._run(sn, generation, lambda host: host.on_committed(committed))
 
         clock = _SimClock(self, sn)
-        committer = SimCommitter(
-            store, self.loop, clock.wall_ms, deliver, latency=self.config.commit_latency
-        )
         rng = random.Random(f"{self.seed}/node/{sn.index}/{sn.generation}")
-        node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now)
+        group = open_group(
+            sn.node_id, cfg, sn.path / "raft", rng, self.now, sync=False, map_size=64 << 20
+        )
+        sn.raft_storage = group[1] if group is not None else None
+        committer = SimCommitter(
+            store,
+            self.loop,
+            clock.wall_ms,
+            deliver,
+            latency=self.config.commit_latency,
+            raft_storage=sn.raft_storage,
+        )
+        node = Node(
+            cfg,
+            store,
+            address=sn.addr,
+            rng=rng,
+            now=self.now,
+            consensus=group[0] if group is not None else None,
+        )
         host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
         sn.store, sn.host, sn.committer = store, host, committer
         if self.config.vectors:
@@ -268,7 +287,10 @@ class Cluster:
         if sn.served is not None:
             sn.served.vectors.abandon()
         sn.store.close()
+        if sn.raft_storage is not None:
+            sn.raft_storage.close()
         sn.store, sn.host, sn.service, sn.committer, sn.served = None, None, None, None, None
+        sn.raft_storage = None
         sn.backlog.clear()
         sn.crashed_at = self.now
 
@@ -421,4 +443,7 @@ class Cluster:
                 sn.served.vectors.abandon()
             if sn.store is not None:
                 sn.store.close()
+            if sn.raft_storage is not None:
+                sn.raft_storage.close()
             sn.store, sn.host, sn.service, sn.committer, sn.served = None, None, None, None, None
+            sn.raft_storage = None

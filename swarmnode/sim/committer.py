@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from swarmnode.consensus.ready import RaftReady
+from swarmnode.consensus.storage import RaftStorage
 from swarmnode.sim.loop import EventLoop
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Op
@@ -27,19 +29,21 @@ class SimCommitter:
         deliver: Callable[[Committed], None],
         *,
         latency: float = 0.0,
+        raft_storage: RaftStorage | None = None,
     ) -> None:
         self.store = store
+        self.raft_storage = raft_storage
         self._loop = loop
         self._wall_ms = wall_ms
         self._deliver = deliver
         self.latency = latency
-        self._queued: list[tuple[int, list[Op]]] = []
+        self._queued: list[tuple[int, list[Op], RaftReady | None]] = []
         self._committing = False
         self._stats = {"batches": 0, "ops": 0, "max_batch": 0}
         self.closed = False
 
-    def submit(self, batch: int, ops: list[Op]) -> None:
-        self._queued.append((batch, ops))
+    def submit(self, batch: int, ops: list[Op], raft: RaftReady | None = None) -> None:
+        self._queued.append((batch, ops, raft))
         if not self._committing:
             self._committing = True
             self._loop.call_later(self.latency, self._commit)
@@ -48,7 +52,11 @@ class SimCommitter:
         if self.closed:
             return
         taken, self._queued = self._queued, []
-        ops = [op for _, batch_ops in taken for op in batch_ops]
+        for _, _, raft in taken:
+            if raft is not None:
+                assert self.raft_storage is not None
+                self.raft_storage.persist(raft)
+        ops = [op for _, batch_ops, _ in taken for op in batch_ops]
         results = self.store.apply(ops, self._wall_ms())
         self._stats["batches"] += 1
         self._stats["ops"] += len(ops)

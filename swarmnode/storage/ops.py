@@ -67,6 +67,21 @@ class SRem:
 
 
 @dataclass
+class Decided:
+    """What the consensus group decided for a conflict: written alike on every replica.
+
+    `payload` is the decision as committed (see `commands/consensus.py`); `index` the
+    log index that committed it, which names the decided version's dot, so every
+    replica writes the very same delta.
+    """
+
+    ns: str
+    key: str
+    payload: dict[str, Any]
+    index: int
+
+
+@dataclass
 class Merge:
     """A state from a peer: a mutator delta (gossip) or a full state (anti-entropy)."""
 
@@ -102,7 +117,20 @@ class Purge:
     limit: int = 1000
 
 
-Op = Put | Delete | Expire | Incr | SAdd | SRem | Merge | DefineNs | DeleteNs | Sweep | Purge
+Op = (
+    Put
+    | Delete
+    | Expire
+    | Incr
+    | SAdd
+    | SRem
+    | Decided
+    | Merge
+    | DefineNs
+    | DeleteNs
+    | Sweep
+    | Purge
+)
 
 
 @dataclass

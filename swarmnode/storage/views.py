@@ -12,6 +12,9 @@ from swarmnode.crdt.entry import COUNTER, REGISTER, SET, Entry
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.crdt.values import unpack_vector
 
+DECISION_META = "_decision"
+"""Meta key under which a decided version records its decision (commands/consensus.py)."""
+
 
 def entry_view(
     ns: str, key: str, entry: Entry, now_ms: int, *, with_vector: bool = False
@@ -29,15 +32,14 @@ def entry_view(
         else:
             siblings = entry.mv.siblings(now_ms)
             latest = siblings[-1][1]
-            view.update(
-                value=latest.value, meta=latest.meta, ts=latest.ts, expires_at=latest.expires_at
-            )
+            meta, decision = _split_decision(latest.meta)
+            view.update(value=latest.value, meta=meta, ts=latest.ts, expires_at=latest.expires_at)
             if with_vector:
                 view["vector"] = unpack_vector(latest.vector)
             view["siblings"] = [
                 {
                     "value": v.value,
-                    "meta": v.meta,
+                    "meta": _split_decision(v.meta)[0],
                     "ts": v.ts,
                     "expires_at": v.expires_at,
                     "writer": dot[0].split(".")[0],
@@ -45,6 +47,11 @@ def entry_view(
                 for dot, v in siblings
             ]
             view["conflict"] = len(siblings) > 1
+            if decision is not None:
+                # Decided by the consensus group (commands/consensus.py): which log entry,
+                # and the concurrent writes it rejected.
+                view["decided"] = decision.get("index")
+                view["rejected"] = decision.get("rejected", [])
     elif kinds[0] == COUNTER:
         c = entry.counter
         view.update(value=c.value(), meta=None, ts=entry.ts, expires_at=c.expires_at)
@@ -55,6 +62,14 @@ def entry_view(
     if len(kinds) > 1:
         view["also"] = kinds[1:]
     return view
+
+
+def _split_decision(meta: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Any]:
+    """A version's own meta, and the consensus decision recorded beside it (or None)."""
+    if not meta or DECISION_META not in meta:
+        return meta, None
+    rest = {k: v for k, v in meta.items() if k != DECISION_META}
+    return rest or None, meta[DECISION_META]
 
 
 def summary_view(ns: str, key: str, entry: Entry, now_ms: int, with_value: bool) -> dict | None:

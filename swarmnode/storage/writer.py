@@ -15,12 +15,16 @@ interface, committing at virtual time.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from swarmnode.consensus.ready import RaftReady
+from swarmnode.consensus.storage import RaftStorage
 from swarmnode.errors import InternalError
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Op, OpResult
@@ -32,8 +36,9 @@ Committed = list[tuple[int, list[OpResult]]]
 
 
 class Committer(Protocol):
-    def submit(self, batch: int, ops: list[Op]) -> None:
-        """Commit `ops` as batch `batch`; the results come back through the runtime."""
+    def submit(self, batch: int, ops: list[Op], raft: RaftReady | None = None) -> None:
+        """Commit `ops` as batch `batch`, after making `raft` (the consensus group's state)
+        durable; the results come back through the runtime."""
         ...
 
     def stats(self) -> dict[str, int]: ...
@@ -47,12 +52,14 @@ class GroupCommitter:
         *,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         max_ops: int = 2048,
+        raft_storage: RaftStorage | None = None,
     ) -> None:
         self.store = store
+        self.raft_storage = raft_storage
         self._deliver = deliver
         self._wall_ms = wall_ms
         self.max_ops = max_ops
-        self._queue: queue.SimpleQueue[tuple[int, list[Op]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="swarmnode-writer", daemon=True)
         self._stats = {"batches": 0, "ops": 0, "max_batch": 0}
         self._stopped = False
@@ -60,10 +67,10 @@ class GroupCommitter:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, batch: int, ops: list[Op]) -> None:
+    def submit(self, batch: int, ops: list[Op], raft: RaftReady | None = None) -> None:
         if self._stopped:
             raise RuntimeError("writer is stopped")
-        self._queue.put((batch, ops))
+        self._queue.put((batch, ops, raft))
 
     def stop(self) -> None:
         """Commit what is queued, then end the thread."""
@@ -82,7 +89,7 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 break
-            taken = [first]
+            taken: list[_Batch] = [first]
             n = len(first[1])
             while n < self.max_ops:
                 try:
@@ -96,8 +103,9 @@ class GroupCommitter:
                 n += len(item[1])
             self._commit(taken)
 
-    def _commit(self, taken: list[tuple[int, list[Op]]]) -> None:
-        ops = [op for _, batch_ops in taken for op in batch_ops]
+    def _commit(self, taken: list[_Batch]) -> None:
+        persist_raft(self.raft_storage, taken)
+        ops = [op for _, batch_ops, _ in taken for op in batch_ops]
         try:
             results = self.store.apply(ops, self._wall_ms())
         except Exception:  # apply reports per-op errors itself; this is a bug
@@ -109,11 +117,32 @@ class GroupCommitter:
         self._deliver(split_results(taken, results))
 
 
-def split_results(taken: list[tuple[int, list[Op]]], results: list[OpResult]) -> Committed:
+_Batch = tuple[int, list[Op], "RaftReady | None"]
+
+
+def persist_raft(storage: RaftStorage | None, taken: list[_Batch]) -> None:
+    """Make the consensus group's Readies durable, in order, before the batches' writes.
+
+    A failure here cannot be answered like a refused write (Raft may not go on as if its
+    state were durable): like etcd, the node stops, SIGTERM to itself, and logs why."""
+    for _, _, raft in taken:
+        if raft is None:
+            continue
+        if storage is None:
+            raise RuntimeError("a Ready carries consensus state but no Raft storage is open")
+        try:
+            storage.persist(raft)
+        except Exception:
+            log.critical("event=raft_persist_failed; stopping the node", exc_info=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+
+
+def split_results(taken: list[_Batch], results: list[OpResult]) -> Committed:
     """The results of one transaction, handed back per batch."""
     out: Committed = []
     at = 0
-    for batch, ops in taken:
+    for batch, ops, _ in taken:
         out.append((batch, results[at : at + len(ops)]))
         at += len(ops)
     return out

@@ -9,15 +9,17 @@ from swarmnode.crdt.entry import SET
 from swarmnode.errors import NotFound, WrongType
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
+from swarmnode.service.ops.consensus import ConsensusOps
 from swarmnode.service.table import Request
 from swarmnode.storage.ops import Delete, Expire, Incr, Put, SAdd, SRem
 from swarmnode.storage.views import entry_view
 
 
 class EntryOps:
-    def __init__(self, node: NodeServices) -> None:
+    def __init__(self, node: NodeServices, consensus: ConsensusOps) -> None:
         self.node = node
         self.store = node.store
+        self.consensus = consensus
 
     def register(self, service: Service) -> None:
         for name in ("put", "get", "delete", "expire", "incr", "sadd", "srem", "smembers"):
@@ -41,6 +43,8 @@ class EntryOps:
 
     async def get(self, req: Request) -> Any:
         ns, key = req.args["ns"], req.args["key"]
+        if req.args["linearizable"]:
+            return await self.consensus.read(ns, key)
         now = self.node.wall_ms()
         with self.store.read() as txn:
             entry = self.store.get_header(ns, key, txn)

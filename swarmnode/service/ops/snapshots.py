@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from swarmnode.crdt.codec import packb
 from swarmnode.crdt.entry import COUNTER, REGISTER, SET
 from swarmnode.errors import BadRequest, NotFound, SwarmError
 from swarmnode.service.chain import Service
@@ -132,8 +133,8 @@ class SnapshotOps:
                 if (
                     cur_view is not None
                     and cur_view["type"] == view["type"]
-                    and cur_view["value"] == view["value"]
-                    and cur_view.get("meta") == view.get("meta")
+                    and _same(cur_view["value"], view["value"])
+                    and _same(cur_view.get("meta"), view.get("meta"))
                 ):
                     ops.append(None)
                 elif view["type"] == REGISTER:
@@ -158,3 +159,8 @@ class SnapshotOps:
                     if have - want:
                         ops.append(SRem(entry_ns, key, sorted(have - want)))
         return ops
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as stored (canonical msgpack bytes): NaN equals NaN, 1 is not 1.0 or True."""
+    return packb(a) == packb(b)
