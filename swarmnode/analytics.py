@@ -40,6 +40,7 @@ import numpy as np
 
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, SwarmError
+from swarmnode.metrics import Registry
 from swarmnode.service.chain import Next
 from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import NAME_RE
@@ -473,54 +474,57 @@ def _grouped(flat: Mapping[str, float]) -> dict[str, dict[str, float]]:
 
 # --- wiring into a node -------------------------------------------------------
 
-_GOSSIP_COUNTERS = {
-    "gossip": ("dissemination", ("deltas_sent", "deltas_received", "messages_sent", "bytes_sent")),
-    "repair": ("antientropy", ("rounds_ok", "rounds_failed", "keys_repaired", "bytes_exchanged")),
-    "transport": (
-        "transport",
-        (
-            "datagrams_out",
-            "datagrams_in",
-            "bytes_out",
-            "bytes_in",
-            "stream_bytes_out",
-            "stream_bytes_in",
-            "dropped_auth",
-            "dropped_decode",
-        ),
-    ),
+_TRAFFIC: dict[str, tuple[str, dict[str, str]]] = {
+    "gossip.deltas_sent": ("swarmnode_gossip_deltas_sent_total", {}),
+    "gossip.deltas_received": ("swarmnode_gossip_deltas_received_total", {}),
+    "gossip.messages_sent": ("swarmnode_gossip_messages_sent_total", {}),
+    "gossip.bytes_sent": ("swarmnode_gossip_sent_bytes_total", {}),
+    "gossip.deltas_dropped": ("swarmnode_gossip_deltas_dropped_total", {}),
+    "repair.rounds_ok": ("swarmnode_repair_rounds_total", {"result": "ok"}),
+    "repair.rounds_failed": ("swarmnode_repair_rounds_total", {"result": "failed"}),
+    "repair.keys_repaired": ("swarmnode_repair_keys_total", {}),
+    "repair.bytes_exchanged": ("swarmnode_repair_bytes_total", {}),
+    "transport.datagrams_out": ("swarmnode_transport_datagrams_total", {"direction": "out"}),
+    "transport.datagrams_in": ("swarmnode_transport_datagrams_total", {"direction": "in"}),
+    "transport.bytes_out": ("swarmnode_transport_udp_bytes_total", {"direction": "out"}),
+    "transport.bytes_in": ("swarmnode_transport_udp_bytes_total", {"direction": "in"}),
+    "transport.stream_bytes_out": ("swarmnode_transport_stream_bytes_total", {"direction": "out"}),
+    "transport.stream_bytes_in": ("swarmnode_transport_stream_bytes_total", {"direction": "in"}),
+    "transport.dropped_auth": ("swarmnode_transport_dropped_total", {"reason": "auth"}),
+    "transport.dropped_decode": ("swarmnode_transport_dropped_total", {"reason": "decode"}),
 }
+"""Traffic analytics buckets: its name, and the registry metric (and labels) it reads."""
 
 
-def gossip_counters(stats: Mapping[str, Any]) -> dict[str, float]:
-    """The cumulative traffic counters of a node's `stats` result, flattened for `sample`.
+def gossip_counters(metrics: Registry) -> dict[str, float]:
+    """The node's cumulative traffic counters, read from its registry, flattened for `sample`.
 
     gossip.*: CRDT deltas by dissemination (`bytes_sent` counts delta payloads;
     `deltas_dropped` were pushed out of a full queue and left to repair);
-    repair.*: anti-entropy rounds, including those `sync` started; transport.*:
-    every datagram and stream byte of the gossip endpoint (SWIM, deltas and
-    repair together, envelopes included).
+    repair.*: anti-entropy rounds, including those `sync` started (keys and bytes
+    both ways); transport.*: every datagram and stream byte of the gossip endpoint
+    (SWIM, deltas and repair together, envelopes included). A metric the node
+    does not have (no gossip endpoint) is left out.
     """
     out: dict[str, float] = {}
-    for group, (section, names) in _GOSSIP_COUNTERS.items():
-        values = stats.get(section) or {}
-        for name in names:
-            if name in values:
-                out[f"{group}.{name}"] = values[name]
-    dropped = (stats.get("dissemination") or {}).get("queue_dropped")
-    if dropped is not None:
-        out["gossip.deltas_dropped"] = dropped
+    for key, (name, labels) in _TRAFFIC.items():
+        value = metrics.read(name, **labels)
+        if value is not None:
+            out[key] = value
     return out
 
 
-def replication_gauges(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """The present state behind replication lag, read from a node's `stats` result."""
-    members = stats.get("members") or {}
+def replication_gauges(metrics: Registry) -> dict[str, Any]:
+    """The present state behind replication lag, read from the node's registry."""
+
+    def read(name: str, **labels: str) -> float:
+        return metrics.read(name, **labels) or 0
+
     return {
-        "peers_alive": max(0, members.get("alive", 0) - 1),
-        "peers_suspect": members.get("suspect", 0),
-        "pending_deltas": (stats.get("dissemination") or {}).get("pending", 0),
-        "repairs_running": (stats.get("antientropy") or {}).get("active", 0),
+        "peers_alive": max(0, int(read("swarmnode_members", state="alive")) - 1),
+        "peers_suspect": int(read("swarmnode_members", state="suspect")),
+        "pending_deltas": int(read("swarmnode_gossip_pending_deltas")),
+        "repairs_running": int(read("swarmnode_repair_rounds_active")),
     }
 
 
@@ -548,13 +552,54 @@ class Measure:
     to start it. Errors are counted by code; anything that is not a
     `SwarmError` is a bug and counts as `internal`. A request cancelled before
     it finished (its client went away) is not counted.
+
+    Besides the analytics windows, every request counts in the node's registry:
+    `swarmnode_requests_total{op,code}` (code `ok` for a success) and
+    `swarmnode_request_duration_seconds{op}`. Their `op` label is an operation of
+    the table or `(other)`, so what clients send cannot grow the series.
     """
 
     name = "measure"
 
-    def __init__(self, analytics: Analytics, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        analytics: Analytics,
+        clock: Callable[[], float],
+        metrics: Registry | None = None,
+    ) -> None:
         self.analytics = analytics
         self.clock = clock
+        m = metrics if metrics is not None else Registry()
+        self._requests = m.counter(
+            "swarmnode_requests_total",
+            "Client requests finished, by operation and outcome (ok, or the error code).",
+            labels=("op", "code"),
+            max_series=2048,
+        )
+        self._durations = m.histogram(
+            "swarmnode_request_duration_seconds",
+            "Seconds from a request entering the service to its result (a stream's start).",
+            labels=("op",),
+            max_series=128,
+        )
+        self._bound: dict[str, tuple[Any, Any]] = {}
+
+    def _series(self, req: Request) -> tuple[Any, Any]:
+        """(counter by code, histogram child) of the request's op, bound once per op."""
+        op = req.op if req.known else OTHER
+        bound = self._bound.get(op)
+        if bound is None:
+            ok = self._requests.labels(op, "ok")
+            bound = self._bound[op] = (ok, self._durations.labels(op))
+        return bound
+
+    def _count(self, req: Request, code: str | None, seconds: float) -> None:
+        ok, duration = self._series(req)
+        duration.observe(seconds)
+        if code is None:
+            ok.inc()
+        else:
+            self._requests.labels(req.op if req.known else OTHER, code).inc()
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         clock, analytics, op = self.clock, self.analytics, req.op
@@ -566,13 +611,16 @@ class Measure:
             now = clock()
             miss = False if exc.code == "not_found" and op in READ_OPS else None
             analytics.record(now, op, ns, now - started, error=exc.code, hit=miss)
+            self._count(req, exc.code, now - started)
             raise
         except Exception:
             now = clock()
             analytics.record(now, op, ns, now - started, error="internal")
+            self._count(req, "internal", now - started)
             raise
         now = clock()
         analytics.record(now, op, ns, now - started, hit=_hit(op, result))
+        self._count(req, None, now - started)
         return result
 
 
@@ -598,23 +646,21 @@ def lag_listener(
 
 def analytics_op(
     analytics: Analytics,
-    stats: Callable[[], Mapping[str, Any]],
+    metrics: Registry,
     clock: Callable[[], float],
 ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
     """The executor of `analytics {timeframe?}` (5m, 1h (default), 24h, 7d).
 
-    `stats` returns the node's `stats` result (node and transport sections);
-    its counters are sampled now, so the window's traffic is current, and its
-    gauges (live peers, queued deltas, running repairs) join the replication
-    section.
+    The node's traffic counters are read from its registry and sampled now, so
+    the window's traffic is current, and its gauges (live peers, queued deltas,
+    running repairs) join the replication section.
     """
 
     async def execute(req: Request) -> dict[str, Any]:
         now = clock()
-        current = stats()
-        analytics.sample(now, gossip_counters(current))
+        analytics.sample(now, gossip_counters(metrics))
         report = analytics.snapshot(now, req.args["timeframe"])
-        report["replication"].update(replication_gauges(current))
+        report["replication"].update(replication_gauges(metrics))
         return report
 
     return execute

@@ -531,13 +531,28 @@ class Registry:
         """Every declared metric, in declaration order."""
         return list(self._metrics.values())
 
+    def read(self, name: str, **labels: str) -> float | None:
+        """The sum of a counter's or gauge's series whose labels match `labels` (all of
+        them when none are given); None when no metric of that name is declared."""
+        metric = self._metrics.get(name)
+        if metric is None:
+            return None
+        if isinstance(metric, Histogram):
+            raise TypeError(f"{name} is a histogram; read its samples()")
+        at = [metric.labelnames.index(label) for label in labels]
+        wanted = tuple(labels.values())
+        return sum(
+            value for values, value in metric.samples() if tuple(values[i] for i in at) == wanted
+        )
+
     def snapshot(self, *within: str) -> dict[str, Any]:
         """The `stats` tree: every metric with a stats path, at its place.
 
         A path element `"x_{code}"` is filled with the label `code`; labels the path does
         not name add one level each, in label order. A path ending in a bare label
-        (`("api", "errors", "{code}")`) renders `{}` there until the first series. Counters and gauges render as
-        numbers, histograms as `{"count", "sum", "buckets": {le: cumulative count}}`.
+        (`("api", "errors", "{code}")`) renders `{}` there until the first series.
+        Counters and gauges render as numbers, histograms as
+        `{"count", "sum", "buckets": {le: cumulative count}}`.
         With `within` (a path prefix, e.g. `snapshot("transport")`), only the metrics
         under it are rendered, and the subtree at that prefix is returned.
         """

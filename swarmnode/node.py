@@ -592,6 +592,11 @@ class Node:
             fn=lambda: store.read_cache_stats()["bytes"],
         )
 
+    @property
+    def counters(self) -> dict[str, Any]:
+        """The `counters` section of `stats`: drops, merge outcomes, repairs applied, sweeps."""
+        return self.metrics.snapshot("counters")
+
     def _count_round(self, ev: RoundFinished) -> None:
         self._rounds[ev.ok].inc()
         if not ev.ok:

@@ -62,10 +62,10 @@ from swarmnode.api.unixsock import (
     bind_unix,
     prepare_directory,
 )
+from swarmnode.metrics import Registry, merge_tree
 from swarmnode.resp.codec import RESP2, RESP3, ErrorReply, ProtocolError, RequestParser
 from swarmnode.resp.commands import Authenticate, Commands
 from swarmnode.resp.limits import RespLimits
-from swarmnode.metrics import Registry, merge_tree
 from swarmnode.resp.session import Session
 
 log = logging.getLogger("swarmnode.resp")

@@ -90,11 +90,18 @@ class NodeProcess:
         check_bind_allowed(cfg.bind[0], keyring, cfg.insecure)
         try:
             self.endpoint = GossipEndpoint(
-                cfg.bind, keyring, cfg.transport, self._on_message, insecure=cfg.insecure
+                cfg.bind,
+                keyring,
+                cfg.transport,
+                self._on_message,
+                insecure=cfg.insecure,
+                metrics=self.metrics,
             )
             await self.endpoint.start()
             if cfg.metrics.address is not None:
-                self.metrics_server = MetricsServer(self.metrics.exposition, cfg.metrics)
+                self.metrics_server = MetricsServer(
+                    self.metrics.exposition, cfg.metrics, metrics=self.metrics
+                )
                 await self.metrics_server.start()
             ae = cfg.antientropy
             self.store = store = await asyncio.to_thread(
@@ -112,12 +119,19 @@ class NodeProcess:
         cfg = self.config
         assert self.endpoint is not None
         self.committer = GroupCommitter(
-            store, lambda committed: loop.call_soon_threadsafe(self._committed, committed)
+            store,
+            lambda committed: loop.call_soon_threadsafe(self._committed, committed),
+            metrics=self.metrics,
         )
         self.committer.start()
         clock = SystemClock()
         self.node = node = Node(
-            cfg, store, address=self.endpoint.address, rng=random.Random(), now=clock.monotonic()
+            cfg,
+            store,
+            address=self.endpoint.address,
+            rng=random.Random(),
+            now=clock.monotonic(),
+            metrics=self.metrics,
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
         service, self.services = build_service(
@@ -129,12 +143,14 @@ class NodeProcess:
         self.vectors = attach_vectors(host, service, cfg.data_dir, cfg.vectors)
         profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
         self.analytics = analytics = Analytics(profile, time.monotonic())
-        service.register("analytics", analytics_op(analytics, self._all_stats, time.monotonic))
-        service.use(Measure(analytics, time.monotonic), before="validate")
+        service.register("analytics", analytics_op(analytics, self.metrics, time.monotonic))
+        service.use(Measure(analytics, time.monotonic, self.metrics), before="validate")
         host.add_listener(lag_listener(analytics, time.monotonic, time.time))
         self.service = service
         eager = [op.name for op in OPERATIONS if op.eager]
-        self.server = ApiServer(cfg.socket_path, service.call, cfg.api, eager_ops=eager)
+        self.server = ApiServer(
+            cfg.socket_path, service.call, cfg.api, eager_ops=eager, metrics=self.metrics
+        )
         await self.server.start()
         if cfg.resp.socket_path is not None or cfg.resp.address is not None:
             self.resp = RespServer(
@@ -143,6 +159,7 @@ class NodeProcess:
                 tcp=cfg.resp.address,
                 insecure=cfg.insecure,
                 limits=cfg.resp.limits(),
+                metrics=self.metrics,
             )
             await self.resp.start()
         host.start(cfg.join)
@@ -173,7 +190,7 @@ class NodeProcess:
         while not self._stop.is_set():
             now = time.monotonic()
             self.host.tick()
-            self.analytics.maybe_sample(now, lambda: gossip_counters(self._all_stats()))
+            self.analytics.maybe_sample(now, lambda: gossip_counters(self.metrics))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
 
@@ -211,16 +228,11 @@ class NodeProcess:
         if self.host is not None:
             self.host.on_message(sender, msg)
 
-    def _all_stats(self) -> dict[str, Any]:
-        assert self.services is not None
-        return self.services.stats()
-
     def _extra_stats(self) -> dict[str, Any]:
+        """What `stats` shows of the front ends and vectors beside their metrics."""
         return {
-            "transport": self.endpoint.stats() if self.endpoint else {},
-            "api": self.server.stats() if self.server else {},
-            **({"resp": self.resp.stats()} if self.resp else {}),
-            **(self.vectors.stats() if self.vectors else {}),
+            **(self.resp.stats_extras() if self.resp else {}),
+            **(self.vectors.stats_extras() if self.vectors else {}),
         }
 
     async def _shutdown(self) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from swarmnode.config import Config
 from swarmnode.membership.state import MemberState
+from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
@@ -224,7 +225,9 @@ class Cluster:
             store, self.loop, clock.wall_ms, deliver, latency=self.config.commit_latency
         )
         rng = random.Random(f"{self.seed}/node/{sn.index}/{sn.generation}")
-        node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now)
+        # A fresh registry per boot, as a restarted process has; checked for the one-writer rule.
+        metrics = Registry(check_threads=True)
+        node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now, metrics=metrics)
         host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
         sn.store, sn.host, sn.committer = store, host, committer
         sn.service, _ = build_service(host, snapshots_dir=sn.path / "snapshots")

@@ -217,8 +217,7 @@ _COUNTER_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ),
     (
         "swarmnode_transport_datagrams_rejected_total",
-        "Sealed datagrams refused by the replay window: replayed, or stamped too old or "
-        "too new.",
+        "Sealed datagrams refused by the replay window: replayed, or stamped too old or too new.",
         "reason",
         ("replayed", "too_old", "too_new"),
         "datagrams_{reason}",
