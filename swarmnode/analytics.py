@@ -582,24 +582,17 @@ class Measure:
             labels=("op",),
             max_series=128,
         )
-        self._bound: dict[str, tuple[Any, Any]] = {}
+        self._bound: dict[tuple[str, str], tuple[Any, Any]] = {}
 
-    def _series(self, req: Request) -> tuple[Any, Any]:
-        """(counter by code, histogram child) of the request's op, bound once per op."""
+    def _count(self, req: Request, code: str, seconds: float) -> None:
+        """One finished request in the registry; its series are bound on first use."""
         op = req.op if req.known else OTHER
-        bound = self._bound.get(op)
+        bound = self._bound.get((op, code))
         if bound is None:
-            ok = self._requests.labels(op, "ok")
-            bound = self._bound[op] = (ok, self._durations.labels(op))
-        return bound
-
-    def _count(self, req: Request, code: str | None, seconds: float) -> None:
-        ok, duration = self._series(req)
-        duration.observe(seconds)
-        if code is None:
-            ok.inc()
-        else:
-            self._requests.labels(req.op if req.known else OTHER, code).inc()
+            bound = (self._requests.labels(op, code), self._durations.labels(op))
+            self._bound[op, code] = bound
+        bound[0].inc()
+        bound[1].observe(seconds)
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         clock, analytics, op = self.clock, self.analytics, req.op
@@ -620,7 +613,7 @@ class Measure:
             raise
         now = clock()
         analytics.record(now, op, ns, now - started, hit=_hit(op, result))
-        self._count(req, None, now - started)
+        self._count(req, "ok", now - started)
         return result
 
 
@@ -762,14 +755,17 @@ def render_analytics(report: Mapping[str, Any]) -> str:
     ]
     t = report["traffic"]
     g, a, x = t.get("gossip", {}), t.get("repair", {}), t.get("transport", {})
+    # The window's traffic, under its own heading: `swarmnode status` shows the totals
+    # since start above it with the same words, and each label should appear once.
     lines += [
-        f"gossip      {g.get('deltas_sent', 0):.0f} deltas sent in {g.get('messages_sent', 0):.0f} "
+        f"traffic     in the last {report['timeframe']}:",
+        f"  gossip    {g.get('deltas_sent', 0):.0f} deltas sent in {g.get('messages_sent', 0):.0f} "
         f"messages ({_fmt_bytes(g.get('bytes_sent', 0))}), {g.get('deltas_received', 0):.0f} "
         f"received, {g.get('deltas_dropped', 0):.0f} dropped",
-        f"repair      {a.get('rounds_ok', 0):.0f} rounds ok, {a.get('rounds_failed', 0):.0f} "
+        f"  repair    {a.get('rounds_ok', 0):.0f} rounds ok, {a.get('rounds_failed', 0):.0f} "
         f"failed, {a.get('keys_repaired', 0):.0f} keys repaired "
         f"({_fmt_bytes(a.get('bytes_exchanged', 0))})",
-        f"transport   {x.get('datagrams_out', 0):.0f} datagrams out "
+        f"  transport {x.get('datagrams_out', 0):.0f} datagrams out "
         f"({_fmt_bytes(x.get('bytes_out', 0))}), {x.get('datagrams_in', 0):.0f} in "
         f"({_fmt_bytes(x.get('bytes_in', 0))})",
     ]

@@ -615,7 +615,9 @@ class Node:
             {
                 "node_id": p.node_id,
                 "address": f"{p.addr[0]}:{p.addr[1]}",
-                "mismatches": [m.describe() for m in p.mismatches],
+                "mismatches": [
+                    {"setting": m.setting, "ours": m.ours, "theirs": m.theirs} for m in p.mismatches
+                ],
                 "since_s": round(self._now - p.since, 3),
             }
             for p in self.membership.refused()
