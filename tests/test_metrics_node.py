@@ -24,6 +24,7 @@ from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.membership.swim import Membership
 from swarmnode.metrics import Registry
+from swarmnode.metricsdoc import DOC, node_registry, render, splice
 from swarmnode.node import Node
 from swarmnode.replication.dissemination import Dissemination, DisseminationConfig
 from swarmnode.storage.config import StoreConfig
@@ -211,3 +212,17 @@ def test_replication_traffic_from_a_refused_peer_is_dropped_and_counted(tmp_path
         assert nonzero(node.counters) == {"dropped_refused_peer": 2, "dropped_bad_delta": 1}
     finally:
         store.close()
+
+
+def test_the_operations_page_lists_every_metric_a_node_declares() -> None:
+    registry = node_registry()
+    page = DOC.read_text()
+    assert splice(page, render(registry)) == page, (
+        "docs/OPERATIONS.md is stale: run `python -m swarmnode.metricsdoc --write`"
+    )
+    # The composed node has every layer on: each section of `stats` has its metrics.
+    sections = {metric.stats[0] for metric in registry.metrics() if metric.stats}
+    assert sections >= {
+        "api", "antientropy", "counters", "dissemination", "members", "membership",
+        "resp", "store", "transport", "vectors", "writer",
+    }  # fmt: skip
