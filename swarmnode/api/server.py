@@ -474,7 +474,8 @@ class _Connection:
     async def _refuse_frame(self) -> None:
         server = self._server
         server._over_budget.inc()
-        log.warning(
+        log.log(
+            _flood_level(server._over_budget.value),
             "api_frame_refused conn=%d length=%d buffered=%d limit=%d",
             self.id,
             self._decoder.pending_frame,
@@ -492,7 +493,8 @@ class _Connection:
     def _frame_timed_out(self) -> None:
         """Cut a client that stalled mid-frame: tell it why if it still reads, then drop it."""
         self._server._timed_out.inc()
-        log.warning(
+        log.log(
+            _flood_level(self._server._timed_out.value),
             "api_frame_timed_out conn=%d buffered=%d frame=%d timeout=%g",
             self.id,
             self._decoder.buffered,
@@ -720,6 +722,13 @@ async def _close_iterator(items: AsyncIterator[Any]) -> None:
         await aclose()
     except Exception:
         log.exception("api_stream_close_failed")
+
+
+def _flood_level(count: float) -> int:
+    """WARNING for the 1st, 2nd, 4th, 8th... refusal of a kind, DEBUG for the others: a
+    flood of hostile clients is visible in the log without flooding it."""
+    n = int(count)
+    return logging.WARNING if n & (n - 1) == 0 else logging.DEBUG
 
 
 def _describe(exc: BaseException) -> str:
