@@ -48,6 +48,7 @@ def main() -> None:
         default=0.0,
         help="share of puts with a TTL (expiry and collection judged too)",
     )
+    p.add_argument("--report", default="batch", help="name of the report in simulations/results")
     args = p.parse_args()
     specs = [
         RunSpec(
@@ -79,16 +80,18 @@ def main() -> None:
     lines = [
         "# Long simulation batch",
         "",
-        f"{len(results)} runs ({args.seeds} seeds per scenario, 3 to 9 nodes, {args.duration:g} s "
-        f"of faults each), {wall:.0f} s wall with {args.jobs} processes; "
-        f"{len(failed)} failed.",
+        f"{len(results)} runs ({args.seeds} seeds per scenario from {args.first_seed}, 3 to 9 "
+        f"nodes, {args.duration:g} s of faults each, TTL share {args.ttl_share:g}), "
+        f"{wall:.0f} s wall with {args.jobs} processes; {len(failed)} failed. Every client "
+        "operation went through the node's service layer (put, get, delete, incr, sadd, "
+        "srem, vector put, vsearch), with every oracle.",
         "",
         table(["scenario", "runs", "failed", "virtual seconds"], per),
         "",
     ]
     for r in failed:
         lines += [f"- `{r['command']}`: " + "; ".join(v.splitlines()[0] for v in r["violations"])]
-    save_report("batch", "\n".join(lines))
+    save_report(args.report, "\n".join(lines))
     log(f"{len(results) - len(failed)}/{len(results)} passed in {wall:.0f} s")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from swarmnode import __version__
+from swarmnode.cli_ops import add_commands
 from swarmnode.errors import SwarmError
-from swarmnode.vectors.cli import VECTOR_HELP, add_vsearch_arguments, parse_json, parse_vector
 
 EXIT_CODES = {
     "bad_request": 2,
@@ -38,8 +39,11 @@ EXIT_CODES = {
 
 
 def _jsonable(value: Any) -> Any:
+    """A result as valid JSON: bytes and non-finite floats (which JSON lacks) tagged."""
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -48,7 +52,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True)
+    return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True, allow_nan=False)
 
 
 def _show_value(value: Any) -> str:
@@ -238,128 +242,57 @@ def _client(args: argparse.Namespace) -> Any:
     return Client(args.socket, timeout=args.timeout)
 
 
-def _parse_value(args: argparse.Namespace) -> Any:
-    raw = sys.stdin.read() if args.value == "-" else args.value
-    if args.json_value:
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SwarmError(f"--json-value: {exc}", code="bad_request") from None
-    return raw
+def render_of(op: str) -> Callable[[Any], str]:
+    """How a command shows its result when not asked for --json."""
+    from swarmnode.vectors.cli import render_vsearch
+
+    simple: dict[str, Callable[[Any], str]] = {
+        "get": render_get,
+        "list": render_list,
+        "search": render_search,
+        "ns_list": render_ns_list,
+        "ns_stats": render_ns_stats,
+        "members": render_members,
+        "vsearch": render_vsearch,
+        "put": lambda r: f"stored {r['ns']}/{r['key']}",
+        "delete": lambda r: "deleted" if r["deleted"] else "nothing to delete",
+        "expire": lambda r: f"{r['ns']}/{r['key']} expires {_fmt_ms(r['expires_at'])}",
+        "incr": lambda r: str(r["value"]),
+        "sadd": lambda r: f"added {r['added']}",
+        "srem": lambda r: f"removed {r['removed']}",
+        "smembers": lambda r: "\n".join(r["members"]),
+        "ns_delete": lambda r: f"namespace {r['ns']} deleted",
+        "sync": lambda r: (
+            f"{r['rounds_ok']}/{r['peers']} peers synced, {r['keys_repaired']} keys "
+            f"repaired, {r['bytes_exchanged']} bytes exchanged"
+            + "".join(f"\nfailed: {f}" for f in r["failures"])
+        ),
+        "compact": lambda r: (
+            f"removed {r['entries_removed']} entries in {r['seconds']}s; disk "
+            f"{r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
+        ),
+        "persist": lambda r: f"snapshot {r['session_id']} at {r['path']} ({r['bytes']} bytes)",
+        "restore": lambda r: (
+            f"restored {r['restored']}, unchanged {r['unchanged']}, failed {r['failed']}"
+        ),
+    }
+    if op == "analytics":
+        from swarmnode.analytics import render_analytics
+
+        return render_analytics
+    return simple.get(op, _render_kv)
 
 
 def cmd_client(args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
-    c = _client(args)
-    with c:
-        match args.cmd:
-            case "status":
-                report = c.stats()
-                report["analytics"] = c.call("analytics", timeframe=args.timeframe)
-                return report, render_status
-            case "ping":
-                return c.ping(), _render_kv
-            case "put":
-                r = c.put(
-                    args.ns,
-                    args.key,
-                    _parse_value(args),
-                    ttl=args.ttl,
-                    meta=parse_json(args.meta, "--meta"),
-                    vector=parse_vector(args.vector),
-                    if_absent=args.if_absent,
-                )
-                return r, lambda r: f"stored {r['ns']}/{r['key']}"
-            case "get":
-                return c.get(args.ns, args.key), render_get
-            case "del":
-                r = c.delete(args.ns, args.key)
-                return r, lambda r: "deleted" if r["deleted"] else "nothing to delete"
-            case "ls":
-                opts = {
-                    "prefix": args.prefix,
-                    "pattern": args.pattern,
-                    "limit": args.limit,
-                    "cursor": args.cursor,
-                    "values": args.values or None,
-                }
-                r = c.call("list", ns=args.ns, **{k: v for k, v in opts.items() if v is not None})
-                return r, render_list
-            case "search":
-                r = c.search(args.pattern, ns=args.ns, mode=args.mode, limit=args.limit)
-                return r, render_search
-            case "incr":
-                return c.incr(args.ns, args.key, args.by, ttl=args.ttl), lambda r: str(r["value"])
-            case "sadd":
-                r = c.sadd(args.ns, args.key, args.members, ttl=args.ttl)
-                return r, lambda r: f"added {r['added']}"
-            case "srem":
-                return c.srem(args.ns, args.key, args.members), lambda r: f"removed {r['removed']}"
-            case "smembers":
-                return c.smembers(args.ns, args.key), lambda r: "\n".join(r["members"])
-            case "members":
-                return c.members(), render_members
-            case "sync":
-                r = c.sync(args.peer)
-                return (
-                    r,
-                    lambda r: (
-                        f"{r['rounds_ok']}/{r['peers']} peers synced, {r['keys_repaired']} keys "
-                        f"repaired, {r['bytes_exchanged']} bytes exchanged"
-                        + "".join(f"\nfailed: {f}" for f in r["failures"])
-                    ),
-                )
-            case "compact":
-                r = c.compact(args.ns)
-                return (
-                    r,
-                    lambda r: (
-                        f"removed {r['entries_removed']} entries in {r['seconds']}s; disk "
-                        f"{r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
-                    ),
-                )
-            case "persist":
-                r = c.persist(args.session_id)
-                return (
-                    r,
-                    lambda r: f"snapshot {r['session_id']} at {r['path']} ({r['bytes']} bytes)",
-                )
-            case "restore":
-                r = c.restore(args.session_id)
-                return (
-                    r,
-                    lambda r: (
-                        f"restored {r['restored']}, unchanged {r['unchanged']}, "
-                        f"failed {r['failed']}"
-                    ),
-                )
-            case "ns":
-                return _cmd_ns(c, args)
-            case "vsearch":
-                from swarmnode.vectors.cli import render_vsearch, run_vsearch
+    from swarmnode.cli_ops import operation_of, request_args
 
-                return run_vsearch(c, args), render_vsearch
-    raise SwarmError(f"unknown command {args.cmd}", code="bad_request")
-
-
-def _cmd_ns(c: Any, args: argparse.Namespace) -> tuple[Any, Callable[[Any], str]]:
-    match args.ns_cmd:
-        case "list" | None:
-            return c.ns_list(), render_ns_list
-        case "init":
-            r = c.ns_init(
-                args.name,
-                ttl=args.ttl,
-                policy=args.policy,
-                dim=args.dim,
-                metric=args.metric,
-                embedder=args.embedder,
-            )
-            return r, _render_kv
-        case "delete":
-            return c.ns_delete(args.name), lambda r: f"namespace {r['ns']} deleted"
-        case "stats":
-            return c.ns_stats(args.name), render_ns_stats
-    raise SwarmError(f"unknown ns command {args.ns_cmd}", code="bad_request")
+    with _client(args) as c:
+        if args.cmd == "status":
+            report = c.stats()
+            report["analytics"] = c.call("analytics", timeframe=args.timeframe)
+            return report, render_status
+        spec = operation_of(args)
+        return c.call(spec.name, **request_args(spec, args)), render_of(spec.name)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -493,90 +426,23 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the raw result as JSON")
     common.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
 
-    def client_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_text, parents=[common])
-        sp.set_defaults(func=None)
-        return sp
-
-    sp = client_cmd("status", "node summary (stats) and analytics")
-    sp.add_argument(
-        "--timeframe", choices=["5m", "1h", "24h", "7d"], default="1h", help="analytics window"
-    )
-    client_cmd("ping", "is the node there")
-    sp = client_cmd("put", "store a value")
-    sp.add_argument("ns")
-    sp.add_argument("key")
-    sp.add_argument("value", help="the value ('-' reads stdin)")
-    sp.add_argument("--json-value", action="store_true", help="parse the value as JSON")
-    sp.add_argument("--ttl", type=float, help="seconds (0 = never expire)")
-    sp.add_argument("--meta", help="metadata as a JSON object")
-    sp.add_argument("--vector", help=VECTOR_HELP)
-    sp.add_argument("--if-absent", action="store_true", help="fail with conflict if the key exists")
-    for name, text in (
-        ("get", "read a value"),
-        ("del", "delete a key"),
-        ("smembers", "set members"),
-    ):
-        sp = client_cmd(name, text)
-        sp.add_argument("ns")
-        sp.add_argument("key")
-    sp = client_cmd("ls", "list keys of a namespace")
-    sp.add_argument("ns")
-    sp.add_argument("--prefix")
-    sp.add_argument("--pattern", help="glob over keys")
-    sp.add_argument("--limit", type=int)
-    sp.add_argument("--cursor")
-    sp.add_argument("--values", action="store_true", help="include values")
-    sp = client_cmd("search", "find keys and values by glob or substring")
-    sp.add_argument("pattern")
-    sp.add_argument("--ns", help="one namespace (default: all)")
-    sp.add_argument("--mode", choices=["auto", "glob", "substring"])
-    sp.add_argument("--limit", type=int)
-    sp = client_cmd("incr", "add to a counter")
-    sp.add_argument("ns")
-    sp.add_argument("key")
-    sp.add_argument("by", type=int, nargs="?", default=1)
-    sp.add_argument("--ttl", type=float)
-    for name, text in (("sadd", "add set members"), ("srem", "remove set members")):
-        sp = client_cmd(name, text)
-        sp.add_argument("ns")
-        sp.add_argument("key")
-        sp.add_argument("members", nargs="+")
-        if name == "sadd":
-            sp.add_argument("--ttl", type=float)
-    add_vsearch_arguments(client_cmd("vsearch", "nearest neighbours by text, vector or key"))
-    client_cmd("members", "cluster members")
-    sp = client_cmd("sync", "run anti-entropy now")
-    sp.add_argument("--peer", help="one member (node id or HOST:PORT); default all")
-    sp = client_cmd("compact", "drop expired entries and old tombstones now")
-    sp.add_argument("--ns")
-    for name, text in (("persist", "snapshot the store"), ("restore", "restore a snapshot")):
-        sp = client_cmd(name, text)
-        sp.add_argument("session_id")
-    sp = client_cmd("watch", "stream changes")
-    sp.add_argument("--ns")
-    sp.add_argument("--prefix")
-    sp.set_defaults(func=cmd_watch)
-
-    # Options may come before or after the ns subcommand; the nested copies
-    # leave unset options alone instead of resetting what `ns` already parsed.
+    # Options may come before or after a two-word command's second word; the nested
+    # copies leave unset options alone instead of resetting what the first parsed.
     nested = argparse.ArgumentParser(add_help=False)
     nested.add_argument("--socket", type=Path, default=argparse.SUPPRESS)
     nested.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     nested.add_argument("--timeout", type=float, default=argparse.SUPPRESS)
-    ns = client_cmd("ns", "namespaces: list | init | delete | stats")
-    ns_sub = ns.add_subparsers(dest="ns_cmd")
-    ns_sub.add_parser("list", parents=[nested])
-    init = ns_sub.add_parser("init", parents=[nested])
-    init.add_argument("name")
-    init.add_argument("--ttl", type=float, help="default TTL seconds (0 = none)")
-    init.add_argument("--policy", choices=["lww", "mv", "consensus"])
-    init.add_argument("--dim", type=int, help="vector dimension")
-    init.add_argument("--metric", choices=["cosine", "l2", "ip"])
-    init.add_argument("--embedder")
-    for name in ("delete", "stats"):
-        x = ns_sub.add_parser(name, parents=[nested])
-        x.add_argument("name", nargs="?" if name == "stats" else None)
+
+    sp = sub.add_parser("status", help="node summary (stats) and analytics", parents=[common])
+    sp.add_argument(
+        "--timeframe", choices=["5m", "1h", "24h", "7d"], default="1h", help="analytics window"
+    )
+    sp.set_defaults(func=None)
+    add_commands(sub, common, nested)
+    sp = sub.add_parser("watch", help="stream changes", parents=[common])
+    sp.add_argument("--ns")
+    sp.add_argument("--prefix")
+    sp.set_defaults(func=cmd_watch)
     return p
 
 

@@ -19,7 +19,7 @@ from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
-from swarmnode.service import build_service
+from swarmnode.service.build import build_service
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter

@@ -37,7 +37,6 @@ from swarmnode.api.framing import (
     encode_request,
 )
 from swarmnode.client.base import (
-    Operations,
     check_request_size,
     connection_lost,
     copy_error,
@@ -48,6 +47,7 @@ from swarmnode.client.base import (
     unreachable,
     watch_args,
 )
+from swarmnode.client.operations import Operations
 from swarmnode.errors import SwarmError, Unavailable, error_from_wire
 from swarmnode.paths import default_socket_path
 

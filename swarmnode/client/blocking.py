@@ -37,7 +37,6 @@ from swarmnode.api.framing import (
     encode_request,
 )
 from swarmnode.client.base import (
-    Operations,
     check_request_size,
     connection_lost,
     no_reply,
@@ -47,6 +46,7 @@ from swarmnode.client.base import (
     unreachable,
     watch_args,
 )
+from swarmnode.client.operations import Operations
 from swarmnode.errors import Unavailable, error_from_wire
 from swarmnode.paths import default_socket_path
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmnode.errors import BadRequest
+from swarmnode.service.table import TABLE, Arg
 from swarmnode.storage.namespaces import BUILTINS
 
 DEFAULT_NAMESPACE = "default"
@@ -41,26 +42,69 @@ def _prop(kind: str | None, description: str, **more: Any) -> dict[str, Any]:
     return p
 
 
-KEY = _prop("string", "The entry's key, e.g. 'task:42:status'.", minLength=1)
+ORIGINS: dict[int, tuple[str, str]] = {}
+"""id(property schema) -> (operation, argument) of the node operation it is passed to."""
+
+
+def op_schema(arg: Arg) -> dict[str, Any]:
+    """The JSON schema of what a node operation's argument accepts (as agents send JSON)."""
+    kind = arg.kind
+    if kind in ("ns", "key"):
+        out: dict[str, Any] = {"type": "string", "minLength": 1}
+        if kind == "ns":
+            out["maxLength"] = 64
+        return out
+    if kind in ("str", "enum"):
+        out = {"type": "string"}
+        if arg.choices:
+            out["enum"] = list(arg.choices)
+        if arg.max_len is not None:
+            out["maxLength"] = arg.max_len
+        return out
+    if kind in ("int", "number"):
+        out = {"type": "integer" if kind == "int" else "number"}
+        if arg.lo is not None:
+            out["minimum"] = int(arg.lo) if kind == "int" else arg.lo
+        if arg.hi is not None:
+            out["maximum"] = int(arg.hi) if kind == "int" else arg.hi
+        return out
+    if kind == "ttl":
+        return {"type": "number", "minimum": 0}
+    simple = {"bool": "boolean", "map": "object"}
+    if kind in simple:
+        return {"type": simple[kind]}
+    if kind == "vector":
+        return {"type": "array", "items": {"type": "number"}}
+    if kind == "members":
+        return {"type": "array", "items": {"type": "string"}}
+    return {}
+
+
+def _from(op: str, arg: str, description: str, **narrower: Any) -> dict[str, Any]:
+    """A tool property passed on as `op`'s argument `arg`: its schema comes from the operation
+    table, optionally narrowed (a smaller maximum, fewer choices) for agents;
+    tests/mcp/test_schema_drift.py holds every narrowing inside what the node accepts."""
+    p = {"description": description, **op_schema(TABLE[op].arg(arg)), **narrower}
+    ORIGINS[id(p)] = (op, arg)
+    return p
+
+
+KEY = _from("put", "key", "The entry's key, e.g. 'task:42:status'.")
 VALUE = _prop(None, "The value: any JSON (string, number, boolean, array or object).")
-NAMESPACE = _prop(
-    "string",
+NAMESPACE = _from(
+    "put",
+    "ns",
     f"Namespace of the entry (default '{DEFAULT_NAMESPACE}'). Built in: {_BUILTIN_TEXT}.",
-    minLength=1,
 )
-NAMESPACE_FILTER = _prop(
-    "string", "Search only this namespace; omitted: every namespace.", minLength=1
-)
-TTL = _prop(
-    "number",
+NAMESPACE_FILTER = _from("search", "ns", "Search only this namespace; omitted: every namespace.")
+TTL = _from(
+    "put",
+    "ttl",
     "Seconds until the entry expires; 0 = never; omitted = the namespace's default TTL.",
-    minimum=0,
 )
-METADATA = _prop("object", "Metadata stored beside the value (a JSON object), e.g. tags.")
-VECTOR = _prop(
-    "array",
-    "An embedding of the value, as many numbers as the namespace's dimension.",
-    items={"type": "number"},
+METADATA = _from("put", "meta", "Metadata stored beside the value (a JSON object), e.g. tags.")
+VECTOR = _from(
+    "put", "vector", "An embedding of the value, as many numbers as the namespace's dimension."
 )
 PATTERN = _prop(
     "string",
@@ -78,10 +122,10 @@ MODE = _prop(
     "meaning, only namespaces with an embedder.",
     enum=["auto", "glob", "substring", "semantic"],
 )
-PREFIX = _prop("string", "Only keys starting with this.")
-KEY_GLOB = _prop("string", "Only keys matching this glob (* and ?).", minLength=1)
-CURSOR = _prop("string", "The cursor of the previous page, to continue a long listing.")
-WITH_VALUES = _prop("boolean", "Include values (default true).")
+PREFIX = _from("list", "prefix", "Only keys starting with this.")
+KEY_GLOB = _from("list", "pattern", "Only keys matching this glob (* and ?).", minLength=1)
+CURSOR = _from("list", "cursor", "The cursor of the previous page, to continue a long listing.")
+WITH_VALUES = _from("list", "values", "Include values (default true).")
 
 
 @dataclass(frozen=True)
@@ -165,6 +209,8 @@ def _problem(prop: dict[str, Any], value: Any) -> str | None:
         return f"must be at most {prop['maximum']}"
     if "minLength" in prop and len(value) < prop["minLength"]:
         return "must not be empty"
+    if "maxLength" in prop and len(value) > prop["maxLength"]:
+        return f"must be at most {prop['maxLength']} characters"
     items = prop.get("items")
     if items is not None:
         for i, item in enumerate(value):
@@ -240,7 +286,7 @@ STATS = ToolSpec(
     "memory_stats",
     "How much is stored: entries and bytes per namespace (or of one namespace), and the "
     "node's own summary (node id, cluster members, disk use).",
-    {"namespace": _prop("string", "Only this namespace.", minLength=1)},
+    {"namespace": _from("ns_stats", "ns", "Only this namespace.")},
     read_only=True,
 )
 VECTOR_SEARCH = ToolSpec(
@@ -250,20 +296,20 @@ VECTOR_SEARCH = ToolSpec(
     "what is close to it. Returns keys, scores, values and metadata; filter keeps only "
     "entries whose metadata matches.",
     {
-        "vector": _prop("array", "The query embedding.", items={"type": "number"}),
-        "text": _prop("string", "Query text, embedded by the namespace's embedder.", minLength=1),
-        "key": _prop("string", "Search near this entry's own vector.", minLength=1),
-        "k": _prop("integer", "How many neighbours (default 10).", minimum=1, maximum=MAX_RESULTS),
-        "namespace": _prop("string", "The namespace to search.", minLength=1),
-        "filter": _prop(
-            "object",
+        "vector": _from("vsearch", "vector", "The query embedding."),
+        "text": _from(
+            "vsearch", "text", "Query text, embedded by the namespace's embedder.", minLength=1
+        ),
+        "key": _from("vsearch", "key", "Search near this entry's own vector."),
+        "k": _from("vsearch", "k", "How many neighbours (default 10).", maximum=MAX_RESULTS),
+        "namespace": _from("vsearch", "ns", "The namespace to search."),
+        "filter": _from(
+            "vsearch",
+            "filter",
             "Metadata filter: {field: value} matches equal values, {field: [v1, v2]} any of them.",
         ),
-        "ef": _prop(
-            "integer",
-            "Search breadth of the HNSW index (higher: better recall, slower).",
-            minimum=1,
-            maximum=10_000,
+        "ef": _from(
+            "vsearch", "ef", "Search breadth of the HNSW index (higher: better recall, slower)."
         ),
     },
     required=("namespace",),
@@ -274,8 +320,9 @@ SYNC = ToolSpec(
     "Run anti-entropy now: compare this node's memory with other nodes and repair every "
     "difference, then report how many keys were repaired and how many bytes it took.",
     {
-        "target": _prop(
-            "string",
+        "target": _from(
+            "sync",
+            "peer",
             "'all' (default) for every live node, or one node: its node id or HOST:PORT.",
             minLength=1,
         )
@@ -285,7 +332,7 @@ COMPRESS = ToolSpec(
     "memory_compress",
     "Compact the memory: drop expired entries and tombstones that are safe to drop, and "
     "report what was removed and the bytes on disk before and after.",
-    {"namespace": _prop("string", "Report only this namespace's share.", minLength=1)},
+    {"namespace": _from("compact", "ns", "Report only this namespace's share.")},
 )
 PERSIST = ToolSpec(
     "memory_persist",
@@ -293,11 +340,11 @@ PERSIST = ToolSpec(
     "bring a snapshot's entries back (action restore: entries changed or deleted since are "
     "rewritten with their snapshot value; newer keys are kept).",
     {
-        "sessionId": _prop(
-            "string", "Snapshot name: letters, digits and _.- (1-128).", minLength=1
+        "sessionId": _from(
+            "persist", "session_id", "Snapshot name: letters, digits and _.- (1-128).", minLength=1
         ),
         "action": _prop("string", "persist (default) or restore.", enum=["persist", "restore"]),
-        "namespace": _prop("string", "restore only this namespace.", minLength=1),
+        "namespace": _from("restore", "ns", "restore only this namespace."),
     },
     required=("sessionId",),
 )
@@ -308,18 +355,19 @@ NAMESPACE_TOOL = ToolSpec(
     "stats (entries and bytes; every namespace when none is named).",
     {
         "action": _prop("string", "init, delete or stats.", enum=["init", "delete", "stats"]),
-        "namespace": _prop("string", "The namespace (required for init and delete).", minLength=1),
-        "ttl": _prop("number", "init: default TTL in seconds (0 = none).", minimum=0),
-        "policy": _prop(
-            "string",
+        "namespace": _from("ns_init", "ns", "The namespace (required for init and delete)."),
+        "ttl": _from("ns_init", "ttl", "init: default TTL in seconds (0 = none)."),
+        "policy": _from(
+            "ns_init",
+            "policy",
             "init: conflict policy: lww (last writer wins), mv (keep concurrent versions), "
             "consensus.",
-            enum=["lww", "mv", "consensus"],
         ),
-        "dim": _prop("integer", "init: vector dimension.", minimum=1, maximum=4096),
-        "metric": _prop("string", "init: vector metric.", enum=["cosine", "l2", "ip"]),
-        "embedder": _prop(
-            "string",
+        "dim": _from("ns_init", "dim", "init: vector dimension."),
+        "metric": _from("ns_init", "metric", "init: vector metric."),
+        "embedder": _from(
+            "ns_init",
+            "embedder",
             "init: the embedder that turns stored text into vectors, e.g. all-MiniLM-L6-v2 "
             "(with dim 384); it makes semantic search possible in this namespace.",
             minLength=1,
@@ -331,7 +379,7 @@ ANALYTICS = ToolSpec(
     "memory_analytics",
     "What the memory has been doing over a timeframe: operations by namespace and kind, read "
     "hit ratio, latency percentiles, errors, replication lag and gossip traffic.",
-    {"timeframe": _prop("string", "5m, 1h (default), 24h or 7d.", enum=["5m", "1h", "24h", "7d"])},
+    {"timeframe": _from("analytics", "timeframe", "5m, 1h (default), 24h or 7d.")},
     read_only=True,
 )
 
@@ -352,10 +400,8 @@ def _usage_properties() -> dict[str, dict[str, Any]]:
     for spec in USAGE_ACTIONS.values():
         for name, prop in spec.properties.items():
             props.setdefault(name, prop)
-    props["namespace"] = _prop(
-        "string",
-        f"{NAMESPACE['description']} For search: omitted means every namespace.",
-        minLength=1,
+    props["namespace"] = _from(
+        "put", "ns", f"{NAMESPACE['description']} For search: omitted means every namespace."
     )
     props["pattern"] = _prop(
         "string",

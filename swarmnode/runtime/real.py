@@ -17,14 +17,7 @@ import sys
 import time
 from typing import Any
 
-from swarmnode.analytics import (
-    Analytics,
-    AnalyticsConfig,
-    Measure,
-    analytics_op,
-    gossip_counters,
-    lag_listener,
-)
+from swarmnode.analytics import Analytics, gossip_counters
 from swarmnode.api.server import ApiServer
 from swarmnode.api.unixsock import ApiSocketError
 from swarmnode.config import Config
@@ -36,13 +29,14 @@ from swarmnode.resp import RespServer
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.sansio import Address, Message
-from swarmnode.service import NodeServices, Service, build_service
+from swarmnode.service.build import NodeServices, assemble
+from swarmnode.service.chain import Service
 from swarmnode.service.table import OPERATIONS
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.writer import GroupCommitter
 from swarmnode.transport.endpoint import GossipEndpoint, InsecureBindError, check_bind_allowed
 from swarmnode.transport.keyring import KeyFileError, Keyring
-from swarmnode.vectors.service import VectorMemory, attach_vectors
+from swarmnode.vectors.service import VectorMemory
 
 log = logging.getLogger("swarmnode.runtime")
 
@@ -134,18 +128,10 @@ class NodeProcess:
             metrics=self.metrics,
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
-        service, self.services = build_service(
-            host,
-            snapshots_dir=cfg.data_dir / "snapshots",
-            watch_buffer_bytes=cfg.api.watch_buffer_bytes,
-        )
+        served = assemble(host, cfg, cfg.data_dir)
+        service, self.services = served.service, served.services
+        self.vectors, self.analytics = served.vectors, served.analytics
         self.services.stats_sections.append(self._extra_stats)
-        self.vectors = attach_vectors(host, service, cfg.data_dir, cfg.vectors)
-        profile = AnalyticsConfig.local() if cfg.profile == "local" else AnalyticsConfig.lan()
-        self.analytics = analytics = Analytics(profile, time.monotonic())
-        service.register("analytics", analytics_op(analytics, self.metrics, time.monotonic))
-        service.use(Measure(analytics, time.monotonic, self.metrics), before="validate")
-        host.add_listener(lag_listener(analytics, time.monotonic, time.time))
         self.service = service
         eager = [op.name for op in OPERATIONS if op.eager]
         self.server = ApiServer(
@@ -229,11 +215,8 @@ class NodeProcess:
             self.host.on_message(sender, msg)
 
     def _extra_stats(self) -> dict[str, Any]:
-        """What `stats` shows of the front ends and vectors beside their metrics."""
-        return {
-            **(self.resp.stats_extras() if self.resp else {}),
-            **(self.vectors.stats_extras() if self.vectors else {}),
-        }
+        """What `stats` shows of the RESP front end beside its metrics."""
+        return self.resp.stats_extras() if self.resp else {}
 
     async def _shutdown(self) -> None:
         log.info("event=stopping")

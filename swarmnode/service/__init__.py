@@ -1,48 +1,9 @@
 """The service layer: the operation table, its chain of steps, and the executors.
 
-`build_service` assembles the core of a node's service: the table's
-operations bound to their executors, and the steps every call goes through.
-The vector layer (`vectors/service.py`) adds `vsearch` and the `embed` step,
-and analytics (`analytics.py`) adds the `measure` step and `analytics`.
+`service/table.py` declares every operation (and is all that front ends like
+the CLI import, so they start fast); `service/build.py` assembles a node's
+service: the operations bound to their executors and the steps every call
+goes through. The vector layer (`vectors/service.py`) adds `vsearch` and the
+`embed` step; analytics (`analytics.py`) adds the `measure` step and the
+`analytics` operation.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from swarmnode.runtime.host import NodeHost
-from swarmnode.service.chain import Service
-from swarmnode.service.ops.base import NodeServices
-from swarmnode.service.ops.cluster import ClusterOps
-from swarmnode.service.ops.entries import EntryOps
-from swarmnode.service.ops.namespaces import NamespaceOps
-from swarmnode.service.ops.scans import ScanOps
-from swarmnode.service.ops.snapshots import SnapshotOps
-from swarmnode.service.ops.watch import WatchOps
-from swarmnode.service.steps import Validate
-
-__all__ = ["NodeServices", "Service", "build_service"]
-
-
-def build_service(
-    host: NodeHost,
-    *,
-    snapshots_dir: Path,
-    watch_buffer_bytes: int = 4 << 20,
-) -> tuple[Service, NodeServices]:
-    """A node's operations behind the validate step (more steps are added by other layers)."""
-    node = NodeServices(host, snapshots_dir)
-    watch = WatchOps(node, watch_buffer_bytes)
-    node.stats_sections.append(lambda: {"watch": watch.stats()})
-    service = Service()
-    for ops in (
-        EntryOps(node),
-        ScanOps(node),
-        NamespaceOps(node),
-        ClusterOps(node),
-        SnapshotOps(node),
-        watch,
-    ):
-        ops.register(service)
-    service.use(Validate(node.store))
-    return service, node

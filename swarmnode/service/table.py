@@ -56,7 +56,14 @@ class Arg:
     """How the CLI takes it: "positional", "optional" (positional that may be left out),
     "flag" (`--name`), "many" (one or more positionals), or "hidden"."""
     cli_name: str | None = None
-    """The CLI's flag name when it differs (without the leading --)."""
+    """The CLI's flag name when it differs (without the dashes; one letter makes `-k`)."""
+    client: str = ""
+    """How the Python clients take it: "positional" or "keyword"; default: positional when
+    required, keyword (with a default of None) otherwise."""
+
+    @property
+    def client_positional(self) -> bool:
+        return self.client == "positional" or (not self.client and self.required)
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,17 @@ class OpSpec:
         return frozenset(a.name for a in self.args)
 
 
-def _ns(doc: str = "Namespace.", *, known: bool = False, required: bool = True) -> Arg:
-    return Arg("ns", "ns", doc, required=required, known=known, cli="positional")
+def _ns(
+    doc: str = "Namespace.", *, known: bool = False, required: bool = True, cli: str = ""
+) -> Arg:
+    return Arg(
+        "ns",
+        "ns",
+        doc,
+        required=required,
+        known=known,
+        cli=cli or ("positional" if required else "flag"),
+    )
 
 
 def _key(doc: str = "Key.") -> Arg:
@@ -246,12 +262,16 @@ OPERATIONS: tuple[OpSpec, ...] = (
         "Nearest neighbours by vector, by text (namespaces with an embedder) or like a key.",
         (
             _ns(known=True),
-            Arg("vector", "vector", "The query vector."),
+            Arg("vector", "vector", "The query vector.", client="positional"),
             Arg(
-                "text", "str", "Query text, embedded by the namespace's embedder.", max_len=1 << 20
+                "text",
+                "str",
+                "Query text, embedded by the namespace's embedder.",
+                max_len=1 << 20,
+                cli="optional",
             ),
             Arg("key", "key", "Search near this entry's vector."),
-            Arg("k", "int", "Neighbours to return.", default=10, lo=1, hi=MAX_K),
+            Arg("k", "int", "Neighbours to return.", default=10, lo=1, hi=MAX_K, cli_name="k"),
             Arg("filter", "map", "Metadata filter: {f: x}, {f: {$in: [...]}}, {f: {$eq: x}}."),
             Arg(
                 "ef", "int", "HNSW search breadth (higher: better recall, slower).", lo=1, hi=MAX_EF
@@ -280,6 +300,7 @@ OPERATIONS: tuple[OpSpec, ...] = (
                 lo=-(1 << 62) + 1,
                 hi=(1 << 62) - 1,
                 cli="optional",
+                client="positional",
             ),
             Arg("ttl", "ttl", TTL_DOC),
         ),
@@ -364,7 +385,16 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec(
         "ns_stats",
         "A namespace's definition and counts, or every namespace's.",
-        (_ns("One namespace (default: all).", known=True, required=False),),
+        (
+            Arg(
+                "ns",
+                "ns",
+                "One namespace (default: all).",
+                known=True,
+                cli="optional",
+                client="positional",
+            ),
+        ),
         "definition + {entries, stored, tombstones, bytes}, or {namespaces: {name: ...}}",
         ("bad_request", "not_found"),
         cli=Cli(("ns", "stats"), "entries and bytes per namespace"),
@@ -386,7 +416,7 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec(
         "sync",
         "Run anti-entropy now with every live peer (or one) and wait for the repairs.",
-        (Arg("peer", "str", "A node id, HOST:PORT, or all.", max_len=256),),
+        (Arg("peer", "str", "A node id, HOST:PORT, or all.", max_len=256, client="positional"),),
         "{peers, rounds_ok, rounds_failed, keys_repaired, keys_sent, keys_received, "
         "bytes_exchanged, digest_bytes, state_bytes, failures}",
         ("bad_request", "not_found", "unavailable"),
@@ -397,7 +427,7 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec(
         "compact",
         "Drop expired entries and collectable tombstones now.",
-        (_ns("Report only this namespace.", known=True, required=False),),
+        (Arg("ns", "ns", "Report only this namespace.", known=True, client="positional"),),
         "{swept, removed: {ns: {entries, bytes}}, entries_removed, disk_bytes_before, "
         "disk_bytes_after, seconds}",
         ("bad_request", "not_found"),

@@ -39,7 +39,8 @@ from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
-from swarmnode.service import Service, build_service
+from swarmnode.service.build import NodeService, assemble, build_service
+from swarmnode.service.chain import Service
 from swarmnode.sim.committer import SimCommitter
 from swarmnode.sim.loop import SimLoop
 from swarmnode.sim.network import LinkProfile, Network
@@ -77,6 +78,9 @@ class ClusterConfig:
     # Virtual seconds one commit (an fsync) takes; writes that arrive meanwhile
     # share the next one, as behind a real group commit.
     commit_latency: float = 0.0
+    # Give every node its vector index, as `swarmnode run` does (off for clusters of
+    # hundreds of nodes that test membership only: each index is an LMDB of its own).
+    vectors: bool = True
 
 
 def next_deadline(node: Node) -> float:
@@ -110,6 +114,7 @@ class SimNode:
         self.store: Store | None = None
         self.host: NodeHost | None = None
         self.service: Service | None = None
+        self.served: NodeService | None = None
         self.committer: SimCommitter | None = None
         self.crashed_at: float | None = None
         self.booted_at = 0.0
@@ -157,6 +162,8 @@ class Cluster:
         self.node_config = replace(
             node_config,
             store=replace(node_config.store, sync=False, map_size=config.map_size),
+            # One thread per simulation: hnswlib inserts in the order the index gets them.
+            vectors=replace(node_config.vectors, build_threads=1, catalog_map_size=64 << 20),
         )
         self.workdir = Path(workdir)
         self.loop = SimLoop()
@@ -230,7 +237,12 @@ class Cluster:
         node = Node(cfg, store, address=sn.addr, rng=rng, now=self.now, metrics=metrics)
         host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
         sn.store, sn.host, sn.committer = store, host, committer
-        sn.service, _ = build_service(host, snapshots_dir=sn.path / "snapshots")
+        if self.config.vectors:
+            with self.loop.entered():
+                sn.served = assemble(host, cfg, sn.path, inline_vectors=True)
+            sn.service = sn.served.service
+        else:
+            sn.service, _ = build_service(host, snapshots_dir=sn.path / "snapshots")
         host.add_listener(lambda change: self._changed(sn, change))
         self.network.attach(sn.addr, lambda src, msg: self._deliver(sn, generation, src, msg))
         sn.phase = self.now + self.rng.uniform(0, cfg.node.tick_interval)
@@ -256,8 +268,10 @@ class Cluster:
         assert sn.store is not None and sn.committer is not None
         sn.committer.close()
         sn.host.close()
+        if sn.served is not None:
+            sn.served.vectors.abandon()
         sn.store.close()
-        sn.store, sn.host, sn.service, sn.committer = None, None, None, None
+        sn.store, sn.host, sn.service, sn.committer, sn.served = None, None, None, None, None
         sn.backlog.clear()
         sn.crashed_at = self.now
 
@@ -406,6 +420,8 @@ class Cluster:
         for sn in self.nodes:
             if sn.host is not None:
                 sn.host.close()
+            if sn.served is not None:
+                sn.served.vectors.abandon()
             if sn.store is not None:
                 sn.store.close()
-            sn.store, sn.host, sn.service, sn.committer = None, None, None, None
+            sn.store, sn.host, sn.service, sn.committer, sn.served = None, None, None, None, None

@@ -15,10 +15,11 @@ coroutines, and run exactly what a client's request runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from swarmnode.errors import SwarmError
@@ -93,6 +94,16 @@ class SimLoop(EventLoop, asyncio.AbstractEventLoop):
             EventLoop.run_until(self, end)
         finally:
             self._running -= 1
+            asyncio.events._set_running_loop(previous)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Be asyncio's running loop for the block (what runs outside `run_until` needs it)."""
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        try:
+            yield
+        finally:
             asyncio.events._set_running_loop(previous)
 
     def run_soon(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -19,13 +19,13 @@ from swarmnode.membership.state import MemberState
 from swarmnode.sim.cluster import Cluster
 from swarmnode.sim.network import Latency
 
-FAULTS = ("halves", "minority", "oneway", "crash", "loss", "links", "slow", "skew")
+FAULTS = ("halves", "minority", "oneway", "crash", "loss", "links", "slow", "skew", "late")
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "calm": (),
     "partition": ("halves", "minority", "oneway"),
     "crash": ("crash",),
-    "loss": ("loss", "links"),
+    "loss": ("loss", "links", "late"),
     "skew": ("skew",),
     "slow": ("slow",),
     "mixed": FAULTS,
@@ -49,6 +49,10 @@ class NemesisConfig:
     reorder: float = 0.1
     # Seconds a slow node spends on each event it handles.
     service_time: tuple[float, float] = (0.005, 0.05)
+    # Share of datagrams a "late" window duplicates, delivered after the tombstone
+    # grace plus this many seconds (drawn uniformly).
+    late_share: float = 0.3
+    late_after: tuple[float, float] = (1.0, 5.0)
     # Clock skews, seconds: most nodes within the max offset, some beyond it.
     skew_within: float = 0.4
     skew_beyond: tuple[float, float] = (0.6, 3.0)
@@ -168,6 +172,16 @@ class Nemesis:
             reorder=cfg.reorder,
         )
         self._note(f"lossy links: loss {loss:.2f} dup {cfg.duplicate} reorder {cfg.reorder}")
+        self.cluster.loop.call_at(until, self._restore_links)
+
+    def _fault_late(self, until: float) -> None:
+        """Datagrams delivered again after the tombstone grace: replays of old deltas."""
+        grace = self.cluster.node_config.store.tombstone_grace
+        delay = grace + self.rng.uniform(*self.config.late_after)
+        self.cluster.network.default = replace(
+            self.base_link, late_duplicate=self.config.late_share, late_delay=delay
+        )
+        self._note(f"late duplicates: {self.config.late_share:.0%} again after {delay:.1f}s")
         self.cluster.loop.call_at(until, self._restore_links)
 
     def _restore_links(self) -> None:

@@ -67,9 +67,15 @@ class LinkProfile:
     # Share of datagrams held back `reorder_delay` seconds extra, so later ones overtake them.
     reorder: float = 0.0
     reorder_delay: float = 0.02
+    # Share of datagrams delivered once more `late_delay` seconds later: a duplicate the
+    # network held back. Later than the tombstone grace it tests the store's causal
+    # horizon (the real transport's replay window would already drop it; the simulated
+    # network carries no envelope, so here the store is the only line of defence).
+    late_duplicate: float = 0.0
+    late_delay: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("loss", "duplicate", "reorder"):
+        for name in ("loss", "duplicate", "reorder", "late_duplicate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1")
 
@@ -87,6 +93,7 @@ class NetStats:
     dropped_cut: int = 0
     dropped_down: int = 0
     duplicated: int = 0
+    late_duplicates: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
 
     def snapshot(self) -> NetStats:
@@ -100,6 +107,7 @@ class NetStats:
             self.dropped_cut,
             self.dropped_down,
             self.duplicated,
+            self.late_duplicates,
             Counter(self.by_type),
         )
 
@@ -190,6 +198,10 @@ class Network:
             if profile.duplicate and rng.random() < profile.duplicate:
                 stats.duplicated += 1
                 self._call_later(profile.latency.sample(rng), self._arrive, src, dst, payload)
+            if profile.late_duplicate and rng.random() < profile.late_duplicate:
+                stats.late_duplicates += 1
+                late = profile.late_delay + profile.latency.sample(rng)
+                self._call_later(late, self._arrive, src, dst, payload)
         for payload in packing.streamed:
             size = len(payload) + SEALED_OVERHEAD
             stats.streamed += 1

@@ -8,6 +8,7 @@ every live replica.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -15,7 +16,7 @@ from swarmnode.crdt.causal import Dot
 from swarmnode.membership.state import MemberState
 from swarmnode.replication.merkle import MerkleTree
 from swarmnode.sim.cluster import Cluster, SimNode
-from swarmnode.sim.workload import History, OpRecord
+from swarmnode.sim.workload import READS, History, OpRecord
 
 GONE = (MemberState.DEAD, MemberState.LEFT)
 
@@ -73,29 +74,79 @@ def check_replicas(cluster: Cluster) -> list[str]:
     return out
 
 
-def check_history(cluster: Cluster, history: History, ns: str) -> list[str]:
+def check_history(
+    cluster: Cluster, history: History, ns: str, vector_ns: str = "simvec"
+) -> list[str]:
     """Acknowledged writes against every live replica, per the semantics of their type."""
     out: list[str] = []
     for op in history.ops:
         if op.status == "error":
             out.append(f"op {op.id} ({op.kind} {op.key} on n{op.node}) failed: {op.error}")
-    by_key: dict[str, list[OpRecord]] = defaultdict(list)
+    by_key: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
     for op in history.acked():
-        by_key[op.key].append(op)
+        if op.kind not in READS:
+            key_ns = vector_ns if op.kind == "vput" else ns
+            by_key[(key_ns, op.key)].append(op)
     early_ms = 2 * cluster.node_config.store.max_clock_offset_ms
     for sn in cluster.live():
         assert sn.store is not None
         now_ms = cluster.wall_ms(sn)
-        for key, ops in sorted(by_key.items()):
-            entry = sn.store.get(ns, key)
+        for (key_ns, key), ops in sorted(by_key.items()):
+            entry = sn.store.get(key_ns, key)
             kind = ops[0].kind
-            if kind in ("put", "delete"):
+            if kind in ("put", "delete", "vput"):
                 out.extend(_check_register(sn.index, key, ops, entry, now_ms, early_ms))
             elif kind in ("incr", "cdel"):
                 out.extend(_check_counter(sn.index, key, ops, entry))
             else:
                 out.extend(_check_set(sn.index, key, ops, entry))
     return out
+
+
+def check_reads(history: History, vectors_by_value: dict[int, tuple[float, ...]]) -> list[str]:
+    """What reads returned was written: no phantom values, no phantom or inconsistent hits.
+
+    A `get` returns not_found or a value some put of that key wrote. A `vsearch`
+    returns at most k distinct vector keys, best first, each with a value some
+    vector put wrote, and a score that is the cosine similarity of the query and
+    the vector written with that value: value and score come from one version.
+    """
+    out: list[str] = []
+    written: dict[str, set[Any]] = defaultdict(set)
+    for op in history.ops:
+        if op.kind == "put":
+            written[op.key].add(op.arg)
+    for op in history.acked():
+        if op.kind == "get" and op.result is not None and op.result not in written[op.key]:
+            out.append(f"op {op.id} get {op.key} on n{op.node}: {op.result!r} was never put")
+        elif op.kind == "vsearch":
+            out.extend(_check_vsearch(op, vectors_by_value))
+    return out
+
+
+def _check_vsearch(op: OpRecord, vectors_by_value: dict[int, tuple[float, ...]]) -> list[str]:
+    items = op.result
+    where = f"op {op.id} vsearch on n{op.node}"
+    if len(items) > op.arg or len({key for key, _, _ in items}) != len(items):
+        return [f"{where}: {len(items)} items for k={op.arg}, or a key twice: {items}"]
+    scores = [score for _, _, score in items]
+    if scores != sorted(scores, reverse=True):
+        return [f"{where}: hits not best first: {items}"]
+    for key, value, score in items:
+        vector = vectors_by_value.get(value)
+        if vector is None:
+            return [f"{where}: hit {key} with value {value!r}, which no vector put wrote"]
+        expected = _cosine(op.vector, vector)
+        if abs(expected - score) > 1e-3:
+            return [f"{where}: hit {key} scored {score}, its value's vector gives {expected:.6f}"]
+    return []
+
+
+def _cosine(a: tuple[float, ...] | None, b: tuple[float, ...]) -> float:
+    assert a is not None
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
 
 
 def _check_register(

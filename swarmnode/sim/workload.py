@@ -1,10 +1,14 @@
-"""Client workload: puts, deletes, increments and set adds/removes, with a full history.
+"""Client workload: writes, reads and vector searches, with a full history.
 
 Clients issue operations at random times against random nodes (each client
-mostly its home node). Keys have one kind each (register, counter or set), so
-every operation is valid and any error is a finding. Every operation is
-recorded with its node, its invocation and acknowledgement times and its
-result, plus what the oracles need to judge it without trusting replication:
+mostly its home node), through the node's service layer exactly as a client's
+request arrives (`Service.call`: measure, validate, embed, execute), so the
+simulator runs what users call: puts, gets, deletes, increments, set adds and
+removes, vector puts and vsearches. Keys have one kind each (register,
+counter, set, vector register), so every operation is valid and any error is
+a finding. Every operation is recorded with its node, its invocation and
+acknowledgement times and its result, plus what the oracles need to judge it
+without trusting replication:
 
 - a register write keeps the (timestamp, node) it was stored under;
 - a set add keeps the dot it created and the dots of the member it
@@ -30,11 +34,14 @@ from typing import Any
 
 from swarmnode.crdt.causal import Dot
 from swarmnode.crdt.entry import Entry
+from swarmnode.errors import NotFound, Unavailable
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sim.cluster import Cluster
-from swarmnode.storage.ops import Change, Delete, Incr, Op, OpResult, Put, SAdd, SRem
+from swarmnode.storage.ops import Change, OpResult
 
-KINDS = ("put", "delete", "incr", "sadd", "srem", "sdel", "cdel")
+KINDS = ("put", "delete", "incr", "sadd", "srem", "sdel", "cdel", "get", "vput", "vsearch")
+READS = frozenset({"get", "vsearch"})
+VECTOR_DIM = 4
 
 
 @dataclass
@@ -55,9 +62,14 @@ class WorkloadConfig:
     sets: int = 3
     # Distinct members per set.
     members: int = 5
+    # Namespace of the vector registers (defined with dim 4, cosine, on every node).
+    vector_ns: str = "simvec"
     # Relative weights of put, delete, incr, sadd, srem, sdel (delete of a set
-    # key) and cdel (delete of a counter key: an observed reset).
-    mix: tuple[float, ...] = (4, 1, 3, 3, 2, 0.5, 0.5)
+    # key), cdel (delete of a counter key: an observed reset), get, vput (a put
+    # with a vector) and vsearch.
+    mix: tuple[float, ...] = (4, 1, 3, 3, 2, 0.5, 0.5, 2, 1.5, 1)
+    # Keys in the vector namespace.
+    vectors: int = 6
     # Share of puts that carry a TTL, and the range it is drawn from (seconds).
     # Expiry, sweeping and tombstone collection are then part of what is judged.
     ttl_share: float = 0.0
@@ -92,6 +104,8 @@ class OpRecord:
     # per slot, (increments, decrements)
     actor: str | None = None
     floors: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # vput: the vector written; vsearch: the query
+    vector: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -134,12 +148,34 @@ class Workload:
             "register": [f"r{i}" for i in range(config.registers)],
             "counter": [f"c{i}" for i in range(config.counters)],
             "set": [f"s{i}" for i in range(config.sets)],
+            "vector": [f"v{i}" for i in range(config.vectors)],
         }
+        self.vectors_by_value: dict[int, tuple[float, ...]] = {}
+        """vput's value -> the vector written with it (values are unique)."""
         self.members = [f"m{i}" for i in range(config.members)]
         self._values = 0
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """Define the vector namespace on every node (the same definition: idempotent).
+
+        Called by the first `schedule` or `issue`: a definition written now commits before
+        any operation drawn later reaches the node."""
+        if self._prepared:
+            return
+        self._prepared = True
+        args = {"ns": self.config.vector_ns, "dim": VECTOR_DIM, "metric": "cosine"}
+        for sn in self.cluster.nodes:
+            if sn.up:
+                self.cluster.call(sn.index, lambda host, sn=sn: self._call(sn, "ns_init", args))
+
+    def _call(self, sn: Any, op: str, args: dict[str, Any], ctx: Any = None) -> Any:
+        assert sn.service is not None
+        return self.cluster.loop.create_task(sn.service.call(op, args, ctx or _Request()))
 
     def schedule(self, start: float, end: float) -> int:
         """Draw the operations of [start, end) (a Poisson process); returns how many."""
+        self.prepare()
         cfg = self.config
         t = start
         count = 0
@@ -157,10 +193,12 @@ class Workload:
         if rng.random() >= cfg.stickiness:
             node = rng.randrange(len(self.cluster.nodes))
         kind = rng.choices(KINDS, weights=cfg.mix)[0]
-        if kind in ("put", "delete"):
+        if kind in ("put", "delete", "get"):
             key = rng.choice(self.keys["register"])
         elif kind in ("incr", "cdel"):
             key = rng.choice(self.keys["counter"])
+        elif kind in ("vput", "vsearch"):
+            key = rng.choice(self.keys["vector"]) if kind == "vput" else "*"
         else:
             key = rng.choice(self.keys["set"])
         arg: Any = None
@@ -174,8 +212,18 @@ class Workload:
             arg = rng.choice((1, 1, 2, 5, -1, -3))
         elif kind in ("sadd", "srem"):
             arg = rng.choice(self.members)
+        vector = None
+        if kind in ("vput", "vsearch"):
+            vector = tuple(round(rng.uniform(-1, 1), 3) for _ in range(VECTOR_DIM))
+            if kind == "vput":
+                self._values += 1
+                arg = self._values
+                self.vectors_by_value[arg] = vector
+            else:
+                arg = 3
         record = self._record(client, node, kind, key, arg, t)
         record.ttl = ttl
+        record.vector = vector
         return record
 
     def _record(self, client: int, node: int, kind: str, key: str, arg: Any, t: float) -> OpRecord:
@@ -191,6 +239,7 @@ class Workload:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        self.prepare()
         record = self._record(-1, node, kind, key, arg, self.cluster.now)
         self._issue(record)
         return record
@@ -202,40 +251,61 @@ class Workload:
             return
         self.cluster.call(record.node, lambda host: self._run(host, record))
 
-    def _op(self, record: OpRecord) -> Op:
-        ns, key, arg = self.config.ns, record.key, record.arg
-        if record.kind == "put":
-            return Put(ns, key, arg, ttl=record.ttl)
-        if record.kind in ("delete", "sdel", "cdel"):
-            return Delete(ns, key)
-        if record.kind == "incr":
-            return Incr(ns, key, arg)
-        if record.kind == "sadd":
-            return SAdd(ns, key, [arg])
-        return SRem(ns, key, [arg])
-
     def _run(self, host: NodeHost, record: OpRecord) -> None:
-        def done(fut: object) -> None:
-            if fut.cancelled() or fut.exception() is not None:  # type: ignore[attr-defined]
-                return  # the node went down with the write: never acknowledged
-            result: OpResult = fut.result()  # type: ignore[attr-defined]
-            record.acked = self.cluster.now
-            if result.error is not None:
-                record.status = "error"
-                record.error = f"{result.error.code}: {result.error.message}"
-                return
-            record.status = "ok"
-            record.result = result.value
-            written = _own_change(result.changes)
-            before = written.before if written is not None else None
-            after = written.entry if written is not None else None
-            self._observe(record, before, after)
+        sn = self.cluster.nodes[record.node]
+        observed: list[OpResult] = []
+        op, args = self._request(record)
+        task = self._call(sn, op, args, _Request(observed.append))
+        task.add_done_callback(lambda t: self._done(record, t, observed))
 
-        host.submit(self._op(record)).add_done_callback(done)
+    def _done(self, record: OpRecord, task: Any, observed: list[OpResult]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, Unavailable) and not self.cluster.nodes[record.node].up:
+            return  # the node went down with it: never acknowledged, outcome unknown
+        record.acked = self.cluster.now
+        if exc is not None:
+            if record.kind == "get" and isinstance(exc, NotFound):
+                record.status, record.result = "ok", None
+                return
+            record.status = "error"
+            code = getattr(exc, "code", type(exc).__name__)
+            record.error = f"{code}: {exc}"
+            return
+        reply = task.result()
+        record.status = "ok"
+        if record.kind in READS:
+            record.result = _read_result(record.kind, reply)
+            return
+        record.result = {k: v for k, v in reply.items() if k not in ("ns", "key")}
+        written = _own_change(observed[-1].changes) if observed else None
+        before = written.before if written is not None else None
+        after = written.entry if written is not None else None
+        self._observe(record, before, after)
+
+    def _request(self, record: OpRecord) -> tuple[str, dict[str, Any]]:
+        """The operation and arguments a client sends for this record."""
+        ns, key, arg = self.config.ns, record.key, record.arg
+        kind = record.kind
+        if kind == "put":
+            return "put", {"ns": ns, "key": key, "value": arg, "ttl": record.ttl}
+        if kind in ("delete", "sdel", "cdel"):
+            return "delete", {"ns": ns, "key": key}
+        if kind == "incr":
+            return "incr", {"ns": ns, "key": key, "by": arg}
+        if kind in ("sadd", "srem"):
+            return kind, {"ns": ns, "key": key, "members": [arg]}
+        if kind == "get":
+            return "get", {"ns": ns, "key": key}
+        vns = self.config.vector_ns
+        if kind == "vput":
+            return "put", {"ns": vns, "key": key, "value": arg, "vector": list(record.vector)}
+        return "vsearch", {"ns": vns, "vector": list(record.vector), "k": arg}
 
     def _observe(self, record: OpRecord, before: Entry | None, after: Entry | None) -> None:
         kind = record.kind
-        if kind in ("put", "delete"):
+        if kind in ("put", "delete", "vput"):
             wrote = kind == "put" or bool(record.result and record.result.get("deleted"))
             if wrote:
                 assert after is not None and after.reg is not None
@@ -282,3 +352,17 @@ def _own_change(changes: list[Change]) -> Change | None:
         if change.origin == "local":
             return change
     return None
+
+
+class _Request:
+    """A request's context, as the simulator's clients send it: the committed result of a
+    write is handed to `observe` (the service layer's hook) before the reply."""
+
+    def __init__(self, observe: Any = None) -> None:
+        self.observe = observe
+
+
+def _read_result(kind: str, reply: dict[str, Any]) -> Any:
+    if kind == "get":
+        return reply.get("value")
+    return [(item["key"], item["value"], round(item["score"], 6)) for item in reply["items"]]

@@ -88,9 +88,16 @@ class Indexer:
         clock: Callable[[], int],
         cache: TaggedCache,
         on_applied: Callable[[int], None],
+        *,
+        threaded: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
         metrics: Registry | None = None,
     ) -> None:
+        """`threaded=False` runs no thread: `start` loads at once and the owner calls `pump`
+        (the simulator does, at virtual time); `monotonic` times checkpoints and progress."""
         self.store = store
+        self.threaded = threaded
+        self._monotonic = monotonic
         self.directory = directory
         self.cfg = cfg
         self.clock = clock
@@ -104,7 +111,7 @@ class Indexer:
         self.applied_seq = 0
         self.checkpoint_seq = 0
         self._pending = 0
-        self._last_change = time.monotonic()
+        self._last_change = monotonic()
         self.state = "loading"
         self.ready = threading.Event()
         self.timings: dict[str, float | None] = {"load_s": None, "last_checkpoint_s": None}
@@ -138,7 +145,10 @@ class Indexer:
     # --- other threads' side --------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        if self.threaded:
+            self._thread.start()
+        else:
+            self._start()
 
     def submit(self, seq: int, ns: str, key: str) -> None:
         self._queue.put((seq, ns, key))
@@ -148,15 +158,49 @@ class Indexer:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        elif not self.threaded and self.state == "ready":
+            self.pump()
+            if self._unsaved():
+                self._checkpoint()
+            self.state = "stopped"
         self.catalog.close()
+
+    def pump(self) -> None:
+        """Without a thread: apply what is queued and do what has fallen due, then return."""
+        batch: list[tuple[int, str, str]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                batch.append(item)
+        if batch:
+            self._apply_records(batch)
+        self._expire_due()
+        self._compact_step()
+        self._maybe_checkpoint()
 
     # --- the thread -----------------------------------------------------------
 
     def _run(self) -> None:
+        if not self._start():
+            return
         try:
-            started = time.monotonic()
+            self._loop()
+            if self._unsaved():
+                self._checkpoint()
+            self.state = "stopped"
+        except Exception:
+            self.state = "failed"
+            log.exception("event=vectors_failed")
+
+    def _start(self) -> bool:
+        """Load the index; False (state "failed", logged) if it cannot be loaded."""
+        try:
+            started = self._monotonic()
             self._load()
-            self.timings["load_s"] = round(time.monotonic() - started, 3)
+            self.timings["load_s"] = round(self._monotonic() - started, 3)
             self.state = "ready"
             log.info(
                 "event=vectors_ready namespaces=%d vectors=%d seq=%d seconds=%.3f",
@@ -167,14 +211,12 @@ class Indexer:
             )
             self.ready.set()
             self._on_applied(self.applied_seq)
-            self._loop()
-            if self._unsaved():
-                self._checkpoint()
-            self.state = "stopped"
         except Exception:
             self.state = "failed"
             log.exception("event=vectors_failed")
             self.ready.set()
+            return False
+        return True
 
     def _loop(self) -> None:
         while True:
@@ -384,7 +426,7 @@ class Indexer:
         if top > self.applied_seq:
             self.applied_seq = top
             self._pending += len(records)
-            self._last_change = time.monotonic()
+            self._last_change = self._monotonic()
             self._on_applied(top)
 
     def _sync_space(self, ns: str) -> None:
@@ -477,12 +519,12 @@ class Indexer:
             self._pending >= self.cfg.checkpoint_changes
             and self._pending >= self.cfg.checkpoint_ratio * open_size
         )
-        idle = time.monotonic() - self._last_change >= self.cfg.idle_checkpoint
+        idle = self._monotonic() - self._last_change >= self.cfg.idle_checkpoint
         if busy or idle:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        started = time.monotonic()
+        started = self._monotonic()
         manifests: dict[str, SpaceRecord | None] = dict.fromkeys(self._dropped)
         labels: list[tuple[str, int, LabelRecord | None]] = []
         fresh: set[str] = set()
@@ -507,7 +549,7 @@ class Indexer:
         self.checkpoint_seq = self.applied_seq
         self._pending = 0
         trimmed = self.store.trim_changes(self.applied_seq)
-        seconds = time.monotonic() - started
+        seconds = self._monotonic() - started
         self._checkpoints.inc()
         self.timings["last_checkpoint_s"] = round(seconds, 3)
         log.info(

@@ -62,7 +62,10 @@ class VectorMemory:
         cfg: VectorConfig,
         *,
         clock: Callable[[], int] = wall_ms,
+        inline: bool = False,
     ) -> None:
+        """`inline=True` runs the indexer on the event loop instead of a thread of its own
+        (the simulator does: it has one thread, and virtual time)."""
         self.host = host
         self.store = host.node.store
         self.cfg = cfg
@@ -70,9 +73,19 @@ class VectorMemory:
         self.loop = asyncio.get_running_loop()
         self.cache = TaggedCache(cfg.cache_bytes)
         self.embedders = Embedders(self.cache)
+        self.inline = inline
+        self._pump_scheduled = False
         metrics = host.metrics
         self.indexer = Indexer(
-            self.store, directory, cfg, clock, self.cache, self._applied_elsewhere, metrics
+            self.store,
+            directory,
+            cfg,
+            clock,
+            self.cache,
+            self._applied_elsewhere,
+            threaded=not inline,
+            monotonic=self.loop.time,
+            metrics=metrics,
         )
         self.enqueued_seq = 0
         self.applied_seq = 0
@@ -81,6 +94,8 @@ class VectorMemory:
         self._declare_metrics(metrics)
         self._unsubscribe = host.add_listener(self._on_change)
         self.indexer.start()
+        if inline:
+            self.loop.call_later(1.0, self._maintain)
 
     def _declare_metrics(self, m: Registry) -> None:
         """The loop side's metrics (the indexer thread declares its own)."""
@@ -133,6 +148,20 @@ class VectorMemory:
     def _on_change(self, change: Change) -> None:
         self.enqueued_seq = max(self.enqueued_seq, change.seq)
         self.indexer.submit(change.seq, change.ns, change.key)
+        if self.inline and not self._pump_scheduled:
+            self._pump_scheduled = True
+            self.loop.call_soon(self._pump)
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        if self.indexer.state == "ready":
+            self.indexer.pump()
+
+    def _maintain(self) -> None:
+        """Inline: what the indexer thread does when idle (expiry, compaction, checkpoints)."""
+        if self.indexer.state == "ready":
+            self.indexer.pump()
+            self.loop.call_later(1.0, self._maintain)
 
     def _applied_elsewhere(self, seq: int) -> None:
         # A closed loop (the node is stopping) has nobody waiting any more.
@@ -163,6 +192,13 @@ class VectorMemory:
         except TimeoutError:
             return False
         return True
+
+    def abandon(self) -> None:
+        """The process died (in the simulator): no final checkpoint, the index files stay as
+        they were, and the next start replays the store's change feed from the last one."""
+        self._unsubscribe()
+        self.indexer.state = "stopped"
+        self.indexer.catalog.close()
 
     async def close(self) -> None:
         """Stop following the node, apply what is queued and write a final checkpoint."""
@@ -544,6 +580,7 @@ def attach_vectors(
     config: VectorConfig | None = None,
     *,
     clock: Callable[[], int] = wall_ms,
+    inline: bool = False,
 ) -> VectorMemory:
     """Give a running node its vector index.
 
@@ -553,7 +590,11 @@ def attach_vectors(
     directory = Path(data_dir) if data_dir is not None else host.node.store.path
     profile = host.node.config.profile
     memory = VectorMemory(
-        host, directory / "vectors", config or VectorConfig.for_profile(profile), clock=clock
+        host,
+        directory / "vectors",
+        config or VectorConfig.for_profile(profile),
+        clock=clock,
+        inline=inline,
     )
     memory.register(service)
     return memory

@@ -75,7 +75,7 @@ NAMED_OPERATIONS: list[tuple[str, tuple[Any, ...], dict[str, Any], str, dict[str
         ("v", (0.5, 1)),
         {},
         "vsearch",
-        {"ns": "v", "k": 10, "vector": struct.pack("<2f", 0.5, 1.0)},
+        {"ns": "v", "vector": struct.pack("<2f", 0.5, 1.0)},
     ),
     (
         "vsearch",
@@ -96,7 +96,6 @@ NAMED_OPERATIONS: list[tuple[str, tuple[Any, ...], dict[str, Any], str, dict[str
     ),
     ("srem", ("s", "k", ("a", "b")), {}, "srem", {"ns": "s", "key": "k", "members": ["a", "b"]}),
     ("smembers", ("s", "k"), {}, "smembers", {"ns": "s", "key": "k"}),
-    ("cas", ("t", "k", 1, 2), {}, "cas", {"ns": "t", "key": "k", "expected": 1, "value": 2}),
     ("ns_init", ("n",), {}, "ns_init", {"ns": "n"}),
     (
         "ns_init",

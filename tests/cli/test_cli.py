@@ -110,6 +110,17 @@ def test_put_json_values_meta_and_ttl(sn) -> None:
     assert json.loads(ok(sn("get", "tasks", "cli/t1"))) == {"n": [1, 2], "state": "open"}
 
 
+def test_ttls_read_as_ns_list_prints_them_and_json_output_stays_json(sn) -> None:
+    stored = ok_json(sn("put", "default", "cli/ttl", "v", "--ttl", "1h", "--json"))
+    assert stored["expires_at"] - stored["ts"] // 65536 == 3_600_000
+    assert ok(sn("expire", "default", "cli/ttl", "5m")).startswith("default/cli/ttl expires ")
+    bad = sn("put", "default", "cli/ttl", "v", "--ttl", "soon")
+    assert bad.returncode == 2 and "90s, 5m, 4h, 7d" in bad.stderr
+    ok(sn("put", "default", "cli/nan", "NaN", "--json-value"))
+    got = ok(sn("get", "default", "cli/nan", "--json"))
+    assert json.loads(got)["value"] == {"$float": "nan"}, "strict JSON: no bare NaN"
+
+
 def test_put_reads_the_value_from_stdin(sn) -> None:
     ok(sn("put", "default", "cli/stdin", "-", stdin="line one\nline two\n"))
     assert ok_json(sn("get", "default", "cli/stdin", "--json"))["value"] == "line one\nline two\n"

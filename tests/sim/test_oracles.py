@@ -180,3 +180,25 @@ def test_a_crash_detected_too_late_is_reported():
     ]
     found = oracles.check_detection(detections, bound=5.0)
     assert [v.split(":")[0] for v in found] == ["crash of n2 at t=20.00", "crash of n4 at t=40.00"]
+
+
+def test_the_read_oracle_catches_phantom_values_and_hits_whose_score_is_not_their_vector(
+    tmp_path,
+):
+    cluster = make(tmp_path)
+    try:
+        workload = load(cluster, 4.0)
+        quiet(cluster)
+        reads = [op for op in workload.history.acked() if op.kind in ("get", "vsearch")]
+        assert reads and oracles.check_reads(workload.history, workload.vectors_by_value) == []
+        get = next(op for op in reads if op.kind == "get")
+        get.result = "never written"
+        assert any("was never put" in v for v in oracles.check_reads(workload.history, {}))
+        get.result = None
+        search = next(op for op in reads if op.kind == "vsearch" and op.result)
+        key, value, score = search.result[0]
+        search.result[0] = (key, value, score - 0.5)
+        found = oracles.check_reads(workload.history, workload.vectors_by_value)
+        assert any("its value's vector gives" in v or "best first" in v for v in found)
+    finally:
+        cluster.close()

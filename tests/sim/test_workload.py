@@ -28,7 +28,10 @@ def test_every_kind_is_issued_and_acknowledged_and_each_key_keeps_one_type(tmp_p
         ops = workload.history.ops
         assert set(Counter(op.kind for op in ops)) == set(KINDS)
         assert all(op.ok for op in ops), [op.line() for op in ops if not op.ok][:3]
-        families = {"put": "r", "delete": "r", "incr": "c", "cdel": "c"}
+        families = {
+            "put": "r", "delete": "r", "get": "r", "incr": "c", "cdel": "c", "vput": "v",
+            "vsearch": "*",
+        }  # fmt: skip
         for op in ops:
             assert op.key[0] == families.get(op.kind, "s")
             assert op.acked is not None and op.acked >= op.invoked
@@ -48,6 +51,10 @@ def test_writes_record_what_the_oracles_need(tmp_path):
             assert op.expires_at == wall_ms(op.order[0]) + int(op.ttl * 1000)
         assert all(op.dot is not None for op in ops if op.kind == "sadd")
         assert all(op.actor is not None for op in ops if op.kind == "incr")
+        searches = [op for op in ops if op.kind == "vsearch"]
+        assert searches and any(op.result for op in searches), "vsearch found vectors"
+        gets = [op for op in ops if op.kind == "get"]
+        assert any(op.result is not None for op in gets), "some get read a value"
     finally:
         cluster.close()
 

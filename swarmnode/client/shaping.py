@@ -1,0 +1,46 @@
+"""Shaping a client's arguments for the wire: what both clients send the same way."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from swarmnode.errors import BadRequest
+
+
+def optional(args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that were given: None (not set) is left out, so the node's default holds."""
+    return {name: value for name, value in args.items() if value is not None}
+
+
+def plain_vector(vector: Iterable[float] | bytes | None) -> bytes | None:
+    """A vector as little-endian float32 bytes, the node's own form.
+
+    Far cheaper to build and to send than a list of msgpack floats, for numpy
+    arrays (no per-element Python loop) and lists alike; bytes pass through.
+    """
+    if vector is None or isinstance(vector, bytes):
+        return vector
+    try:
+        if hasattr(vector, "dtype"):
+            import numpy as np  # imported lazily: the CLI starts faster without numpy
+
+            return np.ascontiguousarray(vector, dtype="<f4").reshape(-1).tobytes()
+        values = [component(x) for x in vector]
+    except (TypeError, ValueError):
+        raise BadRequest("a vector must be a sequence of numbers") from None
+    try:
+        return struct.pack(f"<{len(values)}f", *values)
+    except OverflowError:
+        raise BadRequest("a vector component is out of float32 range") from None
+
+
+def component(x: Any) -> float:
+    if isinstance(x, bool | str | bytes):
+        raise TypeError(type(x).__name__)
+    return float(x)
+
+
+def members_list(members: Iterable[Any] | str | bytes) -> list[Any]:
+    return [members] if isinstance(members, str | bytes) else list(members)
