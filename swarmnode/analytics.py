@@ -40,6 +40,7 @@ import numpy as np
 
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, SwarmError
+from swarmnode.metrics import Registry
 from swarmnode.service.chain import Next
 from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import NAME_RE
@@ -473,54 +474,57 @@ def _grouped(flat: Mapping[str, float]) -> dict[str, dict[str, float]]:
 
 # --- wiring into a node -------------------------------------------------------
 
-_GOSSIP_COUNTERS = {
-    "gossip": ("dissemination", ("deltas_sent", "deltas_received", "messages_sent", "bytes_sent")),
-    "repair": ("antientropy", ("rounds_ok", "rounds_failed", "keys_repaired", "bytes_exchanged")),
-    "transport": (
-        "transport",
-        (
-            "datagrams_out",
-            "datagrams_in",
-            "bytes_out",
-            "bytes_in",
-            "stream_bytes_out",
-            "stream_bytes_in",
-            "dropped_auth",
-            "dropped_decode",
-        ),
-    ),
+_TRAFFIC: dict[str, tuple[str, dict[str, str]]] = {
+    "gossip.deltas_sent": ("swarmnode_gossip_deltas_sent_total", {}),
+    "gossip.deltas_received": ("swarmnode_gossip_deltas_received_total", {}),
+    "gossip.messages_sent": ("swarmnode_gossip_messages_sent_total", {}),
+    "gossip.bytes_sent": ("swarmnode_gossip_sent_bytes_total", {}),
+    "gossip.deltas_dropped": ("swarmnode_gossip_deltas_dropped_total", {}),
+    "repair.rounds_ok": ("swarmnode_repair_rounds_total", {"result": "ok"}),
+    "repair.rounds_failed": ("swarmnode_repair_rounds_total", {"result": "failed"}),
+    "repair.keys_repaired": ("swarmnode_repair_keys_total", {}),
+    "repair.bytes_exchanged": ("swarmnode_repair_bytes_total", {}),
+    "transport.datagrams_out": ("swarmnode_transport_datagrams_total", {"direction": "out"}),
+    "transport.datagrams_in": ("swarmnode_transport_datagrams_total", {"direction": "in"}),
+    "transport.bytes_out": ("swarmnode_transport_udp_bytes_total", {"direction": "out"}),
+    "transport.bytes_in": ("swarmnode_transport_udp_bytes_total", {"direction": "in"}),
+    "transport.stream_bytes_out": ("swarmnode_transport_stream_bytes_total", {"direction": "out"}),
+    "transport.stream_bytes_in": ("swarmnode_transport_stream_bytes_total", {"direction": "in"}),
+    "transport.dropped_auth": ("swarmnode_transport_dropped_total", {"reason": "auth"}),
+    "transport.dropped_decode": ("swarmnode_transport_dropped_total", {"reason": "decode"}),
 }
+"""Traffic analytics buckets: its name, and the registry metric (and labels) it reads."""
 
 
-def gossip_counters(stats: Mapping[str, Any]) -> dict[str, float]:
-    """The cumulative traffic counters of a node's `stats` result, flattened for `sample`.
+def gossip_counters(metrics: Registry) -> dict[str, float]:
+    """The node's cumulative traffic counters, read from its registry, flattened for `sample`.
 
     gossip.*: CRDT deltas by dissemination (`bytes_sent` counts delta payloads;
     `deltas_dropped` were pushed out of a full queue and left to repair);
-    repair.*: anti-entropy rounds, including those `sync` started; transport.*:
-    every datagram and stream byte of the gossip endpoint (SWIM, deltas and
-    repair together, envelopes included).
+    repair.*: anti-entropy rounds, including those `sync` started (keys and bytes
+    both ways); transport.*: every datagram and stream byte of the gossip endpoint
+    (SWIM, deltas and repair together, envelopes included). A metric the node
+    does not have (no gossip endpoint) is left out.
     """
     out: dict[str, float] = {}
-    for group, (section, names) in _GOSSIP_COUNTERS.items():
-        values = stats.get(section) or {}
-        for name in names:
-            if name in values:
-                out[f"{group}.{name}"] = values[name]
-    dropped = (stats.get("dissemination") or {}).get("queue_dropped")
-    if dropped is not None:
-        out["gossip.deltas_dropped"] = dropped
+    for key, (name, labels) in _TRAFFIC.items():
+        value = metrics.read(name, **labels)
+        if value is not None:
+            out[key] = value
     return out
 
 
-def replication_gauges(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """The present state behind replication lag, read from a node's `stats` result."""
-    members = stats.get("members") or {}
+def replication_gauges(metrics: Registry) -> dict[str, Any]:
+    """The present state behind replication lag, read from the node's registry."""
+
+    def read(name: str, **labels: str) -> float:
+        return metrics.read(name, **labels) or 0
+
     return {
-        "peers_alive": max(0, members.get("alive", 0) - 1),
-        "peers_suspect": members.get("suspect", 0),
-        "pending_deltas": (stats.get("dissemination") or {}).get("pending", 0),
-        "repairs_running": (stats.get("antientropy") or {}).get("active", 0),
+        "peers_alive": max(0, int(read("swarmnode_members", state="alive")) - 1),
+        "peers_suspect": int(read("swarmnode_members", state="suspect")),
+        "pending_deltas": int(read("swarmnode_gossip_pending_deltas")),
+        "repairs_running": int(read("swarmnode_repair_rounds_active")),
     }
 
 
@@ -548,13 +552,47 @@ class Measure:
     to start it. Errors are counted by code; anything that is not a
     `SwarmError` is a bug and counts as `internal`. A request cancelled before
     it finished (its client went away) is not counted.
+
+    Besides the analytics windows, every request counts in the node's registry:
+    `swarmnode_requests_total{op,code}` (code `ok` for a success) and
+    `swarmnode_request_duration_seconds{op}`. Their `op` label is an operation of
+    the table or `(other)`, so what clients send cannot grow the series.
     """
 
     name = "measure"
 
-    def __init__(self, analytics: Analytics, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        analytics: Analytics,
+        clock: Callable[[], float],
+        metrics: Registry | None = None,
+    ) -> None:
         self.analytics = analytics
         self.clock = clock
+        m = metrics if metrics is not None else Registry()
+        self._requests = m.counter(
+            "swarmnode_requests_total",
+            "Client requests finished, by operation and outcome (ok, or the error code).",
+            labels=("op", "code"),
+            max_series=2048,
+        )
+        self._durations = m.histogram(
+            "swarmnode_request_duration_seconds",
+            "Seconds from a request entering the service to its result (a stream's start).",
+            labels=("op",),
+            max_series=128,
+        )
+        self._bound: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def _count(self, req: Request, code: str, seconds: float) -> None:
+        """One finished request in the registry; its series are bound on first use."""
+        op = req.op if req.known else OTHER
+        bound = self._bound.get((op, code))
+        if bound is None:
+            bound = (self._requests.labels(op, code), self._durations.labels(op))
+            self._bound[op, code] = bound
+        bound[0].inc()
+        bound[1].observe(seconds)
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         clock, analytics, op = self.clock, self.analytics, req.op
@@ -566,13 +604,16 @@ class Measure:
             now = clock()
             miss = False if exc.code == "not_found" and op in READ_OPS else None
             analytics.record(now, op, ns, now - started, error=exc.code, hit=miss)
+            self._count(req, exc.code, now - started)
             raise
         except Exception:
             now = clock()
             analytics.record(now, op, ns, now - started, error="internal")
+            self._count(req, "internal", now - started)
             raise
         now = clock()
         analytics.record(now, op, ns, now - started, hit=_hit(op, result))
+        self._count(req, "ok", now - started)
         return result
 
 
@@ -598,23 +639,21 @@ def lag_listener(
 
 def analytics_op(
     analytics: Analytics,
-    stats: Callable[[], Mapping[str, Any]],
+    metrics: Registry,
     clock: Callable[[], float],
 ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
     """The executor of `analytics {timeframe?}` (5m, 1h (default), 24h, 7d).
 
-    `stats` returns the node's `stats` result (node and transport sections);
-    its counters are sampled now, so the window's traffic is current, and its
-    gauges (live peers, queued deltas, running repairs) join the replication
-    section.
+    The node's traffic counters are read from its registry and sampled now, so
+    the window's traffic is current, and its gauges (live peers, queued deltas,
+    running repairs) join the replication section.
     """
 
     async def execute(req: Request) -> dict[str, Any]:
         now = clock()
-        current = stats()
-        analytics.sample(now, gossip_counters(current))
+        analytics.sample(now, gossip_counters(metrics))
         report = analytics.snapshot(now, req.args["timeframe"])
-        report["replication"].update(replication_gauges(current))
+        report["replication"].update(replication_gauges(metrics))
         return report
 
     return execute
@@ -716,14 +755,17 @@ def render_analytics(report: Mapping[str, Any]) -> str:
     ]
     t = report["traffic"]
     g, a, x = t.get("gossip", {}), t.get("repair", {}), t.get("transport", {})
+    # The window's traffic, under its own heading: `swarmnode status` shows the totals
+    # since start above it with the same words, and each label should appear once.
     lines += [
-        f"gossip      {g.get('deltas_sent', 0):.0f} deltas sent in {g.get('messages_sent', 0):.0f} "
+        f"traffic     in the last {report['timeframe']}:",
+        f"  gossip    {g.get('deltas_sent', 0):.0f} deltas sent in {g.get('messages_sent', 0):.0f} "
         f"messages ({_fmt_bytes(g.get('bytes_sent', 0))}), {g.get('deltas_received', 0):.0f} "
         f"received, {g.get('deltas_dropped', 0):.0f} dropped",
-        f"repair      {a.get('rounds_ok', 0):.0f} rounds ok, {a.get('rounds_failed', 0):.0f} "
+        f"  repair    {a.get('rounds_ok', 0):.0f} rounds ok, {a.get('rounds_failed', 0):.0f} "
         f"failed, {a.get('keys_repaired', 0):.0f} keys repaired "
         f"({_fmt_bytes(a.get('bytes_exchanged', 0))})",
-        f"transport   {x.get('datagrams_out', 0):.0f} datagrams out "
+        f"  transport {x.get('datagrams_out', 0):.0f} datagrams out "
         f"({_fmt_bytes(x.get('bytes_out', 0))}), {x.get('datagrams_in', 0):.0f} in "
         f"({_fmt_bytes(x.get('bytes_in', 0))})",
     ]

@@ -198,6 +198,14 @@ def render_status(r: dict[str, Any]) -> str:
             f"{a.get('requests', 0)} requests, "
             f"errors {a.get('errors', {})}"
         )
+    for peer in r.get("membership", {}).get("refused", []):
+        lines.append(
+            f"refused     {peer['node_id']} at {peer['address']} for "
+            f"{peer['since_s']:.0f}s: "
+            + ", ".join(
+                f"{m['setting']} {m['theirs']:g} (ours {m['ours']:g})" for m in peer["mismatches"]
+            )
+        )
     caches = [
         ("store", r["store"].get("read_cache")),
         ("vectors", r.get("vectors", {}).get("cache")),

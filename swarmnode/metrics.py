@@ -236,7 +236,9 @@ class MetricFamily:
         stats: StatsPath | None,
         max_series: int,
         check_threads: bool,
+        fn: Callable[[], float | Mapping[Any, float]] | None = None,
     ) -> None:
+        self.fn = fn
         self.name = name
         self.help = help
         self.labelnames = labels
@@ -252,7 +254,7 @@ class MetricFamily:
                 setattr(self, method, getattr(self._only, method))
 
     def _writable(self) -> bool:
-        return True
+        return self.fn is None
 
     def _new_child(self) -> Any:
         return self._make()
@@ -262,6 +264,8 @@ class MetricFamily:
 
         Bind it once where a hot path needs it: the lookup costs more than the increment.
         """
+        if self.fn is not None:
+            raise ValueError(f"{self.name} is sampled from a function; it has no children")
         return self._child(values)
 
     def _child(self, values: LabelValues) -> Any:
@@ -290,25 +294,53 @@ class MetricFamily:
         return sorted(self._children.items())
 
     def samples(self) -> list[tuple[LabelValues, Any]]:
-        """What renderings show: (label values, value or child)."""
-        return [(values, child.value) for values, child in self.children()]
+        """What renderings show: (label values, value), sampled from `fn` if there is one.
+
+        For a labelled metric, `fn` returns a mapping of label values (a tuple, or a plain
+        string when there is one label) to numbers.
+        """
+        if self.fn is None:
+            return [(values, child.value) for values, child in self.children()]
+        sampled = self.fn()
+        if not self.labelnames:
+            return [((), sampled)]
+        assert isinstance(sampled, Mapping), f"{self.name}: fn must return a mapping"
+        out = []
+        for key, value in sampled.items():
+            values = (key,) if isinstance(key, str) else tuple(key)
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name}: fn gave label values {values!r}")
+            out.append((values, value))
+        if len(out) > self.max_series:
+            raise ValueError(f"{self.name}: fn gave more than {self.max_series} series")
+        return sorted(out)
+
+    def _unlabelled_value(self) -> float:
+        if self.fn is not None and not self.labelnames:
+            return self.fn()  # type: ignore[return-value]
+        return self._unlabelled().value
 
     def _family(self) -> Metric:
         raise NotImplementedError
 
 
 class Counter(MetricFamily):
+    """A count that only goes up: increased by its owner, or (with `fn`) read when rendered
+    from a count another object keeps (a cache's hits, a replay window's evictions)."""
+
     kind = "counter"
     child_type = CounterChild
     _direct = ("inc",)
 
     def inc(self, n: float = 1) -> None:
         """Add `n` (>= 0) to an unlabelled counter."""
+        if self.fn is not None:
+            raise ValueError(f"{self.name} is sampled from a function; it cannot be increased")
         self._unlabelled().inc(n)
 
     @property
     def value(self) -> float:
-        return self._unlabelled().value
+        return self._unlabelled_value()
 
     def _family(self) -> Metric:
         family = CounterMetricFamily(self.name, self.help, labels=self.labelnames)
@@ -318,31 +350,11 @@ class Counter(MetricFamily):
 
 
 class Gauge(MetricFamily):
-    """A value that goes up and down: set by its owner, or sampled from `fn` when rendered.
-
-    For a labelled gauge, `fn` returns a mapping of label values (a tuple, or a plain
-    string when there is one label) to numbers.
-    """
+    """A value that goes up and down: set by its owner, or sampled from `fn` when rendered."""
 
     kind = "gauge"
     child_type = GaugeChild
     _direct = ("set", "inc", "dec")
-
-    def __init__(
-        self,
-        *args: Any,
-        fn: Callable[[], float | Mapping[Any, float]] | None = None,
-    ) -> None:
-        self.fn = fn
-        super().__init__(*args)
-
-    def _writable(self) -> bool:
-        return self.fn is None
-
-    def labels(self, *values: str) -> Any:
-        if self.fn is not None:
-            raise ValueError(f"{self.name} is sampled from a function; it has no children")
-        return super().labels(*values)
 
     def set(self, value: float) -> None:
         self._settable().set(value)
@@ -360,26 +372,7 @@ class Gauge(MetricFamily):
 
     @property
     def value(self) -> float:
-        if self.fn is not None and not self.labelnames:
-            return float(self.fn())  # type: ignore[arg-type]
-        return self._unlabelled().value
-
-    def samples(self) -> list[tuple[LabelValues, Any]]:
-        if self.fn is None:
-            return super().samples()
-        sampled = self.fn()
-        if not self.labelnames:
-            return [((), sampled)]
-        assert isinstance(sampled, Mapping), f"{self.name}: fn must return a mapping"
-        out = []
-        for key, value in sampled.items():
-            values = (key,) if isinstance(key, str) else tuple(key)
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name}: fn gave label values {values!r}")
-            out.append((values, value))
-        if len(out) > self.max_series:
-            raise ValueError(f"{self.name}: fn gave more than {self.max_series} series")
-        return sorted(out)
+        return self._unlabelled_value()
 
     def _family(self) -> Metric:
         family = GaugeMetricFamily(self.name, self.help, labels=self.labelnames)
@@ -442,12 +435,13 @@ class Registry:
         *,
         labels: Sequence[str] = (),
         stats: StatsPath | None = None,
+        fn: Callable[[], float | Mapping[Any, float]] | None = None,
         max_series: int = DEFAULT_MAX_SERIES,
     ) -> Counter:
-        """A counter; its name ends in `_total`."""
+        """A counter, its name ending in `_total`; with `fn`, read from that when rendered."""
         if not name.endswith("_total"):
             raise ValueError(f"counter {name!r}: a counter's name ends in _total")
-        return self._add(Counter(*self._common(name, help, labels, stats, max_series)))
+        return self._add(Counter(*self._common(name, help, labels, stats, max_series), fn=fn))
 
     def gauge(
         self,
@@ -537,26 +531,50 @@ class Registry:
         """Every declared metric, in declaration order."""
         return list(self._metrics.values())
 
-    def snapshot(self) -> dict[str, Any]:
+    def read(self, name: str, **labels: str) -> float | None:
+        """The sum of a counter's or gauge's series whose labels match `labels` (all of
+        them when none are given); None when no metric of that name is declared."""
+        metric = self._metrics.get(name)
+        if metric is None:
+            return None
+        if isinstance(metric, Histogram):
+            raise TypeError(f"{name} is a histogram; read its samples()")
+        at = [metric.labelnames.index(label) for label in labels]
+        wanted = tuple(labels.values())
+        return sum(
+            value for values, value in metric.samples() if tuple(values[i] for i in at) == wanted
+        )
+
+    def snapshot(self, *within: str) -> dict[str, Any]:
         """The `stats` tree: every metric with a stats path, at its place.
 
         A path element `"x_{code}"` is filled with the label `code`; labels the path does
-        not name add one level each, in label order. Counters and gauges render as
-        numbers, histograms as `{"count", "sum", "buckets": {le: cumulative count}}`.
+        not name add one level each, in label order. A path ending in a bare label
+        (`("api", "errors", "{code}")`) renders `{}` there until the first series.
+        Counters and gauges render as numbers, histograms as
+        `{"count", "sum", "buckets": {le: cumulative count}}`.
+        With `within` (a path prefix, e.g. `snapshot("transport")`), only the metrics
+        under it are rendered, and the subtree at that prefix is returned.
         """
         tree: dict[str, Any] = {}
+        depth = len(within)
         for metric in self._metrics.values():
-            if metric.stats is None:
+            if metric.stats is None or metric.stats[:depth] != within:
                 continue
             named = {m for part in metric.stats for m in _PLACEHOLDER.findall(part)}
             extra = [i for i, label in enumerate(metric.labelnames) if label not in named]
-            for values, value in metric.samples():
+            samples = metric.samples()
+            if not samples and _PLACEHOLDER.fullmatch(metric.stats[-1]):
+                # A dict keyed by a label (errors by code) is shown empty before its first
+                # series, so readers of `stats` find it whether or not anything happened.
+                _place(tree, list(metric.stats[depth:-1]), {}, metric.name, exist_ok=True)
+            for values, value in samples:
                 bound = dict(zip(metric.labelnames, values, strict=True))
                 path = [part.format(**bound) for part in metric.stats]
                 path += [values[i] for i in extra]
                 if isinstance(metric, Histogram):
                     value = {**value, "buckets": dict(value["buckets"])}
-                _place(tree, path, value, metric.name)
+                _place(tree, path[depth:] if depth else path, value, metric.name)
         return tree
 
     def collect(self) -> Iterator[Metric]:
@@ -572,7 +590,27 @@ class Registry:
         return generate_latest(self._exporter)
 
 
-def _place(tree: dict[str, Any], path: list[str], value: Any, name: str) -> None:
+def merge_tree(into: dict[str, Any], more: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Add `more` to the nested dict `into` (in place, and returned): dicts are merged key
+    by key; a key holding a value on both sides is a bug (two sources for one stat) and
+    raises `ValueError`. For the parts of `stats` that are not metrics (ids, addresses,
+    cache and shard descriptions), merged into the registry's `snapshot()`."""
+    for key, value in more.items():
+        here = into.get(key)
+        if here is None:
+            into[key] = value
+        elif isinstance(here, dict) and isinstance(value, Mapping):
+            merge_tree(here, value, f"{where}{key}.")
+        else:
+            raise ValueError(f"stats key {where}{key} comes from two sources")
+    return into
+
+
+def _place(
+    tree: dict[str, Any], path: list[str], value: Any, name: str, *, exist_ok: bool = False
+) -> None:
+    if not path:
+        return
     node = tree
     for part in path[:-1]:
         child = node.setdefault(part, {})
@@ -580,6 +618,8 @@ def _place(tree: dict[str, Any], path: list[str], value: Any, name: str) -> None
             raise ValueError(f"{name}: stats path {path} runs through a value")
         node = child
     if path[-1] in node:
+        if exist_ok and isinstance(node[path[-1]], dict):
+            return
         raise ValueError(f"{name}: stats path {path} is already taken")
     node[path[-1]] = value
 

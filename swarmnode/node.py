@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +41,7 @@ from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import DecodeError, Unavailable
 from swarmnode.membership import events as mev
 from swarmnode.membership.swim import Membership
+from swarmnode.metrics import Registry, merge_tree
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
@@ -55,6 +56,9 @@ Token = int
 """Names a client's command; the reply carries it back."""
 
 Continuation = Callable[[OpResult], None]
+
+RECENT_FAILURES = 16
+"""Failed anti-entropy rounds whose reasons `stats` lists (the latest ones)."""
 
 
 @dataclass
@@ -147,6 +151,7 @@ class Node:
         rng: random.Random,
         now: float,
         consensus: ConsensusGroup | None = None,
+        metrics: Registry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -154,8 +159,12 @@ class Node:
         self.address = address
         self.rng = rng
         self.started_at = now
-        self.membership = Membership(self.node_id, address, config.membership, rng)
-        self.dissemination = Dissemination(config.dissemination, rng)
+        self.metrics = metrics if metrics is not None else Registry()
+        """The node's metrics: every core and front end of this node counts here."""
+        self.membership = Membership(
+            self.node_id, address, config.membership, rng, metrics=self.metrics
+        )
+        self.dissemination = Dissemination(config.dissemination, rng, self.metrics)
         self.trees: dict[str, MerkleTree] = {}
         self._build_trees()
         self.antientropy = AntiEntropy(self.node_id, self, config.antientropy, rng)
@@ -176,8 +185,8 @@ class Node:
         self._purging: set[str] = set()
         self._syncs: list[_PendingSync] = []
         self._now = now
-        self.counters: dict[str, int] = defaultdict(int)
-        self.ae_totals = SyncReport()
+        self._ae_failures: deque[str] = deque(maxlen=RECENT_FAILURES)
+        self._declare_metrics(self.metrics)
         # Anti-entropy writes submitted and committed, in submission order (batches
         # are acknowledged in order), so "committed >= n" means the first n are durable.
         self._ae_submitted = 0
@@ -235,7 +244,7 @@ class Node:
         for node_id, msg in g.messages:
             member = self.membership.member(node_id)
             if member is None:
-                self.counters["consensus_unroutable"] += 1
+                self._consensus_events.labels("unroutable").inc()
                 continue
             self._outbox.append((member.addr, msg))
         for token, result in g.results:
@@ -309,19 +318,23 @@ class Node:
                 raise DecodeError("message without a type")
             if t.startswith("swim."):
                 self._emit(self.membership.receive(now, sender, msg))
-            elif t == MSG_DELTAS:
-                for ns, key, payload in self.dissemination.receive(msg):
-                    self._merge_delta(ns, key, payload)
-            elif t.startswith("ae."):
-                self._emit(self.antientropy.receive(now, sender, msg))
-            elif t.startswith(("raft.", "cons.")):
-                if self.consensus is None:
+            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.")):
+                if self.membership.refuses(sender):
+                    # A peer whose cluster settings differ: its states would diverge here.
+                    self._dropped_refused.inc()
+                elif t == MSG_DELTAS:
+                    for ns, key, payload in self.dissemination.receive(msg):
+                        self._merge_delta(ns, key, payload)
+                elif t.startswith("ae."):
+                    self._emit(self.antientropy.receive(now, sender, msg))
+                elif self.consensus is None:
                     raise DecodeError("consensus is turned off on this node")
-                self.consensus.receive(now, msg.get("f"), msg)
+                else:
+                    self.consensus.receive(now, msg.get("f"), msg)
             else:
                 raise DecodeError(f"unknown message type {t!r}")
         except DecodeError as exc:
-            self.counters["dropped_malformed"] += 1
+            self._dropped_malformed.inc()
             log.debug("event=message_dropped from=%s:%s why=%s", *sender, exc)
 
     def propose(self, op: Op, token: Token) -> None:
@@ -383,7 +396,7 @@ class Node:
         try:
             state = decode_entry(payload)
         except DecodeError:
-            self.counters["dropped_bad_delta"] += 1
+            self._dropped.labels("bad_delta").inc()
             return
 
         def forward(result: OpResult) -> None:
@@ -392,24 +405,24 @@ class Node:
             elif result.value and result.value.get("applied"):
                 # New to us: pass the same delta on; a duplicate stops here.
                 self.dissemination.enqueue(ns, key, payload)
-                self.counters["deltas_applied"] += 1
+                self._deltas_applied.inc()
             elif result.note is not None:
-                self.counters[f"deltas_{result.note}"] += 1
+                self._deltas.labels(result.note).inc()
             else:
-                self.counters["deltas_duplicate"] += 1
+                self._deltas_duplicate.inc()
 
         self._write(Merge(ns, key, state, full=False), forward)
 
     def _count_merge_error(self, result: OpResult) -> None:
         code = result.error.code if result.error else "internal"
-        self.counters[f"merge_rejected_{code}"] += 1
+        self._merges_rejected.labels(code).inc()
 
     def _apply_states(self, ev: ApplyStates) -> None:
         for key, raw in ev.states:
             try:
                 state = decode_entry(raw)
             except DecodeError:
-                self.counters["dropped_bad_state"] += 1
+                self._dropped.labels("bad_state").inc()
                 continue
             self._ae_submitted += 1
             self._write(Merge(ev.ns, key, state, full=True), self._state_applied)
@@ -419,7 +432,7 @@ class Node:
         if result.error is not None:
             self._count_merge_error(result)
         elif result.value and result.value.get("applied"):
-            self.counters["ae_keys_applied"] += 1
+            self._ae_keys_applied.inc()
 
     # --- consensus: conflicts escalated to the group ---------------------------------
 
@@ -442,7 +455,7 @@ class Node:
         token = next(self._internal)
         self._mine[token] = lambda result: self._decision_answered(cid, result)
         at_ms = wall_ms(conflict.proposal["ts"])
-        self.counters["conflicts_proposed"] += 1
+        self._consensus_events.labels("conflict_proposed").inc()
         self.consensus.submit(self._now, token, decide(cid, conflict.proposal, at_ms))
 
     def _decision_answered(self, cid: str, result: Any) -> None:
@@ -474,7 +487,7 @@ class Node:
         if result.error is not None:
             log.error("event=decision_write_failed error=%s", result.error.message)
         else:
-            self.counters["decisions_written"] += 1
+            self._consensus_events.labels("decision_written").inc()
 
     def _member_views(self, now: float) -> dict[str, MemberView]:
         views = {}
@@ -495,7 +508,7 @@ class Node:
             log.error("event=sweep_failed error=%s", result.error.message)
             return
         if result.changes:
-            self.counters["swept"] += len(result.changes)
+            self._swept_entries.inc(len(result.changes))
         if result.more:
             self._sweep()
 
@@ -540,7 +553,7 @@ class Node:
         self._settle_syncs()
 
     def _round_finished(self, ev: RoundFinished) -> None:
-        self.ae_totals.add(ev)
+        self._count_round(ev)
         for s in self._syncs:
             if ev.round_id in s.rounds:
                 s.rounds.discard(ev.round_id)
@@ -630,27 +643,162 @@ class Node:
 
     # --- stats ---------------------------------------------------------------
 
+    def _declare_metrics(self, m: Registry) -> None:
+        """The node's own metrics; `stats` renders them at the paths given here."""
+        self._dropped = m.counter(
+            "swarmnode_gossip_messages_dropped_total",
+            "Gossip messages or items dropped by the node: malformed, undecodable delta or "
+            "state, or replication traffic from a peer refused for its cluster settings.",
+            labels=("reason",),
+            stats=("counters", "dropped_{reason}"),
+        )
+        self._dropped_malformed = self._dropped.labels("malformed")
+        self._dropped_refused = self._dropped.labels("refused_peer")
+        self._deltas = m.counter(
+            "swarmnode_gossip_deltas_merged_total",
+            "Gossiped deltas committed here, by outcome: applied (new, forwarded), "
+            "duplicate (changed nothing), or the reason the store set it aside.",
+            labels=("outcome",),
+            stats=("counters", "deltas_{outcome}"),
+        )
+        self._deltas_applied = self._deltas.labels("applied")
+        self._deltas_duplicate = self._deltas.labels("duplicate")
+        self._merges_rejected = m.counter(
+            "swarmnode_merges_rejected_total",
+            "Replicated states (deltas or repairs) the store refused, by error code.",
+            labels=("code",),
+            stats=("counters", "merge_rejected_{code}"),
+        )
+        self._ae_keys_applied = m.counter(
+            "swarmnode_repair_keys_applied_total",
+            "Entries anti-entropy changed here (states received that were new).",
+            stats=("counters", "ae_keys_applied"),
+        )
+        self._consensus_events = m.counter(
+            "swarmnode_consensus_events_total",
+            "The node's part in consensus: conflicts it proposed for a decision, decisions it "
+            "wrote into its store, group messages for a member it could not address.",
+            labels=("event",),
+            stats=("counters", "consensus_{event}"),
+        )
+        self._swept_entries = m.counter(
+            "swarmnode_entries_swept_total",
+            "Entries the sweeper found expired or collectable.",
+            stats=("counters", "swept"),
+        )
+        rounds = m.counter(
+            "swarmnode_repair_rounds_total",
+            "Anti-entropy rounds finished (periodic, at join, and those `sync` started).",
+            labels=("result",),
+            stats=("antientropy", "rounds_{result}"),
+        )
+        self._rounds = {True: rounds.labels("ok"), False: rounds.labels("failed")}
+        keys = m.counter(
+            "swarmnode_repair_keys_total",
+            "Entry states anti-entropy rounds sent to or received from peers.",
+            labels=("direction",),
+            stats=("antientropy", "keys_{direction}"),
+        )
+        self._keys_sent, self._keys_received = keys.labels("sent"), keys.labels("received")
+        repair_bytes = m.counter(
+            "swarmnode_repair_bytes_total",
+            "Bytes anti-entropy rounds exchanged: Merkle digests, or entry states.",
+            labels=("kind",),
+            stats=("antientropy", "{kind}_bytes"),
+        )
+        self._digest_bytes = repair_bytes.labels("digest")
+        self._state_bytes = repair_bytes.labels("state")
+        m.gauge(
+            "swarmnode_repair_rounds_active",
+            "Anti-entropy rounds running now.",
+            fn=lambda: self.antientropy.active_rounds,
+            stats=("antientropy", "active"),
+        )
+        m.gauge(
+            "swarmnode_uptime_seconds",
+            "Seconds since the node started.",
+            fn=lambda: round(self._now - self.started_at, 3),
+            stats=("uptime_s",),
+        )
+        store = self.store
+        m.gauge(
+            "swarmnode_store_seq",
+            "Sequence number of the store's latest committed change.",
+            fn=lambda: store.seq,
+            stats=("store", "seq"),
+        )
+        m.gauge(
+            "swarmnode_store_disk_bytes",
+            "Bytes the store's LMDB environment uses on disk.",
+            fn=store.disk_bytes,
+            stats=("store", "disk_bytes"),
+        )
+        m.gauge(
+            "swarmnode_store_namespaces",
+            "Namespaces the store holds.",
+            fn=lambda: len(store.namespace_names()),
+            stats=("store", "namespaces"),
+        )
+        m.counter(
+            "swarmnode_store_read_cache_lookups_total",
+            "Reads of the store's decoded-entry cache, by result (hit or miss).",
+            labels=("result",),
+            fn=lambda: _cache_lookups(store.read_cache_stats()),
+        )
+        m.gauge(
+            "swarmnode_store_read_cache_bytes",
+            "Bytes held by the store's decoded-entry cache.",
+            fn=lambda: store.read_cache_stats()["bytes"],
+        )
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        """The `counters` section of `stats`: drops, merge outcomes, repairs applied, sweeps."""
+        return self.metrics.snapshot("counters")
+
+    def _count_round(self, ev: RoundFinished) -> None:
+        self._rounds[ev.ok].inc()
+        if not ev.ok:
+            self._ae_failures.append(f"{ev.peer[0]}:{ev.peer[1]}: {ev.reason or 'failed'}")
+        self._keys_sent.inc(ev.keys_sent)
+        self._keys_received.inc(ev.keys_received)
+        self._digest_bytes.inc(ev.digest_bytes)
+        self._state_bytes.inc(ev.state_bytes)
+
     def stats(self) -> dict[str, Any]:
-        members = self.membership.members()
-        states: dict[str, int] = defaultdict(int)
-        for m in members:
-            states[m.state.label] += 1
-        return {
-            "node_id": self.node_id,
-            "address": f"{self.address[0]}:{self.address[1]}",
-            "uptime_s": round(self._now - self.started_at, 3),
-            "members": dict(states),
-            "incarnation": self.membership.incarnation,
-            "local_health": self.membership.local_health,
-            "store": {
-                "seq": self.store.seq,
-                "disk_bytes": self.store.disk_bytes(),
-                "namespaces": len(self.store.namespace_names()),
-                "read_cache": self.store.read_cache_stats(),
+        """The node's `stats`: its registry's snapshot (every layer that counts there) and
+        what is not a metric: ids, the HLC, cache descriptions, refused peers, sums."""
+        tree = self.metrics.snapshot()
+        ae = tree["antientropy"]
+        refused = [
+            {
+                "node_id": p.node_id,
+                "address": f"{p.addr[0]}:{p.addr[1]}",
+                "mismatches": [
+                    {"setting": m.setting, "ours": m.ours, "theirs": m.theirs} for m in p.mismatches
+                ],
+                "since_s": round(self._now - p.since, 3),
+            }
+            for p in self.membership.refused()
+        ]
+        return merge_tree(
+            tree,
+            {
+                "node_id": self.node_id,
+                "address": f"{self.address[0]}:{self.address[1]}",
+                "store": {"read_cache": self.store.read_cache_stats()},
+                "antientropy": {
+                    "keys_repaired": ae["keys_sent"] + ae["keys_received"],
+                    "bytes_exchanged": ae["digest_bytes"] + ae["state_bytes"],
+                    "failures": list(self._ae_failures),
+                },
+                "membership": {"refused": refused},
+                "counters": {},
+                "hlc": self.store.hlc.last,
+                "consensus": self.consensus.status() if self.consensus is not None else None,
             },
-            "dissemination": {**self.dissemination.stats, "pending": self.dissemination.pending()},
-            "antientropy": self.ae_totals.as_dict() | {"active": self.antientropy.active_rounds},
-            "counters": dict(self.counters),
-            "hlc": self.store.hlc.last,
-            "consensus": self.consensus.status() if self.consensus is not None else None,
-        }
+        )
+
+
+def _cache_lookups(cache: dict[str, int]) -> dict[str, int]:
+    return {"hit": cache["hits"], "miss": cache["misses"]}

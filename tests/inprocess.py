@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from swarmnode.config import Config
+from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.runtime.host import NodeHost
 from swarmnode.sansio import Address, Message
@@ -50,15 +51,22 @@ class InProcessNode:
         loop = asyncio.get_running_loop()
         clock = _Clock(wall_ms or (lambda: time.time_ns() // 1_000_000))
         self.store = Store(path, store_config or StoreConfig(sync=False))
+        self.metrics = Registry(check_threads=True)
         self.committer = GroupCommitter(
             self.store,
             lambda committed: loop.call_soon_threadsafe(self._committed, committed),
             wall_ms=clock.wall_ms,
+            metrics=self.metrics,
         )
         self.committer.start()
         self.config = Config.for_profile("local", data_dir=path)
         self.node = Node(
-            self.config, self.store, address=("127.0.0.1", 9), rng=random.Random(1), now=0.0
+            self.config,
+            self.store,
+            address=("127.0.0.1", 9),
+            rng=random.Random(1),
+            now=0.0,
+            metrics=self.metrics,
         )
         self.host = NodeHost(self.node, self.committer, _NoNetwork(), clock, loop)
         self.service, self.services = build_service(self.host, snapshots_dir=path / "snapshots")

@@ -47,6 +47,11 @@ from swarmnode.errors import BadRequest, DecodeError, TooLarge
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """Largest payload, in bytes, a peer may declare. 16 MiB fits any value the node accepts."""
 
+MAX_ERROR_MESSAGE = 1024
+"""Bytes (UTF-8) of an error message the server sends at most. A longer one is cut, so an
+error that quotes its input (a 5 MiB namespace name) cannot make a reply larger than the
+request, nor exceed the frame limit."""
+
 _HEADER = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
 _MAX_ENCODABLE = 2**32 - 1
@@ -104,7 +109,7 @@ def _reject_ext(code: int, data: bytes) -> NoReturn:
     raise ValueError(f"ext type {code} is not allowed")
 
 
-def unpack_payload(payload: bytes) -> Any:
+def unpack_payload(payload: bytes | memoryview) -> Any:
     """Unpack one payload with the strict rules above; raises `DecodeError` and nothing else."""
     try:
         return msgpack.unpackb(
@@ -138,6 +143,15 @@ class FrameDecoder:
         """Bytes received that do not yet form a whole frame (a truncated frame at EOF)."""
         return len(self._buffer)
 
+    @property
+    def pending_frame(self) -> int:
+        """Bytes (header included) the frame now arriving will hold once whole; 0 while no
+        length has been read. What a server reserves against its buffering budget."""
+        if self._spent or len(self._buffer) < HEADER_SIZE:
+            return 0
+        (length,) = _HEADER.unpack_from(self._buffer, 0)
+        return HEADER_SIZE + length
+
     def feed(self, data: bytes) -> list[FrameEvent]:
         if self._spent:
             return []
@@ -154,12 +168,13 @@ class FrameDecoder:
             end = offset + HEADER_SIZE + length
             if len(self._buffer) < end:
                 break
-            payload = bytes(self._buffer[offset + HEADER_SIZE : end])
+            # Unpacked in place: copying a 16 MiB payload out first would hold it twice.
+            with memoryview(self._buffer) as view:
+                try:
+                    events.append(Frame(unpack_payload(view[offset + HEADER_SIZE : end])))
+                except DecodeError as exc:
+                    events.append(BadFrame(None, str(exc)))
             offset = end
-            try:
-                events.append(Frame(unpack_payload(payload)))
-            except DecodeError as exc:
-                events.append(BadFrame(None, str(exc)))
         del self._buffer[:offset]
         return events
 
@@ -201,6 +216,10 @@ class RequestDecoder:
     @property
     def buffered(self) -> int:
         return self._frames.buffered
+
+    @property
+    def pending_frame(self) -> int:
+        return self._frames.pending_frame
 
     def feed(self, data: bytes) -> list[RequestEvent]:
         events: list[RequestEvent] = []
@@ -278,9 +297,19 @@ def encode_result(request_id: int | None, result: Any) -> bytes:
     return encode_frame({"id": request_id, "ok": True, "result": result})
 
 
+def cut_message(message: str, limit: int = MAX_ERROR_MESSAGE) -> str:
+    """`message` if it fits `limit` UTF-8 bytes, else its start and how much was cut."""
+    raw = message.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return message
+    kept = raw[: limit - 40].decode("utf-8", "ignore")
+    return f"{kept}... ({len(raw) - len(kept.encode())} bytes cut)"
+
+
 def encode_error(request_id: int | None, code: str, message: str) -> bytes:
+    """An error reply; its message is cut to `MAX_ERROR_MESSAGE` bytes."""
     return encode_frame(
-        {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+        {"id": request_id, "ok": False, "error": {"code": code, "message": cut_message(message)}}
     )
 
 
@@ -289,10 +318,11 @@ def encode_event(stream_id: int, item: Any) -> bytes:
 
 
 def encode_end(stream_id: int, error: tuple[str, str] | None = None) -> bytes:
-    """End a stream; `error` is (code, message) when the stream failed."""
+    """End a stream; `error` is (code, message) when the stream failed (message cut to
+    `MAX_ERROR_MESSAGE` bytes)."""
     frame: dict[str, Any] = {"id": stream_id, "end": True}
     if error is not None:
-        frame["error"] = {"code": error[0], "message": error[1]}
+        frame["error"] = {"code": error[0], "message": cut_message(error[1])}
     return encode_frame(frame)
 
 

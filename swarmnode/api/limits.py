@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from swarmnode.api.framing import DEFAULT_MAX_FRAME
-from swarmnode.settings import check_settings, setting
+from swarmnode.settings import check_settings, refuse, setting
 
 MIN_FRAME = 512
 """Below this even a `stats` or `members` reply of a small node does not fit a frame."""
@@ -49,5 +49,26 @@ class ApiLimits:
     """Seconds. How long `close()` lets in-flight requests finish before cancelling them.
     Lower it where a fast restart matters more than finishing slow operations."""
 
+    frame_timeout: float = setting(30.0, "s", low=0, above=True, high=3600)
+    """Seconds a client has to finish sending a request frame once the server has started
+    reading it; a frame still incomplete then closes the connection. A 16 MiB frame
+    crosses a Unix socket in milliseconds, so only a stalled or hostile client meets it;
+    without it each stalled frame would hold its buffer for as long as the client likes."""
+
+    max_buffered_bytes: int = setting(256 << 20, "bytes", low=MIN_FRAME)
+    """Bytes. Partial request frames all connections together may make the node hold, counted
+    by the length each frame declares as soon as its header is read. A header that would
+    take the total past this closes its connection with `unavailable` (the requests read
+    before it are still answered), so many clients sending large frames at once, or
+    stalling in the middle of them, cannot grow the node's memory without bound. At least
+    `max_frame`, so one largest frame always fits."""
+
     def __post_init__(self) -> None:
         check_settings(self, "api")
+        if self.max_buffered_bytes < self.max_frame:
+            raise refuse(
+                "api",
+                "max_buffered_bytes",
+                self.max_buffered_bytes,
+                f"below max_frame ({self.max_frame}): a largest frame could never be read",
+            )

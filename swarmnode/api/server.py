@@ -37,6 +37,23 @@ client disconnects.
 
 Socket safety is `api/unixsock.py`'s: a private directory, mode 0600, a lock file
 against a second server.
+
+Hostile or broken clients. Whatever a client sends, what it can make the node hold is
+bounded: one read chunk and the frame being received per connection, at most
+`max_connections` connections, and every partial frame counted, by the length its
+header declares, against `max_buffered_bytes` for all connections together (a header
+that would go past it closes its connection). A frame must arrive whole within
+`frame_timeout` of the server starting to read it, so a client that stalls mid-frame is
+cut off and its buffer freed. An error reply never quotes more than `MAX_ERROR_MESSAGE`
+bytes of anything, so a reply cannot outgrow the request that caused it. Every refusal
+is counted in the node's metrics (`swarmnode_api_*`).
+
+There is no idle timeout and no authentication step: the socket's directory and mode
+admit only processes of the node's own user, which could as well signal the node
+itself, so a connection is not a trust boundary the way a network peer is. An idle
+connection holds no buffer, only its slot among `max_connections` (agents keep
+connections open between calls and for `watch` streams, so cutting idle ones would
+break well-behaved clients).
 """
 
 from __future__ import annotations
@@ -46,7 +63,6 @@ import contextlib
 import itertools
 import logging
 import os
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +72,7 @@ from typing import Any
 from swarmnode.api.eager import resume
 from swarmnode.api.framing import (
     HEADER_SIZE,
+    MAX_ERROR_MESSAGE,
     BadFrame,
     FrameTooLarge,
     Request,
@@ -74,6 +91,7 @@ from swarmnode.api.unixsock import (
     prepare_directory,
 )
 from swarmnode.errors import SwarmError
+from swarmnode.metrics import Registry
 
 log = logging.getLogger("swarmnode.api")
 
@@ -102,6 +120,8 @@ class ApiServer:
         dispatch: Dispatch,
         limits: ApiLimits | None = None,
         eager_ops: Collection[str] = (),
+        *,
+        metrics: Registry | None = None,
     ) -> None:
         self._path = Path(socket_path)
         self._dispatch = dispatch
@@ -114,8 +134,95 @@ class ApiServer:
         self._closing = False
         self._connections: dict[_Connection, asyncio.Task[None]] = {}
         self._connection_ids = itertools.count(1)
-        self._counters: Counter[str] = Counter()
-        self._errors: Counter[str] = Counter()
+        self.buffered_bytes = 0
+        """Bytes reserved now for partial request frames, over all connections."""
+        self.buffered_bytes_peak = 0
+        self._metrics = metrics if metrics is not None else Registry()
+        self._declare_metrics(self._metrics)
+
+    def _declare_metrics(self, m: Registry) -> None:
+        def counter(key: str, name: str, help: str) -> Any:
+            return m.counter(f"swarmnode_api_{name}_total", help, stats=("api", key))
+
+        self._connections_total = counter(
+            "connections_total", "connections", "Client connections accepted."
+        )
+        self._connections_refused = counter(
+            "connections_refused",
+            "connections_refused",
+            "Client connections refused: max_connections reached, or shutting down.",
+        )
+        self._requests = counter(
+            "requests", "requests", "Well-formed request frames read from clients."
+        )
+        self._bad_frames = counter(
+            "bad_frames",
+            "bad_frames",
+            "Frames answered bad_request by the framing layer (not msgpack, not a request).",
+        )
+        self._oversized = counter(
+            "oversized_frames",
+            "oversized_frames",
+            "Connections closed for a frame header declaring more than max_frame.",
+        )
+        self._truncated = counter(
+            "truncated_frames",
+            "truncated_frames",
+            "Connections that ended in the middle of a frame.",
+        )
+        self._timed_out = counter(
+            "frames_timed_out",
+            "frames_timed_out",
+            "Connections cut off for a frame not complete within frame_timeout.",
+        )
+        self._over_budget = counter(
+            "frames_refused_buffer_cap",
+            "frames_refused_buffer_cap",
+            "Connections closed because their next frame would take the bytes buffered for "
+            "partial frames past max_buffered_bytes.",
+        )
+        self._messages_cut = counter(
+            "error_messages_cut",
+            "error_messages_cut",
+            f"Error replies whose message was cut to {MAX_ERROR_MESSAGE} bytes.",
+        )
+        self._errors = m.counter(
+            "swarmnode_api_errors_total",
+            "Error replies sent (stream ends included), by error code.",
+            labels=("code",),
+            stats=("api", "errors", "{code}"),
+        )
+        connections = self._connections
+        m.gauge(
+            "swarmnode_api_connections_open",
+            "Client connections open now.",
+            fn=lambda: len(connections),
+            stats=("api", "connections_open"),
+        )
+        m.gauge(
+            "swarmnode_api_requests_inflight",
+            "Requests running now (streams not included).",
+            fn=lambda: sum(c.inflight for c in connections),
+            stats=("api", "inflight"),
+        )
+        m.gauge(
+            "swarmnode_api_streams_open",
+            "Streams (watch) open now.",
+            fn=lambda: sum(c.streams_open for c in connections),
+            stats=("api", "streams_open"),
+        )
+        m.gauge(
+            "swarmnode_api_buffered_bytes",
+            "Bytes reserved now for partial request frames, over all connections.",
+            fn=lambda: self.buffered_bytes,
+            stats=("api", "buffered_bytes"),
+        )
+        m.gauge(
+            "swarmnode_api_buffered_peak_bytes",
+            "Highest buffered_bytes since start.",
+            fn=lambda: self.buffered_bytes_peak,
+            stats=("api", "buffered_bytes_peak"),
+        )
 
     @property
     def socket_path(self) -> Path:
@@ -189,38 +296,41 @@ class ApiServer:
         await self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start: a snapshot safe to return from the node's `stats` op.
+        """The `api` section of the node's `stats`, rendered from the registry.
 
         `requests` counts well-formed requests, `errors` error replies by code,
         `bad_frames` frames answered with `bad_request` at the framing layer,
         `oversized_frames` connections closed for a too-large length,
-        `truncated_frames` connections that ended in the middle of a frame.
+        `truncated_frames` connections that ended in the middle of a frame,
+        `frames_timed_out` and `frames_refused_buffer_cap` connections cut off by
+        `frame_timeout` and `max_buffered_bytes`.
         """
-        return {
-            "connections_open": len(self._connections),
-            "connections_total": self._counters["connections"],
-            "connections_refused": self._counters["connections_refused"],
-            "requests": self._counters["requests"],
-            "inflight": sum(c.inflight for c in self._connections),
-            "streams_open": sum(c.streams_open for c in self._connections),
-            "errors": dict(self._errors),
-            "bad_frames": self._counters["bad_frames"],
-            "oversized_frames": self._counters["oversized_frames"],
-            "truncated_frames": self._counters["truncated_frames"],
-        }
+        return self._metrics.snapshot("api")
 
-    def _count(self, counter: str) -> None:
-        self._counters[counter] += 1
+    def _count_error(self, code: str, message: str) -> None:
+        """One error reply; its message is cut by the framing if over MAX_ERROR_MESSAGE."""
+        self._errors.labels(code).inc()
+        if len(message) > MAX_ERROR_MESSAGE // 4 and (
+            len(message.encode("utf-8", "surrogatepass")) > MAX_ERROR_MESSAGE
+        ):
+            self._messages_cut.inc()
 
-    def _count_error(self, code: str) -> None:
-        self._errors[code] += 1
+    def reserve(self, more: int) -> bool:
+        """Take `more` bytes of the partial-frame budget (negative gives back); False, and
+        nothing taken, if that would pass `max_buffered_bytes`."""
+        total = self.buffered_bytes + more
+        if more > 0 and total > self._limits.max_buffered_bytes:
+            return False
+        self.buffered_bytes = total
+        self.buffered_bytes_peak = max(self.buffered_bytes_peak, total)
+        return True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._closing or len(self._connections) >= self._limits.max_connections:
-            self._count("connections_refused")
-            self._count_error("unavailable")
+            self._connections_refused.inc()
             log.warning("api_connection_refused open=%d", len(self._connections))
             reason = "node is shutting down" if self._closing else "too many connections"
+            self._count_error("unavailable", reason)
             writer.write(encode_error(None, "unavailable", reason))
             writer.close()
             return
@@ -228,7 +338,7 @@ class ApiServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections[connection] = task
-        self._count("connections")
+        self._connections_total.inc()
         try:
             await connection.serve()
         finally:
@@ -264,6 +374,8 @@ class _Connection:
         self._stop_reason: str | None = None
         """Why the connection stopped taking streams: "disconnect" or "shutdown"."""
         self._read_task: asyncio.Task[None] | None = None
+        self._reserved = 0
+        """Bytes of the server's partial-frame budget this connection holds."""
 
     @property
     def inflight(self) -> int:
@@ -307,31 +419,108 @@ class _Connection:
 
     async def _read_loop(self) -> None:
         try:
-            while not self._decoder.spent:
-                data = await self._reader.read(_READ_CHUNK)
-                if not data:
-                    if self._decoder.buffered:
-                        self._server._count("truncated_frames")
-                        log.info(
-                            "api_truncated_frame conn=%d bytes=%d", self.id, self._decoder.buffered
-                        )
-                    return
-                for event in self._decoder.feed(data):
-                    await self._handle(event)
+            await self._read_frames()
         except ConnectionError:
             return
         except Exception:
             log.exception("api_connection_failed conn=%d", self.id)
+        finally:
+            self._server.reserve(-self._reserved)
+            self._reserved = 0
+
+    async def _read_frames(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # when the frame under way must be whole
+        while not self._decoder.spent:
+            if self._decoder.buffered:
+                # The clock starts when the server starts waiting for the rest, so time
+                # spent not reading (all in-flight slots taken) never counts against it.
+                if deadline is None:
+                    deadline = loop.time() + self._limits.frame_timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await self._reader.read(_READ_CHUNK)
+                except TimeoutError:
+                    self._frame_timed_out()
+                    return
+            else:
+                deadline = None
+                data = await self._reader.read(_READ_CHUNK)
+            if not data:
+                if self._decoder.buffered:
+                    self._server._truncated.inc()
+                    log.info(
+                        "api_truncated_frame conn=%d bytes=%d", self.id, self._decoder.buffered
+                    )
+                return
+            events = self._decoder.feed(data)
+            if events:
+                deadline = None
+            for event in events:
+                await self._handle(event)
+            if not self._reserve(self._decoder.pending_frame):
+                await self._refuse_frame()
+                return
+
+    def _reserve(self, wanted: int) -> bool:
+        """Hold `wanted` bytes of the server's budget for the frame now arriving."""
+        if wanted == self._reserved:
+            return True
+        if not self._server.reserve(wanted - self._reserved):
+            return False
+        self._reserved = wanted
+        return True
+
+    async def _refuse_frame(self) -> None:
+        server = self._server
+        server._over_budget.inc()
+        log.log(
+            _flood_level(server._over_budget.value),
+            "api_frame_refused conn=%d length=%d buffered=%d limit=%d",
+            self.id,
+            self._decoder.pending_frame,
+            server.buffered_bytes,
+            self._limits.max_buffered_bytes,
+        )
+        await self._send_error(
+            None,
+            "unavailable",
+            f"the node already holds {server.buffered_bytes} bytes of partial frames; a "
+            f"frame of {self._decoder.pending_frame} bytes would pass the "
+            f"{self._limits.max_buffered_bytes}-byte limit; closing the connection",
+        )
+
+    def _frame_timed_out(self) -> None:
+        """Cut a client that stalled mid-frame: tell it why if it still reads, then drop it."""
+        self._server._timed_out.inc()
+        log.log(
+            _flood_level(self._server._timed_out.value),
+            "api_frame_timed_out conn=%d buffered=%d frame=%d timeout=%g",
+            self.id,
+            self._decoder.buffered,
+            self._decoder.pending_frame,
+            self._limits.frame_timeout,
+        )
+        if not self._writer.is_closing():
+            self._writer.write(
+                self._error_frame(
+                    None,
+                    "unavailable",
+                    f"frame not complete within {self._limits.frame_timeout:g}s; "
+                    "closing the connection",
+                )
+            )
+        self.abort()
 
     async def _handle(self, event: Request | BadFrame | FrameTooLarge) -> None:
         if isinstance(event, Request):
             await self._start_request(event)
         elif isinstance(event, BadFrame):
-            self._server._count("bad_frames")
+            self._server._bad_frames.inc()
             log.info("api_bad_frame conn=%d id=%s reason=%r", self.id, event.id, event.reason)
             await self._send_error(event.id, "bad_request", event.reason)
         else:
-            self._server._count("oversized_frames")
+            self._server._oversized.inc()
             log.info(
                 "api_frame_too_large conn=%d length=%d limit=%d",
                 self.id,
@@ -346,7 +535,7 @@ class _Connection:
             )
 
     async def _start_request(self, request: Request) -> None:
-        self._server._count("requests")
+        self._server._requests.inc()
         if request.id in self._tasks:
             await self._send_error(
                 request.id, "bad_request", f"request id {request.id} is already in flight"
@@ -474,11 +663,11 @@ class _Connection:
             except StopAsyncIteration:
                 return None
             except SwarmError as exc:
-                self._server._count_error(exc.code)
+                self._server._count_error(exc.code, exc.message)
                 return (exc.code, exc.message)
             except Exception as exc:
                 log.exception("api_stream_failed conn=%d id=%d", self.id, stream_id)
-                self._server._count_error("internal")
+                self._server._count_error("internal", _describe(exc))
                 return ("internal", _describe(exc))
             await self._send(self._event_frame(stream_id, item))
 
@@ -508,7 +697,7 @@ class _Connection:
         return frame
 
     def _error_frame(self, request_id: int | None, code: str, message: str) -> bytes:
-        self._server._count_error(code)
+        self._server._count_error(code, message)
         return encode_error(request_id, code, message)
 
     async def _send_error(self, request_id: int | None, code: str, message: str) -> None:
@@ -533,6 +722,13 @@ async def _close_iterator(items: AsyncIterator[Any]) -> None:
         await aclose()
     except Exception:
         log.exception("api_stream_close_failed")
+
+
+def _flood_level(count: float) -> int:
+    """WARNING for the 1st, 2nd, 4th, 8th... refusal of a kind, DEBUG for the others: a
+    flood of hostile clients is visible in the log without flooding it."""
+    n = int(count)
+    return logging.WARNING if n & (n - 1) == 0 else logging.DEBUG
 
 
 def _describe(exc: BaseException) -> str:

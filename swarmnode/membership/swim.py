@@ -46,6 +46,7 @@ import heapq
 import logging
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,7 @@ from swarmnode.membership.events import (
 from swarmnode.membership.messages import Fact
 from swarmnode.membership.state import MemberInfo, MemberState
 from swarmnode.membership.suspicion import Suspicion, suspicion_bounds
+from swarmnode.metrics import Registry
 from swarmnode.sansio import Address, Message, Output
 
 ALIVE, SUSPECT, DEAD, LEFT = MemberState
@@ -165,6 +167,7 @@ class Membership:
         config: MembershipConfig,
         rng: random.Random,
         meta: dict[str, Any] | None = None,
+        metrics: Registry | None = None,
     ) -> None:
         try:
             self.node_id = wire.node_id(node_id, "node_id")
@@ -196,9 +199,59 @@ class Membership:
         self._cluster_wire = config.cluster.to_wire()
         self._refused: dict[str, RefusedPeer] = {}
         self._refused_addrs: dict[Address, int] = {}
-        self.stats = {"peers_refused": 0, "messages_refused": 0}
+        self._declare_metrics(metrics if metrics is not None else Registry())
+
+    def _declare_metrics(self, m: Registry) -> None:
+        self._peers_refused = m.counter(
+            "swarmnode_membership_peers_refused_total",
+            "Peers refused as members because their cluster settings differ (a peer counts "
+            "again when it comes back with other values).",
+            stats=("membership", "peers_refused"),
+        )
+        self._messages_refused = m.counter(
+            "swarmnode_membership_messages_refused_total",
+            "Membership messages dropped because their sender is refused.",
+            stats=("membership", "messages_refused"),
+        )
+        m.gauge(
+            "swarmnode_membership_refused_peers",
+            "Peers refused right now for their cluster settings.",
+            fn=lambda: len(self._refused),
+        )
+        m.gauge(
+            "swarmnode_members",
+            "Members this node knows of (itself included), by state; a state no member is "
+            "in is absent.",
+            labels=("state",),
+            fn=self._members_by_state,
+            stats=("members", "{state}"),
+        )
+        m.gauge(
+            "swarmnode_membership_incarnation",
+            "This node's incarnation number (raised each time it refutes a suspicion).",
+            fn=lambda: self._incarnation,
+            stats=("incarnation",),
+        )
+        m.gauge(
+            "swarmnode_membership_local_health",
+            "Lifeguard awareness score: 0 is healthy; timers are stretched by score + 1.",
+            fn=lambda: self._awareness.score,
+            stats=("local_health",),
+        )
+
+    @property
+    def stats(self) -> dict[str, int]:
         """`peers_refused` counts refusals (a peer, or a peer with new values);
         `messages_refused` the messages dropped because their sender is refused."""
+        return {
+            "peers_refused": self._peers_refused.value,
+            "messages_refused": self._messages_refused.value,
+        }
+
+    def _members_by_state(self) -> dict[str, int]:
+        states = Counter(m.state.label for m in self._members.values())
+        states[(LEFT if self._left else ALIVE).label] += 1
+        return dict(states)
 
     # ------------------------------------------------------------------ public API
 
@@ -776,7 +829,7 @@ class Membership:
         refused = self._refused[decoded.sender]
         refused.messages += 1
         refused.last = now
-        self.stats["messages_refused"] += 1
+        self._messages_refused.inc()
         return False
 
     def _refuse(self, now: float, fact: Fact, mismatches: list[Mismatch], step: _Step) -> None:
@@ -794,7 +847,7 @@ class Membership:
             self._keep_refusal(RefusedPeer(fact.node_id, fact.addr, tuple(mismatches), now, now))
             if len(self._refused) > MAX_REFUSED:
                 self._drop_refusal(next(iter(self._refused)))
-            self.stats["peers_refused"] += 1
+            self._peers_refused.inc()
             for m in mismatches:
                 log.warning(
                     "event=peer_refused peer=%s addr=%s:%d %s node_id=%s",

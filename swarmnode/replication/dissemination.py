@@ -24,6 +24,7 @@ from itertools import count
 from typing import Any
 
 from swarmnode.errors import DecodeError
+from swarmnode.metrics import Registry
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.settings import check_settings, setting
 
@@ -88,20 +89,63 @@ class _Item:
 
 
 class Dissemination:
-    def __init__(self, config: DisseminationConfig, rng: random.Random) -> None:
+    def __init__(
+        self, config: DisseminationConfig, rng: random.Random, metrics: Registry | None = None
+    ) -> None:
         self.config = config
         self._rng = rng
         self._items: list[_Item] = []
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
-        self.stats = {
-            "deltas_queued": 0,
-            "deltas_sent": 0,
-            "messages_sent": 0,
-            "bytes_sent": 0,
-            "deltas_received": 0,
-            "queue_dropped": 0,
+        m = metrics if metrics is not None else Registry()
+        self._queued = m.counter(
+            "swarmnode_gossip_deltas_queued_total",
+            "Deltas queued for gossip: local writes, and received deltas that were new here.",
+            stats=("dissemination", "deltas_queued"),
+        )
+        self._sent = m.counter(
+            "swarmnode_gossip_deltas_sent_total",
+            "Deltas sent in gossip messages, retransmissions included.",
+            stats=("dissemination", "deltas_sent"),
+        )
+        self._messages = m.counter(
+            "swarmnode_gossip_messages_sent_total",
+            "Gossip messages of deltas sent.",
+            stats=("dissemination", "messages_sent"),
+        )
+        self._bytes = m.counter(
+            "swarmnode_gossip_sent_bytes_total",
+            "Bytes of deltas (namespace, key and payload) sent in gossip messages.",
+            stats=("dissemination", "bytes_sent"),
+        )
+        self._received = m.counter(
+            "swarmnode_gossip_deltas_received_total",
+            "Deltas received in gossip messages, duplicates included.",
+            stats=("dissemination", "deltas_received"),
+        )
+        self._dropped = m.counter(
+            "swarmnode_gossip_deltas_dropped_total",
+            "Deltas pushed out of a full gossip queue (anti-entropy repairs what they carried).",
+            stats=("dissemination", "queue_dropped"),
+        )
+        m.gauge(
+            "swarmnode_gossip_pending_deltas",
+            "Deltas waiting for (re)transmission.",
+            fn=self.pending,
+            stats=("dissemination", "pending"),
+        )
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The counters since start, by their `stats` names."""
+        return {
+            "deltas_queued": self._queued.value,
+            "deltas_sent": self._sent.value,
+            "messages_sent": self._messages.value,
+            "bytes_sent": self._bytes.value,
+            "deltas_received": self._received.value,
+            "queue_dropped": self._dropped.value,
         }
 
     def pending(self) -> int:
@@ -113,14 +157,14 @@ class Dissemination:
             return
         self._items.append(_Item(next(self._seq), ns, key, payload))
         self._fresh = True
-        self.stats["deltas_queued"] += 1
+        self._queued.inc()
         if len(self._items) > self.config.max_queue:
             # Trim to 90% at once, so a full queue costs one sort per tenth of
             # its size in enqueues rather than one per enqueue.
             bound = self.config.max_queue
             keep = max(0, bound - max(1, bound // 10))
             self._items.sort(key=lambda it: (it.transmits, -it.seq))
-            self.stats["queue_dropped"] += len(self._items) - keep
+            self._dropped.inc(len(self._items) - keep)
             del self._items[keep:]
 
     def limit(self, n_members: int) -> int:
@@ -170,9 +214,9 @@ class Dissemination:
             return None
         for it in chosen:
             it.transmits += 1
-        self.stats["deltas_sent"] += len(chosen)
-        self.stats["messages_sent"] += 1
-        self.stats["bytes_sent"] += used
+        self._sent.inc(len(chosen))
+        self._messages.inc()
+        self._bytes.inc(used)
         return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
 
     def receive(self, msg: Message) -> list[tuple[str, str, bytes]]:
@@ -188,7 +232,7 @@ class Dissemination:
             if type(ns) is not str or type(key) is not str or type(payload) is not bytes:
                 raise DecodeError("d.deltas: ns and key must be str, payload bytes")
             out.append((ns, key, payload))
-        self.stats["deltas_received"] += len(out)
+        self._received.inc(len(out))
         return out
 
 

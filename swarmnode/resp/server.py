@@ -62,6 +62,7 @@ from swarmnode.api.unixsock import (
     bind_unix,
     prepare_directory,
 )
+from swarmnode.metrics import Registry, merge_tree
 from swarmnode.resp.codec import RESP2, RESP3, ErrorReply, ProtocolError, RequestParser
 from swarmnode.resp.commands import Authenticate, Commands
 from swarmnode.resp.limits import RespLimits
@@ -123,6 +124,7 @@ class RespServer:
         insecure: bool = False,
         authenticate: Authenticate | None = None,
         limits: RespLimits | None = None,
+        metrics: Registry | None = None,
     ) -> None:
         if socket_path is None and tcp is None:
             raise ValueError("RespServer needs a socket_path, a tcp (host, port), or both")
@@ -149,12 +151,46 @@ class RespServer:
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
         """Subscription shutdowns of connections that went away, kept until they finish."""
-        self.counters = {
-            "connections": 0,
-            "refused": 0,
-            "protocol_errors": 0,
-            "slow_subscribers": 0,
-        }
+        self._metrics = m = metrics if metrics is not None else Registry()
+        self._connections_total = m.counter(
+            "swarmnode_resp_connections_total",
+            "Redis-protocol connections accepted.",
+            stats=("resp", "connections_total"),
+        )
+        self._refused = m.counter(
+            "swarmnode_resp_connections_refused_total",
+            "Redis-protocol connections refused (too many, or shutting down).",
+            stats=("resp", "connections_refused"),
+        )
+        self._protocol_errors = m.counter(
+            "swarmnode_resp_protocol_errors_total",
+            "Redis-protocol connections closed for input that is not RESP.",
+            stats=("resp", "protocol_errors"),
+        )
+        self._slow_subscribers = m.counter(
+            "swarmnode_resp_slow_subscribers_dropped_total",
+            "Subscribers disconnected for not reading their messages.",
+            stats=("resp", "slow_subscribers_dropped"),
+        )
+        connections = self._connections
+        m.gauge(
+            "swarmnode_resp_connections_open",
+            "Redis-protocol connections open now.",
+            fn=lambda: len(connections),
+            stats=("resp", "connections_open"),
+        )
+        m.gauge(
+            "swarmnode_resp_pending_commands",
+            "Commands read and not yet answered, over all connections.",
+            fn=lambda: sum(c.pending for c in connections),
+            stats=("resp", "pending"),
+        )
+        m.gauge(
+            "swarmnode_resp_subscribers",
+            "Connections in subscriber mode.",
+            fn=lambda: sum(1 for c in connections if c.session and c.session.subscribed),
+            stats=("resp", "subscribers"),
+        )
 
     @property
     def socket_path(self) -> Path | None:
@@ -237,17 +273,16 @@ class RespServer:
         await self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start, safe to add to the node's `stats` (as `resp`)."""
+        """The `resp` section of the node's `stats`: counters since start and what is open."""
+        return merge_tree(self._metrics.snapshot("resp"), self.stats_extras()["resp"])
+
+    def stats_extras(self) -> dict[str, Any]:
+        """What the `resp` section shows beside the registry's metrics."""
         return {
-            "connections_open": len(self._connections),
-            "connections_total": self.counters["connections"],
-            "connections_refused": self.counters["refused"],
-            "protocol_errors": self.counters["protocol_errors"],
-            "slow_subscribers_dropped": self.counters["slow_subscribers"],
-            "pending": sum(c.pending for c in self._connections),
-            "subscribers": sum(1 for c in self._connections if c.session and c.session.subscribed),
-            "tcp_port": self._tcp_address[1] if self._tcp_address else 0,
-            **self.commands.stats(),
+            "resp": {
+                "tcp_port": self._tcp_address[1] if self._tcp_address else 0,
+                **self.commands.stats(),
+            }
         }
 
 
@@ -286,7 +321,7 @@ class _Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         server = self._server
         if server._closing or len(server._connections) >= self._limits.max_connections:
-            server.counters["refused"] += 1
+            server._refused.inc()
             log.warning("resp_connection_refused open=%d", len(server._connections))
             transport.write(b"-ERR max number of clients reached\r\n")
             transport.close()
@@ -303,7 +338,7 @@ class _Connection(asyncio.Protocol):
             disconnect=self._disconnect,
         )
         server._connections.add(self)
-        server.counters["connections"] += 1
+        server._connections_total.inc()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -472,7 +507,7 @@ class _Connection(asyncio.Protocol):
         if transport is None or self._lost:
             return
         if transport.get_write_buffer_size() > self._limits.max_pubsub_output_bytes:
-            self._server.counters["slow_subscribers"] += 1
+            self._server._slow_subscribers.inc()
             log.warning("resp_slow_subscriber_dropped conn=%s", self.session and self.session.id)
             transport.abort()
             return
@@ -491,7 +526,7 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     def _protocol_error(self, exc: ProtocolError) -> None:
-        self._server.counters["protocol_errors"] += 1
+        self._server._protocol_errors.inc()
         log.info("resp_protocol_error conn=%s error=%s", self.session and self.session.id, exc)
         self._backlog.clear()
         self._reply(self._encode(ErrorReply(f"ERR {exc}")))

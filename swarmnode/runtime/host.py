@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from swarmnode.metrics import Registry
 from swarmnode.node import Node, Ready, SyncReport
 from swarmnode.sansio import Address, Message
 from swarmnode.storage.ops import Change, Op, OpResult
@@ -199,5 +200,15 @@ class NodeHost:
                 fut.set_exception(Unavailable("node is shutting down"))
         self._waiting.clear()
 
+    @property
+    def metrics(self) -> Registry:
+        """The node's registry, where every layer of this node counts."""
+        return self.node.metrics
+
     def stats(self) -> dict[str, Any]:
-        return {**self.node.stats(), "writer": self.committer.stats()}
+        """The node's `stats`; a committer that does not count in the registry (the
+        simulator's) gives its `writer` section itself."""
+        tree = self.node.stats()
+        if "writer" not in tree:
+            tree["writer"] = self.committer.stats()
+        return tree

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from swarmnode.metrics import Registry
 from swarmnode.settings import (
     ConfigError,
     check_settings,
@@ -101,17 +102,48 @@ _REASONS = {
 }
 
 
+_OUTCOMES = {
+    "scrapes": "scrape",
+    "not_found": "not_found",
+    "bad_requests": "bad_request",
+    "refused": "refused",
+    "cut_off": "cut_off",
+}
+"""`stats` key -> `outcome` label of swarmnode_metrics_http_requests_total."""
+
+
 class MetricsServer:
     """Serves `render()` (the registry's exposition) at `GET /metrics`."""
 
-    def __init__(self, render: Callable[[], bytes], config: MetricsConfig) -> None:
+    def __init__(
+        self,
+        render: Callable[[], bytes],
+        config: MetricsConfig,
+        *,
+        metrics: Registry | None = None,
+    ) -> None:
         if config.address is None:
             raise ValueError("the metrics endpoint is off: [metrics] bind is empty")
         self._render = render
         self._config = config
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.Task[None]] = set()
-        self.stats = {"scrapes": 0, "not_found": 0, "bad_requests": 0, "refused": 0, "cut_off": 0}
+        requests = (metrics if metrics is not None else Registry()).counter(
+            "swarmnode_metrics_http_requests_total",
+            "Requests to the metrics endpoint, by outcome: scrape (served), not_found, "
+            "bad_request, refused (too many at once), cut_off (too slow).",
+            labels=("outcome",),
+        )
+        self._counts = {key: requests.labels(outcome) for key, outcome in _OUTCOMES.items()}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests since start, by outcome (`scrapes`, `not_found`, `bad_requests`,
+        `refused`, `cut_off`)."""
+        return {key: int(child.value) for key, child in self._counts.items()}
+
+    def _count(self, key: str) -> None:
+        self._counts[key].inc()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -154,7 +186,7 @@ class MetricsServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._open) >= self._config.max_connections:
-            self.stats["refused"] += 1
+            self._count("refused")
             writer.close()
             return
         task = asyncio.current_task()
@@ -163,7 +195,7 @@ class MetricsServer:
         try:
             await self._serve(reader, writer)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-            self.stats["cut_off"] += 1
+            self._count("cut_off")
         finally:
             self._open.discard(task)
             writer.close()
@@ -175,7 +207,7 @@ class MetricsServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         except asyncio.LimitOverrunError:
-            self.stats["bad_requests"] += 1
+            self._count("bad_requests")
             await self._answer(writer, 431, b"request head too large\n")
             return
         status, body, head_only = self._respond(head)
@@ -186,21 +218,21 @@ class MetricsServer:
         request_line = head.split(b"\r\n", 1)[0]
         parts = request_line.split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            self.stats["bad_requests"] += 1
+            self._count("bad_requests")
             return 400, b"not an HTTP/1.x request\n", False
         method, target = parts[0], parts[1]
         if method not in (b"GET", b"HEAD"):
-            self.stats["bad_requests"] += 1
+            self._count("bad_requests")
             return 405, b"only GET and HEAD\n", False
         if target.split(b"?", 1)[0] != b"/metrics":
-            self.stats["not_found"] += 1
+            self._count("not_found")
             return 404, b"metrics are at /metrics\n", method == b"HEAD"
         try:
             body = self._render()
         except Exception:
             log.exception("event=metrics_render_failed")
             return 500, b"rendering the metrics failed; see the node's log\n", False
-        self.stats["scrapes"] += 1
+        self._count("scrapes")
         return 200, body, method == b"HEAD"
 
     async def _answer(

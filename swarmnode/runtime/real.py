@@ -17,10 +17,7 @@ import sys
 import time
 from typing import Any
 
-from swarmnode.analytics import (
-    Analytics,
-    gossip_counters,
-)
+from swarmnode.analytics import Analytics, gossip_counters
 from swarmnode.api.server import ApiServer
 from swarmnode.api.unixsock import ApiSocketError
 from swarmnode.config import Config
@@ -90,11 +87,18 @@ class NodeProcess:
         check_bind_allowed(cfg.bind[0], keyring, cfg.insecure)
         try:
             self.endpoint = GossipEndpoint(
-                cfg.bind, keyring, cfg.transport, self._on_message, insecure=cfg.insecure
+                cfg.bind,
+                keyring,
+                cfg.transport,
+                self._on_message,
+                insecure=cfg.insecure,
+                metrics=self.metrics,
             )
             await self.endpoint.start()
             if cfg.metrics.address is not None:
-                self.metrics_server = MetricsServer(self.metrics.exposition, cfg.metrics)
+                self.metrics_server = MetricsServer(
+                    self.metrics.exposition, cfg.metrics, metrics=self.metrics
+                )
                 await self.metrics_server.start()
             ae = cfg.antientropy
             self.store = store = await asyncio.to_thread(
@@ -122,6 +126,7 @@ class NodeProcess:
             store,
             lambda committed: loop.call_soon_threadsafe(self._committed, committed),
             raft_storage=self.raft_storage,
+            metrics=self.metrics,
         )
         self.committer.start()
         self.node = node = Node(
@@ -131,6 +136,7 @@ class NodeProcess:
             rng=rng,
             now=clock.monotonic(),
             consensus=group[0] if group is not None else None,
+            metrics=self.metrics,
         )
         self.host = host = NodeHost(node, self.committer, self.endpoint, clock, loop)
         served = assemble(host, cfg, cfg.data_dir)
@@ -139,7 +145,9 @@ class NodeProcess:
         self.services.stats_sections.append(self._extra_stats)
         self.service = service
         eager = [op.name for op in OPERATIONS if op.eager]
-        self.server = ApiServer(cfg.socket_path, service.call, cfg.api, eager_ops=eager)
+        self.server = ApiServer(
+            cfg.socket_path, service.call, cfg.api, eager_ops=eager, metrics=self.metrics
+        )
         await self.server.start()
         if cfg.resp.socket_path is not None or cfg.resp.address is not None:
             self.resp = RespServer(
@@ -148,6 +156,7 @@ class NodeProcess:
                 tcp=cfg.resp.address,
                 insecure=cfg.insecure,
                 limits=cfg.resp.limits(),
+                metrics=self.metrics,
             )
             await self.resp.start()
         host.start(cfg.join)
@@ -178,7 +187,7 @@ class NodeProcess:
         while not self._stop.is_set():
             now = time.monotonic()
             self.host.tick()
-            self.analytics.maybe_sample(now, lambda: gossip_counters(self._all_stats()))
+            self.analytics.maybe_sample(now, lambda: gossip_counters(self.metrics))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
 
@@ -216,16 +225,9 @@ class NodeProcess:
         if self.host is not None:
             self.host.on_message(sender, msg)
 
-    def _all_stats(self) -> dict[str, Any]:
-        assert self.services is not None
-        return self.services.stats()
-
     def _extra_stats(self) -> dict[str, Any]:
-        return {
-            "transport": self.endpoint.stats() if self.endpoint else {},
-            "api": self.server.stats() if self.server else {},
-            **({"resp": self.resp.stats()} if self.resp else {}),
-        }
+        """What `stats` shows of the RESP front end beside its metrics."""
+        return self.resp.stats_extras() if self.resp else {}
 
     async def _shutdown(self) -> None:
         log.info("event=stopping")

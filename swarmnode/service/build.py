@@ -70,11 +70,11 @@ def assemble(
     vectors = attach_vectors(
         host, service, data_dir, config.vectors, clock=host.clock.wall_ms, inline=inline_vectors
     )
-    services.stats_sections.append(vectors.stats)
+    services.stats_sections.append(vectors.stats_extras)
     monotonic = host.clock.monotonic
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
     analytics = Analytics(profile, monotonic())
-    service.register("analytics", analytics_op(analytics, services.stats, monotonic))
-    service.use(Measure(analytics, monotonic), before="validate")
+    service.register("analytics", analytics_op(analytics, host.metrics, monotonic))
+    service.use(Measure(analytics, monotonic, host.metrics), before="validate")
     host.add_listener(lag_listener(analytics, monotonic, lambda: host.clock.wall_ms() / 1000))
     return NodeService(service, services, vectors, analytics)

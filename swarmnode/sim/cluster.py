@@ -36,6 +36,7 @@ from swarmnode.config import Config
 from swarmnode.consensus.group import open_group
 from swarmnode.consensus.storage import LmdbStorage
 from swarmnode.membership.state import MemberState
+from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.runtime.host import NodeHost
@@ -243,6 +244,8 @@ class Cluster:
             latency=self.config.commit_latency,
             raft_storage=sn.raft_storage,
         )
+        # A fresh registry per boot, as a restarted process has; checked for the one-writer rule.
+        metrics = Registry(check_threads=True)
         node = Node(
             cfg,
             store,
@@ -250,6 +253,7 @@ class Cluster:
             rng=rng,
             now=self.now,
             consensus=group[0] if group is not None else None,
+            metrics=metrics,
         )
         host = NodeHost(node, committer, _SimTransport(self.network, sn.addr), clock, self.loop)
         sn.store, sn.host, sn.committer = store, host, committer

@@ -26,6 +26,7 @@ from typing import Protocol
 from swarmnode.consensus.ready import RaftReady
 from swarmnode.consensus.storage import RaftStorage
 from swarmnode.errors import InternalError
+from swarmnode.metrics import Registry, exponential_buckets
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Op, OpResult
 
@@ -53,6 +54,7 @@ class GroupCommitter:
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         max_ops: int = 2048,
         raft_storage: RaftStorage | None = None,
+        metrics: Registry | None = None,
     ) -> None:
         self.store = store
         self.raft_storage = raft_storage
@@ -61,8 +63,33 @@ class GroupCommitter:
         self.max_ops = max_ops
         self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="swarmnode-writer", daemon=True)
-        self._stats = {"batches": 0, "ops": 0, "max_batch": 0}
         self._stopped = False
+        self._metrics = m = metrics if metrics is not None else Registry()
+        # All written by the writer thread alone (see the thread rule in swarmnode.metrics).
+        self._batches = m.counter(
+            "swarmnode_writer_commits_total",
+            "LMDB write transactions the group-commit writer committed.",
+            stats=("writer", "batches"),
+        )
+        self._ops = m.counter(
+            "swarmnode_writer_ops_total",
+            "Operations committed (client writes, merges, sweeps...).",
+            stats=("writer", "ops"),
+        )
+        self._max_batch = m.gauge(
+            "swarmnode_writer_max_commit_ops",
+            "Operations in the largest transaction since start.",
+            stats=("writer", "max_batch"),
+        )
+        self._commit_ops = m.histogram(
+            "swarmnode_writer_commit_ops",
+            "Operations per transaction.",
+            buckets=exponential_buckets(1, 2, 12),
+        )
+        self._commit_seconds = m.histogram(
+            "swarmnode_writer_commit_duration_seconds",
+            "Seconds to apply and commit (fsync included) one transaction.",
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -81,7 +108,7 @@ class GroupCommitter:
 
     def stats(self) -> dict[str, int]:
         """Transactions (`batches`), operations, and the largest transaction, since start."""
-        return dict(self._stats)
+        return self._metrics.snapshot("writer")
 
     def _run(self) -> None:
         stopping = False
@@ -104,6 +131,7 @@ class GroupCommitter:
             self._commit(taken)
 
     def _commit(self, taken: list[_Batch]) -> None:
+        started = time.perf_counter()
         persist_raft(self.raft_storage, taken)
         ops = [op for _, batch_ops, _ in taken for op in batch_ops]
         try:
@@ -111,9 +139,12 @@ class GroupCommitter:
         except Exception:  # apply reports per-op errors itself; this is a bug
             log.exception("event=batch_failed size=%d", len(ops))
             results = [OpResult(error=InternalError("write batch failed")) for _ in ops]
-        self._stats["batches"] += 1
-        self._stats["ops"] += len(ops)
-        self._stats["max_batch"] = max(self._stats["max_batch"], len(ops))
+        self._commit_seconds.observe(time.perf_counter() - started)
+        self._commit_ops.observe(len(ops))
+        self._batches.inc()
+        self._ops.inc(len(ops))
+        if len(ops) > self._max_batch.value:
+            self._max_batch.set(len(ops))
         self._deliver(split_results(taken, results))
 
 

@@ -48,6 +48,7 @@ from typing import Any
 import asyncio_dgram
 
 from swarmnode.errors import DecodeError
+from swarmnode.metrics import Registry
 from swarmnode.sansio import Address, Message
 from swarmnode.transport.admission import InboundAdmission, Refusal, StreamCaps
 from swarmnode.transport.config import TransportConfig
@@ -176,6 +177,97 @@ nonces remembered by the replay window.
 
 STAT_KEYS = COUNTER_KEYS + GAUGE_KEYS
 
+_COUNTER_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
+    # (Prometheus name, help, label, label values, stats key with the label in braces)
+    (
+        "swarmnode_transport_datagrams_total",
+        "Gossip datagrams received or sent.",
+        "direction",
+        ("in", "out"),
+        "datagrams_{direction}",
+    ),
+    (
+        "swarmnode_transport_udp_bytes_total",
+        "Bytes of gossip datagrams received or sent, envelopes included.",
+        "direction",
+        ("in", "out"),
+        "bytes_{direction}",
+    ),
+    (
+        "swarmnode_transport_stream_messages_total",
+        "Gossip messages received or sent over TCP streams.",
+        "direction",
+        ("in", "out"),
+        "stream_messages_{direction}",
+    ),
+    (
+        "swarmnode_transport_stream_bytes_total",
+        "Bytes of stream frames read or acknowledged, headers and hellos included.",
+        "direction",
+        ("in", "out"),
+        "stream_bytes_{direction}",
+    ),
+    (
+        "swarmnode_transport_dropped_total",
+        "Datagrams, frames or messages dropped: failed authentication, malformed, too "
+        "large, send queue full, or of another protocol version.",
+        "reason",
+        ("auth", "decode", "oversize", "backlog", "version"),
+        "dropped_{reason}",
+    ),
+    (
+        "swarmnode_transport_datagrams_rejected_total",
+        "Sealed datagrams refused by the replay window: replayed, or stamped too old or too new.",
+        "reason",
+        ("replayed", "too_old", "too_new"),
+        "datagrams_{reason}",
+    ),
+    (
+        "swarmnode_transport_hellos_rejected_total",
+        "Inbound streams that failed to authenticate, or replayed another's hello.",
+        "reason",
+        ("failed", "replayed"),
+        "hellos_{reason}",
+    ),
+    (
+        "swarmnode_transport_streams_closed_total",
+        "Inbound streams closed by the node: no hello in time, shed to admit a newer "
+        "one, or refused by a connection or buffer cap.",
+        "reason",
+        (
+            "hello_timeout",
+            "shed_unauthenticated",
+            "refused_inbound_cap",
+            "refused_address_cap",
+            "refused_buffer_cap",
+            "refused_address_buffer_cap",
+        ),
+        "streams_{reason}",
+    ),
+    (
+        "swarmnode_transport_stream_frames_timed_out_total",
+        "Inbound stream frames not complete within stream_frame_timeout.",
+        "",
+        (),
+        "stream_frames_timed_out",
+    ),
+    (
+        "swarmnode_transport_send_errors_total",
+        "Datagrams the socket refused, stream messages not acknowledged, bad destinations.",
+        "",
+        (),
+        "send_errors",
+    ),
+    (
+        "swarmnode_transport_handler_errors_total",
+        "Exceptions raised by the node's message handler.",
+        "",
+        (),
+        "handler_errors",
+    ),
+)
+"""Every counter of COUNTER_KEYS but replay_cache_evictions (the replay window keeps it)."""
+
 _REFUSAL_COUNTERS = {
     Refusal.INBOUND_CAP: "streams_refused_inbound_cap",
     Refusal.ADDRESS_CAP: "streams_refused_address_cap",
@@ -228,6 +320,7 @@ class GossipEndpoint:
         *,
         insecure: bool = False,
         wall_clock: Callable[[], float] = time.time,
+        metrics: Registry | None = None,
     ) -> None:
         host, port = bind
         check_bind_allowed(host, keyring, insecure)
@@ -239,7 +332,6 @@ class GossipEndpoint:
         self._on_message = on_message
         self._wall_clock = wall_clock
         self._budget = config.max_datagram - envelope_overhead(keyring)
-        self._stats = dict.fromkeys(COUNTER_KEYS, 0)
         self._replay = ReplayWindow(round(config.replay_window * 1000), config.replay_cache_entries)
         self._clock_warned: dict[str, float] = {}
         self._admission: InboundAdmission[InboundStream] = InboundAdmission(
@@ -262,6 +354,56 @@ class GossipEndpoint:
         self._tasks: set[asyncio.Task[None]] = set()
         self._inbound: set[InboundStream] = set()
         self._running = False
+        self._metrics = metrics if metrics is not None else Registry()
+        self._counter = self._declare_metrics(self._metrics)
+
+    def _declare_metrics(self, m: Registry) -> dict[str, Any]:
+        """The endpoint's metrics (all under `transport` in `stats`); returns the counter
+        children by their `stats` key, all made now so every key shows from the start."""
+        children: dict[str, Any] = {}
+        for name, help, label, values, key in _COUNTER_FAMILIES:
+            if not label:
+                children[key] = m.counter(name, help, stats=("transport", key))
+                continue
+            family = m.counter(name, help, labels=(label,), stats=("transport", key))
+            for value in values:
+                children[key.format(**{label: value})] = family.labels(value)
+        admission, replay = self._admission, self._replay
+        m.counter(
+            "swarmnode_transport_replay_cache_evictions_total",
+            "Nonces the replay window forgot early because its cache was full.",
+            fn=lambda: replay.evicted,
+            stats=("transport", "replay_cache_evictions"),
+        )
+        m.gauge(
+            "swarmnode_transport_streams_open",
+            "Open inbound streams, by pool (authenticated or not yet).",
+            labels=("pool",),
+            fn=lambda: {
+                "unauthenticated": admission.unauthenticated,
+                "authenticated": admission.authenticated,
+            },
+            stats=("transport", "streams_{pool}"),
+        )
+        m.gauge(
+            "swarmnode_transport_stream_buffered_bytes",
+            "Bytes reserved now for inbound hellos and frame bodies.",
+            fn=lambda: admission.buffered_bytes,
+            stats=("transport", "stream_buffered_bytes"),
+        )
+        m.gauge(
+            "swarmnode_transport_stream_buffered_peak_bytes",
+            "Highest stream_buffered_bytes since start.",
+            fn=lambda: admission.buffered_bytes_peak,
+            stats=("transport", "stream_buffered_bytes_peak"),
+        )
+        m.gauge(
+            "swarmnode_transport_replay_cache_entries",
+            "Nonces the replay window remembers.",
+            fn=lambda: len(replay),
+            stats=("transport", "replay_cache_entries"),
+        )
+        return children
 
     @property
     def address(self) -> Address:
@@ -271,14 +413,8 @@ class GossipEndpoint:
         return self._address
 
     def stats(self) -> dict[str, int]:
-        stats = dict(self._stats)
-        stats["replay_cache_evictions"] = self._replay.evicted
-        stats["streams_unauthenticated"] = self._admission.unauthenticated
-        stats["streams_authenticated"] = self._admission.authenticated
-        stats["stream_buffered_bytes"] = self._admission.buffered_bytes
-        stats["stream_buffered_bytes_peak"] = self._admission.buffered_bytes_peak
-        stats["replay_cache_entries"] = len(self._replay)
-        return stats
+        """Every key of STAT_KEYS: the `transport` section of the node's `stats`."""
+        return self._metrics.snapshot("transport")
 
     def reload_keyring(self, keyring: Keyring) -> None:
         """Switch to a re-read key file without a restart: each rotation step is one reload.
@@ -403,11 +539,11 @@ class GossipEndpoint:
                 self._on_datagram(data, (source[0], source[1]))
             except Exception:
                 log.exception("datagram handling failed source=%s", _fmt(source))
-                self._stats["dropped_decode"] += 1
+                self._counter["dropped_decode"].inc()
 
     def _on_datagram(self, data: bytes, sender: Address) -> None:
-        self._stats["datagrams_in"] += 1
-        self._stats["bytes_in"] += len(data)
+        self._counter["datagrams_in"].inc()
+        self._counter["bytes_in"].inc(len(data))
         try:
             opened = open_envelope(data, self._keyring)
         except DecodeError as exc:
@@ -431,8 +567,9 @@ class GossipEndpoint:
 
     def _count_outside_window(self, verdict: Freshness, sender: Address, offset_ms: int) -> None:
         counter = "datagrams_too_new" if verdict is Freshness.TOO_NEW else "datagrams_too_old"
-        count = self._stats[counter] + 1
-        self._stats[counter] = count
+        child = self._counter[counter]
+        child.inc()
+        count = child.value
         now = time.monotonic()
         last = self._clock_warned.get(counter)
         quiet = last is not None and now - last < _CLOCK_WARNING_INTERVAL
@@ -459,7 +596,7 @@ class GossipEndpoint:
             try:
                 self._on_message(sender, message)
             except Exception:
-                self._stats["handler_errors"] += 1
+                self._counter["handler_errors"].inc()
                 log.exception("on_message failed sender=%s t=%s", _fmt(sender), message["t"])
 
     async def _send_loop(self) -> None:
@@ -492,8 +629,8 @@ class GossipEndpoint:
         except Exception as exc:
             self._count_send_error(to, exc)
             return
-        self._stats["datagrams_out"] += 1
-        self._stats["bytes_out"] += len(packet)
+        self._counter["datagrams_out"].inc()
+        self._counter["bytes_out"].inc(len(packet))
 
     # --- outbound streams ------------------------------------------------------
 
@@ -578,8 +715,8 @@ class GossipEndpoint:
                     continue
                 self._count_send_error(to, f"stream: {type(exc).__name__}: {exc}")
                 return None
-            self._stats["stream_messages_out"] += 1
-            self._stats["stream_bytes_out"] += sent
+            self._counter["stream_messages_out"].inc()
+            self._counter["stream_bytes_out"].inc(sent)
             return connection
 
     async def _connect(self, to: Address) -> _Outbound:
@@ -642,7 +779,7 @@ class GossipEndpoint:
                 self._count("dropped_decode", conn.peer, f"stream cut short: {exc!r}")
         except Exception:
             log.exception("stream handling failed source=%s", _fmt(conn.peer))
-            self._stats["dropped_decode"] += 1
+            self._counter["dropped_decode"].inc()
         finally:
             self._admission.leave(conn)
             self._inbound.discard(conn)
@@ -668,7 +805,7 @@ class GossipEndpoint:
         except DecodeError as exc:
             self._count("hellos_failed", source, exc)
             return None
-        self._stats["stream_bytes_in"] += FRAME_HEADER_BYTES + length
+        self._counter["stream_bytes_in"].inc(FRAME_HEADER_BYTES + length)
         try:
             opened = open_envelope(body, self._keyring, context=HELLO_CONTEXT)
         except DecodeError as exc:
@@ -723,7 +860,7 @@ class GossipEndpoint:
                 self._count(_decode_counter(exc), sender, exc)
                 return
             try:
-                self._stats["stream_bytes_in"] += FRAME_HEADER_BYTES + length
+                self._counter["stream_bytes_in"].inc(FRAME_HEADER_BYTES + length)
                 try:
                     opened = open_envelope(
                         body, self._keyring, context=frame_context(challenge, seq)
@@ -733,7 +870,7 @@ class GossipEndpoint:
                     self._count(_decode_counter(exc), sender, exc)
                     return
                 seq += 1
-                self._stats["stream_messages_in"] += len(messages)
+                self._counter["stream_messages_in"].inc(len(messages))
                 self._deliver(sender, messages)
                 conn.write(ACK)
             finally:
@@ -745,8 +882,9 @@ class GossipEndpoint:
         self._count("send_errors", to, error)
 
     def _count(self, counter: str, peer: object, error: object) -> None:
-        count = self._stats[counter] + 1
-        self._stats[counter] = count
+        child = self._counter[counter]
+        child.inc()
+        count = child.value
         level = logging.WARNING if count & (count - 1) == 0 else logging.DEBUG
         log.log(level, "%s peer=%s count=%d error=%s", counter, _fmt(peer), count, error)
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from swarmnode.crdt.entry import Entry
+from swarmnode.metrics import Registry
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.tagged_cache import TaggedCache
@@ -90,6 +91,7 @@ class Indexer:
         *,
         threaded: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: Registry | None = None,
     ) -> None:
         """`threaded=False` runs no thread: `start` loads at once and the owner calls `pump`
         (the simulator does, at virtual time); `monotonic` times checkpoints and progress."""
@@ -112,16 +114,33 @@ class Indexer:
         self._last_change = monotonic()
         self.state = "loading"
         self.ready = threading.Event()
-        self.counters: dict[str, Any] = {
-            "applied": 0,
-            "wrong_dim": 0,
-            "rebuilds": 0,
-            "checkpoints": 0,
-            "compactions": 0,
-            "load_s": None,
-            "last_checkpoint_s": None,
-        }
+        self.timings: dict[str, float | None] = {"load_s": None, "last_checkpoint_s": None}
+        """Seconds the start-up load and the latest checkpoint took (None until done)."""
+        self._declare_metrics(metrics if metrics is not None else Registry())
         self._thread = threading.Thread(target=self._run, name="swarmnode-vectors", daemon=True)
+
+    def _declare_metrics(self, m: Registry) -> None:
+        # Written by the indexer thread alone (see the thread rule in swarmnode.metrics).
+        def counter(key: str, name: str, help: str) -> Any:
+            return m.counter(f"swarmnode_vectors_{name}_total", help, stats=("vectors", key))
+
+        self._applied = counter(
+            "applied", "keys_applied", "Keys the indexer made the index match the store for."
+        )
+        self._wrong_dim = counter(
+            "wrong_dim",
+            "wrong_dimension",
+            "Vectors left out of the index for not having the namespace's dimension.",
+        )
+        self._rebuilds = counter(
+            "rebuilds", "rebuilds", "Namespaces whose index was rebuilt from the store."
+        )
+        self._checkpoints = counter(
+            "checkpoints", "checkpoints", "Index checkpoints written (shards and label maps)."
+        )
+        self._compactions = counter(
+            "compactions", "compactions", "Mostly dead shards compacted into the open one."
+        )
 
     # --- other threads' side --------------------------------------------------
 
@@ -181,14 +200,14 @@ class Indexer:
         try:
             started = self._monotonic()
             self._load()
-            self.counters["load_s"] = round(self._monotonic() - started, 3)
+            self.timings["load_s"] = round(self._monotonic() - started, 3)
             self.state = "ready"
             log.info(
                 "event=vectors_ready namespaces=%d vectors=%d seq=%d seconds=%.3f",
                 len(self.spaces),
                 sum(len(s) for s in self.spaces.values()),
                 self.applied_seq,
-                self.counters["load_s"],
+                self.timings["load_s"],
             )
             self.ready.set()
             self._on_applied(self.applied_seq)
@@ -336,7 +355,7 @@ class Indexer:
         self.spaces[ns] = space
         self._dropped.add(ns)
         self._forget_cached(ns)
-        self.counters["rebuilds"] += 1
+        self._rebuilds.inc()
         started = last_log = time.monotonic()
         done = 0
         now = self.clock()
@@ -386,7 +405,7 @@ class Indexer:
         if len(raw) != 4 * space.dim:
             # Only a replica with another definition of the namespace can send
             # this (local puts are checked); it stays out of the index.
-            self.counters["wrong_dim"] += 1
+            self._wrong_dim.inc()
             return None
         vector = np.frombuffer(raw, dtype="<f4")
         digest = vector_digest(raw)
@@ -454,7 +473,7 @@ class Indexer:
         for key, want in wanted:
             if want is not None and want.expires_at is not None:
                 heapq.heappush(self._expiry, (want.expires_at, space.ns, key))
-        self.counters["applied"] += len(wanted)
+        self._applied.inc(len(wanted))
 
     def _expire_due(self) -> None:
         now = self.clock()
@@ -476,7 +495,7 @@ class Indexer:
                 with space.lock.write():
                     gone = space.move_out(shard, self.cfg.apply_batch)
                 if gone:
-                    self.counters["compactions"] += 1
+                    self._compactions.inc()
                     log.info("event=vectors_shard_compacted ns=%s shard=%d", space.ns, shard.id)
                     break
             return
@@ -531,8 +550,8 @@ class Indexer:
         self._pending = 0
         trimmed = self.store.trim_changes(self.applied_seq)
         seconds = self._monotonic() - started
-        self.counters["checkpoints"] += 1
-        self.counters["last_checkpoint_s"] = round(seconds, 3)
+        self._checkpoints.inc()
+        self.timings["last_checkpoint_s"] = round(seconds, 3)
         log.info(
             "event=vectors_checkpoint seq=%d shards_saved=%d labels=%d trimmed=%d seconds=%.3f",
             self.applied_seq,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
+from swarmnode.metrics import Registry, merge_tree
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Next, Service
 from swarmnode.service.table import Request
@@ -74,6 +75,7 @@ class VectorMemory:
         self.embedders = Embedders(self.cache)
         self.inline = inline
         self._pump_scheduled = False
+        metrics = host.metrics
         self.indexer = Indexer(
             self.store,
             directory,
@@ -83,18 +85,59 @@ class VectorMemory:
             self._applied_elsewhere,
             threaded=not inline,
             monotonic=self.loop.time,
+            metrics=metrics,
         )
         self.enqueued_seq = 0
         self.applied_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._loaded = asyncio.Event()
-        self.searches = 0
-        self.retries = 0
-        self.stale_answers = 0
+        self._declare_metrics(metrics)
         self._unsubscribe = host.add_listener(self._on_change)
         self.indexer.start()
         if inline:
             self.loop.call_later(1.0, self._maintain)
+
+    def _declare_metrics(self, m: Registry) -> None:
+        """The loop side's metrics (the indexer thread declares its own)."""
+        self._searches = m.counter(
+            "swarmnode_vectors_searches_total",
+            "vsearch requests answered.",
+            stats=("vectors", "searches"),
+        )
+        self._retries = m.counter(
+            "swarmnode_vectors_search_retries_total",
+            "vsearch rounds repeated because the index returned keys the store no longer "
+            "holds that way.",
+            stats=("vectors", "search_retries"),
+        )
+        self._stale = m.counter(
+            "swarmnode_vectors_searches_behind_index_total",
+            "vsearch requests answered while the index still lagged after fresh_wait.",
+            stats=("vectors", "searches_behind_index"),
+        )
+        m.gauge(
+            "swarmnode_vectors_applied_seq",
+            "Store sequence number the vector index reflects.",
+            fn=lambda: self.applied_seq,
+            stats=("vectors", "applied_seq"),
+        )
+        m.gauge(
+            "swarmnode_vectors_checkpoint_seq",
+            "Store sequence number of the latest index checkpoint.",
+            fn=lambda: self.indexer.checkpoint_seq,
+            stats=("vectors", "checkpoint_seq"),
+        )
+        m.gauge(
+            "swarmnode_vectors_lag_changes",
+            "Changes committed and not yet in the vector index.",
+            fn=lambda: max(0, self.enqueued_seq - self.applied_seq),
+            stats=("vectors", "lag"),
+        )
+
+    @property
+    def retries(self) -> int:
+        """vsearch rounds repeated since start (the `search_retries` stat)."""
+        return int(self._retries.value)
 
     # --- wiring ------------------------------------------------------------------
 
@@ -183,7 +226,7 @@ class VectorMemory:
         await self._ready()
         if not await self.caught_up(self.cfg.fresh_wait):
             # Answer from the index as it is (never with a removed key), and say so.
-            self.stale_answers += 1
+            self._stale.inc()
             log.warning(
                 "event=vsearch_index_behind ns=%s lag=%d waited_s=%g",
                 ns,
@@ -204,7 +247,7 @@ class VectorMemory:
             done, total = space.building
             raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
         items, exact = await self._run_search(space, query, k, flt, ef)
-        self.searches += 1
+        self._searches.inc()
         return {**reply, "exact": exact, "items": items}
 
     async def _ready(self) -> None:
@@ -276,10 +319,13 @@ class VectorMemory:
         cheap = flt is None and ef is None and len(space) > self.cfg.exact_below
         if self.cfg.search_on_loop and cheap:
             try:
-                return self._search(space, query, k, flt, ef, blocking=False)
+                items, exact, _ = self._search(space, query, k, flt, ef, blocking=False)
+                return items, exact
             except Busy:
                 pass  # the indexer holds the namespace, or the index lags: go off the loop
-        return await asyncio.to_thread(self._search, space, query, k, flt, ef)
+        items, exact, retries = await asyncio.to_thread(self._search, space, query, k, flt, ef)
+        self._retries.inc(retries)  # counted here, on the loop: the counter's one writer
+        return items, exact
 
     def _search(
         self,
@@ -289,7 +335,10 @@ class VectorMemory:
         flt: Filter | None,
         ef: int | None,
         blocking: bool = True,
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
+        which case it raises `Busy` rather than repeat a round."""
+        retries = 0
         exclude: set[int] = set()
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
@@ -309,13 +358,13 @@ class VectorMemory:
             # so there is no cap on rounds; each excludes at least one more
             # label, and the doubling fetch keeps them few when much of the
             # index is stale (a mass expiry the indexer has not yet applied).
-            self.retries += 1
+            retries += 1
             exclude.update(h.label for h in stale)
             for h in stale:
                 self.indexer.submit(RECHECK, space.ns, h.key)
             fetch = min(2 * fetch, max(k, MAX_FETCH))
         ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1]["key"]))
-        return [item for _, item in ranked[:k]], exact
+        return [item for _, item in ranked[:k]], exact, retries
 
     def _index_search(
         self,
@@ -434,7 +483,12 @@ class VectorMemory:
     # --- stats -------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """The `vectors` section of the node's `stats`."""
+        """The `vectors` section of the node's `stats`: its metrics and `stats_extras`."""
+        section = self.host.metrics.snapshot("vectors")
+        return {"vectors": merge_tree(section, self.stats_extras()["vectors"])}
+
+    def stats_extras(self) -> dict[str, Any]:
+        """What the `vectors` section shows beside the registry's metrics."""
         namespaces = {}
         for ns, space in list(self.indexer.spaces.items()):
             definition = self.store.namespace(ns)
@@ -459,16 +513,10 @@ class VectorMemory:
         return {
             "vectors": {
                 "state": self.indexer.state,
-                "applied_seq": self.applied_seq,
-                "checkpoint_seq": self.indexer.checkpoint_seq,
-                "lag": max(0, self.enqueued_seq - self.applied_seq),
                 "namespaces": namespaces,
-                "searches": self.searches,
-                "search_retries": self.retries,
-                "searches_behind_index": self.stale_answers,
                 "cache": self.cache.stats(),
                 "embedders": self.embedders.stats(),
-                **self.indexer.counters,
+                **self.indexer.timings,
             }
         }
 

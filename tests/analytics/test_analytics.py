@@ -25,6 +25,10 @@ from swarmnode.api.limits import ApiLimits
 from swarmnode.api.server import RequestContext
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, NotFound, SwarmError
+from swarmnode.membership.config import MembershipConfig
+from swarmnode.membership.swim import Membership
+from swarmnode.metrics import Registry
+from swarmnode.replication.dissemination import Dissemination, DisseminationConfig
 from swarmnode.service.chain import Service
 from swarmnode.service.steps import Validate
 from swarmnode.service.table import TABLE, OpSpec, Request
@@ -32,6 +36,8 @@ from swarmnode.storage.catalog import Catalog
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Merge, Put
+from swarmnode.transport.config import TransportConfig
+from swarmnode.transport.endpoint import GossipEndpoint
 
 CTX = RequestContext(connection_id=1, request_id=1, limits=ApiLimits())
 
@@ -242,22 +248,32 @@ def test_replication_lag_percentiles_with_skew_below_zero_counted_as_zero() -> N
     assert 44 < lag["p50"] < 56 and 88 < lag["p99"] <= 100 and lag["max"] == 100.0
 
 
-def test_gossip_counters_flatten_a_node_stats_result() -> None:
-    stats = {
-        "dissemination": {"deltas_sent": 5, "messages_sent": 2, "queue_dropped": 1, "pending": 3},
-        "antientropy": {"rounds_ok": 7, "keys_repaired": 2, "active": 0},
-        "transport": {"bytes_out": 900, "datagrams_out": 4},
-        "store": {"seq": 99},
-    }
-    assert gossip_counters(stats) == {
-        "gossip.deltas_sent": 5,
-        "gossip.messages_sent": 2,
-        "gossip.deltas_dropped": 1,
-        "repair.rounds_ok": 7,
-        "repair.keys_repaired": 2,
-        "transport.bytes_out": 900,
-        "transport.datagrams_out": 4,
-    }
+def gossiping_registry() -> tuple[Registry, Dissemination]:
+    """The metrics of a node's real dissemination, membership and (unstarted) endpoint."""
+    registry = Registry(check_threads=True)
+    rng = random.Random(7)
+    gossip = Dissemination(DisseminationConfig(), rng, registry)
+    Membership("a" * 16, ("127.0.0.1", 7000), MembershipConfig(), rng, metrics=registry)
+    GossipEndpoint(("127.0.0.1", 0), None, TransportConfig(), lambda *_: None, metrics=registry)
+    return registry, gossip
+
+
+def test_gossip_counters_read_the_cores_metrics_from_the_registry() -> None:
+    registry, gossip = gossiping_registry()
+    for i in range(3):
+        gossip.enqueue("tasks", f"k{i}", b"x" * 10)
+    peers = [("127.0.0.1", 7001), ("127.0.0.1", 7002)]
+    gossip.tick(0.0, peers)
+    counters = gossip_counters(registry)
+    sent = gossip.stats
+    assert sent["deltas_sent"] > 0
+    assert counters["gossip.deltas_sent"] == sent["deltas_sent"]
+    assert counters["gossip.messages_sent"] == sent["messages_sent"]
+    assert counters["gossip.bytes_sent"] == sent["bytes_sent"]
+    transport = {k: v for k, v in counters.items() if k.startswith("transport.")}
+    assert len(transport) == 8 and set(transport.values()) == {0}
+    # No anti-entropy in this registry: its counters are left out, not reported as 0.
+    assert not any(k.startswith("repair.") for k in counters)
 
 
 @pytest.fixture
@@ -298,7 +314,9 @@ class VirtualClock:
         return self.now
 
 
-def measured_service(a: Analytics, clock: VirtualClock, execute: Any) -> Service:
+def measured_service(
+    a: Analytics, clock: VirtualClock, execute: Any, metrics: Registry | None = None
+) -> Service:
     """A service whose every operation runs `execute(op, args)`, behind the measure step."""
     table = {name: OpSpec(name, "", (), "") for name in ("get", "search", "put", "ping", "crash")}
     service = Service(table)
@@ -311,7 +329,7 @@ def measured_service(a: Analytics, clock: VirtualClock, execute: Any) -> Service
 
     for name in table:
         service.register(name, bind(name))
-    service.use(Measure(a, clock))
+    service.use(Measure(a, clock, metrics))
     return service
 
 
@@ -355,6 +373,39 @@ async def test_the_measure_step_times_every_request_and_tells_hits_from_misses()
     assert r["latency_ms"]["by_kind"]["get"]["p50"] == pytest.approx(4.0, rel=0.13)
 
 
+async def test_the_measure_step_counts_requests_by_op_and_code_in_the_registry() -> None:
+    clock = VirtualClock()
+
+    async def execute(op: str, args: dict[str, Any]) -> Any:
+        clock.now += args.get("takes", 0.004)
+        if args.get("key") == "missing":
+            raise NotFound("'missing' not found")
+        return {"ok": True}
+
+    registry = Registry(check_threads=True)
+    service = measured_service(Analytics(AnalyticsConfig(), clock.now), clock, execute, registry)
+    await service.call("put", {"ns": "tasks", "key": "k", "takes": 0.3}, CTX)
+    await service.call("get", {"ns": "tasks", "key": "k"}, CTX)
+    with pytest.raises(NotFound):
+        await service.call("get", {"ns": "tasks", "key": "missing"}, CTX)
+    # Names clients make up all count as one "(other)" series, whatever they are.
+    for i in range(200):
+        with pytest.raises(BadRequest):
+            await service.call(f"made-up-{i}", {}, CTX)
+    requests = dict(registry["swarmnode_requests_total"].samples())
+    assert requests == {
+        ("(other)", "bad_request"): 200,
+        ("get", "not_found"): 1,
+        ("get", "ok"): 1,
+        ("put", "ok"): 1,
+    }
+    durations = dict(registry["swarmnode_request_duration_seconds"].samples())
+    assert set(durations) == {("(other)",), ("get",), ("put",)}
+    put = durations[("put",)]
+    assert put["count"] == 1 and put["sum"] == pytest.approx(0.3)
+    assert dict(put["buckets"])["0.25"] == 0 and dict(put["buckets"])["0.5"] == 1
+
+
 async def test_a_request_cancelled_before_it_finished_is_not_counted() -> None:
     clock = VirtualClock()
     started = asyncio.Event()
@@ -373,32 +424,31 @@ async def test_a_request_cancelled_before_it_finished_is_not_counted() -> None:
     assert op_count(a, clock.now, "5m") == 0
 
 
-NODE_STATS: dict[str, Any] = {
-    "members": {"alive": 3, "suspect": 1},
-    "dissemination": {"deltas_sent": 10, "pending": 4, "queue_dropped": 0},
-    "antientropy": {"rounds_ok": 2, "active": 1},
-    "transport": {"bytes_out": 2048},
-}
-
-
 async def test_the_analytics_op_adds_live_replication_state_and_current_traffic() -> None:
     clock = VirtualClock()
-    stats = dict(NODE_STATS)
+    registry, gossip = gossiping_registry()
     a = Analytics(AnalyticsConfig(), clock.now)
-    a.sample(clock.now, gossip_counters(stats))
-    service = analytics_service(a, lambda: stats, clock)
+    a.sample(clock.now, gossip_counters(registry))
+    service = analytics_service(a, registry, clock)
     clock.now += 30
-    stats["dissemination"] = {**stats["dissemination"], "deltas_sent": 25}
+    gossip.enqueue("tasks", "k", b"v")
+    gossip.enqueue("tasks", "j", b"w")
+    gossip.tick(clock.now, [("127.0.0.1", 7001)])
     report = await service.call("analytics", {"timeframe": "5m"}, CTX)
     assert report["replication"] == {
         "lag_ms": {"count": 0},
         "last_repair_age_s": None,
-        "peers_alive": 2,
-        "peers_suspect": 1,
-        "pending_deltas": 4,
-        "repairs_running": 1,
+        "peers_alive": 0,
+        "peers_suspect": 0,
+        "pending_deltas": gossip.pending(),
+        "repairs_running": 0,
     }
-    assert report["traffic"] == {"gossip": {"deltas_sent": 15}}
+    assert gossip.pending() == 2
+    assert report["traffic"]["gossip"] == {
+        "deltas_sent": 2,
+        "messages_sent": 1,
+        "bytes_sent": gossip.stats["bytes_sent"],
+    }
     # Absent and null both mean the default, as for every other optional argument.
     assert (await service.call("analytics", {}, CTX))["timeframe"] == "1h"
     assert (await service.call("analytics", {"timeframe": None}, CTX))["timeframe"] == "1h"
@@ -414,15 +464,15 @@ async def test_the_analytics_op_adds_live_replication_state_and_current_traffic(
 )
 async def test_the_analytics_op_refuses_bad_arguments(args: dict[str, Any], message: str) -> None:
     a = Analytics(AnalyticsConfig(), 0.0)
-    service = analytics_service(a, lambda: NODE_STATS, lambda: 0.0)
+    service = analytics_service(a, Registry(), lambda: 0.0)
     with pytest.raises(SwarmError, match=message.replace("(", r"\(").replace(")", r"\)")):
         await service.call("analytics", args, CTX)
 
 
-def analytics_service(a: Analytics, stats: Any, clock: Any) -> Service:
+def analytics_service(a: Analytics, metrics: Registry, clock: Any) -> Service:
     """The analytics op as a node serves it: behind the validate step, on an empty store."""
     service = Service({"analytics": TABLE["analytics"]})
-    service.register("analytics", analytics_op(a, stats, clock))
+    service.register("analytics", analytics_op(a, metrics, clock))
     service.use(Validate(_EMPTY_STORE))
     return service
 
@@ -436,12 +486,12 @@ _EMPTY_STORE: Any = _EmptyStore()
 
 def test_the_readable_rendering_shows_the_numbers_an_operator_looks_for() -> None:
     a = fresh()
-    a.sample(0.0, gossip_counters(NODE_STATS))
+    a.sample(0.0, {"gossip.deltas_sent": 10, "transport.bytes_out": 2048})
     for _ in range(9):
         a.record(10.0, "get", "tasks", 0.002, hit=True)
     a.record(10.0, "get", "tasks", 0.002, error="not_found", hit=False)
     a.record_lag(10.0, 0.03)
-    a.sample(10.0, gossip_counters({**NODE_STATS, "transport": {"bytes_out": 4096}}))
+    a.sample(10.0, {"gossip.deltas_sent": 10, "transport.bytes_out": 4096})
     report = a.snapshot(10.0, "1h")
     report["replication"].update(peers_alive=2, pending_deltas=4)
     text = render_analytics(report)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarmnode.metrics import merge_tree
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.table import Request
 from swarmnode.storage.lmdb_store import Store
@@ -18,7 +19,8 @@ class NodeServices:
     host: NodeHost
     snapshots_dir: Path
     stats_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
-    """Sections of `stats` the node itself does not know (transport, API, vectors, watch)."""
+    """Parts of `stats` that are not metrics in the node's registry (watch streams, vector
+    shards, RESP command tallies), merged into it."""
 
     @property
     def store(self) -> Store:
@@ -28,9 +30,11 @@ class NodeServices:
         return self.host.clock.wall_ms()
 
     def stats(self) -> dict[str, Any]:
+        """The `stats` result: the registry's snapshot, the node's own non-metric parts and
+        every section added here (a key given by two sources is a bug, and raises)."""
         out = self.host.stats()
         for section in self.stats_sections:
-            out.update(section())
+            merge_tree(out, section())
         return out
 
     async def commit(self, req: Request | None, op: Op) -> OpResult:
