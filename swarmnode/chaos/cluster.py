@@ -16,6 +16,7 @@ kernel says ENOSPC.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import ctypes
 import errno
@@ -138,6 +139,10 @@ class ChaosCluster:
             handle = NodeHandle(i, base / f"n{i}", base / f"n{i}.key", base / f"n{i}.log", clock)
             self.nodes.append(handle)
         self._disk_nodes = disk_nodes
+        # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so
+        # every node is forked by this one thread, which lives as long as the cluster
+        # (a node restarted by the nemesis thread would die with it otherwise).
+        self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spawner")
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -186,15 +191,19 @@ class ChaosCluster:
             env["LD_PRELOAD"] = str(self.clock_shim)
             env[ENV_FILE] = str(node.clock.path)
         node._ready = threading.Event()
-        with open(node.log_path, "ab") as logf:
-            node.proc = subprocess.Popen(
-                self.network.wrap(node.index, argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=logf,
-                env=env,
-                preexec_fn=_die_with_parent if _LIBC is not None else None,
-            )
+
+        def fork() -> subprocess.Popen[bytes]:
+            with open(node.log_path, "ab") as logf:
+                return subprocess.Popen(
+                    self.network.wrap(node.index, argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=logf,
+                    env=env,
+                    preexec_fn=_die_with_parent if _LIBC is not None else None,
+                )
+
+        node.proc = self._spawner.submit(fork).result()
         node.starts += 1
         node.paused = False
         threading.Thread(target=self._pump, args=(node, node.proc), daemon=True).start()
@@ -345,6 +354,7 @@ class ChaosCluster:
                 node.proc.wait(30)
             if node.proc.stdout is not None:
                 node.proc.stdout.close()
+        self._spawner.shutdown(wait=True)
         for node in self.nodes:
             if node.tmpfs is not None:
                 subprocess.run(["umount", "-l", str(node.tmpfs)], capture_output=True, check=False)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ class ChaosOptions:
     plots: bool = True
     loopback: bool = False
     sample_interval: float = 1.0
+    # A fixed schedule instead of a drawn one (scripted scenarios in simulations/).
+    schedule: list[Window] | None = None
+    # Register, counter, set, TTL, vector and claim keys; see WorkloadConfig.
+    workload: WorkloadConfig | None = None
+    # Called on a thread of its own with (cluster, run clock, stop event) while the
+    # run lasts, until convergence has been judged: scripted scenarios observe with it.
+    watcher: Callable[[ChaosCluster, Callable[[], float], threading.Event], None] | None = None
 
     def rerun_command(self) -> str:
         argv = [
@@ -283,16 +291,20 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
                 notes.append(f"clock faults off: {exc}")
                 faults.remove("clock")
         disk_nodes = (opts.seed % opts.nodes,) if "disk" in faults else ()
-        schedule = make_schedule(
-            opts.seed,
-            opts.nodes,
-            ScheduleConfig(
-                faults=tuple(faults),
-                duration=opts.duration,
-                fault_seconds=opts.fault_seconds,
-                gap_seconds=opts.gap_seconds,
-                disk_node=disk_nodes[0] if disk_nodes else None,
-            ),
+        schedule = (
+            opts.schedule
+            if opts.schedule is not None
+            else make_schedule(
+                opts.seed,
+                opts.nodes,
+                ScheduleConfig(
+                    faults=tuple(faults),
+                    duration=opts.duration,
+                    fault_seconds=opts.fault_seconds,
+                    gap_seconds=opts.gap_seconds,
+                    disk_node=disk_nodes[0] if disk_nodes else None,
+                ),
+            )
         )
         for note in notes:
             _say(f"note: {note}")
@@ -331,13 +343,19 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             lambda i: cluster.nodes[i].socket,
             opts.nodes,
             history,
-            WorkloadConfig(clients=opts.clients, rate=opts.rate),
+            opts.workload or WorkloadConfig(clients=opts.clients, rate=opts.rate),
             opts.seed,
             offered,
         )
         nemesis = Nemesis(cluster, schedule, clock, say=_say)
         sampler = Sampler(cluster, clock, opts.sample_interval)
         sampler.start()
+        watch_stop = threading.Event()
+        if opts.watcher is not None:
+            watcher = opts.watcher
+            threading.Thread(
+                target=lambda: watcher(cluster, clock, watch_stop), name="watcher", daemon=True
+            ).start()
         workload.start()
         nemesis.start()
         try:
@@ -351,6 +369,7 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             cluster, history, opts.converge_timeout, not_before=last_ttl + 2.0
         )
         sampler.stop()
+        watch_stop.set()
         checked_at = history.now()
         if converged is None or listings is None:
             violations = {"convergence": [f"not converged after {opts.converge_timeout:g}s", *why]}
@@ -435,6 +454,9 @@ def count_outcomes(history: History) -> dict[str, dict[str, int]]:
 
 def result_json(result: ChaosResult) -> dict[str, Any]:
     opts = asdict(result.options)
+    opts.pop("schedule", None)
+    opts.pop("watcher", None)
+    opts.pop("workload", None)
     opts["out"] = str(opts["out"])
     opts["node_config"] = str(opts["node_config"]) if opts["node_config"] else None
     return {
