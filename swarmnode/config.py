@@ -221,6 +221,8 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from None
     chosen = profile or data.get("profile") or env.get("SWARMNODE_PROFILE") or "lan"
     cfg = Config.for_profile(chosen)
     apply_mapping(cfg, data, origin=str(path))
