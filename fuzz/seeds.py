@@ -117,7 +117,8 @@ def main() -> int:
     save("config_file", (HERE.parent / "deploy" / "swarmnode.toml").read_bytes())
     save("config_file", b'profile = "local"\n[store]\ntombstone_grace = 10.0\n')
     print(
-        f"{len(grams)} datagrams, {len(records)} records, {len(entries)} entries, snapshot {len(snapshot)} bytes"
+        f"{len(grams)} datagrams, {len(records)} records, {len(entries)} entries, "
+        f"snapshot {len(snapshot)} bytes"
     )
     return 0
 

@@ -10,6 +10,7 @@ to what was packed.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -34,10 +35,8 @@ def check(data: bytes) -> None:
         lambda: L.names_of(key, L.unpack_record(value)),
     )
     for read in readers:
-        try:
+        with contextlib.suppress(DecodeError):
             read()
-        except DecodeError:
-            pass
     try:
         rec = L.unpack_record(value)
     except DecodeError:
