@@ -359,3 +359,29 @@ class ChaosCluster:
             if node.tmpfs is not None:
                 subprocess.run(["umount", "-l", str(node.tmpfs)], capture_output=True, check=False)
                 node.tmpfs = None
+
+
+def sweep_stale_mounts() -> list[str]:
+    """Unmount the tmpfs stores (and remove the directories) of harnesses that are gone.
+
+    A run's directory is /tmp/snch-*/ with the harness's pid in `harness.pid`.
+    """
+    removed: list[str] = []
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return removed
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3 or parts[2] != "tmpfs" or not parts[1].startswith("/tmp/snch-"):
+            continue
+        base = Path(parts[1]).parents[1]
+        try:
+            pid = int((base / "harness.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            subprocess.run(["umount", "-l", parts[1]], capture_output=True, check=False)
+            shutil.rmtree(base, ignore_errors=True)
+            removed.append(parts[1])
+    return removed

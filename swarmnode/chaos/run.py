@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shlex
 import shutil
 import signal
@@ -26,7 +27,7 @@ from typing import Any
 
 from swarmnode.chaos import oracles
 from swarmnode.chaos.clock import ClockUnavailable, build_shim
-from swarmnode.chaos.cluster import ChaosCluster
+from swarmnode.chaos.cluster import ChaosCluster, sweep_stale_mounts
 from swarmnode.chaos.history import FAIL, INFO, OK, History
 from swarmnode.chaos.nemesis import (
     FAULTS,
@@ -137,12 +138,16 @@ def choose_network(opts: ChaosOptions) -> tuple[Network, list[str]]:
     notes = []
     if not opts.loopback and have_root() and shutil.which("ip") and shutil.which("nft"):
         return BridgeNetwork(opts.nodes).create(), notes
-    if not opts.loopback:
-        why = "not root" if not have_root() else "`ip` or `nft` is missing"
-        notes.append(
-            f"{why}: nodes run on loopback addresses without network namespaces; "
-            "partition and disk faults are off, process, clock and key faults remain"
-        )
+    if opts.loopback:
+        why = "--loopback"
+    elif not have_root():
+        why = "not root"
+    else:
+        why = "`ip` or `nft` is missing"
+    notes.append(
+        f"{why}: nodes run on loopback addresses without network namespaces; "
+        "partition and disk faults are off, process, clock and key faults remain"
+    )
     return LoopbackNetwork(opts.nodes), notes
 
 
@@ -267,13 +272,23 @@ def _install_sigterm() -> Any:
     return None
 
 
+def _shield() -> None:
+    """Ignore SIGINT and SIGTERM while cleaning up: a second Ctrl-C (or `timeout`,
+    which signals the child and then its whole process group) must not cut the
+    cleanup short and leave namespaces and mounts behind."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def run_chaos(opts: ChaosOptions) -> ChaosResult:
     """The whole run; always cleans up what it made."""
     previous = _install_sigterm()
-    stale = sweep_stale()
+    stale = sweep_stale() + sweep_stale_mounts()
     if stale:
         _say(f"removed {len(stale)} namespaces and links left by earlier runs")
     base = Path(tempfile.mkdtemp(prefix="snch-", dir="/tmp"))
+    (base / "harness.pid").write_text(f"{os.getpid()}\n")
     opts.out.mkdir(parents=True, exist_ok=True)
     network: Network | None = None
     cluster: ChaosCluster | None = None
@@ -360,6 +375,9 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         nemesis.start()
         try:
             _progress(history, opts.duration)
+        except BaseException:
+            _shield()
+            raise
         finally:
             nemesis.stop()
             workload.stop()
@@ -402,6 +420,7 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         write_outputs(result, history)
         return result
     finally:
+        _shield()
         if history is not None:
             history.close()
         if cluster is not None:
@@ -412,8 +431,8 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             shutil.rmtree(base, ignore_errors=True)
         else:
             _say(f"kept the nodes' data and logs in {base}")
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _wait(check: Any, timeout: float) -> tuple[float | None, Any, Any]:
