@@ -31,7 +31,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from swarmnode.chaos.clock import ENV_FILE, NodeClock
 from swarmnode.chaos.network import Network
@@ -72,7 +71,6 @@ class NodeHandle:
     node_id: str | None = None
     socket: Path | None = None
     paused: bool = False
-    starts: int = 0
     tmpfs: Path | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
 
@@ -204,7 +202,6 @@ class ChaosCluster:
                 )
 
         node.proc = self._spawner.submit(fork).result()
-        node.starts += 1
         node.paused = False
         threading.Thread(target=self._pump, args=(node, node.proc), daemon=True).start()
 
@@ -330,9 +327,6 @@ class ChaosCluster:
 
     def node_ids(self) -> dict[str, int]:
         return {n.node_id: n.index for n in self.nodes if n.node_id}
-
-    def stats(self, i: int) -> dict[str, Any]:
-        return self.client(i).stats()
 
     def close(self) -> None:
         for client in list(self._clients.values()):

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -205,9 +204,3 @@ def write_outputs(result: ChaosResult, history: History) -> None:
             plot_resources(result.resources, out / "resources.png")
         except ImportError:
             pass
-
-
-def summary(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"median {statistics.median(values):.2f}, max {max(values):.2f}"

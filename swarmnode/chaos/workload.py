@@ -245,9 +245,6 @@ class Workload:
     def _draw(
         self, client: Client, kind: str, rng: random.Random, known: dict
     ) -> tuple[str, str | None, Any, Callable[[], Any], Callable[[Any], tuple[Any, dict]]]:
-        def stored(r: dict) -> tuple[Any, dict]:
-            return None, {"ts": r.get("ts")}
-
         if kind == "write":
             key = rng.choice(self.keys["r"] + self.keys["d"])
             v = self._fresh_value()
