@@ -176,7 +176,10 @@ def check_sets(history: History, final: Listing) -> list[str]:
     return out
 
 
-def check_ttl(history: History, final: Listing, checked_at: float) -> list[str]:
+def check_ttl(history: History, final: Listing, checked_at: float, slack: float = 1.0) -> list[str]:
+    """Keys whose every write has expired are gone. `slack` covers how far a node's
+    wall clock may have been off when it stamped a write (expiry follows the write's
+    HLC timestamp, so a write stamped by a clock running ahead expires that much later)."""
     out = []
     last: dict[str, float] = {}
     for op in history.of("put_ttl"):
@@ -184,7 +187,7 @@ def check_ttl(history: History, final: Listing, checked_at: float) -> list[str]:
             end = (op.completed or op.invoked) + op.value[1]
             last[op.key] = max(last.get(op.key, 0.0), end)
     for key, expires in sorted(last.items()):
-        if checked_at > expires + 1.0 and key in final:
+        if checked_at > expires + slack and key in final:
             out.append(f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired")
     return out
 
@@ -233,6 +236,7 @@ def check_all(
     history: History,
     listings: dict[int, dict[str, Listing]],
     checked_at: float,
+    ttl_slack: float = 1.0,
 ) -> dict[str, list[str]]:
     """Every history oracle over the final state (the first node's, once replicas agree)."""
     first = listings[min(listings)]
@@ -242,7 +246,7 @@ def check_all(
         "registers": check_registers(history, final),
         "counters": check_counters(history, final),
         "sets": check_sets(history, final),
-        "ttl": check_ttl(history, final, checked_at),
+        "ttl": check_ttl(history, final, checked_at, ttl_slack),
         "vectors": check_vectors(history, {n: per.get(VEC_NS, {}) for n, per in listings.items()}),
         "internal_errors": check_internal_errors(history),
     }

@@ -382,9 +382,10 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             nemesis.stop()
             workload.stop()
         _say(f"t={history.now():7.1f} faults over, clients stopped; waiting for convergence")
+        ttl_slack = 1.0 + (ScheduleConfig().clock_jump[1] if "clock" in faults else 0.0)
         last_ttl = max((op.invoked + op.value[1] for op in history.of("put_ttl")), default=0.0)
         converged, listings, why = wait_converged(
-            cluster, history, opts.converge_timeout, not_before=last_ttl + 2.0
+            cluster, history, opts.converge_timeout, not_before=last_ttl + ttl_slack + 1.0
         )
         sampler.stop()
         watch_stop.set()
@@ -392,9 +393,9 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
         if converged is None or listings is None:
             violations = {"convergence": [f"not converged after {opts.converge_timeout:g}s", *why]}
             if listings is not None:
-                violations |= oracles.check_all(history, listings, checked_at)
+                violations |= oracles.check_all(history, listings, checked_at, ttl_slack)
         else:
-            violations = oracles.check_all(history, listings, checked_at)
+            violations = oracles.check_all(history, listings, checked_at, ttl_slack)
         history.close()
         result = ChaosResult(
             options=opts,
