@@ -62,3 +62,53 @@ def test_a_short_run_with_a_kill_and_a_partition_passes_every_oracle(tmp_path: P
     ok = {e["f"] for e in events if e["type"] == "ok"}
     assert {"read", "write", "incr", "sadd", "vput"} <= ok
     assert _leftovers() == []
+
+
+@pytest.mark.skipif(not have_root(), reason="namespaces and mounts need root")
+@pytest.mark.timeout(300)
+def test_ctrl_c_twice_mid_run_still_removes_everything(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "swarmnode.chaos",
+            "--nodes",
+            "3",
+            "--duration",
+            "120",
+            "--nemesis",
+            "kill,disk,pause",
+            "--out",
+            str(tmp_path),
+            "--no-plots",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "ok," in line:  # the first progress line: nodes up, clients running
+            break
+    pid = proc.pid
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.kill(pid, signal.SIGINT)  # a second Ctrl-C while it cleans up
+    rest = proc.stderr.read()
+    assert proc.wait(120) == 130, rest
+    assert "everything the run made has been removed" in rest
+    tag = f"{PREFIX}{pid}"
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert tag not in namespaces
+    assert tag not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    bases = [p for p in Path("/tmp").glob("snch-*") if (p / "harness.pid").exists()]
+    assert not any((p / "harness.pid").read_text().strip() == str(pid) for p in bases)
+    assert "/tmp/snch-" not in "".join(
+        line for line in Path("/proc/mounts").read_text().splitlines(True) if str(pid) in line
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ def test_windows_never_overlap_and_end_within_the_run() -> None:
     for seed in range(50):
         windows = make_schedule(seed, 5, ScheduleConfig(duration=120.0))
         assert all(w.end <= 120.0 for w in windows)
-        assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(windows))
         assert {w.fault for w in windows} <= set(FAULTS)
 
 
