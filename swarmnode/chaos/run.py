@@ -305,11 +305,14 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             except ClockUnavailable as exc:
                 notes.append(f"clock faults off: {exc}")
                 faults.remove("clock")
-        disk_nodes = (opts.seed % opts.nodes,) if "disk" in faults else ()
-        schedule = (
-            opts.schedule
-            if opts.schedule is not None
-            else make_schedule(
+        if opts.schedule is not None:
+            schedule = [w for w in opts.schedule if w.fault in faults]
+            if len(schedule) < len(opts.schedule):
+                notes.append("fault windows this machine cannot apply were left out")
+            disk_nodes = tuple(sorted({w.params["node"] for w in schedule if w.fault == "disk"}))
+        else:
+            disk_nodes = (opts.seed % opts.nodes,) if "disk" in faults else ()
+            schedule = make_schedule(
                 opts.seed,
                 opts.nodes,
                 ScheduleConfig(
@@ -320,7 +323,6 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
                     disk_node=disk_nodes[0] if disk_nodes else None,
                 ),
             )
-        )
         for note in notes:
             _say(f"note: {note}")
         config_toml = opts.node_config.read_text() if opts.node_config else ""
