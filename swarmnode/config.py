@@ -138,6 +138,8 @@ def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> Address:
     """`HOST:PORT`, `HOST` or `[v6]:PORT` to (host, port); hosts must be IP literals."""
     import ipaddress
 
+    if not isinstance(text, str):
+        raise ConfigError(f"{text!r}: an address is a string, HOST:PORT")
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -161,11 +163,63 @@ def parse_address(text: str, *, default_port: int = DEFAULT_PORT) -> Address:
     return host, port
 
 
+def _kind_of(default: Any) -> str | None:
+    """What a setting's default says its values must be (None: not checked here)."""
+    for kind, types in (("true or false", bool), ("an integer", int), ("a number", float)):
+        if isinstance(default, types):
+            return kind
+    return "a string" if isinstance(default, str) else None
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    """TOML gives exact types; a number setting takes an integer too, nothing takes a bool
+    in place of a number (`True` is an int in Python)."""
+    if kind == "true or false":
+        return type(value) is bool
+    if kind == "an integer":
+        return type(value) is int
+    if kind == "a number":
+        return type(value) in (int, float)
+    return isinstance(value, str)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"expected a path, not {type(value).__name__} {value!r}")
+    return Path(value).expanduser().resolve()
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected true or false, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _addresses(value: Any) -> list[Address]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of HOST:PORT strings, not {type(value).__name__}")
+    return [parse_address(x) for x in value]
+
+
 def _section(cls: type, current: Any, values: dict[str, Any], name: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"[{name}]: unknown setting(s) {', '.join(unknown)}")
+    for key, value in values.items():
+        wanted = _kind_of(known[key].default)
+        if wanted is not None and not _is_kind(value, wanted):
+            raise ConfigError(
+                f"[{name}] {key}: expected {wanted}, not {type(value).__name__} {value!r}"
+            )
     try:
         return dataclasses.replace(current, **values)
     except (TypeError, ValueError) as exc:
@@ -182,15 +236,15 @@ def apply_mapping(cfg: Config, data: dict[str, Any], *, origin: str) -> Config:
                 raise ConfigError(f"{origin}: [{name}] must be a table")
             setattr(cfg, name, _section(cls, getattr(cfg, name), section, name))
     simple = {
-        "data_dir": lambda v: Path(v).expanduser().resolve(),
-        "socket": lambda v: Path(v).expanduser().resolve(),
+        "data_dir": _path,
+        "socket": _path,
         "bind": parse_address,
-        "join": lambda v: [parse_address(x) for x in ([v] if isinstance(v, str) else v)],
-        "node_id": str,
-        "cluster_key_file": lambda v: Path(v).expanduser().resolve(),
-        "insecure": bool,
-        "log_level": str,
-        "log_format": str,
+        "join": _addresses,
+        "node_id": _text,
+        "cluster_key_file": _path,
+        "insecure": _flag,
+        "log_level": _text,
+        "log_format": _text,
     }
     for key, value in data.items():
         if key == "profile":
