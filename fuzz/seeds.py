@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import lmdb
+
 from swarmnode.api.framing import encode_request
 from swarmnode.config import Config
 from swarmnode.sim import network as simnet
@@ -91,8 +93,18 @@ def store_material() -> tuple[list[bytes], list[bytes], bytes]:
                     if name == "entries":
                         entries.append(L.unpack_record(bytes(v)).header)
         snap = store.snapshot("seed", work / "snaps")
-        data = (snap / "data.mdb").read_bytes()
         store.close()
+        env = lmdb.open(str(snap), readonly=True, lock=False, max_dbs=len(L.DB_NAMES) + 1)
+        recs = []
+        with env.begin() as txn:
+            for db, name in enumerate((b"entries", b"members")):
+                for k, v in txn.cursor(db=env.open_db(name, txn=txn, create=False)):
+                    if len(k) < 256 and len(v) < 65536:
+                        recs.append((db, bytes(k), bytes(v)))
+        env.close()
+        data = b"".join(
+            bytes([db, len(k)]) + len(v).to_bytes(2, "big") + k + v for db, k, v in recs
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return records, entries, data
@@ -118,7 +130,7 @@ def main() -> int:
     save("config_file", b'profile = "local"\n[store]\ntombstone_grace = 10.0\n')
     print(
         f"{len(grams)} datagrams, {len(records)} records, {len(entries)} entries, "
-        f"snapshot {len(snapshot)} bytes"
+        f"snapshot records {len(snapshot)} bytes"
     )
     return 0
 

@@ -192,7 +192,10 @@ def _text(value: Any) -> str:
 def _path(value: Any) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise TypeError(f"expected a path, not {type(value).__name__} {value!r}")
-    return Path(value).expanduser().resolve()
+    try:
+        return Path(value).expanduser().resolve()
+    except RuntimeError as exc:  # `~user` of no such user, or no home directory at all
+        raise ValueError(f"{value}: {exc}") from None
 
 
 def _flag(value: Any) -> bool:

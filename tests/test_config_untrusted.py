@@ -36,6 +36,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path: Path) -> Non
         ('[store]\nmax_value_bytes = "x"', "max_value_bytes"),
         ("[store]\nmax_value_bytes = true", "max_value_bytes"),
         ('[membership]\nprobe_interval = "a"', "probe_interval"),
+        ('socket = "~no-such-user-here/s.sock"', "socket"),  # RuntimeError escaped
     ],
 )
 def test_a_setting_of_the_wrong_type_is_refused_by_name(

@@ -1,9 +1,11 @@
-"""A damaged snapshot file is reported as such (Unavailable naming it), never a raw LMDB error.
+"""A damaged snapshot file is reported as such (Unavailable naming it), never a crash.
 
-Found by fuzz/snapshot_file.py: a snapshot whose pages were garbled made
-`SnapshotReader` raise lmdb.CorruptedError from `open_db`, which `restore`
-does not expect. `restore` takes snapshots from disk, where bytes rot and
-files get copied in from elsewhere.
+Found by fuzzing snapshot files byte by byte: garbled pages made
+`SnapshotReader` raise lmdb.CorruptedError from `open_db`; a data.mdb cut
+short, and (data/sigbus_snapshot.mdb) one whose page holds a node offset
+past the end of the file, made LMDB read beyond the mapped file, and the
+process died of SIGBUS. `restore` takes snapshots from disk, where bytes
+rot and files get copied in from elsewhere; it must not take the node down.
 """
 
 from __future__ import annotations
@@ -30,9 +32,20 @@ def snapshot(tmp_path: Path) -> Path:
     return path
 
 
+DATA = Path(__file__).resolve().parent / "data"
+
+
 def read_all(path: Path) -> int:
     with SnapshotReader(path) as reader:
         return sum(1 for _ in reader.entries_of())
+
+
+def test_a_page_that_makes_lmdb_read_past_the_file_is_unavailable_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "data.mdb").write_bytes((DATA / "sigbus_snapshot.mdb").read_bytes())
+    with pytest.raises(Unavailable, match="damaged"):
+        read_all(tmp_path)
 
 
 def test_an_intact_snapshot_reads_in_full(snapshot: Path) -> None:
