@@ -39,13 +39,13 @@ RESULTS_MD = HERE / "RESULTS.md"
 
 # target -> (max input length, peak allocation cap in bytes for one input, why)
 TARGETS: dict[str, tuple[int, int, str]] = {
-    "client_frames": (8192, 1 << 20, "frames over max_frame are refused unread"),
+    "client_frames": (4096, 1 << 20, "frames over max_frame are refused unread"),
     "gossip_datagram": (1400, 1 << 20, "one datagram is at most 1400 bytes"),
     "envelope": (1400, 1 << 20, "one datagram is at most 1400 bytes"),
     "stream_frames": (256, 1 << 20, "the header and hello are tiny"),
     "stored_records": (2048, 1 << 20, "records are read one at a time"),
-    "entry_codec": (8192, 4 << 20, "container sizes are bounded by the input"),
-    "config_file": (8192, 4 << 20, "an operator's file"),
+    "entry_codec": (4096, 4 << 20, "container sizes are bounded by the input"),
+    "config_file": (4096, 4 << 20, "an operator's file"),
     "snapshot_file": (65536, 16 << 20, "LMDB maps the file; only its pages are read"),
 }
 _DONE = re.compile(r"Done (\d+) (?:runs )?in (\d+) second")
@@ -223,6 +223,25 @@ def render(results: dict) -> str:
                 f"| {target} | {a['inputs']:,} | {a['peak_bytes']:,} B | {a['at_input_len']} | "
                 f"{a['cap']:,} B ({TARGETS[target][2]}) | "
                 f"{'yes' if a['peak_bytes'] <= a['cap'] else '**no**'} |"
+            )
+    live = results.get("live", [])
+    if live:
+        lines += [
+            "",
+            "## Live node (`python fuzz/live_node.py --count N --record`)",
+            "",
+            "| inputs | seed | client frames | datagrams | stream | acked writes | lost "
+            "| RSS start / max MiB | phantom members | errors logged | verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in live:
+            members = r.get("members", {})
+            lines.append(
+                f"| {r['count']:,} | {r['seed']} | {r['sent']['client']:,} | "
+                f"{r['sent']['datagram']:,} | {r['sent']['stream']:,} | {r['acked_writes']} | "
+                f"{len(r['lost'])} | {r['rss_start_mib']} / {r['rss_max_mib']} | "
+                f"{sum(members.values()) - 1 if members else '-'} | {len(r['log_errors'])} | "
+                f"{'ok' if r['ok'] else '**failed**'} |"
             )
     extra = results.get("notes", [])
     if extra:

@@ -54,6 +54,7 @@ def _reading(fn: Callable[P, T]) -> Callable[P, T]:
 
     return read
 
+
 DB_NAMES = ("meta", "entries", "members", "due", "merkle", "changes")
 SEP = b"\x00"
 DIGEST_SIZE = 16
