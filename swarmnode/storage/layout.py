@@ -28,11 +28,32 @@ with its set members left out (the header).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, ParamSpec, TypeVar
 
-from swarmnode.errors import BadRequest, TooLarge
+from swarmnode.errors import BadRequest, DecodeError, TooLarge
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _reading(fn: Callable[P, T]) -> Callable[P, T]:
+    """Bytes read back from LMDB can be damaged (a bad disk, a hostile snapshot):
+    a reader raises DecodeError for them, like every other decoder, never
+    struct.error or UnicodeDecodeError from deep inside."""
+
+    @functools.wraps(fn)
+    def read(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise DecodeError(f"corrupt stored record ({fn.__name__}: {exc})") from None
+
+    return read
+
 
 DB_NAMES = ("meta", "entries", "members", "due", "merkle", "changes")
 SEP = b"\x00"
@@ -68,6 +89,7 @@ def encode_name(name: str) -> bytes:
     return name.encode("utf-8", "surrogatepass")
 
 
+@_reading
 def decode_name(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogatepass")
 
@@ -106,11 +128,13 @@ def full_entry_key(ns: str, key: str) -> bytes:
     return ns.encode() + SEP + encode_name(key)
 
 
+@_reading
 def split_full_key(raw: bytes) -> tuple[str, str]:
     ns, _, key = raw.partition(SEP)
     return ns.decode(), decode_name(key)
 
 
+@_reading
 def names_of(ekey: bytes, rec: Record) -> tuple[str, str]:
     """(namespace, key) of an entry from its LMDB key and record."""
     ns, _, part = ekey.partition(SEP)
@@ -143,6 +167,7 @@ def pack_member(member: str, dots: bytes) -> bytes:
     return SEP + _U16.pack(len(raw)) + raw + dots
 
 
+@_reading
 def unpack_member(mkey: bytes, value: bytes) -> tuple[str, bytes]:
     """(member, encoded dots) of a member record."""
     if value[:1] == SEP:
@@ -155,6 +180,7 @@ def due_key(due_ms: int, ekey: bytes) -> bytes:
     return _BE64.pack(due_ms) + ekey
 
 
+@_reading
 def split_due_key(dkey: bytes) -> tuple[int, bytes]:
     return _BE64.unpack_from(dkey)[0], dkey[8:]
 
@@ -168,6 +194,7 @@ def merkle_value(key: str, digest: bytes) -> bytes:
     return digest if len(raw) <= KEY_INLINE else digest + raw
 
 
+@_reading
 def unpack_merkle(mkey: bytes, value: bytes, prefix_len: int) -> tuple[int, str, bytes]:
     """(leaf, key, digest) of a Merkle index record; `prefix_len` is len(ns_prefix)."""
     leaf = _BE32.unpack_from(mkey, prefix_len)[0]
@@ -184,6 +211,7 @@ def seq_key(seq: int) -> bytes:
     return _BE64.pack(seq)
 
 
+@_reading
 def seq_from_key(k: bytes) -> int:
     return _BE64.unpack(k)[0]
 
@@ -203,6 +231,7 @@ def pack_record(
     return _RECORD_HEAD.pack(digest, mxor, due_ms, flags) + header
 
 
+@_reading
 def unpack_record(rec: bytes) -> Record:
     digest, mxor, due_ms, flags = _RECORD_HEAD.unpack_from(rec)
     at = RECORD_HEAD_SIZE

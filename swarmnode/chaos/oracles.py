@@ -1,0 +1,252 @@
+"""What must hold once the faults are healed, judged from the history and the nodes' answers.
+
+The same questions as the simulator's oracles (`swarmnode/sim/oracles.py`),
+asked of real processes through their client sockets instead of their
+in-memory stores:
+
+- replicas identical: every node lists the same entries (key, kind, HLC
+  timestamp, expiry, value) in every namespace of the run;
+- membership settled: every node sees every node alive;
+- registers: no acknowledged write is lost. For keys only written (`r*`),
+  the final register is the acknowledged write with the highest timestamp,
+  or a later write whose outcome was unknown; never an older one, never a
+  value nobody wrote. Keys that are also deleted (`d*`) may end absent only
+  if a delete was issued. No read ever returned the value of a write that
+  certainly failed;
+- counters: the value is every acknowledged increment plus some subset of
+  the unknown ones;
+- sets (add-wins): a member whose acknowledged add no remove could have
+  observed (no remove ended after the add began) is present; a member each
+  of whose adds was acknowledged and later removed on the same node (where
+  the remove must have observed it) is absent;
+- TTLs: a key whose writes all expired is gone on every node;
+- vectors: every acknowledged vector is listed and found by a vector search
+  on every node;
+- no operation failed with `internal` (a bug in the node).
+
+Unknown outcomes (`info`) are never counted against the system: each check
+allows them to have happened or not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from swarmnode.chaos.history import FAIL, INFO, OK, History, Op
+from swarmnode.chaos.workload import NS, VEC_NS
+
+Listing = dict[str, dict[str, Any]]
+
+
+def _done(op: Op) -> bool:
+    return op.type in (OK, INFO)
+
+
+def written_value(op: Op) -> Any:
+    if op.f == "write":
+        return op.value
+    if op.f == "cas":
+        return op.value[1]
+    return None
+
+
+def check_registers(history: History, final: Listing) -> list[str]:
+    out: list[str] = []
+    writes: dict[str, list[Op]] = defaultdict(list)
+    deletes: dict[str, list[Op]] = defaultdict(list)
+    for op in history.of("write", "cas"):
+        writes[op.key].append(op)
+    for op in history.of("delete"):
+        deletes[op.key].append(op)
+    failed_values = {written_value(op) for ops in writes.values() for op in ops if op.type == FAIL}
+    done_values = {written_value(op) for ops in writes.values() for op in ops if _done(op)}
+    for op in history.of("read"):
+        if op.type == OK and op.result is not None:
+            if op.result in failed_values and op.result not in done_values:
+                out.append(f"read of {op.key} returned {op.result!r}, the value of a failed write")
+            elif op.result not in done_values:
+                out.append(f"read of {op.key} returned {op.result!r}, which no write wrote")
+    for key in sorted(set(writes) | set(deletes)):
+        out.extend(_check_register(key, writes[key], deletes[key], final.get(key)))
+    return out
+
+
+def _check_register(key: str, writes: list[Op], deletes: list[Op], item: Any) -> list[str]:
+    acked = [op for op in writes if op.type == OK and op.detail.get("ts") is not None]
+    unknown = {written_value(op) for op in writes if op.type == INFO}
+    top = max(acked, key=lambda op: op.detail["ts"]) if acked else None
+    if item is None:
+        if top is not None and not any(_done(d) for d in deletes):
+            return [
+                f"register {key}: absent, but write of {written_value(top)!r} "
+                f"(ts {top.detail['ts']}) was acknowledged and nothing deleted it"
+            ]
+        return []
+    ts, value = item.get("ts"), item.get("value")
+    if top is None:
+        if value not in unknown:
+            return [f"register {key}: holds {value!r}, which no write could have written"]
+        return []
+    top_ts = top.detail["ts"]
+    if ts < top_ts:
+        return [
+            f"register {key}: holds {value!r} at ts {ts}, older than the acknowledged "
+            f"write of {written_value(top)!r} at ts {top_ts} (lost)"
+        ]
+    if ts == top_ts:
+        same = {written_value(op) for op in acked if op.detail["ts"] == ts}
+        if value not in same:
+            return [
+                f"register {key}: holds {value!r} at ts {ts}; the write at that ts wrote {same}"
+            ]
+        return []
+    if value not in unknown:
+        return [
+            f"register {key}: holds {value!r} at ts {ts}, newer than every acknowledged write, "
+            "but no write of unknown outcome wrote it"
+        ]
+    return []
+
+
+def subset_sums(values: Iterable[int]) -> set[int]:
+    sums = {0}
+    for v in values:
+        sums |= {s + v for s in sums}
+    return sums
+
+
+def check_counters(history: History, final: Listing) -> list[str]:
+    out = []
+    by_key: dict[str, list[Op]] = defaultdict(list)
+    for op in history.of("incr"):
+        by_key[op.key].append(op)
+    for key, ops in sorted(by_key.items()):
+        acked = sum(op.value for op in ops if op.type == OK)
+        unknown = [op.value for op in ops if op.type == INFO]
+        item = final.get(key)
+        value = item.get("value") if item else 0
+        extra = value - acked
+        if len(unknown) <= 20:
+            possible = extra in subset_sums(unknown)
+        else:
+            possible = 0 <= extra <= sum(unknown)
+        if not possible:
+            out.append(
+                f"counter {key}: {value}, acknowledged increments sum to {acked} and "
+                f"{len(unknown)} unknown ones ({sum(unknown)} in all) cannot make up {extra}"
+            )
+    return out
+
+
+def check_sets(history: History, final: Listing) -> list[str]:
+    out = []
+    ops_of: dict[tuple[str, str], list[Op]] = defaultdict(list)
+    for op in history.of("sadd", "srem"):
+        ops_of[(op.key, op.value)].append(op)
+    for (key, member), ops in sorted(ops_of.items()):
+        item = final.get(key)
+        members = set(item.get("value") or []) if item else set()
+        adds = [op for op in ops if op.f == "sadd" and _done(op)]
+        rems = [op for op in ops if op.f == "srem" and _done(op)]
+
+        def observed_by_no_remove(add: Op, rems: list[Op] = rems) -> bool:
+            return all(
+                r.type == OK and r.completed is not None and r.completed <= add.invoked
+                for r in rems
+            )
+
+        def removed_on_its_node(add: Op, rems: list[Op] = rems) -> bool:
+            return add.type == OK and any(
+                r.type == OK and r.node == add.node and r.invoked > (add.completed or math.inf)
+                for r in rems
+            )
+
+        must = [a for a in adds if a.type == OK and observed_by_no_remove(a)]
+        if must and member not in members:
+            out.append(
+                f"set {key}: {member} is missing, but its add at t={must[0].invoked:.2f} "
+                "was acknowledged and no remove could have seen it"
+            )
+        gone = not adds or all(removed_on_its_node(a) for a in adds)
+        if gone and member in members:
+            out.append(f"set {key}: {member} is present, but every add of it was removed")
+    return out
+
+
+def check_ttl(history: History, final: Listing, checked_at: float, slack: float = 1.0) -> list[str]:
+    """Keys whose every write has expired are gone. `slack` covers how far a node's
+    wall clock may have been off when it stamped a write (expiry follows the write's
+    HLC timestamp, so a write stamped by a clock running ahead expires that much later)."""
+    out = []
+    last: dict[str, float] = {}
+    for op in history.of("put_ttl"):
+        if op.type != FAIL:
+            end = (op.completed or op.invoked) + op.value[1]
+            last[op.key] = max(last.get(op.key, 0.0), end)
+    for key, expires in sorted(last.items()):
+        if checked_at > expires + slack and key in final:
+            out.append(f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired")
+    return out
+
+
+def check_vectors(history: History, listings: dict[int, Listing]) -> list[str]:
+    out = []
+    acked = [op for op in history.of("vput") if op.type == OK]
+    for node, listing in sorted(listings.items()):
+        missing = [op.key for op in acked if op.key not in listing]
+        if missing:
+            out.append(
+                f"node {node}: {len(missing)} acknowledged vectors missing, e.g. {missing[:5]}"
+            )
+    return out
+
+
+def check_internal_errors(history: History) -> list[str]:
+    bad = [op for op in history.ops if op.error and op.error.startswith("internal")]
+    return [f"{op.f} {op.key} on node {op.node} failed: {op.error}" for op in bad[:20]]
+
+
+def compare_replicas(listings: dict[int, dict[str, Listing]]) -> list[str]:
+    """Every node's listing of every namespace equals the first node's."""
+    out = []
+    nodes = sorted(listings)
+    if not nodes:
+        return out
+    ref = nodes[0]
+    for ns in sorted({ns for per in listings.values() for ns in per}):
+        base = listings[ref].get(ns, {})
+        for n in nodes[1:]:
+            mine = listings[n].get(ns, {})
+            if mine == base:
+                continue
+            keys = sorted(set(mine) | set(base))
+            diff = [k for k in keys if mine.get(k) != base.get(k)]
+            k = diff[0]
+            out.append(
+                f"{ns}: node {n} and node {ref} differ on {len(diff)} keys, e.g. {k}: "
+                f"{mine.get(k)!r} vs {base.get(k)!r}"
+            )
+    return out
+
+
+def check_all(
+    history: History,
+    listings: dict[int, dict[str, Listing]],
+    checked_at: float,
+    ttl_slack: float = 1.0,
+) -> dict[str, list[str]]:
+    """Every history oracle over the final state (the first node's, once replicas agree)."""
+    first = listings[min(listings)]
+    final = first.get(NS, {})
+    return {
+        "replicas": compare_replicas(listings),
+        "registers": check_registers(history, final),
+        "counters": check_counters(history, final),
+        "sets": check_sets(history, final),
+        "ttl": check_ttl(history, final, checked_at, ttl_slack),
+        "vectors": check_vectors(history, {n: per.get(VEC_NS, {}) for n, per in listings.items()}),
+        "internal_errors": check_internal_errors(history),
+    }
