@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Sealed envelopes: what a keyed node does with a packet before anything is decrypted.
 
-The input is a packet as it arrives. Must hold: `open_envelope` returns
-bytes or raises `DecodeError` (`AuthenticationError` for trust failures)
-and nothing else, with and without a keyring; a packet sealed under the
-ring's key opens to its payload, and any single flipped byte of it is refused.
+The input is a packet as it arrives. Must hold: `open_envelope` returns what
+it opened (payload, sender's stamp, nonce) or raises `DecodeError`
+(`AuthenticationError` for trust failures) and nothing else, with and without
+a keyring; a packet sealed under the ring's key opens to its payload, and any
+single flipped byte of it is refused.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def check(data: bytes) -> None:
             out = open_envelope(data, ring)
         except DecodeError:
             continue
-        assert isinstance(out, bytes)
+        assert isinstance(out.payload, bytes)
     sealed = seal_envelope(data, RING, nonce_source=lambda n: bytes(n))
-    assert open_envelope(sealed, RING) == data
+    assert open_envelope(sealed, RING).payload == data
     if data:
         at = data[0] % len(sealed)
         tampered = bytearray(sealed)

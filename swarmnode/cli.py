@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from swarmnode import __version__
+from swarmnode import __version__, health
 from swarmnode.cli_ops import add_commands
 from swarmnode.errors import SwarmError
 
@@ -439,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(func=None)
     add_commands(sub, common, nested)
+    sp = sub.add_parser(
+        "health", help="exit 0 if the node serves and has caught up with its peers"
+    )
+    health.add_arguments(sp)
+    sp.set_defaults(func=health.run)
     sp = sub.add_parser("watch", help="stream changes", parents=[common])
     sp.add_argument("--ns")
     sp.add_argument("--prefix")

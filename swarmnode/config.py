@@ -303,7 +303,10 @@ def _path(key: str) -> Callable[[Any], Path]:
             value = os.fspath(value)
         if type(value) is not str or not value:
             raise refuse(None, key, value, f"must be a non-empty path, not {kind_of(value)}")
-        return Path(value).expanduser().resolve()
+        try:
+            return Path(value).expanduser().resolve()
+        except (RuntimeError, OSError) as exc:
+            raise refuse(None, key, value, f"is not a usable path ({exc})") from None
 
     return convert
 
@@ -456,7 +459,9 @@ def load_config(
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {exc}") from None
+        except OSError as exc:
             raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None

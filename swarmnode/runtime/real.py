@@ -28,6 +28,7 @@ from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.resp import RespServer
+from swarmnode.runtime import sdnotify
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.sansio import Address, Message
@@ -174,6 +175,7 @@ class NodeProcess:
             flush=True,
         )
         self._announce_extras()
+        sdnotify.ready(f"node {node.node_id} gossip {host}:{port}")
         self.ready.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -210,11 +212,14 @@ class NodeProcess:
         if path is None or self.endpoint is None:
             log.warning("event=key_reload_skipped reason=no_cluster_key_file")
             return
+        sdnotify.reloading()
         try:
             self.endpoint.reload_keyring(Keyring.from_file(path))
         except (OSError, ValueError) as exc:
             log.error("event=key_reload_failed path=%s error=%s", path, exc)
             return
+        finally:
+            sdnotify.ready()
         log.info("event=key_reloaded path=%s", path)
 
     def _committed(self, committed: Any) -> None:
@@ -230,6 +235,7 @@ class NodeProcess:
         return self.resp.stats_extras() if self.resp else {}
 
     async def _shutdown(self) -> None:
+        sdnotify.stopping()
         log.info("event=stopping")
         if self.host is not None and self.endpoint is not None:
             self.host.leave()

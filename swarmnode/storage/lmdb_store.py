@@ -79,6 +79,9 @@ class Store:
         self.leaf_bits = leaf_bits
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_file = self._acquire_lock()
+        # LMDB would create the directory with the file mode (0600): no search bit, so no
+        # user but root could open it again.
+        (self.path / "store").mkdir(mode=0o700, exist_ok=True)
         try:
             self.env = lmdb.open(
                 str(self.path / "store"),

@@ -2,11 +2,10 @@
 
 Every other test runs as root, which opens any directory whatever its mode,
 so they cannot see this: LMDB creates the store directory with the file
-mode it is given (0600, no search bit), after which a non-root owner cannot
-open its own store ("cannot open store ... Permission denied"). Found while
-running the container image as uid 10001. The fix belongs in
-`storage/lmdb_store.py` (create `<data dir>/store` with mode 0700 before
-`lmdb.open`); until then this test is an expected failure.
+mode it is given (0600, no search bit), after which a non-root owner could
+not open its own store ("cannot open store ... Permission denied"). Found
+while running the container image as uid 10001; the store now creates the
+directory with mode 0700 itself.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ setpriv = shutil.which("setpriv")
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or setpriv is None, reason="needs root and setpriv")
-@pytest.mark.xfail(strict=True, reason="lmdb_store creates store/ with mode 0600 (see docstring)")
 def test_a_node_started_as_an_ordinary_user_on_a_fresh_directory_serves() -> None:
     base = Path(tempfile.mkdtemp(prefix="snnr-", dir="/tmp"))
     os.chown(base, NOBODY, NOBODY)
