@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from swarmnode.replication.dissemination import MSG_DELTAS
 from swarmnode.sansio import Address, Message
 from swarmnode.transport.envelope import SEALED_OVERHEAD
 from swarmnode.transport.packing import pack_messages, unpack_datagram
@@ -68,9 +69,8 @@ class LinkProfile:
     reorder: float = 0.0
     reorder_delay: float = 0.02
     # Share of datagrams delivered once more `late_delay` seconds later: a duplicate the
-    # network held back. Later than the tombstone grace it tests the store's causal
-    # horizon (the real transport's replay window would already drop it; the simulated
-    # network carries no envelope, so here the store is the only line of defence).
+    # network held back. Only its gossip deltas are delivered (see `_arrive_late`): later
+    # than the tombstone grace they test the store's causal horizon.
     late_duplicate: float = 0.0
     late_delay: float = 0.0
 
@@ -201,7 +201,7 @@ class Network:
             if profile.late_duplicate and rng.random() < profile.late_duplicate:
                 stats.late_duplicates += 1
                 late = profile.late_delay + profile.latency.sample(rng)
-                self._call_later(late, self._arrive, src, dst, payload)
+                self._call_later(late, self._arrive_late, src, dst, payload)
         for payload in packing.streamed:
             size = len(payload) + SEALED_OVERHEAD
             stats.streamed += 1
@@ -211,7 +211,21 @@ class Network:
                 continue
             self._call_later(profile.latency.sample(rng), self._arrive, src, dst, payload)
 
+    def _arrive_late(self, src: Address, dst: Address, payload: bytes) -> None:
+        """A late copy: only its gossip deltas get through. The real transport drops every
+        datagram older than its replay window; the deltas are let through here on purpose,
+        so that the store's causal horizon, the last line of defence, is what is tested."""
+        messages = [m for m in unpack_datagram(payload) if m.get("t") == MSG_DELTAS]
+        if messages:
+            self._deliver_messages(src, dst, messages)
+
     def _arrive(self, src: Address, dst: Address, payload: bytes) -> None:
+        if not self.connected(src, dst):
+            self.stats.dropped_cut += 1
+            return
+        self._deliver_messages(src, dst, unpack_datagram(payload))
+
+    def _deliver_messages(self, src: Address, dst: Address, messages: list[Message]) -> None:
         if not self.connected(src, dst):
             self.stats.dropped_cut += 1
             return
@@ -219,7 +233,6 @@ class Network:
         if handler is None:
             self.stats.dropped_down += 1
             return
-        messages = unpack_datagram(payload)
         self.stats.delivered_messages += len(messages)
         for msg in messages:
             handler(src, msg)
