@@ -171,7 +171,7 @@ def test_cas_and_claims_stay_linearizable_and_exclusive_through_a_kill_and_resta
     for asked, returned, owner, token in grants:
         firsts.setdefault(token, (asked, returned, owner))
     ordered = sorted(firsts.items())
-    for (token, (asked, _, owner)), (later, (_, returned, later_owner)) in itertools.pairwise(
+    for (_, (asked, _, owner)), (_, (_, returned, later_owner)) in itertools.pairwise(
         ordered
     ):
         if later_owner != owner:
