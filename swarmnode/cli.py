@@ -439,9 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(func=None)
     add_commands(sub, common, nested)
-    sp = sub.add_parser(
-        "health", help="exit 0 if the node serves and has caught up with its peers"
-    )
+    sp = sub.add_parser("health", help="exit 0 if the node serves and has caught up with its peers")
     health.add_arguments(sp)
     sp.set_defaults(func=health.run)
     sp = sub.add_parser("watch", help="stream changes", parents=[common])

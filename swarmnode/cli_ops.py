@@ -54,6 +54,9 @@ def add_arguments(sp: argparse.ArgumentParser, spec: OpSpec) -> None:
             kwargs["type"] = float
         elif arg.kind == "enum":
             kwargs["choices"] = list(arg.choices)
+        elif arg.kind == "replicas":
+            kwargs["type"] = replicas_arg
+            kwargs["metavar"] = "R|all"
         if arg.cli in ("positional", "optional", "many"):
             if arg.cli == "optional":
                 kwargs["nargs"] = "?"
@@ -87,6 +90,16 @@ def request_args(spec: OpSpec, ns: argparse.Namespace) -> dict[str, Any]:
             value = _value(value, ns.json_value)
         out[arg.name] = value
     return out
+
+
+def replicas_arg(text: str) -> int | str:
+    """A replication factor on the command line: a number, or all."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or all, not {text!r}") from None
 
 
 def _value(raw: str, as_json: bool) -> Any:

@@ -31,6 +31,7 @@ TOML layout (every section and key optional; unknown keys are an error):
     [vectors]        exact_below = 2000
     [metrics]        bind = "127.0.0.1:9117"
     [resp]           socket = "/run/swarmnode/redis.sock"
+    [placement]      dead_grace = 30.0
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from swarmnode.consensus.config import ConsensusConfig
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
+from swarmnode.placement.config import PlacementConfig
 from swarmnode.replication.antientropy import AntiEntropyConfig
 from swarmnode.replication.dissemination import DisseminationConfig
 from swarmnode.resp.config import RespConfig
@@ -137,6 +139,7 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "resp": RespConfig,
     "consensus": ConsensusConfig,
+    "placement": PlacementConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -175,6 +178,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     resp: RespConfig = field(default_factory=RespConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
@@ -210,6 +214,7 @@ class Config:
             transport=getattr(TransportConfig, pick)(),
             vectors=getattr(VectorConfig, pick)(),
             consensus=getattr(ConsensusConfig, pick)(),
+            placement=getattr(PlacementConfig, pick)(),
         )
         for k, v in overrides.items():
             setattr(cfg, k, v)

@@ -42,6 +42,7 @@ from swarmnode.errors import DecodeError, Unavailable
 from swarmnode.membership import events as mev
 from swarmnode.membership.swim import Membership
 from swarmnode.metrics import Registry, merge_tree
+from swarmnode.placement.keeper import PlacementKeeper
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
@@ -167,7 +168,11 @@ class Node:
         self.dissemination = Dissemination(config.dissemination, rng, self.metrics)
         self.trees: dict[str, MerkleTree] = {}
         self._build_trees()
-        self.antientropy = AntiEntropy(self.node_id, self, config.antientropy, rng)
+        self.placement = PlacementKeeper(self, now)
+        """Sharded namespaces: the settled view, owners, partitions handed over."""
+        self.antientropy = AntiEntropy(
+            self.node_id, self, config.antientropy, rng, partitions=self.placement
+        )
         self._outbox: list[tuple[Address, Message]] = []
         self._pending: list[tuple[Op, Continuation]] = []
         self._inflight: dict[int, tuple[list[Continuation], RaftReady | None]] = {}
@@ -277,6 +282,7 @@ class Node:
             self.membership.next_deadline(),
             self.dissemination.next_deadline(),
             self.antientropy.next_deadline(),
+            self.placement.next_deadline(),
         ):
             if d is not None:
                 due.append(d)
@@ -305,6 +311,7 @@ class Node:
             self._next_sweep = now + self.config.node.sweep_interval
             self._sweep()
         self._expire_syncs(now)
+        self.placement.tick(now)
         if self.consensus is not None:
             self.consensus.tick(now, self._member_views(now))
             self._retry_conflicts(now)
@@ -318,15 +325,17 @@ class Node:
                 raise DecodeError("message without a type")
             if t.startswith("swim."):
                 self._emit(self.membership.receive(now, sender, msg))
-            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.")):
+            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.", "h.")):
                 if self.membership.refuses(sender):
                     # A peer whose cluster settings differ: its states would diverge here.
                     self._dropped_refused.inc()
                 elif t == MSG_DELTAS:
                     for ns, key, payload in self.dissemination.receive(msg):
-                        self._merge_delta(ns, key, payload)
+                        self._merge_delta(ns, key, payload, sender)
                 elif t.startswith("ae."):
                     self._emit(self.antientropy.receive(now, sender, msg))
+                elif t.startswith("h."):
+                    self.placement.receive(now, sender, msg)
                 elif self.consensus is None:
                     raise DecodeError("consensus is turned off on this node")
                 else:
@@ -377,6 +386,15 @@ class Node:
     def _write(self, op: Op, continuation: Continuation) -> None:
         self._pending.append((op, continuation))
 
+    def write(self, op: Op, continuation: Continuation) -> None:
+        """Queue a write of the node's own (placement's handoffs); `continuation` gets its
+        result once it is durable."""
+        self._write(op, continuation)
+
+    def emit(self, out: Output) -> None:
+        """Carry out what a core asked (messages to send, events to act on)."""
+        self._emit(out)
+
     def _apply_change(self, ch: Change) -> None:
         if ch.old_digest != ch.new_digest:
             tree = self.trees.get(ch.ns)
@@ -385,14 +403,19 @@ class Node:
                 tree = self.trees[ch.ns] = MerkleTree(ae.tree_fanout, ae.tree_depth)
             tree.update(ch.key, ch.old_digest, ch.new_digest)
         if ch.delta is not None:
-            self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta))
+            group = None
+            if self.placement.sharding(ch.ns) is not None:
+                group = self.placement.group(ch.ns, ch.key)
+            self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta), group)
+        if ch.ns == SYSTEM_NS:
+            self.placement.definitions_changed(self._now)
         if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
             self._maybe_purge(ch.key)
         if self.consensus is not None and ch.entry is not None and ch.entry.mv is not None:
             self._maybe_escalate(ch.ns, ch.key, ch.entry)
         self._changes.append(ch)
 
-    def _merge_delta(self, ns: str, key: str, payload: bytes) -> None:
+    def _merge_delta(self, ns: str, key: str, payload: bytes, sender: Address) -> None:
         try:
             state = decode_entry(payload)
         except DecodeError:
@@ -403,8 +426,12 @@ class Node:
             if result.error is not None:
                 self._count_merge_error(result)
             elif result.value and result.value.get("applied"):
-                # New to us: pass the same delta on; a duplicate stops here.
-                self.dissemination.enqueue(ns, key, payload)
+                # New to us: pass the same delta on; a duplicate stops here. In a sharded
+                # namespace, to the partition's other owners (the sender has it).
+                group = None
+                if self.placement.sharding(ns) is not None:
+                    group = self.placement.group(ns, key, exclude=sender)
+                self.dissemination.enqueue(ns, key, payload, group)
                 self._deltas_applied.inc()
             elif result.note is not None:
                 self._deltas.labels(result.note).inc()
@@ -416,6 +443,12 @@ class Node:
     def _count_merge_error(self, result: OpResult) -> None:
         code = result.error.code if result.error else "internal"
         self._merges_rejected.labels(code).inc()
+
+    count_merge_error = _count_merge_error
+
+    def count_drop(self, reason: str) -> None:
+        """A replicated item that could not be decoded, dropped."""
+        self._dropped.labels(reason).inc()
 
     def _apply_states(self, ev: ApplyStates) -> None:
         for key, raw in ev.states:
@@ -594,7 +627,13 @@ class Node:
     # --- anti-entropy's view of the store (EntrySource) ---------------------
 
     def namespaces(self) -> list[str]:
-        return [ns for ns, tree in self.trees.items() if tree.count()]
+        """Namespaces compared root to root: those every node holds whole (sharded ones are
+        compared partition by partition, see `PlacementKeeper.partition_items`)."""
+        return [
+            ns
+            for ns, tree in self.trees.items()
+            if tree.count() and self.placement.sharding(ns) is None
+        ]
 
     def tree(self, ns: str) -> MerkleTree | None:
         return self.trees.get(ns)
@@ -625,6 +664,7 @@ class Node:
             self._settle_syncs()
 
     def _member_event(self, ev: mev.MemberEvent) -> None:
+        self.placement.observe(self._now)
         if self.consensus is not None:
             self.consensus.view_changed(self._now)
         log.info(
@@ -796,6 +836,7 @@ class Node:
                 "counters": {},
                 "hlc": self.store.hlc.last,
                 "consensus": self.consensus.status() if self.consensus is not None else None,
+                "placement": self.placement.status(self._now),
             },
         )
 

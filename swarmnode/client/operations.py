@@ -277,17 +277,35 @@ class Operations(ABC, Generic[R]):
         dim: int | None = None,
         metric: str | None = None,
         embedder: str | None = None,
+        replicas: int | str | None = None,
+        partitions: int | None = None,
+        w: int | None = None,
     ) -> R:
         """Create or change a namespace: default TTL, conflict policy, vector settings.
 
-        Result: the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin}.
-        Errors: bad_request, conflict, unavailable.
+        With `replicas` R the namespace is sharded: split into `partitions` placed on R nodes
+        each by rendezvous hashing, so a node stores about R/N of it. Shard a namespace
+        when you create it (a namespace that holds entries here cannot be sharded); its
+        partition count never changes. `replicas: all` keeps (or makes) every node hold
+        every partition.
+
+        Result: the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin,
+        replicas?, partitions?, w?}. Errors: bad_request, conflict, unavailable.
         """
         return self.call(
             "ns_init",
             ns=ns,
             **optional(
-                {"ttl": ttl, "policy": policy, "dim": dim, "metric": metric, "embedder": embedder}
+                {
+                    "ttl": ttl,
+                    "policy": policy,
+                    "dim": dim,
+                    "metric": metric,
+                    "embedder": embedder,
+                    "replicas": replicas,
+                    "partitions": partitions,
+                    "w": w,
+                }
             ),
         )
 

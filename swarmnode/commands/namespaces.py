@@ -20,7 +20,9 @@ def define(
 ) -> Outcome:
     existing = ctx.namespace
     if existing.deleted:
-        existing = NamespaceDef.from_value(op.ns, {"cleared_at": existing.cleared_at})
+        existing = NamespaceDef.from_value(
+            op.ns, {"cleared_at": existing.cleared_at, **kept_sharding(existing)}
+        )
     definition = make_definition(op.ns, op.args, existing)
     if existing.dim is not None and definition.dim != existing.dim:
         raise Conflict(
@@ -35,6 +37,17 @@ def delete(
     op: DeleteNs, current: Entry | None, ctx: CommandContext, clock: ClockReading
 ) -> Outcome:
     ts = clock.ts
-    definition = NamespaceDef.from_value(op.ns, {"deleted": True, "cleared_at": ts})
+    definition = NamespaceDef.from_value(
+        op.ns, {"deleted": True, "cleared_at": ts, **kept_sharding(ctx.namespace)}
+    )
     delta = Entry().put_lww(ts, ctx.node_id, definition.to_value())
     return Outcome(delta, {"ns": op.ns, "deleted": True, "cleared_at": ts}, "ns")
+
+
+def kept_sharding(definition: NamespaceDef) -> dict[str, object]:
+    """What a delete keeps of a sharded namespace: its partitions are fixed for good (the
+    entries it cleared are still counted per partition until purged), and a namespace
+    defined again is sharded as before unless its creator says otherwise."""
+    if not definition.partitions:
+        return {}
+    return {"replicas": definition.replicas, "partitions": definition.partitions, "w": definition.w}

@@ -77,6 +77,11 @@ def op_schema(arg: Arg) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "number"}}
     if kind == "members":
         return {"type": "array", "items": {"type": "string"}}
+    if kind == "replicas":
+        count = {"type": "integer", "minimum": int(arg.lo or 1)}
+        if arg.hi is not None:
+            count["maximum"] = int(arg.hi)
+        return {"anyOf": [count, {"type": "string", "enum": ["all"]}]}
     return {}
 
 

@@ -20,6 +20,15 @@ abandoned and needs no timeout of its own:
    acknowledges the push). A key that differs on both sides travels both ways,
    and each side's CRDT join settles it.
 
+Sharded namespaces (see `placement/`) are compared partition by partition,
+and only between owners: their roots are never listed (the two nodes hold
+different partitions, so the roots always differ); instead the initiator
+queues the tree nodes of the partitions it owns together with the peer
+(`PartitionSource.partition_items`), and a responder treats as equal any node
+of a sharded namespace it declines to compare (a partition it does not own,
+or one still being handed to it). One Merkle tree per partition is the
+partition's subtree of the namespace's tree.
+
 Every message stays under `max_message_bytes` (except one that carries a single
 state larger than that; the transport streams big messages): answers say how
 many query items they covered (`k`) and the initiator asks again for the rest.
@@ -154,6 +163,18 @@ class EntrySource(Protocol):
         ...
 
 
+class PartitionSource(Protocol):
+    """Which parts of sharded namespaces to compare (the node implements it)."""
+
+    def partition_items(self, peer: Address) -> list[tuple[str, int, int]]:
+        """Tree nodes (ns, level, index) of the partitions this node and `peer` both own."""
+        ...
+
+    def declines(self, ns: str, level: int, index: int) -> bool:
+        """Whether this node will not compare tree node (level, index) of `ns` now."""
+        ...
+
+
 @dataclass(frozen=True)
 class ApplyStates:
     """Join these states, received from `peer`, into namespace `ns` of the local store."""
@@ -259,10 +280,16 @@ class AntiEntropy:
     """Both roles of the anti-entropy protocol for one node."""
 
     def __init__(
-        self, node_id: str, source: EntrySource, config: AntiEntropyConfig, rng: random.Random
+        self,
+        node_id: str,
+        source: EntrySource,
+        config: AntiEntropyConfig,
+        rng: random.Random,
+        partitions: PartitionSource | None = None,
     ) -> None:
         self.node_id = node_id
         self._source = source
+        self._partitions = partitions
         self._config = config
         self._rng = rng
         self._bits = leaf_bits(config.tree_fanout, config.tree_depth)
@@ -300,6 +327,10 @@ class AntiEntropy:
         self._rounds[round_id] = rnd
         out = Output()
         self._send_roots(rnd, out)
+        if self._partitions is not None:
+            for ns, level, index in self._partitions.partition_items(peer):
+                rnd.queue.append(_Item(ns, level, index))
+            self._pump(now, rnd, out)
         return round_id, out
 
     def receive(self, now: float, sender: Address, msg: Message) -> Output:
@@ -373,6 +404,10 @@ class AntiEntropy:
 
     def _resolve(self, pos: int, item: _WireItem, room: int, must: bool) -> Any:
         """This node's answer to one item: None if equal, a result, or _DEFER if it won't fit."""
+        if self._partitions is not None and self._partitions.declines(
+            item.ns, item.level, item.index
+        ):
+            return None
         tree = self._source.tree(item.ns)
         self._check_shape(tree)
         here_hash, here_count = tree.node(item.level, item.index) if tree else (EMPTY_HASH, 0)

@@ -12,6 +12,12 @@ that multiplies traffic), and whatever gossip misses, anti-entropy repairs.
 Small deltas are packed together into messages up to `max_message_bytes`, so
 a busy node sends few datagrams; a delta bigger than that travels alone (the
 transport then carries it over a stream).
+
+A delta of a sharded namespace concerns only its partition's owners: it is
+queued with those peers as its group, and spreads the same way inside the
+group (fanout peers of the group per round, transmitted
+`retransmit_mult * ceil(log10(group + 1))` times), so a write costs R nodes'
+traffic, not N.
 """
 
 from __future__ import annotations
@@ -95,6 +101,9 @@ class Dissemination:
         self.config = config
         self._rng = rng
         self._items: list[_Item] = []
+        self._groups: dict[tuple[Address, ...], list[_Item]] = {}
+        """Deltas for some peers only (a sharded namespace's partition owners), by group."""
+        self._grouped = 0
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
@@ -149,11 +158,23 @@ class Dissemination:
         }
 
     def pending(self) -> int:
-        return len(self._items)
+        return len(self._items) + self._grouped
 
-    def enqueue(self, ns: str, key: str, payload: bytes) -> None:
-        """Queue a delta (local, or received and new to us) for gossip."""
+    def enqueue(
+        self, ns: str, key: str, payload: bytes, group: tuple[Address, ...] | None = None
+    ) -> None:
+        """Queue a delta (local, or received and new to us) for gossip: to every peer, or
+        only to the peers of `group`."""
         if not self.config.enabled:
+            return
+        if group is not None:
+            if group:
+                self._groups.setdefault(group, []).append(_Item(next(self._seq), ns, key, payload))
+                self._grouped += 1
+                self._fresh = True
+                self._queued.inc()
+                if self._grouped > self.config.max_queue:
+                    self._trim_groups()
             return
         self._items.append(_Item(next(self._seq), ns, key, payload))
         self._fresh = True
@@ -167,38 +188,72 @@ class Dissemination:
             self._dropped.inc(len(self._items) - keep)
             del self._items[keep:]
 
+    def _trim_groups(self) -> None:
+        """Keep 90% of the grouped deltas, the least transmitted (as for the main queue)."""
+        bound = self.config.max_queue
+        keep = max(0, bound - max(1, bound // 10))
+        ranked = sorted(
+            ((it, group) for group, items in self._groups.items() for it in items),
+            key=lambda pair: (pair[0].transmits, -pair[0].seq),
+        )
+        self._dropped.inc(len(ranked) - keep)
+        self._groups = {}
+        for it, group in sorted(ranked[:keep], key=lambda pair: pair[0].seq):
+            self._groups.setdefault(group, []).append(it)
+        self._grouped = keep if len(ranked) > keep else len(ranked)
+
     def limit(self, n_members: int) -> int:
         return self.config.retransmit_mult * max(1, math.ceil(math.log10(n_members + 1)))
 
     def next_deadline(self) -> float | None:
-        if not self._items:
+        if not self._items and not self._grouped:
             return None
         return 0.0 if self._fresh else self._next_round
 
     def tick(self, now: float, peers: list[Address]) -> Output:
         """Send a round if one is due, or at once if fresh deltas wait (eager push)."""
         out = Output()
-        if not self._items or not peers:
+        if not (self._items and peers) and not self._grouped:
             return out
         if not self._fresh and now < self._next_round:
             return out
         self._fresh = False
         self._next_round = now + self.config.interval
-        limit = self.limit(len(peers) + 1)
-        targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
-        for peer in targets:
-            msg = self._message(limit)
-            if msg is None:
-                break
-            out.send.append((peer, msg))
-        self._items = [it for it in self._items if it.transmits < limit]
+        if self._items and peers:
+            limit = self.limit(len(peers) + 1)
+            targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
+            for peer in targets:
+                msg = self._message(self._items, limit)
+                if msg is None:
+                    break
+                out.send.append((peer, msg))
+            self._items = [it for it in self._items if it.transmits < limit]
+        if self._grouped:
+            self._group_round(out)
         return out
 
-    def _message(self, limit: int) -> Message | None:
+    def _group_round(self, out: Output) -> None:
+        """One round for every group: fanout peers of the group each get its deltas."""
+        for group in list(self._groups):
+            items = self._groups[group]
+            limit = self.limit(len(group) + 1)
+            for peer in self._rng.sample(group, min(self.config.fanout, len(group))):
+                msg = self._message(items, limit)
+                if msg is None:
+                    break
+                out.send.append((peer, msg))
+            kept = [it for it in items if it.transmits < limit]
+            self._grouped -= len(items) - len(kept)
+            if kept:
+                self._groups[group] = kept
+            else:
+                del self._groups[group]
+
+    def _message(self, items: list[_Item], limit: int) -> Message | None:
         # Least transmitted first, newest first among equals (memberlist's order).
         candidates = heapq.nsmallest(
             256,
-            (it for it in self._items if it.transmits < limit),
+            (it for it in items if it.transmits < limit),
             key=lambda it: (it.transmits, -it.seq),
         )
         chosen: list[_Item] = []

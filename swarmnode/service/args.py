@@ -125,6 +125,14 @@ def _check_one(op: str, arg: Arg, value: Any, catalog: Catalog) -> Any:
         if not isinstance(value, bytes | list | tuple):
             raise BadRequest(f"{where} must be a list of numbers or float32 bytes")
         return value
+    if kind == "replicas":
+        if value == "all":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{where} must be an integer or all")
+        if (arg.lo is not None and value < arg.lo) or (arg.hi is not None and value > arg.hi):
+            raise BadRequest(f"{where} must be between {arg.lo:g} and {arg.hi:g}, or all")
+        return value
     return value  # "value": any stored value, checked by the command layer
 
 

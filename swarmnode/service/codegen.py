@@ -41,6 +41,7 @@ _TYPES = {
     "map": "dict[str, Any]",
     "members": "Iterable[str] | str",
     "vector": "Iterable[float] | bytes",
+    "replicas": "int | str",
 }
 
 _KEYWORDS = {"in"}

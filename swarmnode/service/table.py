@@ -24,6 +24,7 @@ Argument kinds (`Arg.kind`):
 | map | map | str keys |
 | members | str or [str] | set members; one str is one member |
 | vector | [number] or bytes | bytes are little-endian float32 |
+| replicas | int or "all" | a replication factor `lo`..`hi`, or every node |
 """
 
 from __future__ import annotations
@@ -473,11 +474,38 @@ OPERATIONS: tuple[OpSpec, ...] = (
             Arg("dim", "int", "Vector dimension.", lo=1, hi=4096),
             Arg("metric", "enum", "Vector metric.", choices=("cosine", "l2", "ip")),
             Arg("embedder", "str", "Embedder of text values, e.g. all-MiniLM-L6-v2.", max_len=128),
+            Arg(
+                "replicas",
+                "replicas",
+                "Nodes holding each partition (R), or all (every node holds everything).",
+                lo=1,
+                hi=64,
+            ),
+            Arg(
+                "partitions",
+                "int",
+                "Partitions of a sharded namespace: a power of two, fixed once set (default 256).",
+                lo=1,
+                hi=4096,
+            ),
+            Arg(
+                "w",
+                "int",
+                "Owners that must commit a write before it is acknowledged.",
+                lo=1,
+                hi=64,
+            ),
         ),
-        "the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin}",
+        "the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin, "
+        "replicas?, partitions?, w?}",
         ("bad_request", "conflict", "unavailable"),
         kind="write",
         cli=Cli(("ns", "init"), "create or change a namespace"),
+        notes="With `replicas` R the namespace is sharded: split into `partitions` placed on R "
+        "nodes each by rendezvous hashing, so a node stores about R/N of it. Shard a "
+        "namespace when you create it (a namespace that holds entries here cannot be "
+        "sharded); its partition count never changes. `replicas: all` keeps (or makes) every "
+        "node hold every partition.",
     ),
     OpSpec(
         "ns_delete",

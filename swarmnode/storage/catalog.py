@@ -10,7 +10,7 @@ is changing, and a reader sees the counts and definitions of one commit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -29,14 +29,30 @@ class Catalog:
     counts: Mapping[str, Counts]
     seq: int
     """The change-feed position of the commit this catalog reflects."""
+    partition_counts: Mapping[tuple[str, int], Counts] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """(namespace, partition) -> counts, for sharded namespaces."""
 
     @classmethod
-    def of(cls, definitions: dict[str, NamespaceDef], counts: dict[str, Any], seq: int) -> Catalog:
+    def of(
+        cls,
+        definitions: dict[str, NamespaceDef],
+        counts: dict[str, Any],
+        seq: int,
+        partition_counts: dict[tuple[str, int], Any] | None = None,
+    ) -> Catalog:
         return cls(
             MappingProxyType(dict(definitions)),
             MappingProxyType({ns: tuple(c) for ns, c in counts.items()}),
             seq,
+            MappingProxyType({k: tuple(c) for k, c in (partition_counts or {}).items()}),
         )
+
+    def partition_stats(self, ns: str, partition: int) -> dict[str, int]:
+        """What this node stores of one partition of a sharded namespace."""
+        stored, live, nbytes = self.partition_counts.get((ns, partition), _NO_COUNTS)
+        return {"entries": live, "stored": stored, "tombstones": stored - live, "bytes": nbytes}
 
     def namespace(self, ns: str) -> NamespaceDef:
         found = self.definitions.get(ns)

@@ -33,6 +33,7 @@ from swarmnode.crdt.entry import Entry
 from swarmnode.crdt.hlc import ClockSkewError, HybridLogicalClock
 from swarmnode.crdt.values import InvalidValue
 from swarmnode.errors import BadRequest, DecodeError, InternalError, SwarmError, Unavailable
+from swarmnode.placement.hashing import partition_of
 from swarmnode.replication import merge as replicated
 from swarmnode.replication.merkle import leaf_of
 from swarmnode.storage import layout as L
@@ -40,7 +41,7 @@ from swarmnode.storage.catalog import Catalog
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.entries import ALL, Loaded, header_of, load, member_hash
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef, check_ns_name
-from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
+from swarmnode.storage.ops import Change, DropKeys, Merge, Op, OpResult, Purge, SetMeta, Sweep
 
 log = logging.getLogger("swarmnode.storage")
 
@@ -52,9 +53,18 @@ class _Effects:
     seq: int
     counts: dict[str, list[int]] = field(default_factory=dict)
     definitions: dict[str, NamespaceDef | None] = field(default_factory=dict)
+    parts: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    """Counts per partition of sharded namespaces."""
+    meta: dict[bytes, bytes] = field(default_factory=dict)
 
     def count(self, ns: str, stored: int, live: int, nbytes: int) -> None:
         c = self.counts.setdefault(ns, [0, 0, 0])
+        c[0] += stored
+        c[1] += live
+        c[2] += nbytes
+
+    def count_partition(self, part: tuple[str, int], stored: int, live: int, nbytes: int) -> None:
+        c = self.parts.setdefault(part, [0, 0, 0])
         c[0] += stored
         c[1] += live
         c[2] += nbytes
@@ -63,7 +73,10 @@ class _Effects:
         self.seq = other.seq
         for ns, (s, lv, b) in other.counts.items():
             self.count(ns, s, lv, b)
+        for part, (s, lv, b) in other.parts.items():
+            self.count_partition(part, s, lv, b)
         self.definitions.update(other.definitions)
+        self.meta.update(other.meta)
 
 
 class Engine:
@@ -79,6 +92,7 @@ class Engine:
         definitions: dict[str, NamespaceDef],
         counts: dict[str, list[int]],
         leaf_bits: int,
+        partition_counts: dict[tuple[str, int], list[int]] | None = None,
     ) -> None:
         self.env = env
         self.db = dbs
@@ -89,8 +103,9 @@ class Engine:
         self._seq = seq
         self._definitions = definitions
         self._counts = counts
+        self._part_counts = partition_counts if partition_counts is not None else {}
         self._purge_cursor: dict[str, bytes] = {}
-        self.catalog = Catalog.of(definitions, counts, seq)
+        self.catalog = Catalog.of(definitions, counts, seq, self._part_counts)
 
     # --- batches ---------------------------------------------------------------
 
@@ -113,6 +128,15 @@ class Engine:
                         packb([base[0] + s, base[1] + lv, base[2] + b]),
                         db=meta,
                     )
+                for part, (s, lv, b) in batch.parts.items():
+                    base = self._part_counts.get(part, (0, 0, 0))
+                    txn.put(
+                        L.partition_stat_key(*part),
+                        packb([base[0] + s, base[1] + lv, base[2] + b]),
+                        db=meta,
+                    )
+                for name, value in batch.meta.items():
+                    txn.put(name, value, db=meta)
         except lmdb.MapFullError:
             self.hlc.last = hlc_before
             err = Unavailable(
@@ -135,13 +159,18 @@ class Engine:
             c[0] += s
             c[1] += lv
             c[2] += b
+        for part, (s, lv, b) in batch.parts.items():
+            c = self._part_counts.setdefault(part, [0, 0, 0])
+            c[0] += s
+            c[1] += lv
+            c[2] += b
         for ns, definition in batch.definitions.items():
             if definition is None:
                 self._definitions.pop(ns, None)
             else:
                 self._definitions[ns] = definition
         self._seq = batch.seq
-        self.catalog = Catalog.of(self._definitions, self._counts, self._seq)
+        self.catalog = Catalog.of(self._definitions, self._counts, self._seq, self._part_counts)
 
     def _apply_one(self, txn: lmdb.Transaction, op: Op, now_ms: int, batch: _Effects) -> OpResult:
         fx = _Effects(batch.seq)
@@ -167,6 +196,11 @@ class Engine:
             return self._sweep(txn, op, now_ms, fx)
         if isinstance(op, Purge):
             return self._purge(txn, op, now_ms, fx)
+        if isinstance(op, DropKeys):
+            return self._drop_keys(txn, op, fx)
+        if isinstance(op, SetMeta):
+            fx.meta[L.node_meta_key(op.name)] = op.value
+            return OpResult({"set": op.name})
         raise InternalError(f"unknown operation {type(op).__name__}")
 
     # --- what the engine reads while writing ------------------------------------
@@ -268,7 +302,7 @@ class Engine:
             return OpResult({"applied": False}, changes=changes)
         touched = ALL if names is ALL else list(names)
         change = self._write(
-            txn, op.ns, op.key, ekey, cur, new, touched, "merge", "remote", now_ms, fx
+            txn, op.ns, op.key, ekey, cur, new, touched, "merge", op.origin, now_ms, fx
         )
         change.before = before
         if op.ns == SYSTEM_NS:
@@ -342,6 +376,18 @@ class Engine:
         else:
             self._purge_cursor.pop(op.ns, None)
         return OpResult({"purged": len(changes)}, changes=changes, more=more)
+
+    def _drop_keys(self, txn: lmdb.Transaction, op: DropKeys, fx: _Effects) -> OpResult:
+        changes: list[Change] = []
+        for key, digest in op.items:
+            ekey = L.entry_key(op.ns, key)
+            rec = txn.get(ekey, db=self.db["entries"])
+            if rec is None or L.unpack_record(rec).digest != digest:
+                continue
+            loaded = load(txn, self.db, ekey, ALL)
+            assert loaded is not None
+            changes.append(self._drop(txn, op.ns, key, ekey, loaded, "handoff", fx, "handoff"))
+        return OpResult({"dropped": len(changes)}, changes=changes)
 
     # --- timing ------------------------------------------------------------------
 
@@ -431,7 +477,7 @@ class Engine:
                 L.merkle_value(key, digest),
                 db=self.db["merkle"],
             )
-        fx.count(ns, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
+        self._count(fx, ns, key, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
         change = self._changed(
             txn,
             ns,
@@ -457,6 +503,7 @@ class Engine:
         old: Loaded,
         kind: str,
         fx: _Effects,
+        origin: str = "sweep",
     ) -> Change:
         nbytes = old.record_size
         prefix = L.member_prefix(ekey)
@@ -469,12 +516,20 @@ class Engine:
         if old.due:
             txn.delete(L.due_key(old.due, ekey), db=self.db["due"])
         txn.delete(L.merkle_key(ns, leaf_of(key, self.leaf_bits), key), db=self.db["merkle"])
-        fx.count(ns, -1, -int(old.counted_live), -nbytes)
+        self._count(fx, ns, key, -1, -int(old.counted_live), -nbytes)
         if ns == SYSTEM_NS:
             fx.definitions[key] = None
         return self._changed(
-            txn, ns, key, kind, "sweep", old.digest, None, old.counted_live, False, fx
+            txn, ns, key, kind, origin, old.digest, None, old.counted_live, False, fx
         )
+
+    def _count(self, fx: _Effects, ns: str, key: str, stored: int, live: int, nbytes: int) -> None:
+        """Count a change per namespace, and per partition in a sharded namespace."""
+        fx.count(ns, stored, live, nbytes)
+        if ns != SYSTEM_NS:
+            partitions = self.namespace(ns, fx).partitions
+            if partitions:
+                fx.count_partition((ns, partition_of(key, partitions)), stored, live, nbytes)
 
     def _changed(
         self,

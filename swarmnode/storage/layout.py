@@ -1,6 +1,7 @@
 """How entries are laid out in LMDB: database names, key and record formats.
 
-    meta      b"node_id" | b"hlc" | b"seq" | b"format" | b"stat:"ns -> small values
+    meta      b"node_id" | b"hlc" | b"seq" | b"format" | b"stat:"ns
+              | b"pstat:"ns"/"partition | b"node:"name  -> small values
     entries   ns 0x00 K                      -> entry record
     members   h16(ns 0x00 K) M               -> member value (dots)
     due       be64(ms) ns 0x00 K             -> b""  (next expiry or collection)
@@ -205,6 +206,21 @@ def unpack_merkle(mkey: bytes, value: bytes, prefix_len: int) -> tuple[int, str,
 
 def merkle_leaf_prefix(ns: str, leaf: int) -> bytes:
     return ns.encode() + SEP + _BE32.pack(leaf)
+
+
+def partition_stat_key(ns: str, partition: int) -> bytes:
+    """Meta key of one partition's counts; "/" never occurs in a namespace name."""
+    return b"pstat:" + ns.encode() + b"/" + str(partition).encode()
+
+
+@_reading
+def split_partition_stat_key(k: bytes) -> tuple[str, int]:
+    ns, _, partition = k[len(b"pstat:") :].rpartition(b"/")
+    return ns.decode(), int(partition)
+
+
+def node_meta_key(name: str) -> bytes:
+    return b"node:" + name.encode()
 
 
 def seq_key(seq: int) -> bytes:

@@ -164,6 +164,13 @@ class Store:
                         if not k.startswith(b"stat:"):
                             break
                         counts[k[5:].decode()] = list(msgpack.unpackb(v))
+            partition_counts: dict[tuple[str, int], list[int]] = {}
+            with txn.cursor(db=meta) as cur:
+                if cur.set_range(b"pstat:"):
+                    for k, v in cur:
+                        if not k.startswith(b"pstat:"):
+                            break
+                        partition_counts[L.split_partition_stat_key(k)] = list(msgpack.unpackb(v))
             definitions = self._load_definitions(txn)
         return Engine(
             self.env,
@@ -175,6 +182,7 @@ class Store:
             definitions=definitions,
             counts=counts,
             leaf_bits=self.leaf_bits,
+            partition_counts=partition_counts,
         )
 
     def _load_definitions(self, txn: lmdb.Transaction) -> dict[str, NamespaceDef]:
@@ -262,6 +270,14 @@ class Store:
 
     def ns_stats(self, ns: str) -> dict[str, int]:
         return self.engine.catalog.ns_stats(ns)
+
+    def partition_stats(self, ns: str, partition: int) -> dict[str, int]:
+        return self.engine.catalog.partition_stats(ns, partition)
+
+    def node_meta(self, name: str) -> bytes | None:
+        """A value the node stored with `SetMeta` (None if never)."""
+        with self.env.begin() as txn:
+            return txn.get(L.node_meta_key(name), db=self.db["meta"])
 
     def data_namespaces(self) -> list[str]:
         """Namespaces with stored entries (tombstones included), the system one too."""

@@ -8,6 +8,13 @@ defaults agents' swarms expect.
 Deleting a namespace writes a definition marked deleted with `cleared_at`, the
 HLC timestamp of the delete: every entry of that namespace last written at or
 before it is gone, on every replica, without a tombstone per key.
+
+Sharding (`replicas`, `partitions`, `w`; see `placement/`) is part of the
+definition too. It is written only when set, so a definition made before it
+existed, or of a namespace every node holds whole, keeps its exact bytes. The
+partition count is fixed when a namespace is first sharded: a key's partition
+is a function of the key and that count alone, so changing it would move
+every key.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from swarmnode.errors import BadRequest
+from swarmnode.placement.hashing import DEFAULT_PARTITIONS, check_partitions
 
 SYSTEM_NS = "_ns"
 POLICIES = ("lww", "mv", "consensus")
@@ -38,12 +46,26 @@ class NamespaceDef:
     cleared_at: int = 0  # HLC ts of the last ns_delete; older entries are gone
     deleted: bool = False
     builtin: bool = field(default=False, compare=False)
+    replicas: int | None = None
+    """Nodes holding each partition (None: every node holds the whole namespace)."""
+    partitions: int = 0
+    """Partitions of a sharded namespace, a power of two (0: not sharded)."""
+    w: int = 1
+    """Owners that must commit a write before it is acknowledged (at most `replicas`)."""
 
     def to_value(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("name")
         d.pop("builtin")
+        for k, default in _OPTIONAL.items():
+            if d[k] == default:
+                del d[k]
         return {k: d[k] for k in sorted(d)}
+
+    @property
+    def sharded(self) -> bool:
+        """Split into partitions placed on some nodes each (not deleted)."""
+        return self.partitions > 0 and not self.deleted
 
     @classmethod
     def from_value(cls, name: str, value: Any) -> NamespaceDef:
@@ -64,7 +86,11 @@ class NamespaceDef:
         return d
 
 
-_FIELDS = {"ttl", "policy", "dim", "metric", "embedder", "cleared_at", "deleted"}
+_OPTIONAL: dict[str, Any] = {"replicas": None, "partitions": 0, "w": 1}
+"""Fields written only when they differ from these defaults."""
+_FIELDS = {"ttl", "policy", "dim", "metric", "embedder", "cleared_at", "deleted", *_OPTIONAL}
+MAX_REPLICAS = 64
+"""Owners per partition at most; beyond it `replicas = all` says it better."""
 
 BUILTINS: dict[str, NamespaceDef] = {
     d.name: d
@@ -127,4 +153,45 @@ def make_definition(name: str, args: dict[str, Any], current: NamespaceDef) -> N
         if not isinstance(args["embedder"], str) or not args["embedder"]:
             raise BadRequest("embedder must be a non-empty string")
         changes["embedder"] = args["embedder"]
+    changes.update(_sharding(args, current))
     return replace(current, name=name, **changes)
+
+
+def _sharding(args: dict[str, Any], current: NamespaceDef) -> dict[str, Any]:
+    """The sharding settings `ns_init` asks for: `replicas` (an integer or "all"),
+    `partitions` (fixed once set) and `w`."""
+    changes: dict[str, Any] = {}
+    replicas = current.replicas
+    if args.get("replicas") is not None:
+        raw = args["replicas"]
+        if raw == "all":
+            replicas = None
+        elif isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_REPLICAS:
+            raise BadRequest(f"replicas must be an integer between 1 and {MAX_REPLICAS}, or all")
+        else:
+            replicas = raw
+        changes["replicas"] = replicas
+    partitions = current.partitions
+    if args.get("partitions") is not None:
+        wanted = check_partitions(args["partitions"])
+        if partitions and wanted != partitions:
+            raise BadRequest(
+                f"namespace {current.name!r} has {partitions} partitions, fixed when it was "
+                "sharded; delete the namespace to change them"
+            )
+        partitions = wanted
+    if replicas is not None and not partitions:
+        partitions = DEFAULT_PARTITIONS
+    if partitions != current.partitions:
+        changes["partitions"] = partitions
+    w = current.w
+    if args.get("w") is not None:
+        w = args["w"]
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise BadRequest("w must be a positive integer")
+        changes["w"] = w
+    if w > 1 and (replicas is None and not partitions):
+        raise BadRequest("w applies to sharded namespaces: set replicas too")
+    if replicas is not None and w > replicas:
+        raise BadRequest(f"w must be at most replicas ({replicas}), not {w}")
+    return changes

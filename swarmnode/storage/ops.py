@@ -89,6 +89,8 @@ class Merge:
     key: str
     state: Entry
     full: bool
+    origin: str = "remote"
+    """"handoff" for states a former holder handed over (see `placement/handoff.py`)."""
 
 
 @dataclass
@@ -117,6 +119,27 @@ class Purge:
     limit: int = 1000
 
 
+@dataclass
+class DropKeys:
+    """Drop entries this node handed over to their partition's owners.
+
+    Each (key, digest) is dropped only if the entry's digest is still that one: an
+    entry written since it was handed over stays for the next handover. Nothing is
+    gossiped and no tombstone is left: the owners hold the data.
+    """
+
+    ns: str
+    items: list[tuple[str, bytes]]
+
+
+@dataclass
+class SetMeta:
+    """A small value the node keeps with its data (e.g. the placement view it settled on)."""
+
+    name: str
+    value: bytes
+
+
 Op = (
     Put
     | Delete
@@ -130,6 +153,8 @@ Op = (
     | DeleteNs
     | Sweep
     | Purge
+    | DropKeys
+    | SetMeta
 )
 
 
@@ -139,8 +164,8 @@ class Change:
 
     ns: str
     key: str
-    kind: str  # put | delete | incr | sadd | srem | merge | expire | collect | purge | ns
-    origin: str  # local | remote | sweep
+    kind: str  # put | delete | incr | sadd | srem | merge | expire | collect | purge | ns | handoff
+    origin: str  # local | remote | sweep | handoff
     old_digest: bytes | None
     new_digest: bytes | None
     visible_before: bool

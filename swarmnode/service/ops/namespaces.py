@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from swarmnode.errors import BadRequest
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
@@ -23,8 +24,20 @@ class NamespaceOps:
 
     async def ns_init(self, req: Request) -> Any:
         params = {k: v for k, v in req.args.items() if k != "ns"}
+        self._check_sharding(req.args["ns"], params)
         result = await self.node.commit(req, DefineNs(req.args["ns"], params))
         return result.value
+
+    def _check_sharding(self, ns: str, params: dict[str, Any]) -> None:
+        """A namespace is sharded when it is created: its entries here were written without
+        placement, and its counts per partition would miss them."""
+        wants = params.get("partitions") is not None or params.get("replicas") not in (None, "all")
+        current = self.store.namespace(ns)
+        if wants and not current.partitions and self.store.ns_stats(ns)["stored"]:
+            raise BadRequest(
+                f"namespace {ns!r} holds entries; shard a namespace when you create it "
+                "(or delete it first)"
+            )
 
     async def ns_delete(self, req: Request) -> Any:
         result = await self.node.commit(req, DeleteNs(req.args["ns"]))
