@@ -46,6 +46,7 @@ from swarmnode.placement.keeper import PlacementKeeper
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
+from swarmnode.routing.rpc import CallAnswered, Calls, IncomingCall
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS
@@ -117,9 +118,14 @@ class Ready:
     raft: RaftReady | None = None
     """The consensus group's state to make durable with the batch (before its writes); the
     messages that depend on it are released by `persisted`."""
+    calls: list[IncomingCall] = field(default_factory=list)
+    """Requests peers forwarded here (sharded namespaces); the runtime answers each with
+    `answer`."""
 
     def __bool__(self) -> bool:
-        return bool(self.writes or self.messages or self.replies or self.changes or self.raft)
+        return bool(
+            self.writes or self.messages or self.replies or self.changes or self.raft or self.calls
+        )
 
 
 @dataclass
@@ -173,6 +179,9 @@ class Node:
         self.antientropy = AntiEntropy(
             self.node_id, self, config.antientropy, rng, partitions=self.placement
         )
+        self.calls = Calls(rng)
+        """Requests forwarded to peers and their answers (sharded namespaces)."""
+        self._incoming: list[IncomingCall] = []
         self._outbox: list[tuple[Address, Message]] = []
         self._pending: list[tuple[Op, Continuation]] = []
         self._inflight: dict[int, tuple[list[Continuation], RaftReady | None]] = {}
@@ -224,13 +233,26 @@ class Node:
 
     def has_ready(self) -> bool:
         group = self.consensus is not None and self.consensus.has_ready()
-        return bool(group or self._pending or self._outbox or self._replies or self._changes)
+        return bool(
+            group
+            or self._pending
+            or self._outbox
+            or self._replies
+            or self._changes
+            or self._incoming
+        )
 
     def ready(self) -> Ready:
         """Everything the runtime must carry out now; taken from the node, so call it once."""
         raft = self._take_group() if self.consensus is not None else None
-        rd = Ready(messages=self._outbox, replies=self._replies, changes=self._changes, raft=raft)
-        self._outbox, self._replies, self._changes = [], [], []
+        rd = Ready(
+            messages=self._outbox,
+            replies=self._replies,
+            changes=self._changes,
+            raft=raft,
+            calls=self._incoming,
+        )
+        self._outbox, self._replies, self._changes, self._incoming = [], [], [], []
         if self._pending or raft is not None:
             rd.batch = self._next_batch
             self._next_batch += 1
@@ -283,6 +305,7 @@ class Node:
             self.dissemination.next_deadline(),
             self.antientropy.next_deadline(),
             self.placement.next_deadline(),
+            self.calls.next_deadline(),
         ):
             if d is not None:
                 due.append(d)
@@ -312,6 +335,8 @@ class Node:
             self._sweep()
         self._expire_syncs(now)
         self.placement.tick(now)
+        if self.calls.in_flight:
+            self._emit(self.calls.tick(now))
         if self.consensus is not None:
             self.consensus.tick(now, self._member_views(now))
             self._retry_conflicts(now)
@@ -325,7 +350,7 @@ class Node:
                 raise DecodeError("message without a type")
             if t.startswith("swim."):
                 self._emit(self.membership.receive(now, sender, msg))
-            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.", "h.")):
+            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.", "h.", "rq.")):
                 if self.membership.refuses(sender):
                     # A peer whose cluster settings differ: its states would diverge here.
                     self._dropped_refused.inc()
@@ -336,6 +361,8 @@ class Node:
                     self._emit(self.antientropy.receive(now, sender, msg))
                 elif t.startswith("h."):
                     self.placement.receive(now, sender, msg)
+                elif t.startswith("rq."):
+                    self._emit(self.calls.receive(now, sender, msg))
                 elif self.consensus is None:
                     raise DecodeError("consensus is turned off on this node")
                 else:
@@ -357,6 +384,15 @@ class Node:
             self._replies.append((token, Unavailable("consensus is turned off on this node")))
             return
         self.consensus.submit(self._now, token, command)
+
+    def call_peer(self, token: Token, peer: Address, body: Any, timeout: float) -> None:
+        """Forward a request to a peer; its `CallAnswered` (answer or timeout) comes back in a
+        later Ready's replies."""
+        self._emit(self.calls.call(self._now, token, peer, body, timeout))
+
+    def answer(self, call: IncomingCall, body: Any) -> None:
+        """The answer to a request a peer forwarded here."""
+        self._emit(self.calls.reply(call.peer, call.call_id, body))
 
     def read_linearizable(self, token: Token, ns: str, key: str) -> None:
         """The consensus group's register (ns, key), read through the leader (ReadIndex)."""
@@ -660,6 +696,10 @@ class Node:
                 self._round_finished(ev)
             elif isinstance(ev, mev.MemberEvent):
                 self._member_event(ev)
+            elif isinstance(ev, IncomingCall):
+                self._incoming.append(ev)
+            elif isinstance(ev, CallAnswered):
+                self._replies.append((ev.token, ev))
         if self._syncs:
             self._settle_syncs()
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from swarmnode.metrics import Registry
 from swarmnode.node import Node, Ready, SyncReport
+from swarmnode.routing.rpc import IncomingCall
 from swarmnode.sansio import Address, Message
 from swarmnode.storage.ops import Change, Op, OpResult
 from swarmnode.storage.writer import Committed, Committer
@@ -36,6 +37,7 @@ from swarmnode.storage.writer import Committed, Committer
 log = logging.getLogger("swarmnode.runtime")
 
 ChangeListener = Callable[[Change], None]
+CallHandler = Callable[[IncomingCall], None]
 
 
 class Clock(Protocol):
@@ -71,6 +73,8 @@ class NodeHost:
         self.clock = clock
         self.loop = loop
         self._listeners: list[ChangeListener] = []
+        self.call_handler: CallHandler | None = None
+        """Runs requests peers forward here (the routing layer sets it)."""
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._tokens = itertools.count(1)
         self._scheduled = False
@@ -136,6 +140,24 @@ class NodeHost:
             raise result
         return result
 
+    async def call(self, peer: Address, body: Any, timeout: float) -> Any:
+        """Forward a request to a peer and wait for its answer's body (`rpc.TIMED_OUT` when
+        none came within `timeout`)."""
+        token = next(self._tokens)
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        self._waiting[token] = fut
+        self.node.call_peer(token, peer, body, timeout)
+        self._schedule()
+        answered = await fut
+        return answered.body
+
+    def answer(self, call: IncomingCall, body: Any) -> None:
+        """Answer a request a peer forwarded here."""
+        if self.closed:
+            return
+        self.node.answer(call, body)
+        self._schedule()
+
     async def sync(self, peer: Address | None = None) -> SyncReport:
         token = next(self._tokens)
         fut: asyncio.Future[SyncReport] = self.loop.create_future()
@@ -189,6 +211,9 @@ class NodeHost:
                     listener(change)
                 except Exception:
                     log.exception("event=listener_failed")
+        for call in rd.calls:
+            if self.call_handler is not None:
+                self.call_handler(call)
 
     def close(self) -> None:
         """Stop carrying out Readys; whoever still waits gets `unavailable`."""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
 from swarmnode.config import Config
+from swarmnode.routing.remote import RemoteRequests
+from swarmnode.routing.route import Route
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
@@ -28,7 +30,8 @@ def build_service(
     snapshots_dir: Path,
     watch_buffer_bytes: int = 4 << 20,
 ) -> tuple[Service, NodeServices]:
-    """A node's operations behind the validate step (more steps are added by other layers)."""
+    """A node's operations behind the validate step and, last, the route step (sharded
+    namespaces); other layers add their steps before route."""
     node = NodeServices(host, snapshots_dir)
     watch = WatchOps(node, watch_buffer_bytes)
     node.stats_sections.append(lambda: {"watch": watch.stats()})
@@ -45,6 +48,9 @@ def build_service(
     ):
         ops.register(service)
     service.use(Validate(node.store))
+    route = Route(node)
+    service.use(route)
+    host.call_handler = RemoteRequests(node, service, route)
     return service, node
 
 

@@ -4,14 +4,15 @@ Every front end (the msgpack socket, the Redis protocol, the simulator's
 workload) calls `Service.call(op, args, ctx)`. The call goes through the same
 chain of steps, each an `async (request, next) -> result`, in this order:
 
-    measure -> validate -> authorise -> embed -> execute
+    measure -> validate -> authorise -> embed -> route -> execute
 
 `measure` records the operation in analytics and metrics (outermost, so even
 a refused request is counted), `validate` checks the arguments against the
 operation table, `embed` turns text into vectors for namespaces with an
-embedder, and `execute` runs the operation's executor. Steps are plain data
-in a list, so what runs around an operation is visible in one place instead
-of being patched into a dispatch function.
+embedder, `route` sends a request on a sharded namespace to the nodes that
+hold its partitions (`routing/`), and `execute` runs the operation's executor.
+Steps are plain data in a list, so what runs around an operation is visible in
+one place instead of being patched into a dispatch function.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 python -m swarmnode.sim --scenario partition --seed 1234 --nodes 10
 python -m swarmnode.sim --scenario mixed --seed 1 --seeds 200 --nodes 7
+python -m swarmnode.sim --scenario sharded --replicas 2 --seed 1 --seeds 50 --nodes 5
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=defaults.rate)
     p.add_argument("--latency", type=float, default=defaults.latency)
     p.add_argument("--ttl-share", type=float, default=defaults.ttl_share)
+    p.add_argument(
+        "--replicas", type=int, default=defaults.replicas, help="shard the workload (0: whole)"
+    )
     p.add_argument("--tick-mode", default=defaults.tick_mode, choices=("interval", "deadline"))
     p.add_argument("-v", "--verbose", action="store_true", help="print the fault log and history")
     return p

@@ -19,7 +19,7 @@ from swarmnode.membership.state import MemberState
 from swarmnode.sim.cluster import Cluster
 from swarmnode.sim.network import Latency
 
-FAULTS = ("halves", "minority", "oneway", "crash", "loss", "links", "slow", "skew", "late")
+FAULTS = ("halves", "minority", "oneway", "crash", "loss", "links", "slow", "skew", "late", "join")
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "calm": (),
@@ -28,7 +28,8 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "loss": ("loss", "links", "late"),
     "skew": ("skew",),
     "slow": ("slow",),
-    "mixed": FAULTS,
+    "mixed": ("halves", "minority", "oneway", "crash", "loss", "links", "slow", "skew", "late"),
+    "sharded": ("crash", "halves", "minority", "loss", "join"),
 }
 """Scenario name -> the faults its nemesis draws from."""
 
@@ -58,6 +59,8 @@ class NemesisConfig:
     skew_beyond: tuple[float, float] = (0.6, 3.0)
     # Keep one crashed node down through the first quiet phase, to check it is declared dead.
     keep_one_down: bool = True
+    # Nodes a "join" window may add at most (each stays for the rest of the run).
+    max_joins: int = 1
 
 
 @dataclass
@@ -99,6 +102,7 @@ class Nemesis:
         self.log: list[str] = []
         self.detections: list[Detection] = []
         self.kept_down: int | None = None
+        self.joined = 0
         self._watching = False
         self._unit = cluster.node_config.membership.probe_interval
 
@@ -222,6 +226,14 @@ class Nemesis:
     def _unslow(self, index: int) -> None:
         self.cluster.set_slow(index, 0.0)
         self._note(f"n{index} fast again")
+
+    def _fault_join(self, until: float) -> None:
+        """A new node joins for good (sharded namespaces move partitions to it)."""
+        if self.joined >= self.config.max_joins:
+            return
+        self.joined += 1
+        sn = self.cluster.add_node()
+        self._note(f"join n{sn.index}")
 
     def _fault_crash(self, until: float) -> None:
         n = len(self.cluster.nodes)

@@ -91,10 +91,17 @@ def check_history(
         if op.status == "error":
             out.append(f"op {op.id} ({op.kind} {op.key} on n{op.node}) failed: {op.error}")
     by_key: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
-    for op in history.acked():
-        if op.kind not in READS:
-            key_ns = vector_ns if op.kind == "vput" else ns
+    uncertain: dict[tuple[str, str], list[OpRecord]] = defaultdict(list)
+    for op in history.ops:
+        if op.kind in READS:
+            continue
+        key_ns = vector_ns if op.kind == "vput" else ns
+        if op.ok:
             by_key[(key_ns, op.key)].append(op)
+        if op.uncertain:
+            uncertain[(key_ns, op.key)].append(op)
+    for place in uncertain:
+        by_key.setdefault(place, [])
     early_ms = 2 * cluster.node_config.store.max_clock_offset_ms
     for sn in cluster.live():
         assert sn.store is not None
@@ -104,13 +111,14 @@ def check_history(
             if owners is not None and sn.node_id not in owners:
                 continue  # a sharded namespace: only the key's owners hold it
             entry = sn.store.get(key_ns, key)
-            kind = ops[0].kind
+            maybe = uncertain.get((key_ns, key), [])
+            kind = (ops or maybe)[0].kind
             if kind in ("put", "delete", "vput"):
-                out.extend(_check_register(sn.index, key, ops, entry, now_ms, early_ms))
+                out.extend(_check_register(sn.index, key, ops, entry, now_ms, early_ms, maybe))
             elif kind in ("incr", "cdel"):
-                out.extend(_check_counter(sn.index, key, ops, entry))
+                out.extend(_check_counter(sn.index, key, ops, entry, maybe))
             else:
-                out.extend(_check_set(sn.index, key, ops, entry))
+                out.extend(_check_set(sn.index, key, ops, entry, maybe))
     return out
 
 
@@ -161,6 +169,28 @@ def _cosine(a: tuple[float, ...] | None, b: tuple[float, ...]) -> float:
 
 
 def _check_register(
+    index: int,
+    key: str,
+    ops: list[OpRecord],
+    entry: Any,
+    now_ms: int,
+    early_ms: int,
+    uncertain: list[OpRecord] | None = None,
+) -> list[str]:
+    """As `_judge_register`; a verdict against the replica stands only if no write whose
+    outcome is unknown (or that may have run twice) could have left what it holds."""
+    verdict = _judge_register(index, key, ops, entry, now_ms, early_ms)
+    if not verdict or not uncertain:
+        return verdict
+    reg = entry.reg if entry is not None else None
+    deletes = any(op.kind == "delete" for op in uncertain)
+    if reg is None or reg.deleted:
+        return [] if deletes or reg is None else verdict
+    values = {op.arg for op in uncertain if op.kind in ("put", "vput")}
+    return [] if reg.value in values else verdict
+
+
+def _judge_register(
     index: int, key: str, ops: list[OpRecord], entry: Any, now_ms: int, early_ms: int
 ) -> list[str]:
     """The latest (timestamp, node) write wins, and is visible iff neither deleted nor expired.
@@ -195,8 +225,41 @@ def _check_register(
     return []
 
 
-def _check_counter(index: int, key: str, ops: list[OpRecord], entry: Any) -> list[str]:
-    """Per slot, the acknowledged increments above the highest reset that observed that slot."""
+def _check_counter(
+    index: int, key: str, ops: list[OpRecord], entry: Any, uncertain: list[OpRecord] | None = None
+) -> list[str]:
+    """Per slot, the acknowledged increments above the highest reset that observed that slot.
+
+    Increments whose outcome is unknown may each have counted or not: the value may
+    differ from the acknowledged sum by any subset of them. A reset that may have run
+    again elsewhere observed totals nobody recorded: the value is then not judged."""
+    uncertain = uncertain or []
+    if any(op.kind == "cdel" for op in uncertain):
+        return []
+    maybe = [op.arg for op in uncertain if op.kind == "incr"]
+    verdict = _judge_counter(index, key, ops, entry, bool(maybe))
+    if not verdict or not maybe:
+        return verdict
+    value = entry.counter.value() if entry is not None and entry.counter is not None else 0
+    expected = _counter_expected(ops)
+    return [] if value - expected in _subset_sums(maybe) else verdict
+
+
+def _subset_sums(values: list[int]) -> set[int]:
+    sums = {0}
+    for v in values:
+        sums |= {s + v for s in sums}
+    return sums
+
+
+def _counter_expected(ops: list[OpRecord]) -> int:
+    ups, downs, floor_up, floor_down = _counter_model(ops)
+    return sum(ups[a] - floor_up[a] for a in ups) - sum(downs[a] - floor_down[a] for a in downs)
+
+
+def _counter_model(
+    ops: list[OpRecord],
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
     ups: dict[str, int] = defaultdict(int)
     downs: dict[str, int] = defaultdict(int)
     for op in ops:
@@ -211,11 +274,19 @@ def _check_counter(index: int, key: str, ops: list[OpRecord], entry: Any) -> lis
         for actor, (fp, fn) in op.floors.items():
             floor_up[actor] = max(floor_up[actor], fp)
             floor_down[actor] = max(floor_down[actor], fn)
+    return ups, downs, floor_up, floor_down
+
+
+def _judge_counter(
+    index: int, key: str, ops: list[OpRecord], entry: Any, unknown_slots: bool = False
+) -> list[str]:
+    ups, downs, floor_up, floor_down = _counter_model(ops)
     out = []
     for actor in sorted(set(floor_up) | set(floor_down)):
-        if floor_up[actor] > ups[actor] or floor_down[actor] > downs[actor]:
+        beyond = floor_up[actor] > ups[actor] or floor_down[actor] > downs[actor]
+        if beyond and not unknown_slots:
             out.append(f"n{index} {key}: a reset observed slot {actor} beyond its increments")
-    expected = sum(ups[a] - floor_up[a] for a in ups) - sum(downs[a] - floor_down[a] for a in downs)
+    expected = _counter_expected(ops)
     value = entry.counter.value() if entry is not None and entry.counter is not None else 0
     if value != expected:
         out.append(
@@ -225,7 +296,9 @@ def _check_counter(index: int, key: str, ops: list[OpRecord], entry: Any) -> lis
     return out
 
 
-def _check_set(index: int, key: str, ops: list[OpRecord], entry: Any) -> list[str]:
+def _check_set(
+    index: int, key: str, ops: list[OpRecord], entry: Any, uncertain: list[OpRecord] | None = None
+) -> list[str]:
     added: dict[str, set[Dot]] = defaultdict(set)
     removed: dict[str, set[Dot]] = defaultdict(set)
     for op in ops:
@@ -238,6 +311,23 @@ def _check_set(index: int, key: str, ops: list[OpRecord], entry: Any) -> list[st
     actual = {m: frozenset(d) for m, d in elems.items() if d}
     if actual == expected:
         return []
+    uncertain = uncertain or []
+    if uncertain:
+        # An add that may have run (again) adds a dot nobody recorded and supersedes the
+        # member's dots it saw; a remove or delete that may have run removes dots. Only
+        # those members may differ.
+        may_add = {op.arg for op in uncertain if op.kind == "sadd"}
+        may_remove = {op.arg for op in uncertain if op.kind == "srem"}
+        cleared = any(op.kind == "sdel" for op in uncertain)
+        fine = True
+        for m in set(actual) | set(expected):
+            have, want = actual.get(m, frozenset()), expected.get(m, frozenset())
+            if have - want and m not in may_add:
+                fine = False
+            if want - have and not (cleared or m in may_remove or m in may_add):
+                fine = False
+        if fine:
+            return []
     return [
         f"n{index} {key}: members {sorted(actual)} (dots {sorted(actual.items())}), "
         f"add-wins over the history gives {sorted(expected)} (dots {sorted(expected.items())})"

@@ -59,6 +59,8 @@ class RunSpec:
     # to `grace` and, after the first checks, waits until everything dead has
     # been collected and checks again: expiry, sweeping and collection are judged.
     ttl_share: float = 0.0
+    # Owners per partition of the workload's namespaces (0: every node holds them whole).
+    replicas: int = 0
 
     def command(self) -> str:
         parts = [
@@ -76,6 +78,7 @@ class RunSpec:
             ("latency", "--latency"),
             ("tick_mode", "--tick-mode"),
             ("ttl_share", "--ttl-share"),
+            ("replicas", "--replicas"),
         ):
             value = getattr(self, name)
             if value != getattr(defaults, name):
@@ -222,7 +225,10 @@ def _run_phases(
     nemesis_config: NemesisConfig | None,
 ) -> None:
     wl_config = replace(
-        workload_config or WorkloadConfig(), rate=spec.rate, ttl_share=spec.ttl_share
+        workload_config or WorkloadConfig(),
+        rate=spec.rate,
+        ttl_share=spec.ttl_share,
+        replicas=spec.replicas or None,
     )
     if spec.ttl_share > 0:
         # A node kept down past the grace could resurrect what was deleted meanwhile.

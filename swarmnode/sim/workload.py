@@ -24,6 +24,13 @@ These observations come from the write's own committed change: the entry
 just before and just after the operation, as the storage engine saw them
 inside the operation's transaction, so other writes that share its group
 commit cannot blur them.
+
+In a sharded namespace a write may also have an unknown outcome, as in
+Jepsen: an owner that did not answer in time may still have applied it. An
+`incr` (or conditional put) then fails `unavailable` and is recorded with
+status "unknown"; an idempotent write is retried on the next owner and its
+earlier attempts are recorded as `ghosts`. The oracles accept what unknown
+operations and ghosts may have done, and nothing else.
 """
 
 from __future__ import annotations
@@ -74,6 +81,10 @@ class WorkloadConfig:
     # Expiry, sweeping and tombstone collection are then part of what is judged.
     ttl_share: float = 0.0
     ttl: tuple[float, float] = (0.5, 8.0)
+    # Shard both namespaces over this many owners per partition (None: every node holds
+    # them whole), in `partitions` partitions.
+    replicas: int | None = None
+    partitions: int = 16
 
 
 @dataclass
@@ -87,7 +98,7 @@ class OpRecord:
     invoked: float
     acked: float | None = None
     ttl: float | None = None
-    status: str = "pending"  # pending | ok | error | unavailable
+    status: str = "pending"  # pending | ok | error | unavailable | unknown
     error: str | None = None
     result: Any = None
     # register writes: the (ts, node) the write was stored under, whether it
@@ -106,10 +117,17 @@ class OpRecord:
     floors: dict[str, tuple[int, int]] = field(default_factory=dict)
     # vput: the vector written; vsearch: the query
     vector: tuple[float, ...] | None = None
+    # sharded namespaces: owners that did not answer an attempt (it may have been applied)
+    ghosts: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def uncertain(self) -> bool:
+        """It may have been applied (again) without an acknowledgement saying so."""
+        return self.status == "unknown" or self.ghosts > 0
 
     def line(self) -> str:
         """One canonical line per operation, for digests and failure reports."""
@@ -119,7 +137,7 @@ class OpRecord:
             f"{self.id} c{self.client} n{self.node} {self.kind} {self.key} {self.arg!r} "
             f"@{self.invoked:.6f}/{acked} {self.status} {self.error or ''} {self.result!r} "
             f"{self.order} {self.deleted} {self.expires_at} {self.dot} {obs} "
-            f"{self.actor} {sorted(self.floors.items())}"
+            f"{self.actor} {sorted(self.floors.items())} {self.ghosts}"
         )
 
 
@@ -157,17 +175,27 @@ class Workload:
         self._prepared = False
 
     def prepare(self) -> None:
-        """Define the vector namespace on every node (the same definition: idempotent).
+        """Define the vector namespace (and, sharded, the other) on every node (the same
+        definition: idempotent).
 
         Called by the first `schedule` or `issue`: a definition written now commits before
         any operation drawn later reaches the node."""
         if self._prepared:
             return
         self._prepared = True
-        args = {"ns": self.config.vector_ns, "dim": VECTOR_DIM, "metric": "cosine"}
+        cfg = self.config
+        args: dict[str, Any] = {"ns": cfg.vector_ns, "dim": VECTOR_DIM, "metric": "cosine"}
+        definitions = [args]
+        if cfg.replicas is not None:
+            sharding = {"replicas": cfg.replicas, "partitions": cfg.partitions}
+            args.update(sharding)
+            definitions.append({"ns": cfg.ns, **sharding})
         for sn in self.cluster.nodes:
             if sn.up:
-                self.cluster.call(sn.index, lambda host, sn=sn: self._call(sn, "ns_init", args))
+                for d in definitions:
+                    self.cluster.call(
+                        sn.index, lambda host, sn=sn, d=d: self._call(sn, "ns_init", d)
+                    )
 
     def _call(self, sn: Any, op: str, args: dict[str, Any], ctx: Any = None) -> Any:
         assert sn.service is not None
@@ -255,7 +283,7 @@ class Workload:
         sn = self.cluster.nodes[record.node]
         observed: list[OpResult] = []
         op, args = self._request(record)
-        task = self._call(sn, op, args, _Request(observed.append))
+        task = self._call(sn, op, args, _Request(observed.append, record))
         task.add_done_callback(lambda t: self._done(record, t, observed))
 
     def _done(self, record: OpRecord, task: Any, observed: list[OpResult]) -> None:
@@ -268,6 +296,11 @@ class Workload:
         if exc is not None:
             if record.kind == "get" and isinstance(exc, NotFound):
                 record.status, record.result = "ok", None
+                return
+            if isinstance(exc, Unavailable) and self._sharded(record):
+                # No owner could answer (a read), or the outcome is unknown (a write).
+                record.status = "unavailable" if record.kind in READS else "unknown"
+                record.error = f"unavailable: {exc}"
                 return
             record.status = "error"
             code = getattr(exc, "code", type(exc).__name__)
@@ -283,6 +316,9 @@ class Workload:
         before = written.before if written is not None else None
         after = written.entry if written is not None else None
         self._observe(record, before, after)
+
+    def _sharded(self, record: OpRecord) -> bool:
+        return self.config.replicas is not None
 
     def _request(self, record: OpRecord) -> tuple[str, dict[str, Any]]:
         """The operation and arguments a client sends for this record."""
@@ -356,10 +392,16 @@ def _own_change(changes: list[Change]) -> Change | None:
 
 class _Request:
     """A request's context, as the simulator's clients send it: the committed result of a
-    write is handed to `observe` (the service layer's hook) before the reply."""
+    write is handed to `observe` (the service layer's hook) before the reply, and an
+    attempt on an owner that did not answer is counted (`uncertain`, the routing hook)."""
 
-    def __init__(self, observe: Any = None) -> None:
+    def __init__(self, observe: Any = None, record: OpRecord | None = None) -> None:
         self.observe = observe
+        self._record = record
+
+    def uncertain(self, owner: str) -> None:
+        if self._record is not None:
+            self._record.ghosts += 1
 
 
 def _read_result(kind: str, reply: dict[str, Any]) -> Any:

@@ -306,6 +306,8 @@ class Indexer:
                 log.warning("event=vectors_shard_bad ns=%s error=%r; rebuilding", ns, str(exc))
                 self._build(ns, definition)
                 continue
+            if definition.partitions:
+                space.track_partitions()
             self.spaces[ns] = space
             for item in space.by_label.values():
                 if item.expires_at is not None:
@@ -350,6 +352,8 @@ class Indexer:
         """A namespace's space from scratch, from the entries in LMDB, with progress in the log."""
         assert definition.dim is not None
         space = Space(ns, definition.dim, definition.metric, definition.cleared_at, self.cfg)
+        if definition.partitions:
+            space.track_partitions()
         total = self.store.ns_stats(ns)["entries"]
         space.building = (0, total)
         self.spaces[ns] = space
@@ -434,6 +438,9 @@ class Indexer:
         definition = self.store.namespace(ns)
         space = self.spaces.get(ns)
         if space is not None and self._matches(definition, space):
+            if definition.partitions and space.buckets is None:
+                with space.lock.write():
+                    space.track_partitions()
             return
         if space is not None:
             self._drop(ns)

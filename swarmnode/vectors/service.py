@@ -143,7 +143,7 @@ class VectorMemory:
 
     def register(self, service: Service) -> None:
         service.register("vsearch", self.vsearch)
-        service.use(Embed(self))
+        service.use(Embed(self), before="route")
 
     def _on_change(self, change: Change) -> None:
         self.enqueued_seq = max(self.enqueued_seq, change.seq)
@@ -246,7 +246,8 @@ class VectorMemory:
         if space.building is not None:
             done, total = space.building
             raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
-        items, exact = await self._run_search(space, query, k, flt, ef)
+        outside = self._outside(space, definition, req.notes.get("partitions"))
+        items, exact = await self._run_search(space, query, k, flt, ef, outside)
         self._searches.inc()
         return {**reply, "exact": exact, "items": items}
 
@@ -313,17 +314,34 @@ class VectorMemory:
             raise NotFound(f"vsearch: {key!r} in {ns!r} is not a live entry with a vector")
         return np.frombuffer(version.vector, dtype="<f4")
 
+    @staticmethod
+    def _outside(space: Space, definition: NamespaceDef, parts: set[int] | None) -> set[int]:
+        """Labels a search restricted to `parts` of a sharded namespace must leave out."""
+        if parts is None or not definition.partitions or space.buckets is None:
+            return set()
+        with space.lock.read():
+            return space.labels_outside(parts, definition.partitions)
+
     async def _run_search(
-        self, space: Space, query: np.ndarray, k: int, flt: Filter | None, ef: int | None
+        self,
+        space: Space,
+        query: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: set[int] | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        cheap = flt is None and ef is None and len(space) > self.cfg.exact_below
+        outside = outside or set()
+        cheap = flt is None and ef is None and not outside and len(space) > self.cfg.exact_below
         if self.cfg.search_on_loop and cheap:
             try:
                 items, exact, _ = self._search(space, query, k, flt, ef, blocking=False)
                 return items, exact
             except Busy:
                 pass  # the indexer holds the namespace, or the index lags: go off the loop
-        items, exact, retries = await asyncio.to_thread(self._search, space, query, k, flt, ef)
+        items, exact, retries = await asyncio.to_thread(
+            self._search, space, query, k, flt, ef, True, outside
+        )
         self._retries.inc(retries)  # counted here, on the loop: the counter's one writer
         return items, exact
 
@@ -335,11 +353,13 @@ class VectorMemory:
         flt: Filter | None,
         ef: int | None,
         blocking: bool = True,
+        outside: set[int] | None = None,
     ) -> tuple[list[dict[str, Any]], bool, int]:
         """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
-        which case it raises `Busy` rather than repeat a round."""
+        which case it raises `Busy` rather than repeat a round. Labels in `outside` (other
+        partitions of a sharded namespace) are never returned."""
         retries = 0
-        exclude: set[int] = set()
+        exclude: set[int] = set(outside) if outside else set()
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
         while True:

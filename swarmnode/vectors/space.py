@@ -10,6 +10,12 @@ has its live vectors moved out and its file dropped.
 Changes are made by the indexer thread alone, under the write side of
 `lock`; searches hold the read side. Everything a checkpoint must write is
 remembered in `changed` (label -> record, or None once removed).
+
+In a sharded namespace the space holds the partitions this node holds, and a
+search may be asked for some of them only (a scatter gives each partition to
+one owner): labels are then kept per bucket of key hash (`BUCKET_BITS`, the
+finest partitioning a namespace can have), and the labels of the other
+partitions are left out of the search like stale ones.
 """
 
 from __future__ import annotations
@@ -21,11 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from swarmnode.placement.hashing import MAX_PARTITIONS, partition_bits
+from swarmnode.replication.merkle import leaf_of
 from swarmnode.vectors.catalog import LabelRecord, SpaceRecord
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import Filter, Posting
 from swarmnode.vectors.rwlock import ReadWriteLock
 from swarmnode.vectors.shards import Shard, ShardFileError
+
+BUCKET_BITS = partition_bits(MAX_PARTITIONS)
+"""Labels of a sharded namespace are kept per this many top bits of their key's hash."""
 
 
 @dataclass(slots=True)
@@ -88,6 +99,8 @@ class Space:
         self.fresh = True
         self.building: tuple[int, int] | None = None
         self._memo: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.buckets: dict[int, set[int]] | None = None
+        """Sharded namespaces: labels per key-hash bucket (None: not kept)."""
 
     # --- loading -------------------------------------------------------------
 
@@ -143,6 +156,29 @@ class Space:
         self.shards[item.shard].members.add(item.label)
         for p in item.postings:
             self.postings.setdefault(p, set()).add(item.label)
+        if self.buckets is not None:
+            self.buckets.setdefault(leaf_of(item.key, BUCKET_BITS), set()).add(item.label)
+
+    def track_partitions(self) -> None:
+        """Keep labels per key-hash bucket from now on (the namespace is sharded)."""
+        if self.buckets is not None:
+            return
+        buckets: dict[int, set[int]] = {}
+        for label, item in self.by_label.items():
+            buckets.setdefault(leaf_of(item.key, BUCKET_BITS), set()).add(label)
+        self.buckets = buckets
+
+    def labels_outside(self, parts: set[int], partitions: int) -> set[int]:
+        """Labels of the partitions (of `partitions`) not in `parts`: what a search restricted
+        to `parts` leaves out."""
+        if self.buckets is None:
+            raise ValueError(f"space {self.ns!r} does not keep labels per partition")
+        shift = BUCKET_BITS - partition_bits(partitions)
+        out: set[int] = set()
+        for bucket, labels in self.buckets.items():
+            if (bucket >> shift) not in parts:
+                out |= labels
+        return out
 
     def _unpost(self, item: Indexed) -> None:
         for p in item.postings:
@@ -154,6 +190,10 @@ class Space:
 
     def _forget(self, item: Indexed) -> None:
         self._unpost(item)
+        if self.buckets is not None:
+            bucket = self.buckets.get(leaf_of(item.key, BUCKET_BITS))
+            if bucket is not None:
+                bucket.discard(item.label)
         del self.by_label[item.label]
         if self.by_key.get(item.key) is item:
             del self.by_key[item.key]

@@ -49,9 +49,20 @@ class NamespaceOps:
 
     async def ns_stats(self, req: Request) -> Any:
         ns = req.args.get("ns")
+        parts = req.notes.get("partitions")
+        if ns is not None and parts is not None:
+            # One node's share of a scatter (`routing/`): the partitions it answers for.
+            return self.partition_counts(ns, parts)
         if ns is not None:
             return self.info(ns)
         return {"namespaces": {n: self.info(n) for n in self.store.namespace_names()}}
+
+    def partition_counts(self, ns: str, parts: set[int]) -> dict[str, int]:
+        counts = {"entries": 0, "stored": 0, "tombstones": 0, "bytes": 0}
+        for p in parts:
+            for name, value in self.store.partition_stats(ns, p).items():
+                counts[name] += value
+        return counts
 
     async def ns_list(self, req: Request) -> Any:
         return {"namespaces": [self.info(n) for n in self.store.namespace_names()]}

@@ -1,7 +1,10 @@
 """Scans over namespaces: list (one namespace, a page at a time) and search (glob or words).
 
 Scans run on a worker thread with their own LMDB read transaction, so a big
-namespace never stalls the event loop.
+namespace never stalls the event loop. A scan the `route` step scattered over
+a sharded namespace covers only the partitions it was given
+(`req.notes["partitions"]`); a search of every namespace leaves out the ones
+`route` searches by scatter (`req.notes["exclude_ns"]`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from swarmnode.crdt.entry import COUNTER, REGISTER, Entry
 from swarmnode.errors import BadRequest
+from swarmnode.placement.hashing import partition_of
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
@@ -60,9 +64,24 @@ class ScanOps:
             if not literal.startswith(prefix) and not prefix.startswith(literal):
                 return {"items": [], "cursor": None}
             prefix = max(prefix, literal, key=len)
+        keep = self._partition_filter(a["ns"], req.notes.get("partitions"))
         return await asyncio.to_thread(
-            self._list_scan, a["ns"], prefix, pattern, a["limit"], a.get("cursor"), a["values"]
+            self._list_scan,
+            a["ns"],
+            prefix,
+            pattern,
+            a["limit"],
+            a.get("cursor"),
+            a["values"],
+            keep,
         )
+
+    def _partition_filter(self, ns: str, parts: set[int] | None) -> Callable[[str], bool] | None:
+        """A test for keys of the given partitions of a sharded namespace (None: every key)."""
+        partitions = self.store.namespace(ns).partitions
+        if parts is None or not partitions:
+            return None
+        return lambda key: partition_of(key, partitions) in parts
 
     def _list_scan(
         self,
@@ -72,6 +91,7 @@ class ScanOps:
         limit: int,
         cursor: str | None,
         with_values: bool,
+        keep: Callable[[str], bool] | None = None,
     ) -> dict[str, Any]:
         now = self.node.wall_ms()
         items: list[dict[str, Any]] = []
@@ -85,7 +105,7 @@ class ScanOps:
                     more = True
                     break
                 last = key
-                if entry.ts <= cleared_at:
+                if entry.ts <= cleared_at or (keep is not None and not keep(key)):
                     continue
                 if pattern is not None and not fnmatch.fnmatchcase(key, pattern):
                     continue
@@ -104,13 +124,25 @@ class ScanOps:
         if mode == "auto":
             mode = "glob" if re.search(r"[*?\[]", pattern) else "substring"
         ns = a.get("ns")
-        namespaces = [ns] if ns else [n for n in self.store.namespace_names() if n != SYSTEM_NS]
+        skip = req.notes.get("exclude_ns", ())
+        namespaces = (
+            [ns]
+            if ns
+            else [n for n in self.store.namespace_names() if n != SYSTEM_NS and n not in skip]
+        )
+        keep = self._partition_filter(ns, req.notes.get("partitions")) if ns else None
         return await asyncio.to_thread(
-            self._search_scan, namespaces, pattern, mode, a["in"], a["limit"]
+            self._search_scan, namespaces, pattern, mode, a["in"], a["limit"], keep
         )
 
     def _search_scan(
-        self, namespaces: list[str], pattern: str, mode: str, where: str, limit: int
+        self,
+        namespaces: list[str],
+        pattern: str,
+        mode: str,
+        where: str,
+        limit: int,
+        keep: Callable[[str], bool] | None = None,
     ) -> dict[str, Any]:
         now = self.node.wall_ms()
         needle = pattern.casefold()
@@ -127,6 +159,8 @@ class ScanOps:
             for ns in namespaces:
                 cleared_at = self.store.namespace(ns).cleared_at
                 for key, entry in self.store.scan(ns, txn):
+                    if keep is not None and not keep(key):
+                        continue
                     scanned += 1
                     if entry.ts <= cleared_at:
                         continue
