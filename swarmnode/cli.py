@@ -155,6 +155,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def render_members(r: dict[str, Any]) -> str:
+    sharded = "moves" in r
     rows = [
         [
             m["node_id"] + (" *" if m.get("self") else ""),
@@ -162,10 +163,27 @@ def render_members(r: dict[str, Any]) -> str:
             m["state"],
             str(m["incarnation"]),
             f"{m['since_s']:.0f}s",
+            *([str(m.get("partitions", 0))] if sharded else []),
         ]
         for m in r["members"]
     ]
-    return _table(rows, ["NODE", "ADDRESS", "STATE", "INCARNATION", "FOR"])
+    header = ["NODE", "ADDRESS", "STATE", "INCARNATION", "FOR"]
+    text = _table(rows, header + (["PARTITIONS"] if sharded else []))
+    if sharded:
+        text += "\n" + "\n".join(render_moves(r["moves"], r.get("filling", 0)))
+    return text
+
+
+def render_moves(moves: list[dict[str, Any]], filling: int) -> list[str]:
+    """Partitions this node is handing over, and how many it waits for."""
+    lines = [f"moves       {len(moves)} in flight from here, {filling} partitions awaited here"]
+    for m in moves:
+        done = f"{m['keys_offered']}/{m['keys_total']}" if m["keys_total"] else "0/0"
+        lines.append(
+            f"  {m['kind']} {m['ns']}#{m['partition']} to {', '.join(m['to'])}: {done} keys "
+            f"offered, {m['keys_pushed']} sent, {m['bytes_sent']} bytes in {m['seconds']:.0f}s"
+        )
+    return lines
 
 
 def render_status(r: dict[str, Any]) -> str:
@@ -206,6 +224,22 @@ def render_status(r: dict[str, Any]) -> str:
                 f"{m['setting']} {m['theirs']:g} (ours {m['ours']:g})" for m in peer["mismatches"]
             )
         )
+    placement = r.get("placement") or {}
+    if placement.get("namespaces"):
+        shards = ", ".join(
+            f"{ns} {v['owned']}/{v['partitions']} (R={v['replicas']})"
+            for ns, v in sorted(placement["namespaces"].items())
+        )
+        lines.append(
+            f"placement   {len(placement.get('view') or [])} members in view"
+            + ("" if placement.get("settled") else " (settling)")
+            + f"; partitions held: {shards}"
+        )
+        per = placement.get("partitions_per_member", {})
+        lines.append(
+            "partitions  " + ", ".join(f"{node} {count}" for node, count in sorted(per.items()))
+        )
+        lines += render_moves(placement.get("moves", []), placement.get("filling", 0))
     caches = [
         ("store", r["store"].get("read_cache")),
         ("vectors", r.get("vectors", {}).get("cache")),

@@ -86,6 +86,9 @@ class PlacementKeeper:
         self._fills: dict[tuple[str, int], _Fill] = {}
         self._moving_to: dict[tuple[str, int], tuple[str, ...]] = {}
         """Partitions this node lost in a view change -> the owners that gained them."""
+        self._complete: set[tuple[str, int]] = set()
+        """Partitions handed here completely (and not handed away since): a view change that
+        makes this node their owner finds them here already."""
         self._next_scan = now
         self._next_progress = now
         self._declare_metrics()
@@ -230,6 +233,8 @@ class PlacementKeeper:
         me = self.node.node_id
         for move in moves:
             key = (move.ns, move.partition)
+            if key in self.map.filling and key in self._complete:
+                self._mark_filled(key, "handed over before the view settled")
             if me in move.lost:
                 self._moving_to[key] = move.gained
             elif me in move.after:
@@ -321,6 +326,7 @@ class PlacementKeeper:
                 self._drop(ev)
             elif isinstance(ev, PartitionFilled):
                 if self.map.sharding(ev.ns) is not None:
+                    self._complete.add((ev.ns, ev.partition))
                     self._mark_filled((ev.ns, ev.partition), "handed over")
             elif isinstance(ev, FillRequested):
                 self._fill_requested(ev)
@@ -414,6 +420,7 @@ class PlacementKeeper:
         )
         if ev.ok and not ev.copy:
             self._moving_to.pop((ev.ns, ev.partition), None)
+            self._complete.discard((ev.ns, ev.partition))
 
     # --- status and metrics ---------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Calls between nodes: a request, its answer, and a deadline, as a sans-IO state machine.
 
 `rq.call {i, b}` carries a body to a peer, which answers `rq.reply {i, b}`
-with the same id. The caller gives each call a token and a timeout; the
+with the same id. A call the network delivers twice is run once: the callee
+remembers the ids it has seen from each peer (the last `SEEN` of them), since
+running a forwarded write twice would write twice. The caller gives each call a token and a timeout; the
 answer or, at the deadline, `TIMED_OUT` comes back as a `CallAnswered`
 event for that token. The callee gets `IncomingCall` events and answers
 with `reply`. Bodies are msgpack-able maps; what they mean is the routing
@@ -13,6 +15,7 @@ first.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,8 @@ TIMED_OUT = object()
 _IDS = 1 << 62
 RTT_WEIGHT = 0.2
 """Weight of the newest sample in a peer's round-trip mean."""
+SEEN = 4096
+"""Call ids remembered per peer, to drop duplicates (far more than calls in flight)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Calls:
         self.rtt: dict[Address, float] = {}
         """Mean round trip of answered calls, by peer (seconds)."""
         self.timeouts = 0
+        self.duplicates = 0
+        self._seen: dict[Address, OrderedDict[int, None]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -97,6 +104,13 @@ class Calls:
             raise DecodeError("rq: a call id and a body are required")
         kind = msg.get("t")
         if kind == MSG_CALL:
+            seen = self._seen.setdefault(sender, OrderedDict())
+            if call_id in seen:
+                self.duplicates += 1
+                return Output()
+            seen[call_id] = None
+            if len(seen) > SEEN:
+                seen.popitem(last=False)
             return Output(events=[IncomingCall(sender, call_id, msg["b"])])
         if kind != MSG_REPLY:
             raise DecodeError(f"unknown call message type {kind!r}")

@@ -8,7 +8,9 @@ function of the member list):
 - every live node settled on the same view: the live members;
 - the owners of each partition hold it identically (the same keys with the
   same digests, and the same decoded entries), and none of them still waits
-  for it;
+  for it, unless every other node that owned it with the stopped nodes
+  counted is stopped (with R = 1, a stopped node's partitions wait for it:
+  nobody else ever held them);
 - no other node holds anything of it (handed over, then dropped);
 - every acknowledged write is found on the owners of its key's partition
   (checked by `oracles.check_history`, which asks `owners_of` who to read).
@@ -64,14 +66,23 @@ def check_partitions(cluster: Cluster) -> list[str]:
         return []
     out: list[str] = []
     view = expected_view(cluster)
+    everyone = tuple(sorted(sn.node_id for sn in cluster.nodes))
+    down = {sn.node_id for sn in cluster.nodes if not sn.up}
     for sn in live:
         assert sn.node is not None
         seen = sn.node.placement.map.view
         if seen != view:
             out.append(f"n{sn.index} settled on view {seen}, the live members are {view}")
-        if sn.node.placement.map.filling:
-            waiting = sorted(sn.node.placement.map.filling)[:5]
-            out.append(f"n{sn.index} still waits for partitions {waiting}")
+    for sn in live:
+        waiting = []
+        for ns, p in sorted(sn.node.placement.map.filling):
+            sharding = namespaces[ns]
+            holders = set(owner_table(ns, sharding.partitions, everyone, sharding.replicas)[p])
+            stuck = down | {o.node_id for o in live if (ns, p) in o.node.placement.map.filling}
+            if not down or not holders - {sn.node_id} <= stuck:
+                waiting.append((ns, p))
+        if waiting:
+            out.append(f"n{sn.index} still waits for partitions {waiting[:5]}")
     if out:
         return out
     ae = cluster.node_config.antientropy

@@ -34,6 +34,7 @@ from swarmnode.sim import oracles
 from swarmnode.sim.cluster import Cluster, ClusterConfig
 from swarmnode.sim.nemesis import Nemesis, NemesisConfig, scenario_kinds
 from swarmnode.sim.network import Latency, LinkProfile, NetStats
+from swarmnode.sim.partition_oracles import check_partitions as partition_problems
 from swarmnode.sim.workload import History, Workload, WorkloadConfig
 
 
@@ -308,6 +309,7 @@ def _unsettled(after: str, cluster: Cluster, bound: float) -> str:
     what = []
     if not oracles.converged(cluster):
         what.append("replicas differ")
+        what.extend(partition_problems(cluster)[:3])
     what.extend(oracles.check_membership(cluster)[:5])
     return f"not converged {bound:.1f}s after {after}: {'; '.join(what)}"
 

@@ -126,8 +126,10 @@ class OpRecord:
 
     @property
     def uncertain(self) -> bool:
-        """It may have been applied (again) without an acknowledgement saying so."""
-        return self.status == "unknown" or self.ghosts > 0
+        """It may have been applied (again) without an acknowledgement saying so: its
+        outcome is unknown, it was never answered (its node crashed after forwarding it),
+        or an owner that did not answer an earlier attempt may have run it too."""
+        return self.status in ("unknown", "pending") or self.ghosts > 0
 
     def line(self) -> str:
         """One canonical line per operation, for digests and failure reports."""

@@ -240,6 +240,14 @@ class Cluster:
         self._forget_client(i)
         self.nodes[i].kill()
 
+    def add_node(self) -> NodeProcess:
+        """Start one more node, joined to the first, on a fresh data directory."""
+        i = len(self.nodes)
+        key = self.master_key
+        self.key_files.append(copy_key(key, self.base / f"node{i}.key") if key else None)
+        self.nodes.append(self._start(i, f"{loopback_hosts(1)[0]}:0", seed=self.nodes[0].gossip))
+        return self.nodes[i]
+
     def restart(self, i: int) -> NodeProcess:
         """Start node i again on its data and its address, joined to the first other node."""
         self._forget_client(i)

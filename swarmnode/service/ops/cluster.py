@@ -36,7 +36,7 @@ class ClusterOps:
     async def members(self, req: Request) -> Any:
         node = self.host.node
         now = node.now
-        return {
+        reply: dict[str, Any] = {
             "members": [
                 {
                     "node_id": m.node_id,
@@ -49,6 +49,15 @@ class ClusterOps:
                 for m in node.membership.members()
             ]
         }
+        placement = node.placement
+        if placement.map.namespaces:
+            # Sharded namespaces: partitions per member (this node's view) and moves in flight.
+            owned = placement.member_partitions()
+            for m in reply["members"]:
+                m["partitions"] = owned.get(m["node_id"], 0)
+            reply["moves"] = placement.handoff.progress(now)
+            reply["filling"] = len(placement.map.filling)
+        return reply
 
     async def sync(self, req: Request) -> Any:
         text = req.args.get("peer")
