@@ -3,9 +3,9 @@
 `rq.call {i, b}` carries a body to a peer, which answers `rq.reply {i, b}`
 with the same id. A call the network delivers twice is run once: the callee
 remembers the ids it has seen from each peer (the last `SEEN` of them), since
-running a forwarded write twice would write twice. The caller gives each call a token and a timeout; the
-answer or, at the deadline, `TIMED_OUT` comes back as a `CallAnswered`
-event for that token. The callee gets `IncomingCall` events and answers
+running a forwarded write twice would write twice. The caller gives each call
+a token and a timeout; the answer or, at the deadline, `TIMED_OUT` comes back
+as a `CallAnswered` event for that token. The callee gets `IncomingCall` events and answers
 with `reply`. Bodies are msgpack-able maps; what they mean is the routing
 layer's business. Each peer's round-trip time is kept (an exponentially
 weighted mean of answered calls), so the caller can try the nearest owner
