@@ -132,16 +132,18 @@ class PlacementKeeper:
             return []
         items = []
         for ns in self.map.namespaces:
-            for p in self.map.owned(ns):
-                if self.map.ready(ns, p) and peer_id in self.map.owners(ns, p):
-                    items.extend((ns, level, index) for level, index in self.map.nodes(ns, p))
+            shared = {
+                p
+                for p in self.map.owned(ns)
+                if self.map.ready(ns, p) and peer_id in self.map.owners(ns, p)
+            }
+            items.extend((ns, lv, i) for lv, i in self.map.covering_nodes(ns, shared))
         return items
 
     def declines(self, ns: str, level: int, index: int) -> bool:
         if self.map.sharding(ns) is None:
             return False
-        partition = self.map.partition_at(ns, level, index)
-        return partition is None or not self.map.ready(ns, partition)
+        return not all(self.map.ready(ns, p) for p in self.map.partitions_under(ns, level, index))
 
     # --- the handoff's view of the store (HandoffSource) ---------------------------------
 

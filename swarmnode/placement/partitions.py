@@ -136,11 +136,31 @@ class PartitionMap:
         """The tree level whose nodes lie within one partition each."""
         return partition_nodes(0, self._sharding[ns].partitions, self.fanout, self.depth)[0][0]
 
-    def partition_at(self, ns: str, level: int, index: int) -> int | None:
-        """The partition holding tree node (level, index); None above the partition level."""
+    def partitions_under(self, ns: str, level: int, index: int) -> range:
+        """The partitions whose keys lie under tree node (level, index): one, or (above the
+        partition level) every partition of the node's subtree."""
         bits = self._sharding[ns].partitions.bit_length() - 1
         step = self.fanout.bit_length() - 1
         below = level * step - bits
-        if below < 0:
-            return None
-        return index >> below
+        if below >= 0:
+            return range(index >> below, (index >> below) + 1)
+        return range(index << -below, (index + 1) << -below)
+
+    def covering_nodes(self, ns: str, partitions: set[int]) -> list[tuple[int, int]]:
+        """The fewest tree nodes covering exactly `partitions`: a subtree whose partitions
+        are all in the set is named by its root (the whole tree, when it is every one)."""
+        level = self.partition_level(ns)
+        current = sorted({node for p in partitions for node in self.nodes(ns, p)})
+        result: list[tuple[int, int]] = []
+        while current and level > 0:
+            groups: dict[int, list[int]] = {}
+            for _, index in current:
+                groups.setdefault(index // self.fanout, []).append(index)
+            current = []
+            for parent, children in sorted(groups.items()):
+                if len(children) == self.fanout:
+                    current.append((level - 1, parent))
+                else:
+                    result.extend((level, child) for child in children)
+            level -= 1
+        return sorted(result + current)

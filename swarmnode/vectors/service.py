@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ class VectorMemory:
         if space.building is not None:
             done, total = space.building
             raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
-        outside = self._outside(space, definition, req.notes.get("partitions"))
+        outside = self._outside(space, definition)
         items, exact = await self._run_search(space, query, k, flt, ef, outside)
         self._searches.inc()
         return {**reply, "exact": exact, "items": items}
@@ -314,13 +315,22 @@ class VectorMemory:
             raise NotFound(f"vsearch: {key!r} in {ns!r} is not a live entry with a vector")
         return np.frombuffer(version.vector, dtype="<f4")
 
-    @staticmethod
-    def _outside(space: Space, definition: NamespaceDef, parts: set[int] | None) -> set[int]:
-        """Labels a search restricted to `parts` of a sharded namespace must leave out."""
-        if parts is None or not definition.partitions or space.buckets is None:
-            return set()
+    def _outside(self, space: Space, definition: NamespaceDef) -> AbstractSet[int]:
+        """In a sharded namespace, the labels of partitions this node holds without owning
+        them complete (hints, partitions being handed away or still being received): a
+        search leaves them out, since an owner that has them complete answers for them.
+
+        A scatter gives each partition to one owner, but every owner searches all it holds
+        complete: the k best of a superset still hold the k best of its part, and the
+        merge keeps each key once, so no label filter slows the common search."""
+        if not definition.partitions or space.buckets is None:
+            return frozenset()
+        pmap = self.host.node.placement.map
+        if pmap.sharding(definition.name) is None:
+            return frozenset()
+        ready = frozenset(p for p in pmap.owned(definition.name) if pmap.ready(definition.name, p))
         with space.lock.read():
-            return space.labels_outside(parts, definition.partitions)
+            return space.labels_outside(ready, definition.partitions)
 
     async def _run_search(
         self,
@@ -329,9 +339,8 @@ class VectorMemory:
         k: int,
         flt: Filter | None,
         ef: int | None,
-        outside: set[int] | None = None,
+        outside: AbstractSet[int] = frozenset(),
     ) -> tuple[list[dict[str, Any]], bool]:
-        outside = outside or set()
         cheap = flt is None and ef is None and not outside and len(space) > self.cfg.exact_below
         if self.cfg.search_on_loop and cheap:
             try:
@@ -353,13 +362,13 @@ class VectorMemory:
         flt: Filter | None,
         ef: int | None,
         blocking: bool = True,
-        outside: set[int] | None = None,
+        outside: AbstractSet[int] = frozenset(),
     ) -> tuple[list[dict[str, Any]], bool, int]:
         """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
         which case it raises `Busy` rather than repeat a round. Labels in `outside` (other
         partitions of a sharded namespace) are never returned."""
         retries = 0
-        exclude: set[int] = set(outside) if outside else set()
+        exclude: set[int] = set(outside)
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
         while True:

@@ -101,6 +101,8 @@ class Space:
         self._memo: tuple[int, np.ndarray, np.ndarray] | None = None
         self.buckets: dict[int, set[int]] | None = None
         """Sharded namespaces: labels per key-hash bucket (None: not kept)."""
+        self._outside: tuple[int, frozenset[int], int, frozenset[int]] | None = None
+        """The last `labels_outside` answer: (version, parts, partitions, labels)."""
 
     # --- loading -------------------------------------------------------------
 
@@ -168,17 +170,23 @@ class Space:
             buckets.setdefault(leaf_of(item.key, BUCKET_BITS), set()).add(label)
         self.buckets = buckets
 
-    def labels_outside(self, parts: set[int], partitions: int) -> set[int]:
+    def labels_outside(self, parts: frozenset[int], partitions: int) -> frozenset[int]:
         """Labels of the partitions (of `partitions`) not in `parts`: what a search restricted
-        to `parts` leaves out."""
+        to `parts` leaves out. Remembered until the index or `parts` change, since the
+        same restriction comes with every search."""
         if self.buckets is None:
             raise ValueError(f"space {self.ns!r} does not keep labels per partition")
+        memo = self._outside
+        if memo is not None and memo[:3] == (self.version, parts, partitions):
+            return memo[3]
         shift = BUCKET_BITS - partition_bits(partitions)
         out: set[int] = set()
         for bucket, labels in self.buckets.items():
-            if (bucket >> shift) not in parts:
+            if (bucket >> shift) not in parts and labels:
                 out |= labels
-        return out
+        frozen = frozenset(out)
+        self._outside = (self.version, parts, partitions, frozen)
+        return frozen
 
     def _unpost(self, item: Indexed) -> None:
         for p in item.postings:

@@ -59,12 +59,23 @@ def test_fill_sources_are_the_other_owners_and_the_next_ranked() -> None:
         assert sources == [n for n in top if n != "a"]
 
 
-def test_partition_at_maps_tree_nodes_to_partitions() -> None:
+def test_tree_nodes_map_to_their_partitions() -> None:
     m = PartitionMap("a", 16, 4, view=("a",))
     m.set_namespaces(0.0, {"x": Sharding(256, 1), "y": Sharding(32, 1)}, fill=False)
     assert m.partition_level("x") == 2
-    assert m.partition_at("x", 2, 200) == 200
-    assert m.partition_at("x", 3, 200 * 16 + 5) == 200
-    assert m.partition_at("x", 1, 3) is None
+    assert m.partitions_under("x", 2, 200) == range(200, 201)
+    assert m.partitions_under("x", 3, 200 * 16 + 5) == range(200, 201)
+    assert m.partitions_under("x", 1, 3) == range(48, 64)
+    assert m.partitions_under("x", 0, 0) == range(256)
     assert m.nodes("y", 3) == [(2, i) for i in range(24, 32)]
-    assert m.partition_at("y", 2, 27) == 3
+    assert m.partitions_under("y", 2, 27) == range(3, 4)
+
+
+def test_covering_nodes_name_whole_subtrees_by_their_root() -> None:
+    m = PartitionMap("a", 16, 4, view=("a",))
+    m.set_namespaces(0.0, {"x": Sharding(256, 1), "y": Sharding(32, 1)}, fill=False)
+    assert m.covering_nodes("x", set(range(256))) == [(0, 0)]
+    assert m.covering_nodes("x", set(range(16, 32)) | {40}) == [(1, 1), (2, 40)]
+    assert m.covering_nodes("y", {3}) == [(2, i) for i in range(24, 32)]
+    assert m.covering_nodes("y", {2, 3}) == [(1, 1)]
+    assert m.covering_nodes("x", set()) == []
