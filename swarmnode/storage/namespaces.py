@@ -19,6 +19,11 @@ from typing import Any
 from swarmnode.errors import BadRequest
 
 SYSTEM_NS = "_ns"
+AGENTS_NS = "_agents"
+"""Agent registrations (`agents/registrations.py`): LWW registers, one per agent."""
+RESERVED = frozenset({SYSTEM_NS, AGENTS_NS})
+"""Namespaces the node keeps for itself; a client cannot name one (names start with a
+letter or digit) and no listing shows one."""
 POLICIES = ("lww", "mv", "consensus")
 METRICS = ("cosine", "l2", "ip")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -80,10 +85,15 @@ BUILTINS: dict[str, NamespaceDef] = {
 }
 
 
+def reserved(name: str) -> bool:
+    return name in RESERVED
+
+
 def check_ns_name(name: Any, *, allow_system: bool = False) -> str:
+    """A valid namespace name; `allow_system` admits the reserved ones too."""
     if not isinstance(name, str):
         raise BadRequest("ns must be a string")
-    if allow_system and name == SYSTEM_NS:
+    if allow_system and name in RESERVED:
         return name
     if not NAME_RE.match(name):
         raise BadRequest(

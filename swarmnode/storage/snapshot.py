@@ -17,7 +17,7 @@ from swarmnode.crdt.codec import decode_dots, decode_entry
 from swarmnode.crdt.entry import Entry
 from swarmnode.errors import NotFound, Unavailable
 from swarmnode.storage import layout as L
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 
 
 class SnapshotReader:
@@ -43,7 +43,8 @@ class SnapshotReader:
         self.close()
 
     def entries_of(self, ns: str | None = None) -> Iterator[tuple[str, str, Entry]]:
-        """Every (namespace, key, full entry) of the snapshot, system namespace left out."""
+        """Every (namespace, key, full entry) of the snapshot, reserved namespaces left out
+        (definitions, and agent registrations, whose revocations a restore must not undo)."""
         with self.env.begin() as txn, txn.cursor(db=self.entries) as cur:
             start = L.ns_prefix(ns) if ns else b""
             ok = cur.set_range(start) if start else cur.first()
@@ -53,7 +54,7 @@ class SnapshotReader:
                     break
                 rec = L.unpack_record(bytes(cur.value()))
                 entry_ns, key = L.names_of(ekey, rec)
-                if entry_ns != SYSTEM_NS:
+                if not reserved(entry_ns):
                     entry = decode_entry(rec.header)
                     if entry.orset is not None:
                         self._load_members(txn, ekey, entry)

@@ -18,7 +18,7 @@ from swarmnode.errors import BadRequest
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 from swarmnode.storage.views import entry_view, summary_view
 
 LIST_REPLY_BUDGET = 8 << 20
@@ -104,7 +104,7 @@ class ScanOps:
         if mode == "auto":
             mode = "glob" if re.search(r"[*?\[]", pattern) else "substring"
         ns = a.get("ns")
-        namespaces = [ns] if ns else [n for n in self.store.namespace_names() if n != SYSTEM_NS]
+        namespaces = [ns] if ns else [n for n in self.store.namespace_names() if not reserved(n)]
         return await asyncio.to_thread(
             self._search_scan, namespaces, pattern, mode, a["in"], a["limit"]
         )
