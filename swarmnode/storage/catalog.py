@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from swarmnode.storage.namespaces import BUILTINS, SYSTEM_NS, NamespaceDef, reserved
+from swarmnode.storage.namespaces import BUILTINS, NamespaceDef, reserved
 from swarmnode.storage.usage import NO_USAGE, Usage
 
 Counts = tuple[int, int, int]

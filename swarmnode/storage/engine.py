@@ -135,7 +135,9 @@ class Engine:
                     )
                 for agent, delta in batch.usage.items():
                     had = self._usage.get(agent, (0, 0, 0))
-                    store_usage(txn, self.db, agent, [h + d for h, d in zip(had, delta)])
+                    store_usage(
+                        txn, self.db, agent, [h + d for h, d in zip(had, delta, strict=True)]
+                    )
         except lmdb.MapFullError:
             self.hlc.last = hlc_before
             err = Unavailable(
