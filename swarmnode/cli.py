@@ -9,6 +9,8 @@ Readable output by default, `--json` for scripts. Exit codes scripts can rely on
     4  conflict (if_absent lost, wrong type of key)
     5  too large
     6  node unavailable (not running, or a failure it reports as unavailable)
+    7  forbidden (the token's agent may not do that, or a token is required)
+    8  quota exceeded
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ EXIT_CODES = {
     "wrong_type": 4,
     "too_large": 5,
     "unavailable": 6,
+    "forbidden": 7,
+    "quota_exceeded": 8,
 }
 
 

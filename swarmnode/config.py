@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarmnode.agents.config import AgentsConfig
 from swarmnode.api.limits import ApiLimits
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
@@ -135,6 +136,7 @@ SECTIONS: dict[str, type] = {
     "vectors": VectorConfig,
     "metrics": MetricsConfig,
     "resp": RespConfig,
+    "agents": AgentsConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -172,6 +174,7 @@ class Config:
     vectors: VectorConfig = field(default_factory=VectorConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     resp: RespConfig = field(default_factory=RespConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.

@@ -66,6 +66,7 @@ from swarmnode.api.framing import (
     encode_result,
 )
 from swarmnode.api.limits import ApiLimits
+from swarmnode.api.session import Session, peer_uid
 from swarmnode.api.unixsock import (
     SUN_PATH_MAX,
     ApiSocketError,
@@ -87,6 +88,8 @@ class RequestContext:
     connection_id: int
     request_id: int
     limits: ApiLimits
+    session: Session | None = None
+    """The connection's identity (`hello`), shared by its requests; None: no session."""
 
 
 Dispatch = Callable[[str, dict[str, Any], RequestContext], Awaitable[Any]]
@@ -264,6 +267,7 @@ class _Connection:
         self._stop_reason: str | None = None
         """Why the connection stopped taking streams: "disconnect" or "shutdown"."""
         self._read_task: asyncio.Task[None] | None = None
+        self.session = Session(peer_uid(writer.get_extra_info("socket")))
 
     @property
     def inflight(self) -> int:
@@ -363,7 +367,7 @@ class _Connection:
 
     async def _start_eagerly(self, request: Request) -> None:
         """Run the request up to its first wait here; only what has to wait gets a task."""
-        context = RequestContext(self.id, request.id, self._limits)
+        context = RequestContext(self.id, request.id, self._limits, self.session)
         coroutine = self._server._dispatch(request.op, request.args, context)
         try:
             pending = coroutine.send(None)
@@ -412,7 +416,7 @@ class _Connection:
         holds_slot = True
         try:
             if started is None:
-                context = RequestContext(self.id, request.id, self._limits)
+                context = RequestContext(self.id, request.id, self._limits, self.session)
                 started = self._server._dispatch(request.op, request.args, context)
             try:
                 result = await started

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmnode.agents.service import attach_agents
 from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
 from swarmnode.config import Config
 from swarmnode.runtime.host import NodeHost
@@ -27,7 +28,8 @@ def build_service(
     snapshots_dir: Path,
     watch_buffer_bytes: int = 4 << 20,
 ) -> tuple[Service, NodeServices]:
-    """A node's operations behind the validate step (more steps are added by other layers)."""
+    """A node's operations behind the validate, authorise, activity and quota steps (more
+    steps are added by other layers)."""
     node = NodeServices(host, snapshots_dir)
     watch = WatchOps(node, watch_buffer_bytes)
     node.stats_sections.append(lambda: {"watch": watch.stats()})
@@ -42,6 +44,9 @@ def build_service(
     ):
         ops.register(service)
     service.use(Validate(node.store))
+    config = host.node.config
+    profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
+    attach_agents(node, service, config.agents, profile)
     return service, node
 
 

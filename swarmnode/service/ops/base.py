@@ -13,6 +13,11 @@ from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Op, OpResult
 
 
+def agent_of(req: Request | None) -> str | None:
+    """The agent a request speaks for (set by the `authorise` step; None: no agent)."""
+    return req.notes.get("agent") if req is not None else None
+
+
 @dataclass
 class NodeServices:
     host: NodeHost

@@ -104,7 +104,9 @@ class ScanOps:
         if mode == "auto":
             mode = "glob" if re.search(r"[*?\[]", pattern) else "substring"
         ns = a.get("ns")
-        namespaces = [ns] if ns else [n for n in self.store.namespace_names() if not reserved(n)]
+        readable = req.notes.get("readable", _everything)
+        names = self.store.namespace_names()
+        namespaces = [ns] if ns else [n for n in names if not reserved(n) and readable(n)]
         return await asyncio.to_thread(
             self._search_scan, namespaces, pattern, mode, a["in"], a["limit"]
         )
@@ -140,6 +142,10 @@ class ScanOps:
                 if truncated:
                     break
         return {"items": items, "scanned": scanned, "truncated": truncated, "mode": mode}
+
+
+def _everything(ns: str) -> bool:
+    return True
 
 
 def _search_hit(
