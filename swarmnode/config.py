@@ -47,6 +47,7 @@ from typing import Any
 
 from swarmnode.agents.config import AgentsConfig
 from swarmnode.api.limits import ApiLimits
+from swarmnode.archive.config import ArchiveConfig
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
 from swarmnode.paths import default_data_dir, socket_path_for
@@ -137,6 +138,7 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "resp": RespConfig,
     "agents": AgentsConfig,
+    "archive": ArchiveConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -175,6 +177,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     resp: RespConfig = field(default_factory=RespConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.

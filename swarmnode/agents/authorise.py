@@ -1,7 +1,11 @@
 """The `authorise` step: every request checked against the caller's access, before it runs.
 
-Between `validate` and `embed` in the service chain. It resolves who the
-request speaks for (`Principal`), then applies the operation's rule:
+First after `measure` in the service chain, before `validate`, so a refused
+caller learns nothing but `forbidden` (validation errors name existing
+namespaces; `validate` shows only those in `notes["readable"]`). It looks only
+at the `ns` argument when it is a string: whatever else is wrong with the
+request is `validate`'s to say. It resolves who the request speaks for
+(`Principal`), then applies the operation's rule:
 
 - an operation that names a namespace checks it: reading ops need read
   access, writing ops write access (restoring from the archive both),
@@ -139,6 +143,8 @@ class Authorise:
             return await nxt(req)
         readable = self._readable(who)
         req.notes["readable"] = readable
+        if not isinstance(req.args, dict):
+            return await nxt(req)  # `validate` refuses it
         ns = req.args.get("ns")
         if op in READ_OPS:
             self._check(who, ns, "read")
@@ -198,7 +204,9 @@ class Authorise:
             raise Forbidden(f"agent {who.agent!r} may not {mode} namespace {ns!r}")
 
     def _check_define(self, who: Principal, req: Request) -> None:
-        ns = req.args["ns"]
+        ns = req.args.get("ns")
+        if not isinstance(ns, str):
+            return
         catalog = self.node.store.catalog
         definition = catalog.namespace(ns)
         exists = ns in catalog.definitions and not definition.deleted

@@ -28,15 +28,17 @@ def attach_agents(
     config: AgentsConfig,
     analytics: AnalyticsConfig | None = None,
 ) -> AgentLayer:
-    """Register the agent operations and put `authorise` and `activity` before `embed`
-    (or at the end of the chain when there is none) and `quota` just before execute."""
+    """Register the agent operations, put `authorise` and `activity` before `validate`
+    and `quota` after it.
+
+    `authorise` runs before `validate` so that nothing a refused caller sends is
+    answered with more than `forbidden`: validation errors name the namespaces that
+    exist, and are told which of them the caller may see (`notes["readable"]`)."""
     roster = Roster()
     AgentOps(services, roster, config).register(service)
     authorise = Authorise(services, roster, config)
     activity = Activity(analytics or AnalyticsConfig.lan(), services.host.clock.monotonic)
-    names = [s.name for s in service.steps]
-    before = "embed" if "embed" in names else None
-    service.use(authorise, before=before)
-    service.use(activity, before=before)
+    service.use(authorise, before="validate")
+    service.use(activity, before="validate")
     service.use(QuotaCheck(services))
     return AgentLayer(roster, authorise, activity)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from swarmnode.agents.service import attach_agents
 from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
+from swarmnode.archive.ops import attach_archive
 from swarmnode.config import Config
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Service
@@ -47,6 +48,7 @@ def build_service(
     config = host.node.config
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
     attach_agents(node, service, config.agents, profile)
+    node.archiver = attach_archive(node, service, config.archive)
     return service, node
 
 
@@ -77,6 +79,9 @@ def assemble(
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
     analytics = Analytics(profile, monotonic())
     service.register("analytics", analytics_op(analytics, services.stats, monotonic))
-    service.use(Measure(analytics, monotonic), before="validate")
+    service.use(Measure(analytics, monotonic), before="authorise")
     host.add_listener(lag_listener(analytics, monotonic, lambda: host.clock.wall_ms() / 1000))
+    if not inline_vectors:
+        # The simulator (inline) has one thread and virtual time: no background pass there.
+        services.archiver.start()
     return NodeService(service, services, vectors, analytics)

@@ -27,6 +27,7 @@ from typing import Any
 import lmdb
 
 from swarmnode import commands
+from swarmnode.archive import records as archived
 from swarmnode.commands import ClockReading, CommandContext
 from swarmnode.crdt.codec import decode_entry, encode_dots, encode_entry, packb
 from swarmnode.crdt.entry import Entry
@@ -199,6 +200,8 @@ class Engine:
             return self._sweep(txn, op, now_ms, fx)
         if isinstance(op, Purge):
             return self._purge(txn, op, now_ms, fx)
+        if isinstance(op, archived.ARCHIVE_OPS):
+            return archived.dispatch(self, txn, op, now_ms, fx)
         raise InternalError(f"unknown operation {type(op).__name__}")
 
     # --- what the engine reads while writing ------------------------------------
@@ -221,16 +224,26 @@ class Engine:
         now_ms: int,
         fx: _Effects,
     ) -> tuple[Loaded | None, list[Change]]:
-        """The local entry, or None if absent; dead-and-collectable entries are dropped first."""
+        """The local entry, or None if absent; dead-and-collectable entries are dropped first.
+
+        An entry archived here as stale is put back into the live store first, as it
+        was: whatever comes next (a write, a peer's state) applies to the whole entry.
+        """
         loaded = load(txn, self.db, ekey, members)
+        restored: list[Change] = []
         if loaded is None:
-            return None, []
+            change = archived.materialize(self, txn, ns, key, ekey, now_ms, fx)
+            if change is None:
+                return None, []
+            restored.append(change)
+            loaded = load(txn, self.db, ekey, members)
+            assert loaded is not None
         entry = loaded.entry
         cleared = ns != SYSTEM_NS and entry.ts <= self.namespace(ns, fx).cleared_at
         if cleared or entry.collectable(now_ms, self.config.grace_ms):
             kind = "purge" if cleared else "collect"
-            return None, [self._drop(txn, ns, key, ekey, loaded, kind, fx)]
-        return loaded, []
+            return None, [*restored, self._drop(txn, ns, key, ekey, loaded, kind, fx)]
+        return loaded, restored
 
     # --- client writes ----------------------------------------------------------
 
@@ -334,6 +347,12 @@ class Engine:
                 continue
             # The due record is gone; _write files the next one from scratch.
             loaded.due = 0
+            if (
+                loaded.counted_live
+                and not loaded.entry.visible(now_ms)
+                and self.namespace(ns, fx).archive_expired
+            ):
+                archived.keep_expired(self, txn, ns, key, loaded.entry, now_ms)
             delta = loaded.entry.expire(self._strip_clock(now_ms))
             new = loaded.entry.join(delta) if delta is not None else loaded.entry
             change = self._write(
@@ -373,6 +392,8 @@ class Engine:
             assert loaded is not None
             changes.append(self._drop(txn, op.ns, key, ekey, loaded, "purge", fx))
         more = seen >= op.limit
+        if not more:
+            changes.extend(archived.purge(self, txn, op.ns, cleared_at))
         if more and last is not None:
             self._purge_cursor[op.ns] = last + b"\x00"
         else:

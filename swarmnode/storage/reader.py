@@ -34,6 +34,8 @@ class Reader:
         self.db = dbs
         self._catalog = catalog
         self.cache = TaggedCache(cache_bytes)
+        self.archived: Callable[[lmdb.Transaction, str, str], Entry | None] | None = None
+        """States of entries archived here (`archive/`), for peers that lack them."""
 
     def read(self) -> lmdb.Transaction:
         return self.env.begin(buffers=False)
@@ -92,6 +94,8 @@ class Reader:
         with self.read() as txn:
             for key in keys:
                 entry = self.get(ns, key, txn)
+                if entry is None and self.archived is not None:
+                    entry = self.archived(txn, ns, key)
                 if entry is not None:
                     out.append((key, encode_entry(entry)))
         return out

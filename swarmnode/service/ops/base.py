@@ -24,6 +24,8 @@ class NodeServices:
     snapshots_dir: Path
     stats_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     """Sections of `stats` the node itself does not know (transport, API, vectors, watch)."""
+    archiver: Any = None
+    """The node's `archive.archiver.Archiver` (its background pass starts in `assemble`)."""
 
     @property
     def store(self) -> Store:

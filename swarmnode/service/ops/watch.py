@@ -38,6 +38,8 @@ def event_name(ch: Change) -> str:
         return "put" if ch.kind in ("put", "merge", "ns") else ch.kind
     if ch.kind in ("expire", "collect"):
         return "expire"
+    if ch.kind == "archive":
+        return "archive"
     return "delete"
 
 
