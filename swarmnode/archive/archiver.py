@@ -21,13 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from swarmnode.archive import records as R
 from swarmnode.archive.config import ArchiveConfig
 from swarmnode.archive.segments import Pointer, Segments
 from swarmnode.crdt.codec import decode_entry, encode_entry
-from swarmnode.crdt.entry import Entry
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.storage import layout as L
@@ -47,7 +45,6 @@ class Archiver:
         self.segments: Segments = R.segments_of(self.store.engine)
         self.segments.level = config.level
         self.segments.segment_bytes = config.segment_bytes
-        self.store.reader.archived = self._archived_state
         self._reads: dict[tuple[str, str], int] = {}
         self._task: asyncio.Task[None] | None = None
         self._running = asyncio.Lock()
@@ -67,12 +64,6 @@ class Archiver:
         reads = [(ns, key, ms) for (ns, key), ms in self._reads.items()]
         self._reads = {}
         await self.node.commit(None, R.NoteReads(reads, []))
-
-    def _archived_state(self, txn: Any, ns: str, key: str) -> Entry | None:
-        row = R.row(txn, self.store.db, ns, key)
-        if row is None or row.kind != R.STALE:
-            return None
-        return R.state_of(self.segments, row)
 
     # --- running ---------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ them into segments later (`FileExpired`).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lmdb
@@ -175,15 +177,33 @@ def dispatch(engine: Engine, txn: lmdb.Transaction, op: Any, now_ms: int, fx: _E
     return OpResult({"forgotten": len(op.keys)})
 
 
+def archive_dir(env: lmdb.Environment) -> Path:
+    """`<data dir>/archive`: beside the store's LMDB environment (`<data dir>/store`)."""
+    return Path(env.path()).parent / "archive"
+
+
 def segments_of(engine: Engine) -> Segments:
-    """The archive directory beside the store's LMDB environment."""
+    """The segments the engine and the archiver share (made on first use)."""
     found = getattr(engine, "_segments", None)
     if found is None:
-        from pathlib import Path
-
-        found = Segments(Path(engine.env.path()).parent / "archive")
+        found = Segments(archive_dir(engine.env))
         engine._segments = found  # type: ignore[attr-defined]
     return found
+
+
+def archived_reader(
+    env: lmdb.Environment, dbs: dict[str, Any]
+) -> Callable[[lmdb.Transaction, str, str], Entry | None]:
+    """The state of an entry archived here as stale (None otherwise), read in `txn`."""
+    segments = Segments(archive_dir(env))
+
+    def read(txn: lmdb.Transaction, ns: str, key: str) -> Entry | None:
+        found = row(txn, dbs, ns, key)
+        if found is None or found.kind != STALE:
+            return None
+        return state_of(segments, found)
+
+    return read
 
 
 def row(txn: lmdb.Transaction, dbs: dict[str, Any], ns: str, key: str) -> Archived | None:
