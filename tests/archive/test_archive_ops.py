@@ -41,13 +41,20 @@ async def call(node, op: str, **args):
     return await node.service.call(op, args, None)
 
 
-async def test_stale_entries_are_archived_and_restored_with_values_metadata_and_vectors(node) -> None:
+async def test_stale_entries_archived_come_back_with_values_metadata_and_vectors(node) -> None:
     await call(node, "ns_init", ns="notes", archive_after="1d", dim=3)
     written = {}
     for i in range(40):
         key = f"n{i:02d}"
-        await call(node, "put", ns="notes", key=key, value={"text": f"note {i} " * 10},
-                   meta={"i": i}, vector=[1.0, float(i), 0.5])
+        await call(
+            node,
+            "put",
+            ns="notes",
+            key=key,
+            value={"text": f"note {i} " * 10},
+            meta={"i": i},
+            vector=[1.0, float(i), 0.5],
+        )
         written[key] = await call(node, "get", ns="notes", key=key, vector=True)
     await call(node, "incr", ns="notes", key="counter", by=9)
     await call(node, "sadd", ns="notes", key="tags", members=["a", "b", "c"])
@@ -82,8 +89,11 @@ async def test_entries_that_expire_are_kept_where_the_namespace_opts_in(node) ->
     node.clock.ms += 120_000
     report = await call(node, "compact")
     assert report["archive"]["namespaces"] == {
-        "events": {"entries": 1, "bytes": report["archive"]["bytes"],
-                   "compressed_bytes": report["archive"]["compressed_bytes"]}
+        "events": {
+            "entries": 1,
+            "bytes": report["archive"]["bytes"],
+            "compressed_bytes": report["archive"]["compressed_bytes"],
+        }
     }
     [item] = (await call(node, "archive_list", ns="events"))["items"]
     assert item["reason"] == "expired"
