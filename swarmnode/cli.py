@@ -352,7 +352,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return run(args.socket, args.timeout)
+    return run(args.socket, args.timeout, register=args.register)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -408,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per node operation (default 60)"
     )
+    mcp.add_argument("--register", metavar="AGENT", help="register this agent on start, act as it")
     mcp.set_defaults(func=cmd_mcp)
 
     sub.add_parser(
