@@ -32,10 +32,13 @@ from swarmnode.service.table import Request
 from swarmnode.storage import layout as L
 from swarmnode.storage.usage import vectors_of
 
-RECORD_OVERHEAD = 64
-"""Bytes of a record beyond its key and value: digests, due time, flags, the encoding's
-timestamps and actor names (measured: 60-70 for a register written by one node)."""
-MEMBER_OVERHEAD = 40
+RECORD_OVERHEAD = 72
+"""Bytes of a register's record beyond its key, value, metadata, vector, writing node's id
+and agent's id: digests, due time, flags and the encoding's timestamps and framing
+(measured: 71)."""
+ACTOR_BYTES = 34
+"""A counter's or set's actor name beyond the node id (`.<hex ts>`), with its framing."""
+MEMBER_OVERHEAD = 56
 """Bytes of a set member's record beyond the member itself (key hash, one dot)."""
 SIZED_OPS = frozenset({"put", "incr", "sadd"})
 """Writes that can grow an agent's usage (delete, srem and expire only shrink or keep it)."""
@@ -56,7 +59,7 @@ class QuotaCheck:
         quota = reg.quota
         if quota.bytes is None and quota.entries is None and quota.vectors is None:
             return await nxt(req)
-        want = self._estimate(req)
+        want = self._estimate(req, reg.agent)
         have = self.node.store.catalog.usage_of(reg.agent)
         held = self._reserved[reg.agent]
         total = [h + r + w for h, r, w in zip(have, held, want, strict=True)]
@@ -84,10 +87,11 @@ class QuotaCheck:
             if not any(held):
                 self._reserved.pop(reg.agent, None)
 
-    def _estimate(self, req: Request) -> list[int]:
+    def _estimate(self, req: Request, agent: str) -> list[int]:
         """(bytes, entries, vectors) this write may add at most, from its arguments."""
         a = req.args
         key_bytes = len(a["key"].encode("utf-8", "surrogatepass")) + len(a["ns"]) + 1
+        fixed = key_bytes + RECORD_OVERHEAD + len(self.node.store.node_id) + len(agent)
         if req.op == "put":
             size = len(packb(a["value"])) + (len(packb(a["meta"])) if a.get("meta") else 0)
             vector = a.get("vector")
@@ -96,17 +100,20 @@ class QuotaCheck:
                     size += len(pack_vector(vector) or b"")
                 except (ValueError, TypeError) as exc:
                     raise BadRequest(f"put: vector: {exc}") from None
-                return [key_bytes + size + RECORD_OVERHEAD, 1, 1]
+                return [fixed + size, 1, 1]
             definition = self.node.store.catalog.namespace(a["ns"])
             if definition.embedder is not None and definition.dim is not None:
                 # The `embed` step, which runs after this one, will add a vector.
-                return [key_bytes + size + 4 * definition.dim + RECORD_OVERHEAD, 1, 1]
-            return [key_bytes + size + RECORD_OVERHEAD, 1, 0]
+                return [fixed + size + 4 * definition.dim, 1, 1]
+            return [fixed + size, 1, 0]
+        actor = len(self.node.store.node_id) + ACTOR_BYTES
         if req.op == "incr":
-            return [key_bytes + RECORD_OVERHEAD, 1, 0]
+            return [fixed + actor, 1, 0]
         members = a["members"]
-        size = sum(len(m.encode("utf-8", "surrogatepass")) + MEMBER_OVERHEAD for m in members)
-        return [key_bytes + size + RECORD_OVERHEAD, 1, 0]
+        size = sum(
+            len(m.encode("utf-8", "surrogatepass")) + actor + MEMBER_OVERHEAD for m in members
+        )
+        return [fixed + actor + size, 1, 0]
 
     def _replaced(self, req: Request, agent: str) -> list[int]:
         """What the entry this write replaces costs the agent now (zero if not its own)."""
@@ -120,10 +127,9 @@ class QuotaCheck:
             entry = store.get_header(ns, key, txn) if raw is not None else None
         if entry is None or entry.agent != agent or not store.live_entry(ns, entry, now):
             return [0, 0, 0]
-        if req.op == "put":
-            # The register is replaced whole; a counter or set only grows.
-            return [len(ekey) + len(raw), 1, vectors_of(entry)]
-        return [0, 1, 0]
+        # A register is replaced whole; a counter's or set's record is rewritten (its
+        # members stay, and the estimate counted only the members this write adds).
+        return [len(ekey) + len(raw), 1, vectors_of(entry) if req.op == "put" else 0]
 
 
 def _over(total: list[int], quota: Any) -> bool:
