@@ -122,7 +122,7 @@ def quota_run(
         final = next(iter(usages.values()))
         sizes = {key: _charged(cluster, key) for _, _, key in admitted}
         delay = 0.0
-        for key, at in committed.items():
+        for at in committed.values():
             if len(at) == nodes:
                 delay = max(delay, max(at.values()) - min(at.values()))
         windows = [
