@@ -82,6 +82,20 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 # --- readable renderings ------------------------------------------------------
 
 
+def _render_compact(r: dict[str, Any]) -> str:
+    """What compact did; an agent's answer has no store-wide disk figures."""
+    text = f"removed {r['entries_removed']} entries in {r['seconds']}s"
+    if "disk_bytes_before" in r:
+        text += f"; disk {r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
+    archive = r.get("archive")
+    if archive and archive["entries"]:
+        text += (
+            f"\narchived {archive['entries']} entries, {archive['bytes']} bytes in "
+            f"{archive['compressed_bytes']} ({archive['compression_ratio']}x)"
+        )
+    return text
+
+
 def render_get(r: dict[str, Any]) -> str:
     lines = [_show_value(r["value"]) if r["type"] != "set" else "\n".join(r["value"])]
     if r.get("siblings") and len(r["siblings"]) > 1:
@@ -263,10 +277,7 @@ def render_of(op: str) -> Callable[[Any], str]:
             f"repaired, {r['bytes_exchanged']} bytes exchanged"
             + "".join(f"\nfailed: {f}" for f in r["failures"])
         ),
-        "compact": lambda r: (
-            f"removed {r['entries_removed']} entries in {r['seconds']}s; disk "
-            f"{r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
-        ),
+        "compact": _render_compact,
         "persist": lambda r: f"snapshot {r['session_id']} at {r['path']} ({r['bytes']} bytes)",
         "restore": lambda r: (
             f"restored {r['restored']}, unchanged {r['unchanged']}, failed {r['failed']}"
