@@ -37,7 +37,7 @@ import uvloop
 from swarmnode.client import AsyncClient, Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from nodeproc import start_node  # noqa: E402
+from nodeproc import start_node
 
 VALUE = {"agent": "agent-7", "state": "working", "payload": "x" * 64}
 CLIENTS = 50
