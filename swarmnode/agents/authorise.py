@@ -79,6 +79,8 @@ class Authorise:
         self.roster = roster
         self.config = config
         self._renewing: set[str] = set()
+        self._principals: dict[int, Principal] = {}
+        """Per registration object (replaced whenever its records change): its principal."""
 
     # --- who is asking -----------------------------------------------------------
 
@@ -107,7 +109,12 @@ class Authorise:
             raise Forbidden(f"the token of agent {agent!r} is {state}")
         if reg.expires_ms - now < reg.lease_s * 500:
             self._renew(agent, now + int(reg.lease_s * 1000))
-        return Principal.of(reg)
+        who = self._principals.get(id(reg))
+        if who is None or who.registration is not reg:
+            if len(self._principals) > 4 * len(self.roster.agents()) + 64:
+                self._principals.clear()
+            who = self._principals[id(reg)] = Principal.of(reg)
+        return who
 
     def _renew(self, agent: str, expires_ms: int) -> None:
         """Extend a lease that is half gone, once at a time per agent (any request renews)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from swarmnode.agents.tokens import TokenHash
@@ -199,6 +200,9 @@ def registration_value(
     }
 
 
+_MISSING = object()
+
+
 @dataclass
 class _Records:
     reg: dict[str, Any] | None = None
@@ -240,8 +244,9 @@ class Roster:
         self._built.pop(agent, None)
 
     def get(self, agent: str) -> Registration | None:
-        if agent in self._built:
-            return self._built[agent]
+        found = self._built.get(agent, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
         records = self._records.get(agent)
         built = _build(agent, records) if records is not None else None
         self._built[agent] = built

@@ -115,9 +115,7 @@ def quota_run(
             for w in range(writers_per_node):
                 _Writer(cluster, sn.index, w, rng, rate, start + duration, ctx, admitted, refused)
         cluster.run_for(duration + 5.0)
-        usages = {
-            sn.index: sn.store.catalog.usage_of(AGENT)[0] for sn in cluster.nodes if sn.up
-        }
+        usages = {sn.index: sn.store.catalog.usage_of(AGENT)[0] for sn in cluster.nodes if sn.up}
         assert len(set(usages.values())) == 1, f"seed {seed}: nodes disagree on usage {usages}"
         final = next(iter(usages.values()))
         sizes = {key: _charged(cluster, key) for _, _, key in admitted}
@@ -126,9 +124,7 @@ def quota_run(
             if len(at) == nodes:
                 delay = max(delay, max(at.values()) - min(at.values()))
         windows = [
-            _max_window(
-                [(t, sizes.get(key, 0)) for node, t, key in admitted if node == j], delay
-            )
+            _max_window([(t, sizes.get(key, 0)) for node, t, key in admitted if node == j], delay)
             for j in range(nodes)
         ]
         return QuotaReport(seed, limit, nodes, final, len(admitted), refused[0], delay, windows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +22,14 @@ Counts = tuple[int, int, int]
 """(stored entries, live entries, bytes) of one namespace."""
 
 _NO_COUNTS: Counts = (0, 0, 0)
+
+
+@lru_cache(maxsize=4096)
+def _undefined(ns: str) -> NamespaceDef:
+    """The definition of a namespace nobody defined (immutable, so shared): every request
+    to such a namespace looks it up several times, and building it each time costs more
+    than the lookup."""
+    return NamespaceDef(ns)
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class Catalog:
         found = self.definitions.get(ns)
         if found is not None:
             return found
-        return BUILTINS.get(ns) or NamespaceDef(ns)
+        return BUILTINS.get(ns) or _undefined(ns)
 
     def names(self) -> list[str]:
         """Namespaces that are defined (and not deleted), built in, or hold live entries."""
