@@ -98,17 +98,17 @@ class Registration:
     def grant(self, ns: str) -> str | None:
         """The mode this registration grants on `ns`: exact names first, then prefixes."""
         found = self.namespaces.get(ns)
-        if found is not None:
+        if found is not None or not self._prefixes:
             return found
         best = None
-        for name, mode in self.namespaces.items():
-            if (
-                name.endswith("*")
-                and ns.startswith(name[:-1])
-                and (best is None or mode == "write")
-            ):
-                best = mode
+        for prefix, mode in self._prefixes:
+            if ns.startswith(prefix):
+                best = mode if best is None or mode == "write" else best
         return best
+
+    @cached_property
+    def _prefixes(self) -> tuple[tuple[str, str], ...]:
+        return tuple((n[:-1], m) for n, m in self.namespaces.items() if n.endswith("*"))
 
     def public(self, now_ms: int) -> dict[str, Any]:
         """What `agent_list` shows: everything but the token's salt and hash."""
