@@ -49,7 +49,7 @@ from swarmnode.errors import Forbidden
 from swarmnode.service.chain import Next
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import AGENTS_NS
+from swarmnode.storage.namespaces import AGENTS_NS, NamespaceDef
 from swarmnode.storage.ops import Put
 
 log = logging.getLogger("swarmnode.agents")
@@ -69,6 +69,8 @@ NODE_KEYS = ("node_id", "address", "uptime_s", "members", "incarnation", "local_
 """What of `stats` an agent sees: nothing that counts or names a namespace."""
 
 Readable = Callable[[str], bool]
+MAX_DECISIONS = 65_536
+"""Access decisions remembered (bounded: cleared when full)."""
 
 
 class Authorise:
@@ -79,8 +81,13 @@ class Authorise:
         self.roster = roster
         self.config = config
         self._renewing: set[str] = set()
-        self._principals: dict[int, Principal] = {}
-        """Per registration object (replaced whenever its records change): its principal."""
+        self._principals: dict[str, Principal] = {}
+        """Per agent, the principal of its current registration object (a registration is a
+        new object whenever its records change)."""
+        self._decisions: dict[tuple[str, str, str], tuple[NamespaceDef, Any, bool]] = {}
+        """(agent, mode, ns) -> (the definition and registration it was decided on, allowed):
+        both are new objects whenever they change, so a decision is reused only while it
+        holds."""
 
     # --- who is asking -----------------------------------------------------------
 
@@ -104,16 +111,13 @@ class Authorise:
             raise Forbidden(f"agent {agent!r} is not registered (any more); register it again")
         if token_id is not None and reg.token.token_id != token_id:
             raise Forbidden(f"the token of agent {agent!r} was replaced; hello with the new one")
-        state = reg.state(now)
-        if state != "active":
-            raise Forbidden(f"the token of agent {agent!r} is {state}")
+        if reg.revoked or now >= reg.expires_ms:
+            raise Forbidden(f"the token of agent {agent!r} is {reg.state(now)}")
         if reg.expires_ms - now < reg.lease_s * 500:
             self._renew(agent, now + int(reg.lease_s * 1000))
-        who = self._principals.get(id(reg))
+        who = self._principals.get(agent)
         if who is None or who.registration is not reg:
-            if len(self._principals) > 4 * len(self.roster.agents()) + 64:
-                self._principals.clear()
-            who = self._principals[id(reg)] = Principal.of(reg)
+            who = self._principals[agent] = Principal.of(reg)
         return who
 
     def _renew(self, agent: str, expires_ms: int) -> None:
@@ -206,8 +210,16 @@ class Authorise:
         if not isinstance(ns, str):
             return
         definition = self.node.store.catalog.namespace(ns)
-        allowed = can_read if mode == "read" else can_write
-        if not allowed(who, ns, definition):
+        key = (who.agent or "", mode, ns)
+        decided = self._decisions.get(key)
+        if decided is not None and decided[0] is definition and decided[1] is who.registration:
+            allowed = decided[2]
+        else:
+            allowed = (can_read if mode == "read" else can_write)(who, ns, definition)
+            if len(self._decisions) >= MAX_DECISIONS:
+                self._decisions.clear()
+            self._decisions[key] = (definition, who.registration, allowed)
+        if not allowed:
             raise Forbidden(f"agent {who.agent!r} may not {mode} namespace {ns!r}")
 
     def _check_define(self, who: Principal, req: Request) -> None:
