@@ -136,7 +136,7 @@ class WatchOps:
             "origin": ch.origin,
             "seq": ch.seq,
         }
-        if ch.entry is not None:
+        if ch.entry is not None and ch.entry.agent is not None:
             event["agent"] = ch.entry.agent
         if not (with_values and ch.visible_after and ch.entry is not None):
             return event
