@@ -20,6 +20,13 @@ in-memory stores:
   of whose adds was acknowledged and later removed on the same node (where
   the remove must have observed it) is absent;
 - TTLs: a key whose writes all expired is gone on every node;
+- the consensus group's registers: the `cas` and linearizable `read`
+  operations are linearizable (`swarmnode check`'s search, on the history
+  itself);
+- claims: two grants of a key never overlap in time (a later grant completes
+  only after the earlier holder's lease, counted from when it asked, has run
+  out), and a grant that began after another ended carries a larger fencing
+  token;
 - vectors: every acknowledged vector is listed and found by a vector search
   on every node;
 - no operation failed with `internal` (a bug in the node).
@@ -35,8 +42,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from swarmnode.chaos.history import FAIL, INFO, OK, History, Op
+from swarmnode.chaos.history import FAIL, INFO, OK, History, Op, events_of
 from swarmnode.chaos.workload import NS, VEC_NS
+from swarmnode.check import CasRegister, check_history
+from swarmnode.check.jsonl import read_jsonl
 
 Listing = dict[str, dict[str, Any]]
 
@@ -46,24 +55,20 @@ def _done(op: Op) -> bool:
 
 
 def written_value(op: Op) -> Any:
-    if op.f == "write":
-        return op.value
-    if op.f == "cas":
-        return op.value[1]
-    return None
+    return op.value if op.f == "put" else None
 
 
 def check_registers(history: History, final: Listing) -> list[str]:
     out: list[str] = []
     writes: dict[str, list[Op]] = defaultdict(list)
     deletes: dict[str, list[Op]] = defaultdict(list)
-    for op in history.of("write", "cas"):
+    for op in history.of("put"):
         writes[op.key].append(op)
     for op in history.of("delete"):
         deletes[op.key].append(op)
     failed_values = {written_value(op) for ops in writes.values() for op in ops if op.type == FAIL}
     done_values = {written_value(op) for ops in writes.values() for op in ops if _done(op)}
-    for op in history.of("read"):
+    for op in history.of("get"):
         if op.type == OK and op.result is not None:
             if op.result in failed_values and op.result not in done_values:
                 out.append(f"read of {op.key} returned {op.result!r}, the value of a failed write")
@@ -249,4 +254,49 @@ def check_all(
         "ttl": check_ttl(history, final, checked_at, ttl_slack),
         "vectors": check_vectors(history, {n: per.get(VEC_NS, {}) for n, per in listings.items()}),
         "internal_errors": check_internal_errors(history),
+        "linearizable": check_linearizable(history),
+        "claims": check_claims(history),
     }
+
+
+def check_linearizable(history: History, timeout: float = 60.0) -> list[str]:
+    """The group's registers (f `cas` and `read`) through the linearizability checker."""
+    ops = [op for op in history.ops if op.f in ("cas", "read")]
+    if not ops:
+        return []
+    model = CasRegister()
+    checked = read_jsonl(events_of(ops), "chaos history", model.functions)
+    result = check_history(checked.ops, model, timeout=timeout, explain=True)
+    if result.verdict == "linearizable":
+        return []
+    if result.verdict == "unknown":
+        return [f"cas history: the checker gave up after {timeout:g}s ({result.stats})"]
+    return [f"cas history is not linearizable: {result.counterexample}"]
+
+
+def check_claims(history: History) -> list[str]:
+    """No two holders of a key at once, and fencing tokens that grow with every grant."""
+    out: list[str] = []
+    grants: dict[str, list[Op]] = defaultdict(list)
+    for op in history.of("claim"):
+        if op.type == OK and op.result and op.result[0]:
+            grants[op.key].append(op)
+    for key, ops in grants.items():
+        ops.sort(key=lambda op: op.invoked)
+        for i, a in enumerate(ops):
+            for b in ops[i + 1 :]:
+                if b.result[1] == a.result[1]:
+                    continue
+                held_a = (a.completed, a.invoked + a.value[1])
+                held_b = (b.completed, b.invoked + b.value[1])
+                if max(held_a[0], held_b[0]) < min(held_a[1], held_b[1]):
+                    out.append(
+                        f"claim {key}: {a.value[0]} (token {a.result[1]}) held it over "
+                        f"{held_a[0]:.3f}-{held_a[1]:.3f} and {b.value[0]} (token "
+                        f"{b.result[1]}) over {held_b[0]:.3f}-{held_b[1]:.3f}"
+                    )
+                if b.invoked > a.completed and b.result[1] <= a.result[1]:
+                    out.append(
+                        f"claim {key}: token {b.result[1]} granted after token {a.result[1]}"
+                    )
+    return out
