@@ -274,12 +274,13 @@ class Config:
         )
         resp = self.resp.address
         require(
-            resp is None or is_loopback(resp[0]) or self.insecure,
+            resp is None or is_loopback(resp[0]) or self.insecure or self.agents.require_tokens,
             "resp",
             "bind",
             self.resp.bind,
-            "not a loopback address, and RESP has no encryption: set insecure = true "
-            "(--insecure) to serve it to other hosts",
+            "not a loopback address, and RESP has no encryption: require agent tokens "
+            "([agents] require_tokens = true: clients then AUTH with one) or set insecure = "
+            "true (--insecure) to serve it to other hosts",
         )
         require(
             resp is None or resp[1] == 0 or resp != self.bind,

@@ -108,6 +108,9 @@ class RequestContext:
     limits: ApiLimits
     session: Session | None = None
     """The connection's identity (`hello`), shared by its requests; None: no session."""
+    internal: bool = False
+    """A front end reading for itself, not for a client (the RESP key map's namespace
+    list): the administrator, whatever tokens require."""
 
 
 Dispatch = Callable[[str, dict[str, Any], RequestContext], Awaitable[Any]]
