@@ -46,6 +46,7 @@ from swarmnode.chaos.history import FAIL, INFO, OK, History, Op, events_of
 from swarmnode.chaos.workload import NS, VEC_NS
 from swarmnode.check import CasRegister, check_history
 from swarmnode.check.jsonl import read_jsonl
+from swarmnode.crdt.hlc import wall_ms
 
 Listing = dict[str, dict[str, Any]]
 
@@ -182,18 +183,46 @@ def check_sets(history: History, final: Listing) -> list[str]:
 
 
 def check_ttl(history: History, final: Listing, checked_at: float, slack: float = 1.0) -> list[str]:
-    """Keys whose every write has expired are gone. `slack` covers how far a node's
-    wall clock may have been off when it stamped a write (expiry follows the write's
-    HLC timestamp, so a write stamped by a clock running ahead expires that much later)."""
+    """Keys whose writes have all expired are gone.
+
+    A key still listed must show a value one of its TTL writes wrote. If that write was
+    acknowledged, it must not have expired yet: its TTL after its acknowledgement, plus
+    `slack`, which covers how far a node's wall clock may have been off when it stamped
+    the write (expiry follows the write's HLC timestamp, so a write stamped by a clock
+    running ahead expires that much later). A write of unknown outcome (`info`) may have
+    taken effect any time after it was sent: a node stopped with the request in its
+    socket applies it when it resumes, with that moment's timestamp. So for such a value
+    the history cannot say when it expires; the node's own answer must then be
+    consistent: listed with the expiry its TTL gives after its timestamp.
+    """
     out = []
-    last: dict[str, float] = {}
+    writes: dict[str, list[Op]] = defaultdict(list)
     for op in history.of("put_ttl"):
         if op.type != FAIL:
-            end = (op.completed or op.invoked) + op.value[1]
-            last[op.key] = max(last.get(op.key, 0.0), end)
-    for key, expires in sorted(last.items()):
-        if checked_at > expires + slack and key in final:
-            out.append(f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired")
+            writes[op.key].append(op)
+    for key, ops in sorted(writes.items()):
+        item = final.get(key)
+        if item is None:
+            continue
+        writer = next((op for op in ops if op.value[0] == item.get("value")), None)
+        if writer is None:
+            out.append(f"ttl key {key}: listed with {item.get('value')!r}, no TTL write of it")
+        elif writer.type == OK:
+            expires = (writer.completed or writer.invoked) + writer.value[1]
+            if checked_at > expires + slack:
+                out.append(
+                    f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired"
+                )
+        else:
+            ttl_ms = round(writer.value[1] * 1000)
+            stamped = wall_ms(item["ts"]) if isinstance(item.get("ts"), int) else None
+            if stamped is None or item.get("expires_at") is None:
+                out.append(f"ttl key {key}: listed without a timestamp or an expiry: {item}")
+            elif abs(item["expires_at"] - (stamped + ttl_ms)) > 2:
+                out.append(
+                    f"ttl key {key}: expires at {item['expires_at']}, its write stamped "
+                    f"{stamped} with a TTL of {ttl_ms} ms"
+                )
     return out
 
 

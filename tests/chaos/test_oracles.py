@@ -126,3 +126,28 @@ def test_claims_that_overlap_in_time_or_reuse_a_smaller_token_are_flagged() -> N
     claim(h2, "l1", "a", 7, at=0.0, took=0.01)
     claim(h2, "l1", "b", 6, at=3.0, took=0.01)
     assert any("token 6 granted after token 7" in v for v in oracles.check_claims(h2))
+
+
+def ttl_write(h: History, key: str, value: int, ttl: float, outcome: str, at: float) -> None:
+    o = h.invoke(0, "put_ttl", key, [value, ttl], 0)
+    h.complete(o, outcome, [value, ttl] if outcome == OK else None)
+    o.invoked, o.completed = at, at + 0.01
+
+
+def test_an_expired_ttl_key_still_listed_is_flagged_unless_its_write_may_have_landed_late() -> None:
+    from swarmnode.crdt.hlc import HybridLogicalClock, wall_ms
+
+    h = History(None)
+    ttl_write(h, "t0", 1, 2.0, OK, at=10.0)
+    ttl_write(h, "t1", 2, 2.0, INFO, at=10.0)  # sent to a node that was then stopped
+    assert oracles.check_ttl(h, {}, checked_at=20.0) == []
+    late = oracles.check_ttl(h, {"t0": {"value": 1}}, checked_at=20.0)
+    assert late and "still listed" in late[0]
+    assert oracles.check_ttl(h, {"t0": {"value": 1}}, checked_at=12.5) == []
+    # The unknown write applied when its node resumed: listed with its own expiry, fine.
+    ts = HybridLogicalClock().now(1_700_000_030_000)
+    applied = {"value": 2, "ts": ts, "expires_at": wall_ms(ts) + 2000}
+    assert oracles.check_ttl(h, {"t1": applied}, checked_at=20.0) == []
+    wrong = {**applied, "expires_at": wall_ms(ts) + 9000}
+    assert oracles.check_ttl(h, {"t1": wrong}, checked_at=20.0) != []
+    assert oracles.check_ttl(h, {"t0": {"value": 99}}, checked_at=11.0) != []
