@@ -46,7 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarmnode.agents.config import AgentsConfig
 from swarmnode.api.limits import ApiLimits
+from swarmnode.archive.config import ArchiveConfig
 from swarmnode.consensus.config import ConsensusConfig
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
@@ -140,6 +142,8 @@ SECTIONS: dict[str, type] = {
     "resp": RespConfig,
     "consensus": ConsensusConfig,
     "placement": PlacementConfig,
+    "agents": AgentsConfig,
+    "archive": ArchiveConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -179,6 +183,8 @@ class Config:
     resp: RespConfig = field(default_factory=RespConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
@@ -273,12 +279,13 @@ class Config:
         )
         resp = self.resp.address
         require(
-            resp is None or is_loopback(resp[0]) or self.insecure,
+            resp is None or is_loopback(resp[0]) or self.insecure or self.agents.require_tokens,
             "resp",
             "bind",
             self.resp.bind,
-            "not a loopback address, and RESP has no encryption: set insecure = true "
-            "(--insecure) to serve it to other hosts",
+            "not a loopback address, and RESP has no encryption: require agent tokens "
+            "([agents] require_tokens = true: clients then AUTH with one) or set insecure = "
+            "true (--insecure) to serve it to other hosts",
         )
         require(
             resp is None or resp[1] == 0 or resp != self.bind,

@@ -365,8 +365,12 @@ class Route:
 
     async def _all_namespaces(self, req: Request, nxt: Next) -> Any:
         """search and ns_stats without a namespace: this node for those held whole, a scatter
-        for each sharded one."""
-        sharded = sorted(self.placement.map.namespaces)
+        for each sharded one the caller may read (`authorise` filters the answer too, but a
+        scatter of a namespace it would hide is traffic for nothing)."""
+        readable = req.notes.get("readable")
+        sharded = sorted(
+            ns for ns in self.placement.map.namespaces if readable is None or readable(ns)
+        )
         if not sharded:
             return await nxt(req)
         local = Request(req.spec, dict(req.args), req.ctx, notes={**req.notes})

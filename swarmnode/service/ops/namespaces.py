@@ -6,7 +6,7 @@ from typing import Any
 
 from swarmnode.errors import BadRequest
 from swarmnode.service.chain import Service
-from swarmnode.service.ops.base import NodeServices
+from swarmnode.service.ops.base import NodeServices, agent_of
 from swarmnode.service.table import Request
 from swarmnode.storage.ops import DefineNs, DeleteNs
 
@@ -25,7 +25,7 @@ class NamespaceOps:
     async def ns_init(self, req: Request) -> Any:
         params = {k: v for k, v in req.args.items() if k != "ns"}
         self._check_sharding(req.args["ns"], params)
-        result = await self.node.commit(req, DefineNs(req.args["ns"], params))
+        result = await self.node.commit(req, DefineNs(req.args["ns"], params, agent=agent_of(req)))
         return result.value
 
     def _check_sharding(self, ns: str, params: dict[str, Any]) -> None:
@@ -40,7 +40,7 @@ class NamespaceOps:
             )
 
     async def ns_delete(self, req: Request) -> Any:
-        result = await self.node.commit(req, DeleteNs(req.args["ns"]))
+        result = await self.node.commit(req, DeleteNs(req.args["ns"], agent=agent_of(req)))
         return result.value
 
     def info(self, ns: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from swarmnode.placement.hashing import partition_of
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 from swarmnode.storage.views import entry_view, summary_view
 
 LIST_REPLY_BUDGET = 8 << 20
@@ -125,10 +125,10 @@ class ScanOps:
             mode = "glob" if re.search(r"[*?\[]", pattern) else "substring"
         ns = a.get("ns")
         skip = req.notes.get("exclude_ns", ())
+        readable = req.notes.get("readable", _everything)
+        names = self.store.namespace_names()
         namespaces = (
-            [ns]
-            if ns
-            else [n for n in self.store.namespace_names() if n != SYSTEM_NS and n not in skip]
+            [ns] if ns else [n for n in names if not reserved(n) and n not in skip and readable(n)]
         )
         keep = self._partition_filter(ns, req.notes.get("partitions")) if ns else None
         return await asyncio.to_thread(
@@ -174,6 +174,10 @@ class ScanOps:
                 if truncated:
                     break
         return {"items": items, "scanned": scanned, "truncated": truncated, "mode": mode}
+
+
+def _everything(ns: str) -> bool:
+    return True
 
 
 def _search_hit(
