@@ -365,6 +365,25 @@ def last_read(txn: lmdb.Transaction, dbs: dict[str, Any], ekey: bytes) -> int:
     return _BE64.unpack(raw)[0] if raw is not None else 0
 
 
+def drop_handed_over(
+    engine: Engine, txn: lmdb.Transaction, ns: str, key: str, digest: bytes
+) -> Change | None:
+    """A stale archived entry of a partition handed to its owners leaves with its Merkle row
+    (`DropKeys`), as a live one does: the owners were offered its digest and have it, and a
+    row left behind would keep the partition counted here forever. None when the key has
+    no stale archived row with that digest."""
+    ekey = L.entry_key(ns, key)
+    raw = txn.get(ekey, db=engine.db["archived"])
+    if raw is None:
+        return None
+    archived = Archived.unpack(bytes(raw))
+    if archived.kind != STALE or archived.digest != digest:
+        return None
+    txn.delete(ekey, db=engine.db["archived"])
+    txn.delete(L.merkle_key(ns, L_leaf(engine, key), key), db=engine.db["merkle"])
+    return Change(ns, key, "handoff", "handoff", archived.digest, None, False, False)
+
+
 def purge(engine: Engine, txn: lmdb.Transaction, ns: str, cleared_at: int) -> list[Change]:
     """A namespace delete clears its archived entries too (stale ones leave the trees)."""
     changes = []

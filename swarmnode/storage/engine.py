@@ -458,7 +458,12 @@ class Engine:
         for key, digest in op.items:
             ekey = L.entry_key(op.ns, key)
             rec = txn.get(ekey, db=self.db["entries"])
-            if rec is None or L.unpack_record(rec).digest != digest:
+            if rec is None:
+                dropped = archived.drop_handed_over(self, txn, op.ns, key, digest)
+                if dropped is not None:
+                    changes.append(dropped)
+                continue
+            if L.unpack_record(rec).digest != digest:
                 continue
             loaded = load(txn, self.db, ekey, ALL)
             assert loaded is not None

@@ -14,7 +14,7 @@ from swarmnode.crdt.codec import encode_entry
 from swarmnode.crdt.entry import Entry
 from swarmnode.crdt.hlc import make_ts
 from swarmnode.storage.lmdb_store import Store
-from swarmnode.storage.ops import DefineNs, Incr, Merge, Put, SAdd
+from swarmnode.storage.ops import DefineNs, DropKeys, Incr, Merge, Put, SAdd
 
 from .support import T0, apply, assert_counts_exact, ok, view
 
@@ -106,3 +106,18 @@ def test_a_merge_of_an_old_duplicate_leaves_the_archived_entry_as_it_was(store) 
     archive(store, "notes", ["a"])
     assert ok(store, Merge("notes", "a", old, full=True), T0 + 5) == {"applied": False}
     assert view(store, "notes", "a", T0 + 5)["value"] == {"text": "alpha"}
+
+
+def test_a_handed_over_archived_entry_leaves_with_its_merkle_row(store) -> None:
+    """A partition handed to its owners is dropped here whole, archived entries included:
+    a Merkle row left behind would keep the partition held here forever."""
+    fill(store)
+    digests = dict(store.digests("notes"))
+    archive(store, "notes", ["a", "c"])
+    result = ok(store, DropKeys("notes", [("a", digests["a"]), ("c", b"\x00" * 16)]), T0)
+    assert result == {"dropped": 1}
+    assert dict(store.digests("notes")) == {k: d for k, d in digests.items() if k != "a"}
+    assert dict(store.states("notes", ["a"])) == {}
+    # The one whose digest the owners were not offered stays archived, row and all.
+    assert dict(store.states("notes", ["c"])) != {}
+    assert_counts_exact(store, T0)
