@@ -140,3 +140,40 @@ def test_anti_entropy_repairs_a_partition_among_its_owners_only(tmp_path: Path) 
             assert holders(cluster, key) == owners_of(cluster, NS, key)
     finally:
         cluster.close()
+
+
+def test_a_newcomer_is_ready_at_once_for_partitions_nobody_holds_data_of(tmp_path: Path) -> None:
+    """A newcomer asks for every partition it gains; owners that hold nothing of one say so
+    at once instead of copying it empty, `handoff_concurrency` partitions at a time (which
+    kept a new node filling for minutes with the default 256 partitions)."""
+    cluster = Cluster(
+        ClusterConfig(seed=5, nodes=4, vectors=False, tick_mode="deadline"),
+        Config.for_profile("local"),
+        tmp_path,
+    )
+    try:
+        cluster.start()
+        cluster.run_for(3.0)
+        cluster.submit(0, DefineNs(NS, {"replicas": 3, "partitions": 256}))
+
+        def filling() -> list[str]:
+            return [
+                f"{sn.node_id} {len(sn.node.placement.map.filling)}"
+                for sn in cluster.live()
+                if sn.node.placement.map.filling
+            ]
+
+        assert wait(cluster, filling, limit=600.0) == []
+        newcomer = cluster.add_node()
+        joined = cluster.now
+        pmap = newcomer.node.placement.map
+        while pmap.view is None or newcomer.node_id not in pmap.view or len(pmap.view) < 5:
+            assert cluster.now < joined + 60.0, "the newcomer never settled a view with it"
+            cluster.run_for(0.05)
+        settled = cluster.now
+        assert len(pmap.owned(NS)) > 100
+        assert wait(cluster, filling, limit=600.0) == []
+        # Before: 8 partitions every fill_wait (2 s), over 30 s for these.
+        assert cluster.now - settled < 3.0, f"ready {cluster.now - settled:.1f}s after settling"
+    finally:
+        cluster.close()
