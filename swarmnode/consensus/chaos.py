@@ -6,7 +6,8 @@ partitions the network, isolates nodes, flaps links and drops bursts of
 messages. Raft's safety properties and the clients' histories are checked at
 every step (`oracles.py`, `simworkload.py`). Then the faults stop and the run
 must converge: one leader, every node applied everything, identical state
-machines, and a new proposal commits.
+machines, and a new proposal commits. Last, the run's CAS history (every CAS
+and ReadIndex read the clients saw) goes through the linearizability checker.
 
     python -m swarmnode.consensus.chaos --seed 17
     python -m swarmnode.consensus.chaos --seed 1 --seeds 200 --nodes 5
@@ -196,6 +197,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
         _converge(cluster, options.settle_ms, keep_down)
         if options.permanent_crash and options.autopilot:
             _check_replaced(cluster, keep_down, options.settle_ms)
+        workload.check_linearizable()
     except (SafetyViolation, HistoryViolation, ConvergenceFailure) as exc:
         result.ok = False
         result.error = f"{type(exc).__name__}: {exc}"
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"seed {result.seed}: {status} ({result.wall_s:.1f} s wall, "
             f"{result.sim_ms / 1000:.1f} s simulated, {result.counts.get('proposed', 0)} "
-            f"proposals, {result.counts.get('claims_checked', 0)} claim holds)",
+            f"proposals, {result.counts.get('claims_checked', 0)} claim holds, "
+            f"{result.counts.get('checked_ops', 0)} CAS/read operations checked)",
             flush=True,
         )
         if not result.ok:
