@@ -30,6 +30,8 @@ It wraps the Raft state machine (`raft.py`) with what a node needs around it:
   has lapsed; a new leader counts every lease as renewed at its election.
 - Decisions: `applied` reports the decisions the machine made (a first
   `decide` for a conflict), for the node to write into its store.
+- Observation: a simulator may `attach` a `RaftObserver` (the safety oracles
+  of `oracles.py`), told of every step, Ready, persist, send and apply.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
@@ -47,9 +49,10 @@ from swarmnode.consensus import messages as raft_messages
 from swarmnode.consensus.config import RaftConfig
 from swarmnode.consensus.leases import LeaseKeeper
 from swarmnode.consensus.machine import StateMachine
+from swarmnode.consensus.messages import RaftMessage
 from swarmnode.consensus.raft import NotLeader, ProposalDropped, Raft
 from swarmnode.consensus.ready import RaftReady, Role
-from swarmnode.consensus.records import EntryKind
+from swarmnode.consensus.records import Entry, EntryKind
 from swarmnode.consensus.storage import LmdbStorage, RaftStorage, bootstrap
 from swarmnode.consensus.voters import MemberView, next_change
 from swarmnode.errors import DecodeError, Unavailable
@@ -75,6 +78,28 @@ class GroupSettings:
     announce_interval: float = 1.0
     autopilot_interval: float = 1.0
     command_timeout: float = 5.0
+
+
+class RaftObserver(Protocol):
+    """Told what the group's Raft does, in the order the Ready contract runs it."""
+
+    def started(self, raft: Raft) -> None:
+        """A Raft was built from this node's storage (first start, join or restart)."""
+
+    def stepped(self, raft: Raft) -> None:
+        """After a tick, a message, a proposal or a persisted Ready."""
+
+    def ready(self, raft: Raft, rd: RaftReady) -> None:
+        """A Ready was taken: its entries are about to be written."""
+
+    def persisted(self, rd: RaftReady) -> None:
+        """That Ready is durable; its messages leave next."""
+
+    def sent(self, msg: RaftMessage) -> None:
+        """A message leaves (after the persist it depends on)."""
+
+    def applying(self, raft: Raft, entry: Entry) -> None:
+        """A committed entry is about to be applied."""
 
 
 @dataclass
@@ -138,6 +163,7 @@ class ConsensusGroup:
         self._forwarded: dict[tuple[str, int], None] = {}
         self._reads: dict[bytes, Token] = {}
         self._read_seq = 0
+        self._observer: RaftObserver | None = None
         self.counters: dict[str, int] = {
             "proposed": 0,
             "forwarded": 0,
@@ -160,6 +186,18 @@ class ConsensusGroup:
             self.raft.term,
             ",".join(sorted(self.raft.conf.voters)),
         )
+        if self._observer is not None:
+            self._observer.started(self.raft)
+
+    def attach(self, observer: RaftObserver) -> None:
+        """Report every step of this node's Raft to `observer` from now on."""
+        self._observer = observer
+        if self.raft is not None:
+            observer.started(self.raft)
+
+    def _stepped(self) -> None:
+        if self._observer is not None and self.raft is not None:
+            self._observer.stepped(self.raft)
 
     @property
     def joined(self) -> bool:
@@ -193,6 +231,7 @@ class ConsensusGroup:
                 self._next_tick = now + self.cfg.tick_interval
             if self.is_leader:
                 self._lead(now, members, view)
+            self._stepped()
         self._expire(now)
 
     def view_changed(self, now: float) -> None:
@@ -270,6 +309,7 @@ class ConsensusGroup:
             self._start()
         assert self.raft is not None
         self.raft.step(decoded)
+        self._stepped()
 
     def _joinable(self, msg: raft_messages.RaftMessage) -> bool:
         """A node with no group joins the one whose leader talks to it (it was added)."""
@@ -310,6 +350,7 @@ class ConsensusGroup:
                 return
             self.counters["proposed"] += 1
             self._track(token, index, term)
+            self._stepped()
         elif raft.lead is not None:
             self.counters["forwarded"] += 1
             self._outbox.append(
@@ -333,6 +374,7 @@ class ConsensusGroup:
             self._fail(token, f"no leader to confirm a read ({exc})")
             return
         self._reads[context] = token
+        self._stepped()
 
     def _track(self, token: Token, index: int, term: int) -> None:
         wait = self._waiting.get(token)
@@ -354,6 +396,7 @@ class ConsensusGroup:
             return
         self.counters["proposed"] += 1
         self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
+        self._stepped()
 
     def _take_ack(self, msg: Message) -> None:
         ident, index, term = msg.get("id"), msg.get("index"), msg.get("term")
@@ -402,6 +445,8 @@ class ConsensusGroup:
         self._outbox, self._results, self._decided = [], [], []
         if self.raft is not None and self._inflight is None and self.raft.has_ready():
             self._inflight = rd.persist = self.raft.ready()
+            if self._observer is not None:
+                self._observer.ready(self.raft, rd.persist)
         return rd
 
     def persisted(self, rd: RaftReady) -> None:
@@ -409,7 +454,12 @@ class ConsensusGroup:
         raft = self.raft
         assert raft is not None and rd is self._inflight
         self._inflight = None
+        observer = self._observer
+        if observer is not None:
+            observer.persisted(rd)
         for msg in rd.messages:
+            if observer is not None:
+                observer.sent(msg)
             self._outbox.append((msg.to, raft_messages.encode(msg)))
         now = self._now
         if rd.soft_state is not None:
@@ -424,6 +474,8 @@ class ConsensusGroup:
                 for token in self._by_index.pop(index):
                     self._fail(token, "the command's outcome is unknown (a snapshot covered it)")
         for entry in rd.committed_entries:
+            if observer is not None:
+                observer.applying(raft, entry)
             result: Any = None
             if entry.kind is EntryKind.NORMAL:
                 applied = self.machine.apply(entry.index, entry.data)
@@ -448,6 +500,7 @@ class ConsensusGroup:
         self._serve_reads_applied()
         if raft.snapshot_due():
             raft.compact(raft.applied, self.machine.snapshot())
+        self._stepped()
 
     def _serve_read(self, context: bytes, index: int) -> None:
         token = self._reads.pop(context, None)
