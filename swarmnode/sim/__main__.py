@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=defaults.rate)
     p.add_argument("--latency", type=float, default=defaults.latency)
     p.add_argument("--ttl-share", type=float, default=defaults.ttl_share)
+    p.add_argument(
+        "--consensus-clients",
+        type=int,
+        default=defaults.consensus_clients,
+        help="clients of the consensus group (cas, linearizable get, claims, conflicts)",
+    )
     p.add_argument("--tick-mode", default=defaults.tick_mode, choices=("interval", "deadline"))
     p.add_argument("-v", "--verbose", action="store_true", help="print the fault log and history")
     return p
