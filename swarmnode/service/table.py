@@ -179,7 +179,10 @@ OPERATIONS: tuple[OpSpec, ...] = (
         ),
         "{ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; "
         "MV namespaces add siblings [{value, meta, ts, expires_at, writer}] and conflict; "
-        "also [kinds] when the key holds several kinds",
+        "a key of a consensus namespace whose conflict the group decided adds decided (the "
+        "decision's log index) and rejected [{value, writer, ts}]; also [kinds] when the key "
+        "holds several kinds; with linearizable: {ns, key, type: register, value, "
+        "linearizable: true}",
         ("bad_request", "not_found", "unavailable"),
         cli=Cli(("get",), "read a value"),
     ),
@@ -576,9 +579,13 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec(
         "stats",
         "The node's counters and gauges: members, store, writer, gossip, repair, transport, "
-        "clients, vectors.",
+        "clients, vectors, and the consensus group as this node sees it.",
         (),
         "a map of sections (see docs/OPERATIONS.md)",
+        notes="`consensus` is null when the group is turned off; {joined: false, leader} "
+        "before this node is in the group; else {role, term, leader, commit, applied, "
+        "last_index, voters, learners, waiting, group: {counters}, ...}, and lag {node: "
+        "entries behind the commit index} when this node leads (see docs/PROTOCOL.md).",
     ),
     OpSpec(
         "analytics",
