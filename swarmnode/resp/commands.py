@@ -3,7 +3,7 @@
 `COMMANDS` at the bottom is the one table: every command's arity, flags, key
 positions, summary and syntax, the node operations it maps to, and its
 handler. Dispatching, the arity and authentication checks, COMMAND, COMMAND
-DOCS (redis-cli's hints) and the compatibility table in docs/RESP.md all come
+DOCS (redis-cli's hints) and the compatibility table in docs/PROTOCOL.md ("Redis protocol") all come
 from it (a test checks the docs against it).
 
 Values: SET stores the bytes it is given as text when they are UTF-8 and as
