@@ -36,6 +36,7 @@ It wraps the Raft state machine (`raft.py`) with what a node needs around it:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Mapping
@@ -66,7 +67,8 @@ FORWARD = "cons.fwd"
 ACK = "cons.ack"
 ANNOUNCE = "cons.leader"
 MAX_FORWARDED = 10_000
-"""Commands forwarded to this leader whose entries are not yet known: older ones are dropped."""
+"""Forwarded commands the leader remembers, to answer a duplicate with the entry it already
+made instead of proposing the command twice; the oldest are forgotten first."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ class ConsensusGroup:
         self._decided: list[Decided] = []
         self._waiting: dict[Token, _Waiting] = {}
         self._by_index: dict[int, list[Token]] = {}
-        self._forwarded: dict[tuple[str, int], None] = {}
+        self._forwarded: dict[tuple[str, int, bytes], tuple[int, int]] = {}
+        """(origin, request id, command digest) -> (index, term) of the entry proposed."""
         self._reads: dict[bytes, Token] = {}
         self._read_seq = 0
         self._observer: RaftObserver | None = None
@@ -171,6 +174,7 @@ class ConsensusGroup:
             "timeouts": 0,
             "dropped_malformed": 0,
             "foreign_leaders": 0,
+            "duplicates": 0,
         }
         if not storage.load().is_empty():
             self._start()
@@ -384,19 +388,33 @@ class ConsensusGroup:
         self._by_index.setdefault(index, []).append(token)
 
     def _take_forward(self, msg: Message) -> None:
+        """A follower's client command. The network may deliver it twice (UDP duplicates):
+        proposing it again would apply it twice and, when the acknowledgements cross, tell
+        the client the second application's result (a cas that swapped reported as not
+        swapped). So a command already proposed is acknowledged again with its entry. The
+        key includes the command's digest: request ids restart when the follower does."""
         origin, ident, command = msg.get("f"), msg.get("id"), msg.get("cmd")
         if not isinstance(origin, str) or type(ident) is not int or not isinstance(command, bytes):
             self.counters["dropped_malformed"] += 1
             return
         if self.raft is None or self.raft.role is not Role.LEADER:
             return  # the follower times out, as it does for a lost message
-        try:
-            index, term = self.raft.propose(command)
-        except (NotLeader, ProposalDropped):
-            return
-        self.counters["proposed"] += 1
+        seen = (origin, ident, hashlib.blake2b(command, digest_size=16).digest())
+        entry = self._forwarded.get(seen)
+        if entry is None:
+            try:
+                entry = self.raft.propose(command)
+            except (NotLeader, ProposalDropped):
+                return
+            self.counters["proposed"] += 1
+            self._forwarded[seen] = entry
+            if len(self._forwarded) > MAX_FORWARDED:
+                del self._forwarded[next(iter(self._forwarded))]
+            self._stepped()
+        else:
+            self.counters["duplicates"] += 1
+        index, term = entry
         self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
-        self._stepped()
 
     def _take_ack(self, msg: Message) -> None:
         ident, index, term = msg.get("id"), msg.get("index"), msg.get("term")
