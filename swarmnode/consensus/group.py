@@ -23,7 +23,10 @@ It wraps the Raft state machine (`raft.py`) with what a node needs around it:
   the command (`cons.fwd`), the leader answers with the index it got
   (`cons.ack`), and the follower answers its client when its own machine
   applies that entry, so the result is the one every replica computed.
-  `read(token, ns, key)` is a linearizable read (ReadIndex). Whatever is not
+  `read(token, ns, key)` is a linearizable read (ReadIndex). A member outside
+  the group (beyond the voters and standby learners: it holds no log) sends
+  both to the leader that announced itself (`cons.fwd` with `r`, `cons.read`),
+  and the leader sends back the result it applied or read (`cons.res`). Whatever is not
   settled within `command_timeout` is answered `unavailable` (the command may
   still take effect: its outcome is unknown).
 - Leases: the leader's `LeaseKeeper` proposes `expire` for claims whose lease
@@ -49,7 +52,7 @@ import msgpack
 from swarmnode.consensus import messages as raft_messages
 from swarmnode.consensus.config import RaftConfig
 from swarmnode.consensus.leases import LeaseKeeper
-from swarmnode.consensus.machine import StateMachine
+from swarmnode.consensus.machine import ABSENT, StateMachine
 from swarmnode.consensus.messages import RaftMessage
 from swarmnode.consensus.raft import NotLeader, ProposalDropped, Raft
 from swarmnode.consensus.ready import RaftReady, Role
@@ -66,6 +69,8 @@ Message = dict[str, Any]
 FORWARD = "cons.fwd"
 ACK = "cons.ack"
 ANNOUNCE = "cons.leader"
+READ = "cons.read"
+RESULT = "cons.res"
 MAX_FORWARDED = 10_000
 """Forwarded commands the leader remembers, to answer a duplicate with the entry it already
 made instead of proposing the command twice; the oldest are forgotten first."""
@@ -124,6 +129,18 @@ class GroupReady:
 
 
 @dataclass
+class _RemoteRead:
+    """An outsider's linearizable read this leader serves."""
+
+    origin: str
+    ident: int
+    ns: str
+    key: str
+    deadline: float
+    index: int | None = None
+
+
+@dataclass
 class _Waiting:
     deadline: float
     index: int = 0
@@ -162,6 +179,9 @@ class ConsensusGroup:
         self._decided: list[Decided] = []
         self._waiting: dict[Token, _Waiting] = {}
         self._by_index: dict[int, list[Token]] = {}
+        self._remote: dict[int, list[tuple[str, int, int]]] = {}
+        """index -> (origin, request id, term) of outsiders' commands to answer once applied."""
+        self._remote_reads: dict[bytes, _RemoteRead] = {}
         self._forwarded: dict[tuple[str, int, bytes], tuple[int, int]] = {}
         """(origin, request id, command digest) -> (index, term) of the entry proposed."""
         self._reads: dict[bytes, Token] = {}
@@ -300,6 +320,12 @@ class ConsensusGroup:
         if t == ACK:
             self._take_ack(msg)
             return
+        if t == READ:
+            self._take_read(msg)
+            return
+        if t == RESULT:
+            self._take_result(msg)
+            return
         try:
             decoded = raft_messages.decode(msg)
         except DecodeError:
@@ -344,7 +370,12 @@ class ConsensusGroup:
         self._waiting[token] = wait
         raft = self.raft
         if raft is None:
-            self._fail(token, "this node is not in the consensus group yet")
+            if self._heard_leader is None:
+                self._fail(token, "no leader has announced itself to this node yet")
+                return
+            self.counters["forwarded"] += 1
+            msg = {"t": FORWARD, "f": self.id, "id": token, "cmd": command, "r": True}
+            self._outbox.append((self._heard_leader, msg))
             return
         if raft.role is Role.LEADER:
             try:
@@ -368,7 +399,11 @@ class ConsensusGroup:
         self._now = now
         self._waiting[token] = _Waiting(now + self.settings.command_timeout, read=(ns, key))
         if self.raft is None:
-            self._fail(token, "this node is not in the consensus group yet")
+            if self._heard_leader is None:
+                self._fail(token, "no leader has announced itself to this node yet")
+                return
+            msg = {"t": READ, "f": self.id, "id": token, "ns": ns, "key": key}
+            self._outbox.append((self._heard_leader, msg))
             return
         self._read_seq += 1
         context = self._read_seq.to_bytes(8, "big")
@@ -394,7 +429,13 @@ class ConsensusGroup:
         swapped). So a command already proposed is acknowledged again with its entry. The
         key includes the command's digest: request ids restart when the follower does."""
         origin, ident, command = msg.get("f"), msg.get("id"), msg.get("cmd")
-        if not isinstance(origin, str) or type(ident) is not int or not isinstance(command, bytes):
+        remote = msg.get("r", False)
+        if (
+            not isinstance(origin, str)
+            or type(ident) is not int
+            or not isinstance(command, bytes)
+            or type(remote) is not bool
+        ):
             self.counters["dropped_malformed"] += 1
             return
         if self.raft is None or self.raft.role is not Role.LEADER:
@@ -410,11 +451,55 @@ class ConsensusGroup:
             self._forwarded[seen] = entry
             if len(self._forwarded) > MAX_FORWARDED:
                 del self._forwarded[next(iter(self._forwarded))]
+            if remote:
+                self._remote.setdefault(entry[0], []).append((origin, ident, entry[1]))
             self._stepped()
         else:
             self.counters["duplicates"] += 1
         index, term = entry
-        self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
+        if not remote:
+            self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
+
+    def _take_read(self, msg: Message) -> None:
+        """An outsider's linearizable read: ReadIndex here, the value sent back once applied."""
+        origin, ident, ns, key = msg.get("f"), msg.get("id"), msg.get("ns"), msg.get("key")
+        if not (
+            isinstance(origin, str)
+            and type(ident) is int
+            and isinstance(ns, str)
+            and isinstance(key, str)
+        ):
+            self.counters["dropped_malformed"] += 1
+            return
+        if self.raft is None or self.raft.role is not Role.LEADER:
+            return
+        if len(self._remote_reads) >= self.cfg.max_pending_reads:
+            return  # the outsider times out
+        self._read_seq += 1
+        context = self._read_seq.to_bytes(8, "big")
+        try:
+            self.raft.read_index(context)
+        except (NotLeader, ProposalDropped):
+            return
+        deadline = self._now + self.settings.command_timeout
+        self._remote_reads[context] = _RemoteRead(origin, ident, ns, key, deadline)
+        self._stepped()
+
+    def _take_result(self, msg: Message) -> None:
+        """The leader's answer to this outsider's command or read."""
+        ident, result = msg.get("id"), msg.get("res")
+        if type(ident) is not int or not isinstance(result, dict):
+            self.counters["dropped_malformed"] += 1
+            return
+        wait = self._waiting.pop(ident, None)
+        if wait is None:
+            return
+        if wait.read is None:
+            self._results.append((ident, result))
+        elif result.get("absent") is True:
+            self._results.append((ident, ABSENT))
+        else:
+            self._results.append((ident, result.get("value")))
 
     def _take_ack(self, msg: Message) -> None:
         ident, index, term = msg.get("id"), msg.get("index"), msg.get("term")
@@ -451,6 +536,8 @@ class ConsensusGroup:
             )
         if late:
             self._reads = {c: t for c, t in self._reads.items() if t in self._waiting}
+        for context in [c for c, r in self._remote_reads.items() if now >= r.deadline]:
+            del self._remote_reads[context]
 
     # --- the Ready contract -------------------------------------------------------------------
 
@@ -491,6 +578,8 @@ class ConsensusGroup:
             for index in [i for i in self._by_index if i <= rd.snapshot.meta.index]:
                 for token in self._by_index.pop(index):
                     self._fail(token, "the command's outcome is unknown (a snapshot covered it)")
+            for index in [i for i in self._remote if i <= rd.snapshot.meta.index]:
+                del self._remote[index]  # the outsiders time out: outcome unknown
         for entry in rd.committed_entries:
             if observer is not None:
                 observer.applying(raft, entry)
@@ -512,6 +601,9 @@ class ConsensusGroup:
                     self._fail(token, "the command was replaced by another leader's entry")
                 else:
                     self._results.append((token, result))
+            for origin, ident, term in self._remote.pop(entry.index, []):
+                if term == entry.term and result is not None:
+                    self._outbox.append((origin, {"t": RESULT, "id": ident, "res": result}))
         raft.advance(rd)
         for read in rd.read_states:
             self._serve_read(read.context, read.index)
@@ -521,6 +613,10 @@ class ConsensusGroup:
         self._stepped()
 
     def _serve_read(self, context: bytes, index: int) -> None:
+        remote = self._remote_reads.get(context)
+        if remote is not None:
+            remote.index = index
+            return
         token = self._reads.pop(context, None)
         wait = self._waiting.get(token) if token is not None else None
         if wait is not None:
@@ -534,6 +630,12 @@ class ConsensusGroup:
                 del self._waiting[token]
                 ns, key = wait.read
                 self._results.append((token, self.machine.read(ns, key)))
+        for context, r in list(self._remote_reads.items()):
+            if r.index is not None and r.index <= applied:
+                del self._remote_reads[context]
+                value = self.machine.read(r.ns, r.key)
+                res = {"absent": True} if value is ABSENT else {"value": value}
+                self._outbox.append((r.origin, {"t": RESULT, "id": r.ident, "res": res}))
 
     def next_deadline(self) -> float | None:
         due = [w.deadline for w in self._waiting.values()]
