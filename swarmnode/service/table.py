@@ -363,7 +363,9 @@ OPERATIONS: tuple[OpSpec, ...] = (
         kind="stream",
         eager=False,
         client=False,
-        notes="event: put, delete, expire, incr, sadd, srem, ttl, archive, restore; origin: "
+        notes="event: put, delete, expire, incr, sadd, srem, ttl, archive, restore, decide (the "
+        "consensus group decided a conflict of a consensus namespace: every replica writes "
+        "the decided version itself, origin local); origin: "
         "local, remote, sweep. `agent`: who made the entry's latest write. "
         "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
         "`too_large` (re-subscribe and re-read).",
