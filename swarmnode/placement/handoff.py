@@ -264,6 +264,11 @@ class Handoff:
         """Ask `peer` for a partition this node owns and waits for."""
         return Output(send=[(peer, {"t": MSG_FILL, "ns": ns, "p": partition})])
 
+    def nothing_to_fill(self, peer: Address, ns: str, partition: int) -> Output:
+        """Answer a fill request for a partition this node holds complete and empty: it is
+        complete at the asker too (`h.done` of no session)."""
+        return Output(send=[(peer, {"t": MSG_DONE, "s": 0, "ns": ns, "p": partition})])
+
     def refuse_fill(self, peer: Address, ns: str, partition: int) -> Output:
         return Output(send=[(peer, {"t": MSG_NOFILL, "ns": ns, "p": partition})])
 

@@ -353,13 +353,16 @@ class PlacementKeeper:
         if sharding is not None and 0 <= ev.partition < sharding.partitions:
             if self.handoff.sending(*key):
                 refuse = False  # a session is under way; its `done` answers
-            elif self.map.ready(*key) and self.partition_count(*key):
+            elif self.map.ready(*key) and not self.partition_count(*key):
+                # Complete here and empty: so it is at the asker, said at once. A copy
+                # session per empty partition, `handoff_concurrency` at a time, kept the
+                # owners of a new namespace filling for minutes.
+                self.node.emit(self.handoff.nothing_to_fill(ev.peer, ev.ns, ev.partition))
+                return
+            elif self.map.ready(*key):
                 if self.handoff.has_room():
                     self._start_copy(now, ev.ns, ev.partition, ev.peer)
                 refuse = False  # no room now: the asker asks again after fill_wait
-            # A ready owner holding none of the partition has nothing to give, and says so
-            # at once: a copy session per empty partition, `handoff_concurrency` at a time,
-            # kept the owners of a new namespace filling for minutes.
             elif not self.map.owns(*key) and self.partition_count(*key):
                 self._start_move(now, ev.ns, ev.partition)
                 refuse = False
