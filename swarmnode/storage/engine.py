@@ -188,9 +188,17 @@ class Engine:
         members: Iterable[str] | None,
         now_ms: int,
         fx: _Effects,
+        header: Loaded | None = None,
     ) -> tuple[Loaded | None, list[Change]]:
-        """The local entry, or None if absent; dead-and-collectable entries are dropped first."""
-        loaded = load(txn, self.db, ekey, members)
+        """The local entry, or None if absent; dead-and-collectable entries are dropped first.
+
+        `header` is the entry's record already loaded without members: when it holds no
+        set it is the whole entry, and is used as it is instead of being read again.
+        """
+        if header is not None and header.entry.orset is None:
+            loaded: Loaded | None = header
+        else:
+            loaded = load(txn, self.db, ekey, members)
         if loaded is None:
             return None, []
         entry = loaded.entry
@@ -210,7 +218,10 @@ class Engine:
         ekey = L.entry_key(ns, key)
         header = load(txn, self.db, ekey, ())
         members = commands.members_needed(op, header.entry if header else None, now_ms)
-        cur, changes = self._current(txn, ns, key, ekey, members, now_ms, fx)
+        if header is None:
+            cur, changes = None, []
+        else:
+            cur, changes = self._current(txn, ns, key, ekey, members, now_ms, fx, header)
         definition = self.namespace(op.ns, fx)
         ctx = CommandContext(
             self.node_id,
