@@ -16,11 +16,12 @@ transport then carries it over a stream).
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 import random
 from dataclasses import dataclass
 from itertools import count
+from operator import attrgetter
 from typing import Any
 
 from swarmnode.errors import DecodeError
@@ -94,7 +95,11 @@ class Dissemination:
     ) -> None:
         self.config = config
         self._rng = rng
-        self._items: list[_Item] = []
+        self._tiers: list[list[_Item]] = []
+        """Queued deltas by how often they were sent (tier t: sent t times), each tier in
+        queueing order, so the next to send (least sent, newest first) and the next to drop
+        (most sent, oldest first) are found without sorting the queue."""
+        self._count = 0
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
@@ -149,36 +154,45 @@ class Dissemination:
         }
 
     def pending(self) -> int:
-        return len(self._items)
+        return self._count
 
     def enqueue(self, ns: str, key: str, payload: bytes) -> None:
         """Queue a delta (local, or received and new to us) for gossip."""
         if not self.config.enabled:
             return
-        self._items.append(_Item(next(self._seq), ns, key, payload))
+        if not self._tiers:
+            self._tiers.append([])
+        self._tiers[0].append(_Item(next(self._seq), ns, key, payload))
+        self._count += 1
         self._fresh = True
         self._queued.inc()
-        if len(self._items) > self.config.max_queue:
-            # Trim to 90% at once, so a full queue costs one sort per tenth of
-            # its size in enqueues rather than one per enqueue.
+        if self._count > self.config.max_queue:
+            # Trim to 90% at once, dropping the most transmitted, oldest first.
             bound = self.config.max_queue
-            keep = max(0, bound - max(1, bound // 10))
-            self._items.sort(key=lambda it: (it.transmits, -it.seq))
-            self._dropped.inc(len(self._items) - keep)
-            del self._items[keep:]
+            self._drop(self._count - max(0, bound - max(1, bound // 10)))
+
+    def _drop(self, n: int) -> None:
+        self._dropped.inc(n)
+        self._count -= n
+        for tier in reversed(self._tiers):
+            gone = min(n, len(tier))
+            del tier[:gone]
+            n -= gone
+            if not n:
+                break
 
     def limit(self, n_members: int) -> int:
         return self.config.retransmit_mult * max(1, math.ceil(math.log10(n_members + 1)))
 
     def next_deadline(self) -> float | None:
-        if not self._items:
+        if not self._count:
             return None
         return 0.0 if self._fresh else self._next_round
 
     def tick(self, now: float, peers: list[Address]) -> Output:
         """Send a round if one is due, or at once if fresh deltas wait (eager push)."""
         out = Output()
-        if not self._items or not peers:
+        if not self._count or not peers:
             return out
         if not self._fresh and now < self._next_round:
             return out
@@ -191,16 +205,19 @@ class Dissemination:
             if msg is None:
                 break
             out.send.append((peer, msg))
-        self._items = [it for it in self._items if it.transmits < limit]
+        for tier in self._tiers[limit:]:
+            self._count -= len(tier)
+        del self._tiers[limit:]
         return out
 
     def _message(self, limit: int) -> Message | None:
-        # Least transmitted first, newest first among equals (memberlist's order).
-        candidates = heapq.nsmallest(
-            256,
-            (it for it in self._items if it.transmits < limit),
-            key=lambda it: (it.transmits, -it.seq),
-        )
+        # Least transmitted first, newest first among equals (memberlist's order),
+        # among the first 256 in that order.
+        candidates: list[_Item] = []
+        for tier in self._tiers[:limit]:
+            candidates.extend(tier[: len(candidates) - 257 : -1])
+            if len(candidates) >= 256:
+                break
         chosen: list[_Item] = []
         used = 0
         for it in candidates:
@@ -212,12 +229,31 @@ class Dissemination:
                 break
         if not chosen:
             return None
-        for it in chosen:
-            it.transmits += 1
+        self._promote(chosen)
         self._sent.inc(len(chosen))
         self._messages.inc()
         self._bytes.inc(used)
         return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
+
+    def _promote(self, chosen: list[_Item]) -> None:
+        """Move the chosen items up one tier each (they were just sent once more)."""
+        by_tier: dict[int, set[int]] = {}
+        for it in chosen:
+            by_tier.setdefault(it.transmits, set()).add(id(it))
+        for t, ids in by_tier.items():
+            tier = self._tiers[t]
+            # The chosen are among the newest of their tier: only its tail is rebuilt.
+            start = len(tier)
+            found = 0
+            while found < len(ids):
+                start -= 1
+                found += id(tier[start]) in ids
+            tier[start:] = [it for it in tier[start:] if id(it) not in ids]
+        for it in chosen:
+            it.transmits += 1
+            if it.transmits == len(self._tiers):
+                self._tiers.append([])
+            bisect.insort(self._tiers[it.transmits], it, key=_by_seq)
 
     def receive(self, msg: Message) -> list[tuple[str, str, bytes]]:
         """The deltas a gossip message carries; DecodeError if it is malformed."""
@@ -234,6 +270,9 @@ class Dissemination:
             out.append((ns, key, payload))
         self._received.inc(len(out))
         return out
+
+
+_by_seq = attrgetter("seq")
 
 
 def is_dissemination(msg: dict[str, Any]) -> bool:
