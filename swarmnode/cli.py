@@ -9,6 +9,8 @@ Readable output by default, `--json` for scripts. Exit codes scripts can rely on
     4  conflict (if_absent lost, wrong type of key)
     5  too large
     6  node unavailable (not running, or a failure it reports as unavailable)
+    7  forbidden (the token's agent may not do that, or a token is required)
+    8  quota exceeded
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ EXIT_CODES = {
     "wrong_type": 4,
     "too_large": 5,
     "unavailable": 6,
+    "forbidden": 7,
+    "quota_exceeded": 8,
 }
 
 
@@ -76,6 +80,20 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 # --- readable renderings ------------------------------------------------------
+
+
+def _render_compact(r: dict[str, Any]) -> str:
+    """What compact did; an agent's answer has no store-wide disk figures."""
+    text = f"removed {r['entries_removed']} entries in {r['seconds']}s"
+    if "disk_bytes_before" in r:
+        text += f"; disk {r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
+    archive = r.get("archive")
+    if archive and archive["entries"]:
+        text += (
+            f"\narchived {archive['entries']} entries, {archive['bytes']} bytes in "
+            f"{archive['compressed_bytes']} ({archive['compression_ratio']}x)"
+        )
+    return text
 
 
 def render_get(r: dict[str, Any]) -> str:
@@ -267,10 +285,7 @@ def render_of(op: str) -> Callable[[Any], str]:
             f"repaired, {r['bytes_exchanged']} bytes exchanged"
             + "".join(f"\nfailed: {f}" for f in r["failures"])
         ),
-        "compact": lambda r: (
-            f"removed {r['entries_removed']} entries in {r['seconds']}s; disk "
-            f"{r['disk_bytes_before']} -> {r['disk_bytes_after']} bytes"
-        ),
+        "compact": _render_compact,
         "persist": lambda r: f"snapshot {r['session_id']} at {r['path']} ({r['bytes']} bytes)",
         "restore": lambda r: (
             f"restored {r['restored']}, unchanged {r['unchanged']}, failed {r['failed']}"
@@ -356,7 +371,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return run(args.socket, args.timeout)
+    return run(args.socket, args.timeout, register=args.register)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -412,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per node operation (default 60)"
     )
+    mcp.add_argument("--register", metavar="AGENT", help="register this agent on start, act as it")
     mcp.set_defaults(func=cmd_mcp)
 
     sub.add_parser(
@@ -439,9 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.set_defaults(func=None)
     add_commands(sub, common, nested)
-    sp = sub.add_parser(
-        "health", help="exit 0 if the node serves and has caught up with its peers"
-    )
+    sp = sub.add_parser("health", help="exit 0 if the node serves and has caught up with its peers")
     health.add_arguments(sp)
     sp.set_defaults(func=health.run)
     sp = sub.add_parser("watch", help="stream changes", parents=[common])

@@ -64,6 +64,9 @@ def add_arguments(sp: argparse.ArgumentParser, spec: OpSpec) -> None:
             sp.add_argument(arg.name, **kwargs)
         elif arg.kind == "bool":
             sp.add_argument(flag_of(arg), dest=arg.name, action="store_true", help=kwargs["help"])
+        elif arg.kind == "members":
+            kwargs["help"] += " (repeat the flag for more)"
+            sp.add_argument(flag_of(arg), dest=arg.name, action="append", **kwargs)
         else:
             sp.add_argument(flag_of(arg), dest=arg.name, **kwargs)
     if any(a.kind == "value" for a in spec.args if a.cli != "hidden"):

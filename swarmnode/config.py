@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarmnode.agents.config import AgentsConfig
 from swarmnode.api.limits import ApiLimits
+from swarmnode.archive.config import ArchiveConfig
 from swarmnode.consensus.config import ConsensusConfig
 from swarmnode.membership.compat import ClusterSettings
 from swarmnode.membership.config import MembershipConfig
@@ -137,6 +139,8 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "resp": RespConfig,
     "consensus": ConsensusConfig,
+    "agents": AgentsConfig,
+    "archive": ArchiveConfig,
 }
 
 _CLUSTER_SOURCES = ("store", "antientropy", "membership")
@@ -175,6 +179,8 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     resp: RespConfig = field(default_factory=RespConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Keep `membership.cluster` equal to what `[store]` and `[antientropy]` say.
@@ -268,12 +274,13 @@ class Config:
         )
         resp = self.resp.address
         require(
-            resp is None or is_loopback(resp[0]) or self.insecure,
+            resp is None or is_loopback(resp[0]) or self.insecure or self.agents.require_tokens,
             "resp",
             "bind",
             self.resp.bind,
-            "not a loopback address, and RESP has no encryption: set insecure = true "
-            "(--insecure) to serve it to other hosts",
+            "not a loopback address, and RESP has no encryption: require agent tokens "
+            "([agents] require_tokens = true: clients then AUTH with one) or set insecure = "
+            "true (--insecure) to serve it to other hosts",
         )
         require(
             resp is None or resp[1] == 0 or resp != self.bind,

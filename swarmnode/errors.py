@@ -62,13 +62,35 @@ class WrongType(SwarmError):
     code = "wrong_type"
 
 
+class Forbidden(SwarmError):
+    """The caller may not do this to the namespace it named (or must present a token first)."""
+
+    code = "forbidden"
+
+
+class QuotaExceeded(SwarmError):
+    """The write would take the agent past its quota; the message says the usage and limit."""
+
+    code = "quota_exceeded"
+
+
 class InternalError(SwarmError):
     code = "internal"
 
 
 ERROR_CLASSES: dict[str, type[SwarmError]] = {
     cls.code: cls
-    for cls in (BadRequest, NotFound, TooLarge, Unavailable, Conflict, WrongType, InternalError)
+    for cls in (
+        BadRequest,
+        NotFound,
+        TooLarge,
+        Unavailable,
+        Conflict,
+        WrongType,
+        Forbidden,
+        QuotaExceeded,
+        InternalError,
+    )
 }
 
 

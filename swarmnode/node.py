@@ -260,7 +260,9 @@ class Node:
                 and isinstance(p.get("ns"), str)
                 and isinstance(p.get("key"), str)
             ):
-                self._write(Decided(p["ns"], p["key"], p, d.index), self._decision_written)
+                self._write(
+                    Decided(p["ns"], p["key"], p, d.index, p.get("agent")), self._decision_written
+                )
         return g.persist
 
     def advance(self, rd: Ready) -> None:

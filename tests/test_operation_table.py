@@ -44,10 +44,11 @@ async def test_a_node_serves_every_operation_of_the_table_and_no_other(tmp_path)
     vectors = attach_vectors(node.host, node.service, tmp_path)
     analytics = Analytics(AnalyticsConfig(), 0.0)
     node.service.register("analytics", analytics_op(analytics, node.services.stats, lambda: 0.0))
-    node.service.use(Measure(analytics, lambda: 0.0), before="validate")
+    node.service.use(Measure(analytics, lambda: 0.0), before="authorise")
     try:
         assert set(node.service.executors) == set(TABLE)
-        assert [s.name for s in node.service.steps] == ["measure", "validate", "embed"]
+        steps = [s.name for s in node.service.steps]
+        assert steps == ["measure", "authorise", "activity", "validate", "quota", "reads", "embed"]
     finally:
         await vectors.close()
         await node.close()

@@ -83,6 +83,7 @@ from swarmnode.api.framing import (
     encode_result,
 )
 from swarmnode.api.limits import ApiLimits
+from swarmnode.api.session import Session, peer_uid
 from swarmnode.api.unixsock import (
     SUN_PATH_MAX,
     ApiSocketError,
@@ -105,6 +106,11 @@ class RequestContext:
     connection_id: int
     request_id: int
     limits: ApiLimits
+    session: Session | None = None
+    """The connection's identity (`hello`), shared by its requests; None: no session."""
+    internal: bool = False
+    """A front end reading for itself, not for a client (the RESP key map's namespace
+    list): the administrator, whatever tokens require."""
 
 
 Dispatch = Callable[[str, dict[str, Any], RequestContext], Awaitable[Any]]
@@ -376,6 +382,7 @@ class _Connection:
         self._read_task: asyncio.Task[None] | None = None
         self._reserved = 0
         """Bytes of the server's partial-frame budget this connection holds."""
+        self.session = Session(peer_uid(writer.get_extra_info("socket")))
 
     @property
     def inflight(self) -> int:
@@ -552,7 +559,7 @@ class _Connection:
 
     async def _start_eagerly(self, request: Request) -> None:
         """Run the request up to its first wait here; only what has to wait gets a task."""
-        context = RequestContext(self.id, request.id, self._limits)
+        context = RequestContext(self.id, request.id, self._limits, self.session)
         coroutine = self._server._dispatch(request.op, request.args, context)
         try:
             pending = coroutine.send(None)
@@ -601,7 +608,7 @@ class _Connection:
         holds_slot = True
         try:
             if started is None:
-                context = RequestContext(self.id, request.id, self._limits)
+                context = RequestContext(self.id, request.id, self._limits, self.session)
                 started = self._server._dispatch(request.op, request.args, context)
             try:
                 result = await started

@@ -2,8 +2,8 @@
 
 One event per line of JSON (the format the linearizability checker reads):
 
-    {"index": 0, "time": 1.25, "process": 3, "type": "invoke", "f": "write",
-     "key": "r1", "value": 17}
+    {"index": 0, "time": 1.25, "process": 3, "type": "invoke", "f": "cas",
+     "key": "x1", "value": [16, 17]}
 
 - `time` is seconds since the run started (monotonic clock of the harness);
 - `process` is the client. A client whose operation ended `info` (unknown:
@@ -13,10 +13,11 @@ One event per line of JSON (the format the linearizability checker reads):
 - `type`: `ok` (it happened; value is what was read or returned), `fail` (it
   certainly did not happen: the node refused it, or the request never left),
   `info` (it may or may not have happened);
-- registers use f `read` (invoke value null, ok value what was read, null =
-  absent), `write` and `cas` (value `[expected, new]`, expected null = absent);
-  the other kinds use their own names (`delete`, `incr`, `sadd`, `srem`,
-  `vput`, `vsearch`, `claim`, ...).
+- the consensus group's registers use f `read` (invoke value null, ok value
+  what was read, null = absent) and `cas` (value `[expected, new]`, expected
+  null = absent): what `swarmnode check` judges. CRDT operations use their
+  own names (`put`, `get`, `delete`, `incr`, `sadd`, `srem`, `vput`,
+  `vsearch`, `claim`, ...), which the checker skips.
 
 The oracles also need what the JSON lines leave out (which node served an
 operation, the HLC timestamp a write was stored under), so every operation is
@@ -52,6 +53,9 @@ class Op:
     # What the node returned beyond the history's value: the HLC timestamp of
     # a stored write, a counter's value after an increment, and the like.
     detail: dict[str, Any] = field(default_factory=dict)
+    # Positions of its invocation and completion among all events of the history.
+    call_index: int = -1
+    ret_index: int = -1
 
     @property
     def latency(self) -> float | None:
@@ -75,6 +79,7 @@ class History:
         with self._lock:
             op = Op(process, f, key, value, node, self.now())
             self.ops.append(op)
+            op.call_index = self.events
             self._write(op.process, INVOKE, f, key, value, op.invoked)
         return op
 
@@ -95,6 +100,7 @@ class History:
             op.error = error
             if detail:
                 op.detail.update(detail)
+            op.ret_index = self.events
             self._write(op.process, outcome, op.f, op.key, value, op.completed, error)
 
     def _write(
@@ -131,6 +137,22 @@ class History:
 
     def of(self, *fs: str) -> list[Op]:
         return [op for op in self.ops if op.f in fs]
+
+
+def events_of(ops: list[Op]) -> list[str]:
+    """The JSON Lines of these operations alone, at their positions in the whole history
+    (what `swarmnode check` reads; an operation not completed stays open, as info)."""
+    events: list[tuple[int, dict[str, Any]]] = []
+    for op in ops:
+        base = {"process": op.process, "f": op.f, "key": op.key}
+        events.append(
+            (op.call_index, {**base, "type": INVOKE, "time": op.invoked, "value": op.value})
+        )
+        if op.type != INVOKE and op.completed is not None:
+            done = {**base, "type": op.type, "time": op.completed, "value": op.result}
+            events.append((op.ret_index, done))
+    events.sort(key=lambda e: e[0])
+    return [json.dumps({"index": i, **e}, default=_jsonable) for i, e in events]
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,6 +20,13 @@ in-memory stores:
   of whose adds was acknowledged and later removed on the same node (where
   the remove must have observed it) is absent;
 - TTLs: a key whose writes all expired is gone on every node;
+- the consensus group's registers: the `cas` and linearizable `read`
+  operations are linearizable (`swarmnode check`'s search, on the history
+  itself);
+- claims: two grants of a key never overlap in time (a later grant completes
+  only after the earlier holder's lease, counted from when it asked, has run
+  out), and a grant that began after another ended carries a larger fencing
+  token;
 - vectors: every acknowledged vector is listed and found by a vector search
   on every node;
 - no operation failed with `internal` (a bug in the node).
@@ -35,8 +42,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from swarmnode.chaos.history import FAIL, INFO, OK, History, Op
+from swarmnode.chaos.history import FAIL, INFO, OK, History, Op, events_of
 from swarmnode.chaos.workload import NS, VEC_NS
+from swarmnode.check import CasRegister, check_history
+from swarmnode.check.jsonl import read_jsonl
+from swarmnode.crdt.hlc import wall_ms
 
 Listing = dict[str, dict[str, Any]]
 
@@ -46,24 +56,20 @@ def _done(op: Op) -> bool:
 
 
 def written_value(op: Op) -> Any:
-    if op.f == "write":
-        return op.value
-    if op.f == "cas":
-        return op.value[1]
-    return None
+    return op.value if op.f == "put" else None
 
 
 def check_registers(history: History, final: Listing) -> list[str]:
     out: list[str] = []
     writes: dict[str, list[Op]] = defaultdict(list)
     deletes: dict[str, list[Op]] = defaultdict(list)
-    for op in history.of("write", "cas"):
+    for op in history.of("put"):
         writes[op.key].append(op)
     for op in history.of("delete"):
         deletes[op.key].append(op)
     failed_values = {written_value(op) for ops in writes.values() for op in ops if op.type == FAIL}
     done_values = {written_value(op) for ops in writes.values() for op in ops if _done(op)}
-    for op in history.of("read"):
+    for op in history.of("get"):
         if op.type == OK and op.result is not None:
             if op.result in failed_values and op.result not in done_values:
                 out.append(f"read of {op.key} returned {op.result!r}, the value of a failed write")
@@ -177,18 +183,46 @@ def check_sets(history: History, final: Listing) -> list[str]:
 
 
 def check_ttl(history: History, final: Listing, checked_at: float, slack: float = 1.0) -> list[str]:
-    """Keys whose every write has expired are gone. `slack` covers how far a node's
-    wall clock may have been off when it stamped a write (expiry follows the write's
-    HLC timestamp, so a write stamped by a clock running ahead expires that much later)."""
+    """Keys whose writes have all expired are gone.
+
+    A key still listed must show a value one of its TTL writes wrote. If that write was
+    acknowledged, it must not have expired yet: its TTL after its acknowledgement, plus
+    `slack`, which covers how far a node's wall clock may have been off when it stamped
+    the write (expiry follows the write's HLC timestamp, so a write stamped by a clock
+    running ahead expires that much later). A write of unknown outcome (`info`) may have
+    taken effect any time after it was sent: a node stopped with the request in its
+    socket applies it when it resumes, with that moment's timestamp. So for such a value
+    the history cannot say when it expires; the node's own answer must then be
+    consistent: listed with the expiry its TTL gives after its timestamp.
+    """
     out = []
-    last: dict[str, float] = {}
+    writes: dict[str, list[Op]] = defaultdict(list)
     for op in history.of("put_ttl"):
         if op.type != FAIL:
-            end = (op.completed or op.invoked) + op.value[1]
-            last[op.key] = max(last.get(op.key, 0.0), end)
-    for key, expires in sorted(last.items()):
-        if checked_at > expires + slack and key in final:
-            out.append(f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired")
+            writes[op.key].append(op)
+    for key, ops in sorted(writes.items()):
+        item = final.get(key)
+        if item is None:
+            continue
+        writer = next((op for op in ops if op.value[0] == item.get("value")), None)
+        if writer is None:
+            out.append(f"ttl key {key}: listed with {item.get('value')!r}, no TTL write of it")
+        elif writer.type == OK:
+            expires = (writer.completed or writer.invoked) + writer.value[1]
+            if checked_at > expires + slack:
+                out.append(
+                    f"ttl key {key}: still listed {checked_at - expires:.1f}s after it expired"
+                )
+        else:
+            ttl_ms = round(writer.value[1] * 1000)
+            stamped = wall_ms(item["ts"]) if isinstance(item.get("ts"), int) else None
+            if stamped is None or item.get("expires_at") is None:
+                out.append(f"ttl key {key}: listed without a timestamp or an expiry: {item}")
+            elif abs(item["expires_at"] - (stamped + ttl_ms)) > 2:
+                out.append(
+                    f"ttl key {key}: expires at {item['expires_at']}, its write stamped "
+                    f"{stamped} with a TTL of {ttl_ms} ms"
+                )
     return out
 
 
@@ -249,4 +283,49 @@ def check_all(
         "ttl": check_ttl(history, final, checked_at, ttl_slack),
         "vectors": check_vectors(history, {n: per.get(VEC_NS, {}) for n, per in listings.items()}),
         "internal_errors": check_internal_errors(history),
+        "linearizable": check_linearizable(history),
+        "claims": check_claims(history),
     }
+
+
+def check_linearizable(history: History, timeout: float = 60.0) -> list[str]:
+    """The group's registers (f `cas` and `read`) through the linearizability checker."""
+    ops = [op for op in history.ops if op.f in ("cas", "read")]
+    if not ops:
+        return []
+    model = CasRegister()
+    checked = read_jsonl(events_of(ops), "chaos history", model.functions)
+    result = check_history(checked.ops, model, timeout=timeout, explain=True)
+    if result.verdict == "linearizable":
+        return []
+    if result.verdict == "unknown":
+        return [f"cas history: the checker gave up after {timeout:g}s ({result.stats})"]
+    return [f"cas history is not linearizable: {result.counterexample}"]
+
+
+def check_claims(history: History) -> list[str]:
+    """No two holders of a key at once, and fencing tokens that grow with every grant."""
+    out: list[str] = []
+    grants: dict[str, list[Op]] = defaultdict(list)
+    for op in history.of("claim"):
+        if op.type == OK and op.result and op.result[0]:
+            grants[op.key].append(op)
+    for key, ops in grants.items():
+        ops.sort(key=lambda op: op.invoked)
+        for i, a in enumerate(ops):
+            for b in ops[i + 1 :]:
+                if b.result[1] == a.result[1]:
+                    continue
+                held_a = (a.completed, a.invoked + a.value[1])
+                held_b = (b.completed, b.invoked + b.value[1])
+                if max(held_a[0], held_b[0]) < min(held_a[1], held_b[1]):
+                    out.append(
+                        f"claim {key}: {a.value[0]} (token {a.result[1]}) held it over "
+                        f"{held_a[0]:.3f}-{held_a[1]:.3f} and {b.value[0]} (token "
+                        f"{b.result[1]}) over {held_b[0]:.3f}-{held_b[1]:.3f}"
+                    )
+                if b.invoked > a.completed and b.result[1] <= a.result[1]:
+                    out.append(
+                        f"claim {key}: token {b.result[1]} granted after token {a.result[1]}"
+                    )
+    return out

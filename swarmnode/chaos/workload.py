@@ -5,15 +5,21 @@ its own connections, and a seeded random source that draws its operations.
 What is drawn is one of the operation kinds of `KINDS`, each of which knows
 its keys, how to call the node, and how its outcome is written down:
 
-- registers `r*`: `write` (a value no other write uses), `read`;
-  `cas` when the node offers it;
-- registers `d*`: the same plus `delete`;
+- CRDT registers `r*`: `put` (a value no other write uses), `get`;
+- CRDT registers `d*`: the same plus `delete`;
+- the consensus group's registers `x*` (in `decisions`): `cas` from the value
+  the client last saw and linearizable `read`, when the node offers `cas`.
+  Only these use the history's register functions (`cas`, `read`), so the
+  linearizability checker judges exactly them (`put`/`get` are CRDT
+  operations, eventually consistent, and skipped by it). A `cas` that did not
+  swap is `fail`;
 - counters `c*`: `incr` by 1, 2 or 5;
 - sets `s*`: `sadd`, `srem` of a few members;
 - `t*`: `put_ttl`, writes with a TTL of 1 to 3 s;
 - vectors: `vput` of a new key with a random 4-dimension vector, `vsearch`
   for an acknowledged one;
-- claims `l*`: `claim` when the node offers it (a lease with a fencing token).
+- claims `l*`: `claim` by a fresh owner, when the node offers it (a lease of
+  `CLAIM_LEASE` seconds; the value recorded is `[granted, token]`).
 
 `cas` and `claim` are probed once at the start: a node that answers
 `bad_request` "unknown operation" does not offer them, and they are left out.
@@ -42,8 +48,13 @@ log = logging.getLogger("swarmnode.chaos.workload")
 
 NS = "chaos"
 VEC_NS = "chaosvec"
+CAS_NS = "decisions"
+"""The consensus group's registers (`cas`, linearizable `read`) live in a namespace of
+policy consensus; the built-in `decisions` is one."""
 VEC_DIM = 4
-READ_ONLY = frozenset({"read", "vsearch", "smembers"})
+CLAIM_LEASE = 2.0
+"""Seconds a claim lasts; the claims oracle judges grants against it."""
+READ_ONLY = frozenset({"get", "read", "vsearch", "smembers"})
 _LOCAL_FAILURES = ("cannot reach swarmnode",)
 _UNKNOWN_OUTCOMES = ("connection to swarmnode", "no reply from swarmnode")
 
@@ -66,13 +77,16 @@ class WorkloadConfig:
     members: int = 6
     ttl_keys: int = 3
     claims: int = 2
+    # Registers of the consensus group (cas and linearizable reads).
+    cas_keys: int = 2
     # Relative weights of the kinds (a kind the node does not offer is dropped).
     mix: dict[str, float] = field(
         default_factory=lambda: {
-            "write": 4,
-            "read": 3,
+            "put": 4,
+            "get": 3,
             "delete": 1,
             "cas": 2,
+            "read": 1,
             "incr": 3,
             "sadd": 2,
             "srem": 1,
@@ -102,7 +116,7 @@ def probe_ops(client: Client) -> set[str]:
     """Which optional operations (cas, claim) the node offers."""
     offered = set()
     probes: dict[str, Callable[[], Any]] = {
-        "cas": lambda: client.call("cas", ns=NS, key="probe:cas", expected=None, value=0),
+        "cas": lambda: client.call("cas", ns=CAS_NS, key="probe:cas", expected=None, value=0),
         "claim": lambda: client.call("claim", ns=NS, key="probe:claim", owner="probe", lease=1.0),
     }
     for name, call in probes.items():
@@ -143,12 +157,15 @@ class Workload:
             "s": [f"s{i}" for i in range(cfg.sets)],
             "t": [f"t{i}" for i in range(cfg.ttl_keys)],
             "l": [f"l{i}" for i in range(cfg.claims)],
+            "x": [f"x{i}" for i in range(cfg.cas_keys)],
         }
         self.members = [f"m{i}" for i in range(cfg.members)]
         kinds = {k: w for k, w in cfg.mix.items() if w > 0}
         for optional in ("cas", "claim"):
             if optional not in self.offered:
                 kinds.pop(optional, None)
+        if "cas" not in self.offered:
+            kinds.pop("read", None)  # linearizable reads of the group's registers
         self.kinds = sorted(kinds)
         self.weights = [kinds[k] for k in self.kinds]
         self._stop = threading.Event()
@@ -219,7 +236,7 @@ class Workload:
         try:
             result = call()
         except NotFound:
-            if f in ("read",):
+            if f in ("get", "read"):
                 self.history.complete(op, OK, None)
                 known[key] = None
                 return OK
@@ -234,9 +251,15 @@ class Workload:
             self.history.complete(op, outcome, error=f"os: {exc}"[:300])
             return outcome
         value_out, detail = read(result)
+        if f == "cas" and not result["ok"]:
+            # Not swapped: it certainly did not take effect (what the register held is
+            # worth knowing for the next expected value).
+            self.history.complete(op, FAIL, error="cas: expected value not held", detail=detail)
+            known[key] = result.get("value") if result.get("exists") else None
+            return FAIL
         self.history.complete(op, OK, value_out, detail=detail)
-        if f in ("read", "write", "cas") and key is not None:
-            known[key] = value_out if f == "read" else (value if f == "write" else value[1])
+        if f in ("get", "put", "read", "cas") and key is not None:
+            known[key] = value_out
         if f == "vput":
             with self._lock:
                 self._vectors.append((key, op.detail["vector"]))
@@ -245,18 +268,27 @@ class Workload:
     def _draw(
         self, client: Client, kind: str, rng: random.Random, known: dict
     ) -> tuple[str, str | None, Any, Callable[[], Any], Callable[[Any], tuple[Any, dict]]]:
-        if kind == "write":
+        if kind == "put":
             key = rng.choice(self.keys["r"] + self.keys["d"])
             v = self._fresh_value()
-            return "write", key, v, lambda: client.put(NS, key, v), lambda r: (v, {"ts": r["ts"]})
-        if kind == "read":
+            return "put", key, v, lambda: client.put(NS, key, v), lambda r: (v, {"ts": r["ts"]})
+        if kind == "get":
             key = rng.choice(self.keys["r"] + self.keys["d"])
             return (
-                "read",
+                "get",
                 key,
                 None,
                 lambda: client.get(NS, key),
                 lambda r: (r["value"], {"ts": r["ts"]}),
+            )
+        if kind == "read":
+            key = rng.choice(self.keys["x"])
+            return (
+                "read",
+                key,
+                None,
+                lambda: client.call("get", ns=CAS_NS, key=key, linearizable=True),
+                lambda r: (r["value"], {}),
             )
         if kind == "delete":
             key = rng.choice(self.keys["d"])
@@ -268,15 +300,15 @@ class Workload:
                 lambda r: (r["deleted"], {}),
             )
         if kind == "cas":
-            key = rng.choice(self.keys["r"])
+            key = rng.choice(self.keys["x"])
             expected = known.get(key)
             new = self._fresh_value()
             return (
                 "cas",
                 key,
                 [expected, new],
-                lambda: client.call("cas", ns=NS, key=key, expected=expected, value=new),
-                lambda r: ([expected, new], {"ts": (r or {}).get("ts")}),
+                lambda: client.cas(CAS_NS, key, new, expected=expected),
+                lambda r: ([expected, new], {}),
             )
         if kind == "incr":
             key = rng.choice(self.keys["c"])
@@ -333,8 +365,8 @@ class Workload:
             return (
                 "claim",
                 key,
-                [owner, 2.0],
-                lambda: client.call("claim", ns=NS, key=key, owner=owner, lease=2.0),
-                lambda r: (r.get("token") if isinstance(r, dict) else r, {}),
+                [owner, CLAIM_LEASE],
+                lambda: client.call("claim", ns=NS, key=key, owner=owner, lease=CLAIM_LEASE),
+                lambda r: ([r["granted"], r["token"]], {"holder": r["owner"]}),
             )
         raise ValueError(f"unknown kind {kind}")

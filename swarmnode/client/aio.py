@@ -47,6 +47,7 @@ from swarmnode.client.base import (
     unreachable,
     watch_args,
 )
+from swarmnode.client.blocking import HELLO_ID, token_of
 from swarmnode.client.operations import Operations
 from swarmnode.errors import SwarmError, Unavailable, error_from_wire
 from swarmnode.paths import default_socket_path
@@ -131,6 +132,18 @@ async def _connect(path: Path) -> socket.socket:
         raise
 
 
+async def _hello(link: _AsyncLink, token: str | None) -> None:
+    """Present `token` on a new connection; its refusal (`forbidden`) is raised."""
+    if token is None:
+        return
+    await link.send(encode_request(HELLO_ID, "hello", {"token": token}))
+    while True:
+        frame = await link.receive()
+        if isinstance(frame, Reply | ErrorReply) and frame.id in (HELLO_ID, None):
+            outcome(frame)
+            return
+
+
 class AsyncClient(Operations[Awaitable[Any]]):
     """An asyncio client of the local node; usable as an async context manager.
 
@@ -143,10 +156,14 @@ class AsyncClient(Operations[Awaitable[Any]]):
         *,
         timeout: float | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        token: str | None = None,
     ) -> None:
+        """`token` (default `$SWARMNODE_TOKEN`) is presented with `hello` on every connection,
+        which then speaks for its agent."""
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
         self.timeout = timeout
         self.max_frame = max_frame
+        self.token = token_of(token)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._link: _AsyncLink | None = None
@@ -196,7 +213,7 @@ class AsyncClient(Operations[Awaitable[Any]]):
 
     def stream(self, op: str, /, **args: Any) -> AsyncWatch:
         """A streaming op on a connection of its own; see `AsyncWatch`."""
-        return AsyncWatch(self.socket_path, self.max_frame, self.timeout, op, args)
+        return AsyncWatch(self.socket_path, self.max_frame, self.timeout, op, args, self.token)
 
     def watch(self, ns: str | None = None, prefix: str | None = None) -> AsyncWatch:
         """Changes to entries (of `ns`, under `prefix`) as they happen, until closed."""
@@ -213,6 +230,15 @@ class AsyncClient(Operations[Awaitable[Any]]):
                     raise unreachable(
                         self.socket_path, TimeoutError(f"no connection within {self.timeout:g}s")
                     ) from exc
+                try:
+                    await asyncio.wait_for(_hello(link, self.token), self.timeout)
+                except TimeoutError as exc:
+                    link.close()
+                    assert self.timeout is not None
+                    raise no_reply(self.socket_path, self.timeout) from exc
+                except BaseException:
+                    link.close()
+                    raise
                 self._link = link
                 self._reader_task = asyncio.create_task(self._read_replies(link))
             return self._link
@@ -266,7 +292,9 @@ class AsyncWatch:
         timeout: float | None,
         op: str,
         args: dict[str, Any],
+        token: str | None = None,
     ) -> None:
+        self._token = token
         self._path = socket_path
         self._max_frame = max_frame
         self._timeout = timeout
@@ -297,6 +325,7 @@ class AsyncWatch:
 
     async def _begin(self, request: bytes) -> Any:
         self._link = link = await _AsyncLink.open(self._path, self._max_frame)
+        await _hello(link, self._token)
         await link.send(request)
         while True:
             frame = await link.receive()

@@ -140,6 +140,28 @@ def _await_reply(link: _Link, request_id: int, deadline: float | None) -> Reply 
             return frame
 
 
+HELLO_ID = 0
+"""The request id of the `hello` a connection starts with (calls count from 1)."""
+
+
+def token_of(token: str | None) -> str | None:
+    """The token to present: the one given, else `$SWARMNODE_TOKEN` (empty: none)."""
+    return token or os.environ.get("SWARMNODE_TOKEN") or None
+
+
+def _hello(link: _Link, token: str | None, timeout: float | None, path: Path) -> None:
+    """Present `token` on a new connection; its refusal (`forbidden`) is raised."""
+    if token is None:
+        return
+    deadline = _deadline(timeout)
+    link.send(encode_request(HELLO_ID, "hello", {"token": token}), deadline)
+    try:
+        outcome(_await_reply(link, HELLO_ID, deadline))
+    except TimeoutError as exc:
+        assert timeout is not None
+        raise no_reply(path, timeout) from exc
+
+
 class Client(Operations[Any]):
     """A blocking client of the local node; usable as a context manager."""
 
@@ -149,10 +171,14 @@ class Client(Operations[Any]):
         *,
         timeout: float | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        token: str | None = None,
     ) -> None:
+        """`token` (default `$SWARMNODE_TOKEN`) is presented with `hello` on every connection,
+        which then speaks for its agent."""
         self.socket_path = Path(socket_path) if socket_path else default_socket_path()
         self.timeout = timeout
         self.max_frame = max_frame
+        self.token = token_of(token)
         self._lock = threading.Lock()
         self._link: _Link | None = None
         self._next_id = 1
@@ -201,7 +227,7 @@ class Client(Operations[Any]):
 
     def stream(self, op: str, /, **args: Any) -> Watch:
         """Start a streaming op on a connection of its own; see `Watch`."""
-        return Watch(self.socket_path, self.max_frame, self.timeout, op, args)
+        return Watch(self.socket_path, self.max_frame, self.timeout, op, args, self.token)
 
     def watch(self, ns: str | None = None, prefix: str | None = None) -> Watch:
         """Changes to entries (of `ns`, under `prefix`) as they happen, until closed."""
@@ -209,7 +235,13 @@ class Client(Operations[Any]):
 
     def _connected(self) -> _Link:
         if self._link is None:
-            self._link = _Link(self.socket_path, self.max_frame, self.timeout)
+            link = _Link(self.socket_path, self.max_frame, self.timeout)
+            try:
+                _hello(link, self.token, self.timeout, self.socket_path)
+            except BaseException:
+                link.close()
+                raise
+            self._link = link
         return self._link
 
     def _drop(self) -> None:
@@ -237,11 +269,13 @@ class Watch(Iterator[Any]):
         timeout: float | None,
         op: str,
         args: dict[str, Any],
+        token: str | None = None,
     ) -> None:
         frame = encode_request(self._STREAM_ID, op, args)
         check_request_size(frame, max_frame)
         self._link: _Link | None = _Link(socket_path, max_frame, timeout)
         try:
+            _hello(self._link, token, timeout, socket_path)
             deadline = _deadline(timeout)
             self._link.send(frame, deadline)
             try:

@@ -77,10 +77,10 @@ class Operations(ABC, Generic[R]):
     def get(self, ns: str, key: str, *, vector: bool = False, linearizable: bool = False) -> R:
         """Read a live entry.
 
-        Result: {ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; MV
-        namespaces add siblings [{value, meta, ts, expires_at, writer}] and conflict;
-        also [kinds] when the key holds several kinds. Errors: bad_request, not_found,
-        unavailable.
+        Result: {ns, key, type, value, meta, ts, expires_at, updated_ms, agent}, vector when
+        asked; MV namespaces add siblings [{value, meta, ts, expires_at, writer, agent}]
+        and conflict; also [kinds] when the key holds several kinds. Errors:
+        bad_request, not_found, unavailable.
         """
         return self.call(
             "get",
@@ -277,17 +277,39 @@ class Operations(ABC, Generic[R]):
         dim: int | None = None,
         metric: str | None = None,
         embedder: str | None = None,
+        readers: Iterable[str] | str | None = None,
+        writers: Iterable[str] | str | None = None,
+        owner: str | None = None,
+        archive_after: float | str | None = None,
+        archive_expired: bool = False,
     ) -> R:
         """Create or change a namespace: default TTL, conflict policy, vector settings.
 
-        Result: the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin}.
-        Errors: bad_request, conflict, unavailable.
+        Access: an agent may create a namespace nobody defined (it becomes its owner) and change
+        or delete only namespaces it owns; `agent:<id>` namespaces are owned by <id> and
+        private unless `readers`/`writers` say otherwise; other namespaces are open
+        until `readers`/`writers` are set.
+
+        Result: the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin,
+        owner?, readers?, writers?, archive_after?, archive_expired?}. Errors:
+        bad_request, conflict, forbidden, unavailable.
         """
         return self.call(
             "ns_init",
             ns=ns,
             **optional(
-                {"ttl": ttl, "policy": policy, "dim": dim, "metric": metric, "embedder": embedder}
+                {
+                    "ttl": ttl,
+                    "policy": policy,
+                    "dim": dim,
+                    "metric": metric,
+                    "embedder": embedder,
+                    "readers": members_list(readers),
+                    "writers": members_list(writers),
+                    "owner": owner,
+                    "archive_after": archive_after,
+                    "archive_expired": True if archive_expired else None,
+                }
             ),
         )
 
@@ -330,10 +352,11 @@ class Operations(ABC, Generic[R]):
         return self.call("sync", **optional({"peer": peer}))
 
     def compact(self, ns: str | None = None) -> R:
-        """Drop expired entries and collectable tombstones now.
+        """Drop expired entries and collectable tombstones now, and archive stale entries.
 
         Result: {swept, removed: {ns: {entries, bytes}}, entries_removed, disk_bytes_before,
-        disk_bytes_after, seconds}. Errors: bad_request, not_found.
+        disk_bytes_after, seconds, archive: {entries, bytes, compressed_bytes,
+        compression_ratio, namespaces}}. Errors: bad_request, not_found.
         """
         return self.call("compact", **optional({"ns": ns}))
 
@@ -368,3 +391,106 @@ class Operations(ABC, Generic[R]):
         replication, traffic}.
         """
         return self.call("analytics", **optional({"timeframe": timeframe}))
+
+    def hello(self, token: str | None = None) -> R:
+        """Present a token: the connection then speaks for its agent (without one: who am I).
+
+        Clients send it on connecting when `SWARMNODE_TOKEN` is set. Refused tokens (unknown,
+        revoked, lease lapsed, replaced) are `forbidden`.
+
+        Result: {agent, roles, namespaces, quota, usage, lease_s, expires_ms, state, ...}, or
+        {agent, admin, authenticated} without a token. Errors: bad_request, forbidden.
+        """
+        return self.call("hello", **optional({"token": token}))
+
+    def agent_register(
+        self,
+        agent: str,
+        *,
+        namespaces: dict[str, Any] | None = None,
+        quota: dict[str, Any] | None = None,
+        lease: float | str | None = None,
+        roles: Iterable[str] | str | None = None,
+    ) -> R:
+        """Register an agent and what it needs (namespaces, quota, lease); returns its token once.
+
+        Only the token's salted hash is stored; registering again issues a new token and the old
+        one stops working.
+
+        Result: {agent, token, token_id, roles, namespaces, quota, usage, lease_s,
+        registered_ms, expires_ms, state}. Errors: bad_request, forbidden, unavailable.
+        """
+        return self.call(
+            "agent_register",
+            agent=agent,
+            **optional(
+                {
+                    "namespaces": namespaces,
+                    "quota": quota,
+                    "lease": lease,
+                    "roles": members_list(roles),
+                }
+            ),
+        )
+
+    def agent_renew(self, agent: str | None = None, *, lease: float | str | None = None) -> R:
+        """Extend an agent's lease (any request of the agent renews a lease that is half gone).
+
+        Result: {agent, expires_ms}. Errors: bad_request, not_found, forbidden, unavailable.
+        """
+        return self.call("agent_renew", **optional({"agent": agent, "lease": lease}))
+
+    def agent_revoke(self, agent: str | None = None) -> R:
+        """Revoke an agent's token on every node (it is refused from the next request on).
+
+        Result: {agent, token_id, revoked}. Errors: bad_request, not_found, forbidden,
+        unavailable.
+        """
+        return self.call("agent_revoke", **optional({"agent": agent}))
+
+    def agent_list(self, agent: str | None = None) -> R:
+        """Registered agents, their leases and usage (never a token); an agent sees itself.
+
+        Result: {agents: [{agent, roles, namespaces, quota, usage: {bytes, entries, vectors},
+        lease_s, registered_ms, expires_ms, token_id, state}]}. Errors: bad_request,
+        not_found, forbidden.
+        """
+        return self.call("agent_list", **optional({"agent": agent}))
+
+    def archive_list(
+        self,
+        ns: str,
+        *,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> R:
+        """Archived entries of a namespace (moved out of the live store here), a page at a time.
+
+        Result: {items: [{ns, key, reason: stale or expired, archived_ms, bytes, agent}],
+        cursor}. Errors: bad_request, forbidden.
+        """
+        return self.call(
+            "archive_list", ns=ns, **optional({"prefix": prefix, "limit": limit, "cursor": cursor})
+        )
+
+    def archive_get(self, ns: str, key: str, *, vector: bool = False) -> R:
+        """Read an archived entry without restoring it.
+
+        Result: the entry as get shows it, plus {reason, archived_ms}. Errors: bad_request,
+        not_found, forbidden.
+        """
+        return self.call(
+            "archive_get", ns=ns, key=key, **optional({"vector": True if vector else None})
+        )
+
+    def archive_restore(self, ns: str, *, key: str | None = None, prefix: str | None = None) -> R:
+        """Bring archived entries back into the live store (one key, or every key with a prefix).
+
+        A stale entry comes back with its whole state as it was archived (no new write); an
+        expired one is written again as a fresh entry with its old TTL.
+
+        Result: {ns, restored, missing}. Errors: bad_request, not_found, forbidden,
+        quota_exceeded, unavailable.
+        """
+        return self.call("archive_restore", ns=ns, **optional({"key": key, "prefix": prefix}))

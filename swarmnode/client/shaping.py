@@ -42,5 +42,8 @@ def component(x: Any) -> float:
     return float(x)
 
 
-def members_list(members: Iterable[Any] | str | bytes) -> list[Any]:
+def members_list(members: Iterable[Any] | str | bytes | None) -> list[Any] | None:
+    """A list of names from one name or many; None (an optional argument left out) stays."""
+    if members is None:
+        return None
     return [members] if isinstance(members, str | bytes) else list(members)

@@ -44,6 +44,8 @@ class CommandContext:
     namespace: NamespaceDef
     limits: StoreConfig
     cleared_at: int = 0
+    agent: str | None = None
+    """The agent the write is made for (None: no agent identity), recorded in the delta."""
 
     def live(self, entry: Entry | None, now_ms: int) -> bool:
         """Visible now, and not cleared by a namespace delete."""

@@ -29,6 +29,7 @@ from swarmnode.commands.base import ClockReading, CommandContext, Outcome
 from swarmnode.crdt.causal import CausalContext
 from swarmnode.crdt.entry import Entry
 from swarmnode.crdt.mvreg import MVRegister, Version
+from swarmnode.crdt.values import canonical
 from swarmnode.errors import BadRequest
 from swarmnode.storage.ops import Decided
 from swarmnode.storage.views import DECISION_META
@@ -58,8 +59,10 @@ def conflict_of(ns: str, key: str, entry: Entry, now_ms: int | None) -> dict[str
         "vector": winner.vector,
         "ts": max(v.ts for _, v in siblings),
         "expires_at": winner.expires_at,
+        "agent": winner.agent,
         "rejected": [
-            {"value": v.value, "writer": dot[0].split(".")[0], "ts": v.ts} for dot, v in losers
+            {"value": v.value, "writer": dot[0].split(".")[0], "agent": v.agent, "ts": v.ts}
+            for dot, v in losers
         ],
     }
 
@@ -78,7 +81,17 @@ def decided(
         covered = [(str(a), int(c)) for a, c in p["covered"]]
         meta = dict(p.get("meta") or {})
         meta[DECISION_META] = {"index": op.index, "rejected": list(p.get("rejected") or [])}
-        version = Version(p["value"], int(p["ts"]), meta, p.get("vector"), p.get("expires_at"))
+        # Canonical, as every stored value is: a replica that receives this version
+        # by gossip re-encodes it from its decoded form, and equal states must hash
+        # alike on every replica for anti-entropy to see them as equal.
+        version = Version(
+            canonical(p["value"]),
+            int(p["ts"]),
+            canonical(meta),
+            p.get("vector"),
+            p.get("expires_at"),
+            op.agent,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadRequest(f"malformed decision: {exc!r}") from None
     dot = (DECIDED_ACTOR, op.index)

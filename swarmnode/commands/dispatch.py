@@ -70,4 +70,7 @@ def execute(op: object, current: Entry | None, ctx: CommandContext, clock: Clock
     command = COMMANDS.get(type(op))
     if command is None:
         raise InternalError(f"no command for {type(op).__name__}")
-    return command(op, current, ctx, clock)
+    outcome = command(op, current, ctx, clock)
+    if outcome.delta is not None:
+        outcome.delta.by(ctx.agent)
+    return outcome

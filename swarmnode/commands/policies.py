@@ -34,8 +34,9 @@ class RegisterPolicy(Protocol):
         meta: dict[str, Any] | None,
         vector: bytes | None,
         expires_at: int | None,
+        agent: str | None = None,
     ) -> Entry:
-        """The delta of writing this register version over `base`."""
+        """The delta of writing this register version over `base` for `agent`."""
         ...
 
 
@@ -52,6 +53,7 @@ class LastWriterWins:
         meta: dict[str, Any] | None,
         vector: bytes | None,
         expires_at: int | None,
+        agent: str | None = None,
     ) -> Entry:
         return base.put_lww(ts, node_id, value, meta, vector, expires_at)
 
@@ -69,8 +71,9 @@ class MultiValue:
         meta: dict[str, Any] | None,
         vector: bytes | None,
         expires_at: int | None,
+        agent: str | None = None,
     ) -> Entry:
-        version = Version(value, ts, meta, vector, expires_at)
+        version = Version(value, ts, meta, vector, expires_at, agent)
         return base.put_mv(ts, base.actor(node_id, ts), version)
 
 

@@ -70,7 +70,9 @@ def put(op: Put, current: Entry | None, ctx: CommandContext, clock: ClockReading
     else:
         expires_at = expiry(ns, op.ttl, ts)
     base = current or Entry()
-    delta = policy_of(ns.policy).write(base, ts, ctx.node_id, value, meta, vector, expires_at)
+    delta = policy_of(ns.policy).write(
+        base, ts, ctx.node_id, value, meta, vector, expires_at, ctx.agent
+    )
     return Outcome(delta, {"ts": ts, "expires_at": expires_at}, "put")
 
 
@@ -188,11 +190,13 @@ def _rewrite_register(
     policy = policy_of(ctx.namespace.policy)
     if current.reg is not None and current.reg.visible(now):
         r = current.reg
-        return policy.write(current, ts, ctx.node_id, r.value, r.meta, r.vector, expires_at)
+        return policy.write(
+            current, ts, ctx.node_id, r.value, r.meta, r.vector, expires_at, ctx.agent
+        )
     siblings = current.mv.siblings(now) if current.mv is not None else []
     if len(siblings) > 1:
         raise Conflict(
             f"{len(siblings)} concurrent versions; write the value you want kept, then set its TTL"
         )
     v = siblings[0][1]
-    return policy.write(current, ts, ctx.node_id, v.value, v.meta, v.vector, expires_at)
+    return policy.write(current, ts, ctx.node_id, v.value, v.meta, v.vector, expires_at, ctx.agent)

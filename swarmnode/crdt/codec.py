@@ -5,6 +5,11 @@ Format: one version byte, then a msgpack array of fixed shape (see
 values are canonical (sorted map keys), so equal states encode to identical
 bytes on every replica: anti-entropy compares hashes of these bytes.
 
+Audit fields are optional trailing elements: an entry's `agent` (the agent of
+its latest write) follows its five parts, an MV version's `agent` its seven,
+and each is written only when set. So every state written before agents
+existed keeps its exact bytes (and digest), and one decoder reads both.
+
 Decoding is for untrusted bytes from peers and disk alike. It raises
 `DecodeError` for anything malformed and nothing else; msgpack's size limits
 are bound to the input length, and msgpack's own nesting limit stops deep
@@ -32,6 +37,8 @@ FORMAT_VERSION = 1
 # to 64 bytes (the membership limit), a dot, and a timestamp in up to 16 hex digits.
 MAX_NODE_ID = 64 + 1 + 16
 MAX_MEMBER = 4096
+MAX_AGENT = 64
+"""Characters of an agent id (`agents/registrations.py` AGENT_RE)."""
 U63 = (1 << 63) - 1
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
@@ -89,6 +96,7 @@ def _mv(m: MVRegister | None) -> list[Any] | None:
         return None
     versions = [
         [node, n, v.value, v.ts, v.meta, v.vector, v.expires_at]
+        + ([] if v.agent is None else [v.agent])
         for (node, n), v in sorted(m.versions.items())
     ]
     return [_cc(m.cc), versions]
@@ -111,7 +119,10 @@ def _orset(s: ORSet | None) -> list[Any] | None:
 
 
 def entry_to_wire(e: Entry) -> list[Any]:
-    return [e.ts, _reg(e.reg), _mv(e.mv), _counter(e.counter), _orset(e.orset)]
+    wire = [e.ts, _reg(e.reg), _mv(e.mv), _counter(e.counter), _orset(e.orset)]
+    if e.agent is not None:
+        wire.append(e.agent)
+    return wire
 
 
 def encode_entry(e: Entry) -> bytes:
@@ -151,6 +162,18 @@ def _list(x: Any, what: str, n: int | None = None) -> list[Any]:
     if type(x) is not list or (n is not None and len(x) != n):
         raise _fail(what)
     return x
+
+
+def _with_agent(x: Any, what: str, n: int) -> tuple[list[Any], str | None]:
+    """A fixed-shape list of `n` parts, optionally followed by the writing agent's id."""
+    if type(x) is not list or len(x) not in (n, n + 1):
+        raise _fail(what)
+    if len(x) == n:
+        return x, None
+    agent = x[n]
+    if type(agent) is not str or not 0 < len(agent) <= MAX_AGENT:
+        raise _fail(f"{what}: agent")
+    return x[:n], agent
 
 
 def _value(x: Any) -> Any:
@@ -232,7 +255,8 @@ def _decode_mv(x: Any) -> MVRegister | None:
     cc = _decode_cc(cc_raw)
     versions: dict[Dot, Version] = {}
     for item in _list(versions_raw, "versions"):
-        node, n, value, ts, meta, vector, expires_at = _list(item, "version", 7)
+        parts, agent = _with_agent(item, "version", 7)
+        node, n, value, ts, meta, vector, expires_at = parts
         dot = (_node(node), _int(n, "dot counter", 1))
         if dot not in cc:
             raise _fail("mv register: version outside its causal context")
@@ -242,6 +266,7 @@ def _decode_mv(x: Any) -> MVRegister | None:
             _meta(meta),
             _vector(vector),
             _opt_int(expires_at, "expiry"),
+            agent,
         )
     return MVRegister(versions, cc)
 
@@ -281,13 +306,15 @@ def _decode_orset(x: Any) -> ORSet | None:
 
 
 def entry_from_wire(x: Any) -> Entry:
-    ts, reg, mv, counter, orset = _list(x, "entry", 5)
+    parts, agent = _with_agent(x, "entry", 5)
+    ts, reg, mv, counter, orset = parts
     e = Entry(
         _int(ts, "timestamp"),
         reg=_decode_reg(reg),
         mv=_decode_mv(mv),
         counter=_decode_counter(counter),
         orset=_decode_orset(orset),
+        agent=agent,
     )
     # `ts` is the max over every write the entry holds, and the receiver checks
     # only it against the max clock offset: a write stamped later inside would

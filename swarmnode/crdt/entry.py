@@ -10,6 +10,10 @@ operations.
 
 `ts` is a max-register over the timestamps of every write the entry has seen.
 It dates the entry's death for tombstone collection (see `dead_since`).
+`agent` names the agent that made the entry's latest write (None: a write
+made without an agent identity): the pair (ts, agent) is a max-register too,
+so every replica names the same agent. It is what audit shows and whom a
+quota charges for the entry.
 
 Deletes and expiry leave tombstones (the causal context or timestamps, no
 values). A tombstone is kept `grace` milliseconds after the entry died and
@@ -54,8 +58,17 @@ def _join_sets(a: ORSet | None, b: ORSet | None) -> ORSet | None:
     return ORSet({m: d for m, d in s.elems.items() if d}, s.cc, s.expires_at, s.expiry_ts)
 
 
+def _join_agent(a: Entry, b: Entry) -> str | None:
+    """The agent of the later of two entries' latest writes: max of (ts, agent), None lowest."""
+    if a.ts != b.ts:
+        return a.agent if a.ts > b.ts else b.agent
+    if a.agent is None or b.agent is None:
+        return a.agent if b.agent is None else b.agent
+    return max(a.agent, b.agent)
+
+
 class Entry:
-    __slots__ = ("counter", "mv", "orset", "reg", "ts")
+    __slots__ = ("agent", "counter", "mv", "orset", "reg", "ts")
 
     def __init__(
         self,
@@ -65,12 +78,14 @@ class Entry:
         mv: MVRegister | None = None,
         counter: PNCounter | None = None,
         orset: ORSet | None = None,
+        agent: str | None = None,
     ) -> None:
         self.ts = ts
         self.reg = reg
         self.mv = mv
         self.counter = counter
         self.orset = orset
+        self.agent = agent
 
     def join(self, other: Entry) -> Entry:
         return Entry(
@@ -79,7 +94,13 @@ class Entry:
             mv=_join_opt(self.mv, other.mv),
             counter=_join_opt(self.counter, other.counter),
             orset=_join_sets(self.orset, other.orset),
+            agent=_join_agent(self, other),
         )
+
+    def by(self, agent: str | None) -> Entry:
+        """This delta, marked as written by `agent` (its own timestamp, so it is the latest)."""
+        self.agent = agent
+        return self
 
     # --- reads -------------------------------------------------------------
 
@@ -168,14 +189,15 @@ class Entry:
             self.mv,
             self.counter,
             self.orset,
-        ) == (other.ts, other.reg, other.mv, other.counter, other.orset)
+            self.agent,
+        ) == (other.ts, other.reg, other.mv, other.counter, other.orset, other.agent)
 
     def __hash__(self) -> int:
         return hash(self.ts)
 
     def __repr__(self) -> str:
         parts = [f"ts={self.ts}"]
-        for name in ("reg", "mv", "counter", "orset"):
+        for name in ("reg", "mv", "counter", "orset", "agent"):
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name}={value!r}")
@@ -243,6 +265,7 @@ class Entry:
             canonical_meta(version.meta),
             version.vector,
             version.expires_at,
+            version.agent,
         )
         return Entry(max(ts, version.ts), mv=(self.mv or MVRegister()).write(node, version))
 
@@ -295,9 +318,10 @@ class Entry:
         that received the write first does not. Such deltas converge once they
         (or full states holding them) reach every replica; a replica that keeps
         its expiry to itself differs from the others until anti-entropy runs.
-        The delta carries the entry's `ts`, so it stays a well-formed entry.
+        The delta carries the entry's `ts` and `agent`, so it stays a well-formed
+        entry that names the same latest writer.
         """
-        delta = Entry(self.ts)
+        delta = Entry(self.ts, agent=self.agent)
         changed = False
         if (
             self.reg is not None

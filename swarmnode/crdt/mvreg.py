@@ -20,9 +20,10 @@ from swarmnode.crdt.dotkernel import join_dot_map
 
 
 class Version:
-    """One sibling: a written value with its metadata, vector, timestamp and expiry."""
+    """One sibling: a written value with its metadata, vector, timestamp, expiry and the
+    agent that wrote it (None: written without an agent identity)."""
 
-    __slots__ = ("expires_at", "meta", "ts", "value", "vector")
+    __slots__ = ("agent", "expires_at", "meta", "ts", "value", "vector")
 
     def __init__(
         self,
@@ -31,15 +32,18 @@ class Version:
         meta: dict[str, Any] | None = None,
         vector: bytes | None = None,
         expires_at: int | None = None,
+        agent: str | None = None,
     ) -> None:
         self.value = value
         self.ts = ts
         self.meta = meta
         self.vector = vector
         self.expires_at = expires_at
+        self.agent = agent
 
     def fields(self) -> tuple[Any, ...]:
-        return (self.value, self.ts, self.meta, self.vector, self.expires_at)
+        base = (self.value, self.ts, self.meta, self.vector, self.expires_at)
+        return base if self.agent is None else (*base, self.agent)
 
     def order_key(self) -> bytes:
         """The version's bytes: equality and the reused-dot tie-break go by what is on the wire.

@@ -330,8 +330,9 @@ SYNC = ToolSpec(
 )
 COMPRESS = ToolSpec(
     "memory_compress",
-    "Compact the memory: drop expired entries and tombstones that are safe to drop, and "
-    "report what was removed and the bytes on disk before and after.",
+    "Compact the memory: drop expired entries and tombstones that are safe to drop, archive "
+    "stale entries of namespaces with archive_after, and report what was removed, the bytes on "
+    "disk before and after, and the bytes archived with their compression ratio.",
     {"namespace": _from("compact", "ns", "Report only this namespace's share.")},
 )
 PERSIST = ToolSpec(

@@ -117,6 +117,13 @@ def build_server(tools: MemoryTools) -> Server[Any]:
 async def serve_stdio(config: BridgeConfig) -> None:
     """Serve the tools on stdin/stdout until the client closes them."""
     client = AsyncClient(config.socket, timeout=config.timeout)
+    if config.register is not None:
+        # Registered by the socket's owner; from then on the bridge speaks for the agent,
+        # whose private namespace agent:<id> is its own.
+        reg = await client.agent_register(config.register)
+        await client.close()
+        client = AsyncClient(config.socket, timeout=config.timeout, token=reg["token"])
+        log.info("event=mcp_agent_registered agent=%s", config.register)
     server = build_server(MemoryTools(client, config))
     log.info("event=mcp_ready socket=%s", client.socket_path)
     try:
@@ -127,12 +134,15 @@ async def serve_stdio(config: BridgeConfig) -> None:
 
 
 def run(
-    socket: Path | None = None, timeout: float = BridgeConfig.timeout, log_level: str = "warning"
+    socket: Path | None = None,
+    timeout: float = BridgeConfig.timeout,
+    log_level: str = "warning",
+    register: str | None = None,
 ) -> int:
     """Serve until stdin closes, logging to stderr; the exit code for `swarmnode mcp`."""
     setup_logging(log_level)
     try:
-        anyio.run(serve_stdio, BridgeConfig(socket=socket, timeout=timeout))
+        anyio.run(serve_stdio, BridgeConfig(socket=socket, timeout=timeout, register=register))
     except KeyboardInterrupt:
         return 130
     return 0
@@ -151,10 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for the node per operation (default {BridgeConfig.timeout:g})",
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+    p.add_argument("--register", metavar="AGENT", help="register this agent on start and act as it")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m swarmnode.mcp [--socket PATH] [--timeout S]`; logs go to stderr."""
     args = build_parser().parse_args(argv)
-    return run(args.socket, args.timeout, args.log_level)
+    return run(args.socket, args.timeout, args.log_level, args.register)

@@ -35,6 +35,9 @@ class BridgeConfig:
     search_limit: int = 20
     """Results of memory_search and memory_list when the agent gives no limit. Agents read
     every result into their context, so the default is small."""
+    register: str | None = None
+    """Register this agent id on start (as the socket's owner, the administrator) and speak
+    for it from then on; None: use `$SWARMNODE_TOKEN` if set, else no agent identity."""
 
 
 class NodeClient(Protocol):

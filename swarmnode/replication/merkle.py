@@ -17,10 +17,16 @@ of the key count. Three choices make that cheap:
   descending to listing keys, and (hash, count) still tells a subtree from an
   empty one if contributions happened to cancel.
 
-Memory does not depend on the key count: the tree stores no keys, only
-F^0 + ... + F^D nodes of 16 hash bytes and a 4-byte count. The default (fanout
-16, depth 4: 65,536 leaves, about 15 keys per leaf at 1,000,000 keys) is 69,905
-nodes, 1.4 MB per namespace (`MerkleTree.nbytes`).
+Memory. A full tree stores no keys, only F^0 + ... + F^D nodes of 16 hash
+bytes and a 4-byte count: the default (fanout 16, depth 4: 65,536 leaves, about
+15 keys per leaf at 1,000,000 keys) is 69,905 nodes, 1.4 MB per namespace
+(`MerkleTree.nbytes`). Most namespaces are small (an agent's private memory,
+a task list), and a node may hold hundreds of them, so a tree starts *sparse*:
+only its non-empty leaves, in a dict, with every interior node computed when
+asked from the leaves beneath it (anti-entropy asks for few nodes, and a
+small tree has few leaves to add up). Once it holds more than
+`SPARSE_MAX_LEAVES` non-empty leaves it turns into the full arrays for good;
+either form answers every question identically (`tests/replication`).
 
 Storage ordering. The storage layer keeps an index ordered by
 (namespace, leaf index as LEAF_INDEX_BYTES big-endian bytes, key as UTF-8) -> digest;
@@ -52,6 +58,9 @@ EMPTY_HASH = bytes(HASH_BYTES)
 
 _LEAF_PERSON = b"swarmnode-leaf"
 _ENTRY_PERSON = b"swarmnode-entry"
+SPARSE_MAX_LEAVES = 2048
+"""Non-empty leaves a tree keeps as a dict before it allocates its full arrays (about
+0.3 MB of dict against 1.4 MB of arrays at the default shape)."""
 _HASH_DTYPE = np.dtype("<u8")
 """Hashes are two little-endian uint64 words, so the bytes are the same on every machine."""
 _WORD = (1 << 64) - 1
@@ -110,17 +119,21 @@ class MerkleTree:
     """Hashes and key counts of every node of one namespace's tree, level by level.
 
     Level 0 is the root, level `depth` the leaves; level L has fanout^L nodes.
+    Sparse (a dict of non-empty leaves) until it outgrows `SPARSE_MAX_LEAVES`,
+    then full arrays; see the module docstring.
     """
 
-    __slots__ = ("_counts", "_hashes", "_shift", "depth", "fanout", "leaf_bits")
+    __slots__ = ("_counts", "_hashes", "_leaves", "_shift", "depth", "fanout", "leaf_bits")
 
     def __init__(self, fanout: int = DEFAULT_FANOUT, depth: int = DEFAULT_DEPTH) -> None:
         self.leaf_bits = leaf_bits(fanout, depth)
         self.fanout = fanout
         self.depth = depth
         self._shift = fanout.bit_length() - 1
-        self._hashes = [np.zeros((fanout**lv, 2), dtype=_HASH_DTYPE) for lv in range(depth + 1)]
-        self._counts = [np.zeros(fanout**lv, dtype=np.uint32) for lv in range(depth + 1)]
+        self._leaves: dict[int, list[int]] | None = {}
+        """Sparse form: leaf -> [hash as a 128-bit int, count]; None once full."""
+        self._hashes: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
 
     @classmethod
     def build(
@@ -138,16 +151,51 @@ class MerkleTree:
             contributions.append(entry_hash(key, digest))
         if not leaves:
             return tree
+        if len(set(leaves)) <= SPARSE_MAX_LEAVES:
+            sparse = tree._leaves
+            assert sparse is not None
+            for leaf, c in zip(leaves, contributions, strict=True):
+                node = sparse.setdefault(leaf, [0, 0])
+                node[0] ^= int.from_bytes(c, "little")
+                node[1] += 1
+            return tree
+        tree._allocate()
         leaf_index = np.asarray(leaves, dtype=np.int64)
         words = np.frombuffer(b"".join(contributions), dtype=_HASH_DTYPE).reshape(-1, 2)
-        bottom = tree._hashes[depth]
-        np.bitwise_xor.at(bottom, leaf_index, words)
+        np.bitwise_xor.at(tree._hashes[depth], leaf_index, words)
         tree._counts[depth][:] = np.bincount(leaf_index, minlength=fanout**depth)
-        for lv in range(depth - 1, -1, -1):
-            below = tree._hashes[lv + 1].reshape(-1, fanout, 2)
-            tree._hashes[lv][:] = np.bitwise_xor.reduce(below, axis=1)
-            tree._counts[lv][:] = tree._counts[lv + 1].reshape(-1, fanout).sum(axis=1)
+        tree._sum_levels()
         return tree
+
+    def _allocate(self) -> None:
+        fanout, depth = self.fanout, self.depth
+        self._hashes = [np.zeros((fanout**lv, 2), dtype=_HASH_DTYPE) for lv in range(depth + 1)]
+        self._counts = [np.zeros(fanout**lv, dtype=np.uint32) for lv in range(depth + 1)]
+        self._leaves = None
+
+    def _sum_levels(self) -> None:
+        fanout = self.fanout
+        for lv in range(self.depth - 1, -1, -1):
+            below = self._hashes[lv + 1].reshape(-1, fanout, 2)
+            self._hashes[lv][:] = np.bitwise_xor.reduce(below, axis=1)
+            self._counts[lv][:] = self._counts[lv + 1].reshape(-1, fanout).sum(axis=1)
+
+    def _densify(self) -> None:
+        """Turn the dict of leaves into the full arrays (once it has grown past the bound)."""
+        sparse = self._leaves
+        assert sparse is not None
+        self._allocate()
+        bottom, counts = self._hashes[self.depth], self._counts[self.depth]
+        for leaf, (h, n) in sparse.items():
+            bottom[leaf, 0] = h & _WORD
+            bottom[leaf, 1] = h >> 64
+            counts[leaf] = n
+        self._sum_levels()
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the tree is still a dict of its non-empty leaves."""
+        return self._leaves is not None
 
     def leaf_of(self, key: str) -> int:
         return leaf_of(key, self.leaf_bits)
@@ -174,8 +222,22 @@ class MerkleTree:
         for digest in (old, new):
             if digest is not None:
                 delta ^= int.from_bytes(entry_hash(key, digest), "little")
-        lo, hi = np.uint64(delta & _WORD), np.uint64(delta >> 64)
         index = self.leaf_of(key)
+        sparse = self._leaves
+        if sparse is not None:
+            node = sparse.get(index)
+            if old is not None and node is None:
+                raise ValueError(f"{key!r} is not in its leaf: `old` is not what the tree saw")
+            if node is None:
+                node = sparse[index] = [0, 0]
+            node[0] ^= delta
+            node[1] += 1 if old is None else -1 if new is None else 0
+            if node[1] == 0 and node[0] == 0:
+                del sparse[index]
+            elif len(sparse) > SPARSE_MAX_LEAVES:
+                self._densify()
+            return
+        lo, hi = np.uint64(delta & _WORD), np.uint64(delta >> 64)
         if old is not None and self._counts[self.depth][index] == 0:
             raise ValueError(f"{key!r} is not in its leaf: `old` is not what the tree saw")
         for lv in range(self.depth, -1, -1):
@@ -189,15 +251,29 @@ class MerkleTree:
             index >>= self._shift
 
     def root(self) -> bytes:
-        return self._hashes[0][0].tobytes()
+        return self.node(0, 0)[0]
 
     def count(self) -> int:
-        return int(self._counts[0][0])
+        return self.node(0, 0)[1]
 
     def node(self, level: int, index: int) -> tuple[bytes, int]:
         """Hash and key count of node (level, index)."""
         self._check_node(level, index)
+        if self._leaves is not None:
+            h, n = self._sum(level, index)
+            return h.to_bytes(HASH_BYTES, "little"), n
         return self._hashes[level][index].tobytes(), int(self._counts[level][index])
+
+    def _sum(self, level: int, index: int) -> tuple[int, int]:
+        """Sparse form: the hash and count of a node, from the leaves beneath it."""
+        assert self._leaves is not None
+        shift = (self.depth - level) * self._shift
+        h = n = 0
+        for leaf, (lh, ln) in self._leaves.items():
+            if leaf >> shift == index:
+                h ^= lh
+                n += ln
+        return h, n
 
     def children(self, level: int, index: int) -> tuple[bytes, list[int]]:
         """The fanout child hashes of an interior node, concatenated, and their key counts."""
@@ -205,38 +281,75 @@ class MerkleTree:
         if level == self.depth:
             raise ValueError("a leaf has no children")
         first = index * self.fanout
+        if self._leaves is not None:
+            shift = (self.depth - level - 1) * self._shift
+            hashes = [0] * self.fanout
+            counts = [0] * self.fanout
+            for leaf, (lh, ln) in self._leaves.items():
+                child = (leaf >> shift) - first
+                if 0 <= child < self.fanout:
+                    hashes[child] ^= lh
+                    counts[child] += ln
+            return b"".join(h.to_bytes(HASH_BYTES, "little") for h in hashes), counts
         span = slice(first, first + self.fanout)
         return self._hashes[level + 1][span].tobytes(), self._counts[level + 1][span].tolist()
 
     def keys_in_leaves(self, first_leaf: int, last_leaf: int) -> int:
+        if self._leaves is not None:
+            return sum(
+                n for leaf, (_, n) in self._leaves.items() if first_leaf <= leaf <= last_leaf
+            )
         return int(self._counts[self.depth][first_leaf : last_leaf + 1].sum())
 
     def split_leaves(self, first_leaf: int, last_leaf: int, max_keys: int) -> int:
         """The last leaf L in [first_leaf, last_leaf] such that leaves first_leaf..L hold at
         most `max_keys` keys, but at least first_leaf: how far one bounded read may go."""
+        if self._leaves is not None:
+            total = 0
+            for leaf in sorted(x for x in self._leaves if first_leaf <= x <= last_leaf):
+                total += self._leaves[leaf][1]
+                if total > max_keys:
+                    return max(leaf - 1, first_leaf)
+            return last_leaf
         counts = np.cumsum(self._counts[self.depth][first_leaf : last_leaf + 1], dtype=np.int64)
         fitting = int(np.searchsorted(counts, max_keys, side="right"))
         return first_leaf + max(fitting, 1) - 1
 
     def copy(self) -> MerkleTree:
         twin = MerkleTree(self.fanout, self.depth)
-        twin._hashes = [h.copy() for h in self._hashes]
-        twin._counts = [c.copy() for c in self._counts]
+        if self._leaves is not None:
+            twin._leaves = {leaf: list(node) for leaf, node in self._leaves.items()}
+        else:
+            twin._leaves = None
+            twin._hashes = [h.copy() for h in self._hashes]
+            twin._counts = [c.copy() for c in self._counts]
         return twin
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the node arrays."""
+        """Memory held by the node arrays (sparse: an estimate of the dict's)."""
+        if self._leaves is not None:
+            return 200 * len(self._leaves)
         return sum(h.nbytes for h in self._hashes) + sum(c.nbytes for c in self._counts)
+
+    def _leaf_map(self) -> dict[int, tuple[int, int]]:
+        """Every non-empty leaf as (hash, count), whichever the form."""
+        if self._leaves is not None:
+            return {leaf: (h, n) for leaf, (h, n) in self._leaves.items()}
+        bottom, counts = self._hashes[self.depth], self._counts[self.depth]
+        out = {}
+        for leaf in np.flatnonzero(counts | (bottom[:, 0] != 0) | (bottom[:, 1] != 0)):
+            lo, hi = bottom[leaf]
+            out[int(leaf)] = (int(lo) | int(hi) << 64, int(counts[leaf]))
+        return out
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MerkleTree):
             return NotImplemented
-        return (
-            (self.fanout, self.depth) == (other.fanout, other.depth)
-            and all(np.array_equal(a, b) for a, b in zip(self._hashes, other._hashes, strict=True))
-            and all(np.array_equal(a, b) for a, b in zip(self._counts, other._counts, strict=True))
-        )
+        return (self.fanout, self.depth) == (
+            other.fanout,
+            other.depth,
+        ) and self._leaf_map() == other._leaf_map()
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -2,7 +2,7 @@
 
 `RespServer(dispatch, socket_path=..., tcp=...)` serves the same `dispatch` the
 msgpack API server uses, so redis-cli, Redis client libraries and
-redis-benchmark can talk to a node. See docs/RESP.md for the commands, how
+redis-benchmark can talk to a node. See docs/PROTOCOL.md ("Redis protocol") for the commands, how
 keys map to namespaces, and what differs from Redis because the data are CRDTs.
 """
 

@@ -3,7 +3,7 @@
 `COMMANDS` at the bottom is the one table: every command's arity, flags, key
 positions, summary and syntax, the node operations it maps to, and its
 handler. Dispatching, the arity and authentication checks, COMMAND, COMMAND
-DOCS (redis-cli's hints) and the compatibility table in docs/RESP.md all come
+DOCS (redis-cli's hints) and the compatibility table in docs/PROTOCOL.md ("Redis protocol") all come
 from it (a test checks the docs against it).
 
 Values: SET stores the bytes it is given as text when they are UTF-8 and as
@@ -51,8 +51,10 @@ from swarmnode.resp.session import Session
 from swarmnode.resp.table import Spec, command_docs, command_info
 
 Dispatch = Callable[..., Awaitable[Any]]
-Authenticate = Callable[[str], Awaitable[str | None]]
-"""`await authenticate(token)`: the identity the token proves, or None to refuse it."""
+Authenticate = Callable[[RequestContext, str], Awaitable[str | None]]
+"""`await authenticate(ctx, token)`: the identity the token proves for the connection whose
+context this is (the node's `hello`, which binds the agent to the connection's session),
+or None to refuse it."""
 
 REDIS_VERSION = "8.0.0"
 """What HELLO and INFO claim: the Redis version whose commands (vector sets) this speaks."""
@@ -145,18 +147,14 @@ class Commands:
         self._authenticate = authenticate
         self._server_stats = server_stats or dict
         self._clock = clock
-        self.ctx = RequestContext(0, 0, ApiLimits())
-        """The context of the front end's own reads (the namespace list)."""
+        self.ctx = RequestContext(0, 0, ApiLimits(), internal=True)
+        """The context of the front end's own reads (the namespace list that maps keys)."""
         self.started = clock()
         self.keys = KeyMap(self._ns_list, clock, self.limits.namespace_cache_s)
         self.cursors = ScanCursors(self.limits.max_scan_cursors)
         self.table: dict[bytes, Spec] = {spec.name.encode(): spec for spec in COMMANDS}
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-
-    @property
-    def auth_required(self) -> bool:
-        return self._authenticate is not None
 
     async def _ns_list(self) -> dict[str, Any]:
         return await self._dispatch("ns_list", {}, self.ctx)
@@ -213,7 +211,7 @@ class Commands:
             if username != "default":
                 raise ErrorReply(WRONGPASS)
             return
-        identity = await self._authenticate(password)
+        identity = await self._authenticate(s.ctx, password)
         if identity is None:
             raise ErrorReply(WRONGPASS)
         s.authenticated = True

@@ -2,8 +2,9 @@
 
 Off unless `socket` or `bind` is set (`swarmnode run --resp-socket PATH
 --resp-bind 127.0.0.1:6380`). RESP has no encryption: a `bind` that is not
-loopback is refused unless the node runs with `insecure = true` (agent
-tokens through `AUTH` will also allow it, once a node requires them).
+loopback is refused unless the node requires agent tokens (`[agents]
+require_tokens`: every TCP client must then `AUTH` with one) or runs with
+`insecure = true`.
 """
 
 from __future__ import annotations

@@ -31,11 +31,17 @@ client more than `max_pubsub_output_bytes` behind is disconnected.
 Protocol errors are answered as Redis answers them (`-ERR Protocol error:
 ...`), after the replies already due, and the connection is then closed.
 
-The TCP listener binds loopback addresses only, unless the caller passes
-`insecure=True` or an `authenticate` hook (which makes AUTH required on
-every connection): RESP has no encryption, so anything else would expose the
-node's data to the network. The Unix socket is created like the msgpack
-API's: a private directory, mode 0600, a lock file against a second server.
+Who may run commands: with an `authenticate` hook, `AUTH` (or `HELLO ...
+AUTH`) presents a token that the hook checks (the node's own `hello`, so the
+connection then speaks for that agent); `admit` says whether a connection may
+run commands before it authenticates (given its session: the peer's uid on the
+Unix socket, nothing over TCP), and a connection it does not admit gets
+`NOAUTH`. Without `admit`, every connection is admitted. The TCP listener
+binds loopback addresses only, unless the caller passes `insecure=True` or
+both hooks (then every TCP connection must AUTH): RESP has no encryption, so
+anything else would expose the node's data to the network. The Unix socket is
+created like the msgpack API's: a private directory, mode 0600, a lock file
+against a second server.
 """
 
 from __future__ import annotations
@@ -48,13 +54,15 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from swarmnode.api.eager import resume
 from swarmnode.api.limits import ApiLimits
 from swarmnode.api.server import Dispatch, RequestContext
+from swarmnode.api.session import Session as ApiSession
+from swarmnode.api.session import peer_uid
 from swarmnode.api.unixsock import (
     SUN_PATH_MAX,
     ApiSocketError,
@@ -123,13 +131,17 @@ class RespServer:
         tcp: tuple[str, int] | None = None,
         insecure: bool = False,
         authenticate: Authenticate | None = None,
+        admit: Callable[[ApiSession], bool] | None = None,
         limits: RespLimits | None = None,
         metrics: Registry | None = None,
     ) -> None:
         if socket_path is None and tcp is None:
             raise ValueError("RespServer needs a socket_path, a tcp (host, port), or both")
+        if admit is not None and authenticate is None:
+            raise ValueError("RespServer: admit without authenticate would let nobody in")
         if tcp is not None:
-            check_tcpbind_unix(tcp[0], insecure=insecure, auth_required=authenticate is not None)
+            check_tcpbind_unix(tcp[0], insecure=insecure, auth_required=admit is not None)
+        self._admit = admit
         if socket_path is not None and len(os.fsencode(socket_path)) > SUN_PATH_MAX:
             raise ApiSocketError(
                 f"RESP socket path {socket_path} is longer than the {SUN_PATH_MAX} bytes a "
@@ -329,10 +341,11 @@ class _Connection(asyncio.Protocol):
             return
         transport.set_write_buffer_limits(high=self._limits.max_output_bytes)
         connection_id = next(server._ids)
+        identity = ApiSession(peer_uid(transport.get_extra_info("socket")))
         self.session = Session(
             connection_id,
-            RequestContext(connection_id, 0, server._api_limits),
-            authenticated=not self._commands.auth_required,
+            RequestContext(connection_id, 0, server._api_limits, identity),
+            authenticated=server._admit is None or server._admit(identity),
             push=self._push,
             close=self._quit,
             disconnect=self._disconnect,

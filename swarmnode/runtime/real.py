@@ -18,12 +18,13 @@ import time
 from typing import Any
 
 from swarmnode.analytics import Analytics, gossip_counters
-from swarmnode.api.server import ApiServer
+from swarmnode.api.server import ApiServer, RequestContext
+from swarmnode.api.session import Session
 from swarmnode.api.unixsock import ApiSocketError
 from swarmnode.config import Config
 from swarmnode.consensus.group import open_group
 from swarmnode.consensus.storage import LmdbStorage
-from swarmnode.errors import SwarmError
+from swarmnode.errors import BadRequest, Forbidden, SwarmError
 from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
@@ -156,6 +157,8 @@ class NodeProcess:
                 socket_path=cfg.resp.socket_path,
                 tcp=cfg.resp.address,
                 insecure=cfg.insecure,
+                authenticate=self._resp_authenticate,
+                admit=self._resp_admits if cfg.agents.require_tokens else None,
                 limits=cfg.resp.limits(),
                 metrics=self.metrics,
             )
@@ -229,6 +232,20 @@ class NodeProcess:
     def _on_message(self, sender: Address, msg: Message) -> None:
         if self.host is not None:
             self.host.on_message(sender, msg)
+
+    async def _resp_authenticate(self, ctx: RequestContext, token: str) -> str | None:
+        """RESP's AUTH: the node's own `hello`, so the connection speaks for the agent."""
+        assert self.service is not None
+        try:
+            reply = await self.service.call("hello", {"token": token}, ctx)
+        except (Forbidden, BadRequest):
+            return None
+        return reply.get("agent")
+
+    def _resp_admits(self, session: Session) -> bool:
+        """With tokens required, only the socket's owner may skip AUTH (as on the msgpack
+        socket, when `owner_is_admin`)."""
+        return self.config.agents.owner_is_admin and session.is_owner
 
     def _extra_stats(self) -> dict[str, Any]:
         """What `stats` shows of the RESP front end beside its metrics."""

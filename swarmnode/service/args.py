@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from swarmnode.errors import BadRequest, NotFound
@@ -54,8 +55,18 @@ def parse_duration(value: Any, what: str = "ttl") -> float:
     return seconds
 
 
-def check_namespace(name: Any, catalog: Catalog, *, known: bool, op: str) -> str:
-    """A namespace argument: a valid name, and for reads one that exists."""
+def check_namespace(
+    name: Any,
+    catalog: Catalog,
+    *,
+    known: bool,
+    op: str,
+    visible: Callable[[str], bool] | None = None,
+) -> str:
+    """A namespace argument: a valid name, and for reads one that exists.
+
+    An unknown name's error lists the known ones, only those `visible` admits (the
+    ones the caller may read) when given."""
     if not isinstance(name, str):
         raise BadRequest(f"{op}: 'ns' must be a string")
     if not NAME_RE.match(name):
@@ -64,7 +75,7 @@ def check_namespace(name: Any, catalog: Catalog, *, known: bool, op: str) -> str
             "_.:- starting with a letter or digit"
         )
     if known and not catalog.known(name):
-        names = [n for n in catalog.names() if n != SYSTEM_NS]
+        names = [n for n in catalog.names() if n != SYSTEM_NS and (visible is None or visible(n))]
         raise NotFound(f"namespace {name!r} does not exist; known: {', '.join(names)}")
     return name
 
@@ -81,11 +92,13 @@ def _type_name(kind: str) -> str:
     }.get(kind, kind)
 
 
-def _check_one(op: str, arg: Arg, value: Any, catalog: Catalog) -> Any:
+def _check_one(
+    op: str, arg: Arg, value: Any, catalog: Catalog, visible: Callable[[str], bool] | None
+) -> Any:
     kind = arg.kind
     where = f"{op}: {arg.name!r}"
     if kind == "ns":
-        return check_namespace(value, catalog, known=arg.known, op=op)
+        return check_namespace(value, catalog, known=arg.known, op=op, visible=visible)
     if kind in ("str", "key", "enum"):
         if not isinstance(value, str):
             raise BadRequest(f"{where} must be {_type_name(kind)}")
@@ -128,7 +141,12 @@ def _check_one(op: str, arg: Arg, value: Any, catalog: Catalog) -> Any:
     return value  # "value": any stored value, checked by the command layer
 
 
-def check_args(spec: OpSpec, args: Any, catalog: Catalog) -> dict[str, Any]:
+def check_args(
+    spec: OpSpec,
+    args: Any,
+    catalog: Catalog,
+    visible: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
     """The request's arguments, checked, with defaults applied; raises BadRequest/NotFound.
 
     A null counts as absent, except for a `value`, where null is a value.
@@ -149,5 +167,5 @@ def check_args(spec: OpSpec, args: Any, catalog: Catalog) -> dict[str, Any]:
             if arg.default is not None:
                 out[arg.name] = arg.default
             continue
-        out[arg.name] = _check_one(spec.name, arg, args[arg.name], catalog)
+        out[arg.name] = _check_one(spec.name, arg, args[arg.name], catalog, visible)
     return out

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmnode.agents.service import attach_agents
 from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
+from swarmnode.archive.ops import attach_archive
 from swarmnode.config import Config
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Service
@@ -28,7 +30,8 @@ def build_service(
     snapshots_dir: Path,
     watch_buffer_bytes: int = 4 << 20,
 ) -> tuple[Service, NodeServices]:
-    """A node's operations behind the validate step (more steps are added by other layers)."""
+    """A node's operations behind the validate, authorise, activity and quota steps (more
+    steps are added by other layers)."""
     node = NodeServices(host, snapshots_dir)
     watch = WatchOps(node, watch_buffer_bytes)
     node.stats_sections.append(lambda: {"watch": watch.stats()})
@@ -45,6 +48,10 @@ def build_service(
     ):
         ops.register(service)
     service.use(Validate(node.store))
+    config = host.node.config
+    profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
+    attach_agents(node, service, config.agents, profile)
+    node.archiver = attach_archive(node, service, config.archive)
     return service, node
 
 
@@ -75,6 +82,9 @@ def assemble(
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
     analytics = Analytics(profile, monotonic())
     service.register("analytics", analytics_op(analytics, host.metrics, monotonic))
-    service.use(Measure(analytics, monotonic, host.metrics), before="validate")
+    service.use(Measure(analytics, monotonic, host.metrics), before="authorise")
     host.add_listener(lag_listener(analytics, monotonic, lambda: host.clock.wall_ms() / 1000))
+    if not inline_vectors:
+        # The simulator (inline) has one thread and virtual time: no background pass there.
+        services.archiver.start()
     return NodeService(service, services, vectors, analytics)

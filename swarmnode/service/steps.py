@@ -20,5 +20,6 @@ class Validate:
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         if req.known:
-            req.args = check_args(req.spec, req.args, self.store.catalog)
+            visible = req.notes.get("readable")
+            req.args = check_args(req.spec, req.args, self.store.catalog, visible)
         return await nxt(req)

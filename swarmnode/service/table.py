@@ -177,8 +177,8 @@ OPERATIONS: tuple[OpSpec, ...] = (
                 default=False,
             ),
         ),
-        "{ns, key, type, value, meta, ts, expires_at, updated_ms}, vector when asked; "
-        "MV namespaces add siblings [{value, meta, ts, expires_at, writer}] and conflict; "
+        "{ns, key, type, value, meta, ts, expires_at, updated_ms, agent}, vector when asked; "
+        "MV namespaces add siblings [{value, meta, ts, expires_at, writer, agent}] and conflict; "
         "also [kinds] when the key holds several kinds",
         ("bad_request", "not_found", "unavailable"),
         cli=Cli(("get",), "read a value"),
@@ -355,12 +355,13 @@ OPERATIONS: tuple[OpSpec, ...] = (
             Arg("prefix", "str", "Only keys starting with this.", max_len=MAX_SHORT),
             Arg("values", "bool", "Include values.", default=True),
         ),
-        "stream of {ns, key, event, origin, seq, type?, value?}",
+        "stream of {ns, key, event, origin, seq, agent?, type?, value?}",
         ("bad_request", "not_found", "too_large"),
         kind="stream",
         eager=False,
         client=False,
-        notes="event: put, delete, expire, incr, sadd, srem, ttl; origin: local, remote, sweep. "
+        notes="event: put, delete, expire, incr, sadd, srem, ttl, archive, restore; origin: "
+        "local, remote, sweep. `agent`: who made the entry's latest write. "
         "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
         "`too_large` (re-subscribe and re-read).",
     ),
@@ -473,11 +474,27 @@ OPERATIONS: tuple[OpSpec, ...] = (
             Arg("dim", "int", "Vector dimension.", lo=1, hi=4096),
             Arg("metric", "enum", "Vector metric.", choices=("cosine", "l2", "ip")),
             Arg("embedder", "str", "Embedder of text values, e.g. all-MiniLM-L6-v2.", max_len=128),
+            Arg("readers", "members", "Who may read: agent ids, role:<name>, * (everyone)."),
+            Arg("writers", "members", "Who may write: agent ids, role:<name>, * (everyone)."),
+            Arg("owner", "str", "The agent that may change or delete it.", max_len=64),
+            Arg(
+                "archive_after",
+                "ttl",
+                "Archive entries neither written nor read here for this long (0: never).",
+            ),
+            Arg(
+                "archive_expired", "bool", "Keep a copy of every entry that expires in the archive."
+            ),
         ),
-        "the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin}",
-        ("bad_request", "conflict", "unavailable"),
+        "the definition {name, ttl, policy, dim, metric, embedder, cleared_at, builtin, "
+        "owner?, readers?, writers?, archive_after?, archive_expired?}",
+        ("bad_request", "conflict", "forbidden", "unavailable"),
         kind="write",
         cli=Cli(("ns", "init"), "create or change a namespace"),
+        notes="Access: an agent may create a namespace nobody defined (it becomes its owner) "
+        "and change or delete only namespaces it owns; `agent:<id>` namespaces are owned by "
+        "<id> and private unless `readers`/`writers` say otherwise; other namespaces are open "
+        "until `readers`/`writers` are set.",
     ),
     OpSpec(
         "ns_delete",
@@ -532,10 +549,11 @@ OPERATIONS: tuple[OpSpec, ...] = (
     ),
     OpSpec(
         "compact",
-        "Drop expired entries and collectable tombstones now.",
+        "Drop expired entries and collectable tombstones now, and archive stale entries.",
         (Arg("ns", "ns", "Report only this namespace.", known=True, client="positional"),),
         "{swept, removed: {ns: {entries, bytes}}, entries_removed, disk_bytes_before, "
-        "disk_bytes_after, seconds}",
+        "disk_bytes_after, seconds, archive: {entries, bytes, compressed_bytes, "
+        "compression_ratio, namespaces}}",
         ("bad_request", "not_found"),
         kind="admin",
         eager=False,
@@ -588,6 +606,147 @@ OPERATIONS: tuple[OpSpec, ...] = (
         "{timeframe, seconds, bucket_s, operations, reads, errors, latency_ms, replication, "
         "traffic}",
         cli=Cli(("analytics",), "operations, latency and replication lag over a window"),
+    ),
+    OpSpec(
+        "hello",
+        "Present a token: the connection then speaks for its agent (without one: who am I).",
+        (
+            Arg(
+                "token",
+                "str",
+                "The token agent_register returned.",
+                max_len=256,
+                client="positional",
+            ),
+        ),
+        "{agent, roles, namespaces, quota, usage, lease_s, expires_ms, state, ...}, or "
+        "{agent, admin, authenticated} without a token",
+        ("bad_request", "forbidden"),
+        cli=None,
+        notes="Clients send it on connecting when `SWARMNODE_TOKEN` is set. Refused tokens "
+        "(unknown, revoked, lease lapsed, replaced) are `forbidden`.",
+    ),
+    OpSpec(
+        "agent_register",
+        "Register an agent and what it needs (namespaces, quota, lease); returns its token once.",
+        (
+            Arg(
+                "agent",
+                "str",
+                "Agent id: letters, digits, _ and - (1-58).",
+                required=True,
+                cli="positional",
+                max_len=58,
+            ),
+            Arg("namespaces", "map", "Namespaces it uses: {name or prefix*: read or write}."),
+            Arg("quota", "map", "Limits of its live entries: {bytes, entries, vectors}."),
+            Arg(
+                "lease",
+                "ttl",
+                "How long the registration lives unless renewed (default [agents] default_lease).",
+            ),
+            Arg(
+                "roles",
+                "members",
+                "Roles, for namespaces' readers and writers (role:<name>); "
+                "admin: the administrator's rights.",
+            ),
+        ),
+        "{agent, token, token_id, roles, namespaces, quota, usage, lease_s, registered_ms, "
+        "expires_ms, state}",
+        ("bad_request", "forbidden", "unavailable"),
+        kind="admin",
+        cli=Cli(("agent", "register"), "register an agent; prints its token once"),
+        notes="Only the token's salted hash is stored; registering again issues a new token "
+        "and the old one stops working.",
+    ),
+    OpSpec(
+        "agent_renew",
+        "Extend an agent's lease (any request of the agent renews a lease that is half gone).",
+        (
+            Arg(
+                "agent",
+                "str",
+                "Agent id (default: the caller's).",
+                max_len=58,
+                cli="optional",
+                client="positional",
+            ),
+            Arg("lease", "ttl", "New lease from now (default: the registered one)."),
+        ),
+        "{agent, expires_ms}",
+        ("bad_request", "not_found", "forbidden", "unavailable"),
+        kind="write",
+        cli=Cli(("agent", "renew"), "extend an agent's lease"),
+    ),
+    OpSpec(
+        "agent_revoke",
+        "Revoke an agent's token on every node (it is refused from the next request on).",
+        (
+            Arg(
+                "agent",
+                "str",
+                "Agent id (default: the caller's).",
+                max_len=58,
+                cli="optional",
+                client="positional",
+            ),
+        ),
+        "{agent, token_id, revoked}",
+        ("bad_request", "not_found", "forbidden", "unavailable"),
+        kind="write",
+        cli=Cli(("agent", "revoke"), "revoke an agent's token"),
+    ),
+    OpSpec(
+        "agent_list",
+        "Registered agents, their leases and usage (never a token); an agent sees itself.",
+        (Arg("agent", "str", "Only this agent.", max_len=58, cli="optional", client="positional"),),
+        "{agents: [{agent, roles, namespaces, quota, usage: {bytes, entries, vectors}, lease_s, "
+        "registered_ms, expires_ms, token_id, state}]}",
+        ("bad_request", "not_found", "forbidden"),
+        cli=Cli(("agent", "list"), "registered agents, leases and usage"),
+    ),
+    OpSpec(
+        "archive_list",
+        "Archived entries of a namespace (moved out of the live store here), a page at a time.",
+        (
+            _ns(),
+            Arg("prefix", "str", "Only keys starting with this.", max_len=MAX_SHORT),
+            Arg("limit", "int", "Most items per page.", default=100, lo=1, hi=MAX_LIMIT),
+            Arg("cursor", "str", "The previous page's cursor.", max_len=MAX_SHORT * 2),
+        ),
+        "{items: [{ns, key, reason: stale or expired, archived_ms, bytes, agent}], cursor}",
+        ("bad_request", "forbidden"),
+        cli=Cli(("archive", "list"), "list archived entries"),
+    ),
+    OpSpec(
+        "archive_get",
+        "Read an archived entry without restoring it.",
+        (_ns(), _key(), Arg("vector", "bool", "Include the vector.", default=False)),
+        "the entry as get shows it, plus {reason, archived_ms}",
+        ("bad_request", "not_found", "forbidden"),
+        cli=Cli(("archive", "get"), "read an archived entry"),
+    ),
+    OpSpec(
+        "archive_restore",
+        "Bring archived entries back into the live store (one key, or every key with a prefix).",
+        (
+            _ns(),
+            Arg("key", "key", "One key.", cli="optional"),
+            Arg(
+                "prefix",
+                "str",
+                "Every archived key starting with this ('' for all).",
+                max_len=MAX_SHORT,
+            ),
+        ),
+        "{ns, restored, missing}",
+        ("bad_request", "not_found", "forbidden", "quota_exceeded", "unavailable"),
+        kind="write",
+        eager=False,
+        cli=Cli(("archive", "restore"), "bring archived entries back"),
+        notes="A stale entry comes back with its whole state as it was archived (no new write); "
+        "an expired one is written again as a fresh entry with its old TTL.",
     ),
 )
 

@@ -8,7 +8,6 @@ every live replica.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
@@ -101,52 +100,6 @@ def check_history(
             else:
                 out.extend(_check_set(sn.index, key, ops, entry))
     return out
-
-
-def check_reads(history: History, vectors_by_value: dict[int, tuple[float, ...]]) -> list[str]:
-    """What reads returned was written: no phantom values, no phantom or inconsistent hits.
-
-    A `get` returns not_found or a value some put of that key wrote. A `vsearch`
-    returns at most k distinct vector keys, best first, each with a value some
-    vector put wrote, and a score that is the cosine similarity of the query and
-    the vector written with that value: value and score come from one version.
-    """
-    out: list[str] = []
-    written: dict[str, set[Any]] = defaultdict(set)
-    for op in history.ops:
-        if op.kind == "put":
-            written[op.key].add(op.arg)
-    for op in history.acked():
-        if op.kind == "get" and op.result is not None and op.result not in written[op.key]:
-            out.append(f"op {op.id} get {op.key} on n{op.node}: {op.result!r} was never put")
-        elif op.kind == "vsearch":
-            out.extend(_check_vsearch(op, vectors_by_value))
-    return out
-
-
-def _check_vsearch(op: OpRecord, vectors_by_value: dict[int, tuple[float, ...]]) -> list[str]:
-    items = op.result
-    where = f"op {op.id} vsearch on n{op.node}"
-    if len(items) > op.arg or len({key for key, _, _ in items}) != len(items):
-        return [f"{where}: {len(items)} items for k={op.arg}, or a key twice: {items}"]
-    scores = [score for _, _, score in items]
-    if scores != sorted(scores, reverse=True):
-        return [f"{where}: hits not best first: {items}"]
-    for key, value, score in items:
-        vector = vectors_by_value.get(value)
-        if vector is None:
-            return [f"{where}: hit {key} with value {value!r}, which no vector put wrote"]
-        expected = _cosine(op.vector, vector)
-        if abs(expected - score) > 1e-3:
-            return [f"{where}: hit {key} scored {score}, its value's vector gives {expected:.6f}"]
-    return []
-
-
-def _cosine(a: tuple[float, ...] | None, b: tuple[float, ...]) -> float:
-    assert a is not None
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
 
 
 def _check_register(

@@ -267,7 +267,7 @@ def _run_phases(
     result.violations.extend(oracles.check_detection(result.detections, result.detection_bound))
     result.violations.extend(oracles.check_replicas(cluster))
     result.violations.extend(oracles.check_history(cluster, workload.history, wl_config.ns))
-    result.violations.extend(oracles.check_reads(workload.history, workload.vectors_by_value))
+    result.violations.extend(f"t={at:.3f}: {what}" for at, what in workload.violations)
     if spec.ttl_share > 0 and not result.violations:
         # Everything dead is collectable once the grace has passed after the
         # last expiry; sweep it away everywhere, then judge again.

@@ -24,6 +24,14 @@ These observations come from the write's own committed change: the entry
 just before and just after the operation, as the storage engine saw them
 inside the operation's transaction, so other writes that share its group
 commit cannot blur them.
+
+Some oracles run as each answer arrives, so a violation is reported at the
+virtual time it happened rather than only at the end (`violations`, each
+with its time): a read returns only values some put already sent had
+written; an acknowledged register write is in its node's store when the
+client hears of it (or something newer is); and a node's register for a key
+never goes back to an older (timestamp, node), whatever crashes it lives
+through, since what it acknowledged was committed.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from swarmnode.crdt.causal import Dot
 from swarmnode.crdt.entry import Entry
 from swarmnode.errors import NotFound, Unavailable
 from swarmnode.runtime.host import NodeHost
+from swarmnode.sim.checks import check_vsearch
 from swarmnode.sim.cluster import Cluster
 from swarmnode.storage.ops import Change, OpResult
 
@@ -155,6 +164,12 @@ class Workload:
         self.members = [f"m{i}" for i in range(config.members)]
         self._values = 0
         self._prepared = False
+        self.violations: list[tuple[float, str]] = []
+        """(virtual time, what) of every online oracle that failed, in order."""
+        self._sent: dict[str, set[Any]] = {}
+        """Register key -> the values puts sent so far wrote (a read may return only these)."""
+        self._newest: dict[tuple[int, str], tuple[int, str]] = {}
+        """(node, register key) -> the newest (ts, node) that node's store held when looked at."""
 
     def prepare(self) -> None:
         """Define the vector namespace on every node (the same definition: idempotent).
@@ -249,6 +264,8 @@ class Workload:
         if not sn.up:
             record.status = "unavailable"
             return
+        if record.kind == "put":
+            self._sent.setdefault(record.key, set()).add(record.arg)
         self.cluster.call(record.node, lambda host: self._run(host, record))
 
     def _run(self, host: NodeHost, record: OpRecord) -> None:
@@ -277,12 +294,59 @@ class Workload:
         record.status = "ok"
         if record.kind in READS:
             record.result = _read_result(record.kind, reply)
+            self.check_read(record)
             return
         record.result = {k: v for k, v in reply.items() if k not in ("ns", "key")}
         written = _own_change(observed[-1].changes) if observed else None
         before = written.before if written is not None else None
         after = written.entry if written is not None else None
         self._observe(record, before, after)
+        if record.kind in ("put", "delete"):
+            self._check_register_now(record)
+
+    def _violation(self, what: str) -> None:
+        self.violations.append((self.cluster.now, what))
+
+    def check_read(self, record: OpRecord) -> None:
+        """A read returns only what some put already sent wrote (no phantom values)."""
+        if record.kind == "get":
+            if record.result is not None and record.result not in self._sent.get(record.key, ()):
+                self._violation(
+                    f"op {record.id} get {record.key} on n{record.node}: {record.result!r} "
+                    "was never put"
+                )
+            return
+        for problem in check_vsearch(record, self.vectors_by_value):
+            self._violation(problem)
+
+    def _check_register_now(self, record: OpRecord) -> None:
+        """The node holds the write it just acknowledged, or a newer one, and never an older
+        register than it held before."""
+        sn = self.cluster.nodes[record.node]
+        if sn.store is None:
+            return
+        entry = sn.store.get(self.config.ns, record.key)
+        reg = entry.reg if entry is not None else None
+        if reg is None:
+            if record.order is None:
+                return  # a delete of a key that was not there wrote nothing
+            self._violation(
+                f"op {record.id} {record.kind} {record.key}: acknowledged by "
+                f"n{record.node}, which holds no register for it"
+            )
+            return
+        held = (reg.ts, reg.node)
+        if record.order is not None and held < record.order:
+            self._violation(
+                f"op {record.id} {record.kind} {record.key}: acknowledged by "
+                f"n{record.node} as {record.order}, which holds older {held}"
+            )
+        seen = self._newest.get((record.node, record.key))
+        if seen is not None and held < seen:
+            self._violation(
+                f"n{record.node} {record.key}: register went back from {seen} to {held}"
+            )
+        self._newest[(record.node, record.key)] = max(held, seen or held)
 
     def _request(self, record: OpRecord) -> tuple[str, dict[str, Any]]:
         """The operation and arguments a client sends for this record."""

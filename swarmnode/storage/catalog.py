@@ -10,16 +10,26 @@ is changing, and a reader sees the counts and definitions of one commit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from swarmnode.storage.namespaces import BUILTINS, SYSTEM_NS, NamespaceDef
+from swarmnode.storage.namespaces import BUILTINS, NamespaceDef, reserved
+from swarmnode.storage.usage import NO_USAGE, Usage
 
 Counts = tuple[int, int, int]
 """(stored entries, live entries, bytes) of one namespace."""
 
 _NO_COUNTS: Counts = (0, 0, 0)
+
+
+@lru_cache(maxsize=4096)
+def _undefined(ns: str) -> NamespaceDef:
+    """The definition of a namespace nobody defined (immutable, so shared): every request
+    to such a namespace looks it up several times, and building it each time costs more
+    than the lookup."""
+    return NamespaceDef(ns)
 
 
 @dataclass(frozen=True)
@@ -29,26 +39,38 @@ class Catalog:
     counts: Mapping[str, Counts]
     seq: int
     """The change-feed position of the commit this catalog reflects."""
+    usage: Mapping[str, Usage] = field(default_factory=lambda: MappingProxyType({}))
+    """Per agent: (bytes, entries, vectors) of the live entries it wrote last."""
 
     @classmethod
-    def of(cls, definitions: dict[str, NamespaceDef], counts: dict[str, Any], seq: int) -> Catalog:
+    def of(
+        cls,
+        definitions: dict[str, NamespaceDef],
+        counts: dict[str, Any],
+        seq: int,
+        usage: dict[str, Any] | None = None,
+    ) -> Catalog:
         return cls(
             MappingProxyType(dict(definitions)),
             MappingProxyType({ns: tuple(c) for ns, c in counts.items()}),
             seq,
+            MappingProxyType({a: tuple(u) for a, u in (usage or {}).items()}),
         )
+
+    def usage_of(self, agent: str) -> Usage:
+        return self.usage.get(agent, NO_USAGE)
 
     def namespace(self, ns: str) -> NamespaceDef:
         found = self.definitions.get(ns)
         if found is not None:
             return found
-        return BUILTINS.get(ns) or NamespaceDef(ns)
+        return BUILTINS.get(ns) or _undefined(ns)
 
     def names(self) -> list[str]:
         """Namespaces that are defined (and not deleted), built in, or hold live entries."""
         names = {n for n, d in self.definitions.items() if not d.deleted}
         names.update(n for n in BUILTINS if not self.namespace(n).deleted)
-        names.update(n for n, c in self.counts.items() if c[1] > 0 and n != SYSTEM_NS)
+        names.update(n for n, c in self.counts.items() if c[1] > 0 and not reserved(n))
         return sorted(names)
 
     def known(self, ns: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import lmdb
 
 from swarmnode import commands
+from swarmnode.archive import records as archived
 from swarmnode.commands import ClockReading, CommandContext
 from swarmnode.crdt.codec import decode_entry, encode_dots, encode_entry, packb
 from swarmnode.crdt.entry import Entry
@@ -39,8 +40,15 @@ from swarmnode.storage import layout as L
 from swarmnode.storage.catalog import Catalog
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.entries import ALL, Loaded, header_of, load, member_hash
-from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef, check_ns_name
-from swarmnode.storage.ops import Change, Merge, Op, OpResult, Purge, Sweep
+from swarmnode.storage.namespaces import AGENTS_NS, SYSTEM_NS, NamespaceDef, check_ns_name
+from swarmnode.storage.ops import Change, Delete, Merge, Op, OpResult, Purge, Put, Sweep
+from swarmnode.storage.usage import (
+    load_usage,
+    member_bytes,
+    set_member_bytes,
+    store_usage,
+    vectors_of,
+)
 
 log = logging.getLogger("swarmnode.storage")
 
@@ -52,6 +60,8 @@ class _Effects:
     seq: int
     counts: dict[str, list[int]] = field(default_factory=dict)
     definitions: dict[str, NamespaceDef | None] = field(default_factory=dict)
+    usage: dict[str, list[int]] = field(default_factory=dict)
+    """Per agent: change of (bytes, entries, vectors) charged (`storage/usage.py`)."""
 
     def count(self, ns: str, stored: int, live: int, nbytes: int) -> None:
         c = self.counts.setdefault(ns, [0, 0, 0])
@@ -59,11 +69,21 @@ class _Effects:
         c[1] += live
         c[2] += nbytes
 
+    def charge(self, agent: str | None, nbytes: int, entries: int, vectors: int) -> None:
+        if agent is None:
+            return
+        u = self.usage.setdefault(agent, [0, 0, 0])
+        u[0] += nbytes
+        u[1] += entries
+        u[2] += vectors
+
     def absorb(self, other: _Effects) -> None:
         self.seq = other.seq
         for ns, (s, lv, b) in other.counts.items():
             self.count(ns, s, lv, b)
         self.definitions.update(other.definitions)
+        for agent, (b, e, v) in other.usage.items():
+            self.charge(agent, b, e, v)
 
 
 class Engine:
@@ -90,7 +110,8 @@ class Engine:
         self._definitions = definitions
         self._counts = counts
         self._purge_cursor: dict[str, bytes] = {}
-        self.catalog = Catalog.of(definitions, counts, seq)
+        self._usage = load_usage(env, dbs)
+        self.catalog = Catalog.of(definitions, counts, seq, self._usage)
 
     # --- batches ---------------------------------------------------------------
 
@@ -113,6 +134,11 @@ class Engine:
                         packb([base[0] + s, base[1] + lv, base[2] + b]),
                         db=meta,
                     )
+                for agent, delta in batch.usage.items():
+                    had = self._usage.get(agent, (0, 0, 0))
+                    store_usage(
+                        txn, self.db, agent, [h + d for h, d in zip(had, delta, strict=True)]
+                    )
         except lmdb.MapFullError:
             self.hlc.last = hlc_before
             err = Unavailable(
@@ -130,6 +156,13 @@ class Engine:
     def _publish(self, batch: _Effects) -> None:
         if not batch.counts and not batch.definitions and batch.seq == self._seq:
             return
+        for agent, (b, e, v) in batch.usage.items():
+            u = self._usage.setdefault(agent, [0, 0, 0])
+            u[0] += b
+            u[1] += e
+            u[2] += v
+            if not any(u):
+                del self._usage[agent]
         for ns, (s, lv, b) in batch.counts.items():
             c = self._counts.setdefault(ns, [0, 0, 0])
             c[0] += s
@@ -141,7 +174,7 @@ class Engine:
             else:
                 self._definitions[ns] = definition
         self._seq = batch.seq
-        self.catalog = Catalog.of(self._definitions, self._counts, self._seq)
+        self.catalog = Catalog.of(self._definitions, self._counts, self._seq, self._usage)
 
     def _apply_one(self, txn: lmdb.Transaction, op: Op, now_ms: int, batch: _Effects) -> OpResult:
         fx = _Effects(batch.seq)
@@ -167,6 +200,8 @@ class Engine:
             return self._sweep(txn, op, now_ms, fx)
         if isinstance(op, Purge):
             return self._purge(txn, op, now_ms, fx)
+        if isinstance(op, archived.ARCHIVE_OPS):
+            return archived.dispatch(self, txn, op, now_ms, fx)
         raise InternalError(f"unknown operation {type(op).__name__}")
 
     # --- what the engine reads while writing ------------------------------------
@@ -189,45 +224,58 @@ class Engine:
         now_ms: int,
         fx: _Effects,
         header: Loaded | None = None,
+        header_read: bool = False,
     ) -> tuple[Loaded | None, list[Change]]:
         """The local entry, or None if absent; dead-and-collectable entries are dropped first.
 
-        `header` is the entry's record already loaded without members: when it holds no
-        set it is the whole entry, and is used as it is instead of being read again.
+        An entry archived here as stale is put back into the live store first, as it
+        was: whatever comes next (a write, a peer's state) applies to the whole entry.
+
+        `header` is the entry's record already loaded without members (`header_read`):
+        absent, or holding no set, it is the whole entry and is not read again.
         """
-        if header is not None and header.entry.orset is None:
+        if header_read and (header is None or header.entry.orset is None):
             loaded: Loaded | None = header
         else:
             loaded = load(txn, self.db, ekey, members)
+        restored: list[Change] = []
         if loaded is None:
-            return None, []
+            change = archived.materialize(self, txn, ns, key, ekey, now_ms, fx)
+            if change is None:
+                return None, []
+            restored.append(change)
+            loaded = load(txn, self.db, ekey, members)
+            assert loaded is not None
         entry = loaded.entry
         cleared = ns != SYSTEM_NS and entry.ts <= self.namespace(ns, fx).cleared_at
         if cleared or entry.collectable(now_ms, self.config.grace_ms):
             kind = "purge" if cleared else "collect"
-            return None, [self._drop(txn, ns, key, ekey, loaded, kind, fx)]
-        return loaded, []
+            return None, [*restored, self._drop(txn, ns, key, ekey, loaded, kind, fx)]
+        return loaded, restored
 
     # --- client writes ----------------------------------------------------------
 
     def _command(self, txn: lmdb.Transaction, op: Any, now_ms: int, fx: _Effects) -> OpResult:
         ns, key = commands.target(op)
-        check_ns_name(op.ns)
+        if op.ns != AGENTS_NS or not isinstance(op, Put | Delete):
+            # Registrations are the one reserved namespace written by commands (the
+            # agent operations' own puts); clients cannot name it.
+            check_ns_name(op.ns)
         if ns != SYSTEM_NS:
             L.check_key(key, self.config.max_key_bytes)
         ekey = L.entry_key(ns, key)
         header = load(txn, self.db, ekey, ())
         members = commands.members_needed(op, header.entry if header else None, now_ms)
-        if header is None:
-            cur, changes = None, []
-        else:
-            cur, changes = self._current(txn, ns, key, ekey, members, now_ms, fx, header)
+        cur, changes = self._current(
+            txn, ns, key, ekey, members, now_ms, fx, header, header_read=True
+        )
         definition = self.namespace(op.ns, fx)
         ctx = CommandContext(
             self.node_id,
             definition,
             self.config,
             cleared_at=0 if ns == SYSTEM_NS else definition.cleared_at,
+            agent=op.agent,
         )
         clock = ClockReading.draw(self.hlc, now_ms)
         outcome = commands.execute(op, cur.entry if cur else None, ctx, clock)
@@ -309,6 +357,12 @@ class Engine:
                 continue
             # The due record is gone; _write files the next one from scratch.
             loaded.due = 0
+            if (
+                loaded.counted_live
+                and not loaded.entry.visible(now_ms)
+                and self.namespace(ns, fx).archive_expired
+            ):
+                archived.keep_expired(self, txn, ns, key, loaded.entry, now_ms)
             delta = loaded.entry.expire(self._strip_clock(now_ms))
             new = loaded.entry.join(delta) if delta is not None else loaded.entry
             change = self._write(
@@ -348,6 +402,8 @@ class Engine:
             assert loaded is not None
             changes.append(self._drop(txn, op.ns, key, ekey, loaded, "purge", fx))
         more = seen >= op.limit
+        if not more:
+            changes.extend(archived.purge(self, txn, op.ns, cleared_at))
         if more and last is not None:
             self._purge_cursor[op.ns] = last + b"\x00"
         else:
@@ -399,12 +455,16 @@ class Engine:
         mdb = self.db["members"]
         mxor = old.mxor if old else L.ZERO_DIGEST
         nbytes = -(old.record_size if old else 0)
+        had_members = member_bytes(txn, self.db, ekey) if old and old.entry.orset else 0
+        mbytes = had_members
         if new.orset is not None or (old and old.members):
             new_elems = new.orset.elems if new.orset is not None else {}
             if touched is ALL:
                 names: Iterable[str] = set(new_elems) | set(old.members if old else ())
             else:
-                names = touched
+                # Once each: a member named twice (`sadd s x x`) must not be stored and
+                # XORed into the digest twice, which would cancel it out.
+                names = dict.fromkeys(touched)
             for m in names:
                 old_raw = old.members[m][1] if old and m in old.members else None
                 dots = new_elems.get(m)
@@ -414,13 +474,16 @@ class Engine:
                 mk = L.member_key(ekey, m)
                 if old_raw is not None:
                     mxor = L.xor16(mxor, member_hash(m, old_raw))
-                    nbytes -= len(mk) + len(L.pack_member(m, old_raw))
+                    mbytes -= len(mk) + len(L.pack_member(m, old_raw))
                     txn.delete(mk, db=mdb)
                 if new_raw is not None:
                     mxor = L.xor16(mxor, member_hash(m, new_raw))
                     value = L.pack_member(m, new_raw)
-                    nbytes += len(mk) + len(value)
+                    mbytes += len(mk) + len(value)
                     txn.put(mk, value, db=mdb)
+            nbytes += mbytes - had_members
+            if mbytes != had_members:
+                set_member_bytes(txn, self.db, ekey, mbytes)
         header = encode_entry(header_of(new))
         digest = L.xor16(L.hash16(header), mxor)
         due = self._next_due(new, now_ms)
@@ -436,6 +499,10 @@ class Engine:
         record = L.pack_record(digest, mxor, due, visible_after, header, key)
         txn.put(ekey, record, db=self.db["entries"])
         nbytes += len(ekey) + len(record)
+        if visible_before:
+            fx.charge(old.entry.agent, -(old.record_size + had_members), -1, -vectors_of(old.entry))
+        if visible_after:
+            fx.charge(new.agent, len(ekey) + len(record) + mbytes, 1, vectors_of(new))
         if old is None or old.digest != digest:
             txn.put(
                 L.merkle_key(ns, leaf_of(key, self.leaf_bits), key),
@@ -481,6 +548,11 @@ class Engine:
             txn.delete(L.due_key(old.due, ekey), db=self.db["due"])
         txn.delete(L.merkle_key(ns, leaf_of(key, self.leaf_bits), key), db=self.db["merkle"])
         fx.count(ns, -1, -int(old.counted_live), -nbytes)
+        had_members = member_bytes(txn, self.db, ekey) if old.entry.orset else 0
+        if had_members:
+            set_member_bytes(txn, self.db, ekey, 0)
+        if old.counted_live:
+            fx.charge(old.entry.agent, -(old.record_size + had_members), -1, -vectors_of(old.entry))
         if ns == SYSTEM_NS:
             fx.definitions[key] = None
         return self._changed(

@@ -48,6 +48,7 @@ def header_of(entry: Entry) -> Entry:
         mv=entry.mv,
         counter=entry.counter,
         orset=ORSet({}, entry.orset.cc, entry.orset.expires_at, entry.orset.expiry_ts),
+        agent=entry.agent,
     )
 
 

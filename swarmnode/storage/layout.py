@@ -6,6 +6,10 @@
     due       be64(ms) ns 0x00 K             -> b""  (next expiry or collection)
     merkle    ns 0x00 be32(leaf) K           -> 16-byte digest [+ full key]
     changes   be64(seq)                      -> ns 0x00 key  (feed for derived indexes)
+    member_bytes  ns 0x00 K                  -> be64 bytes of a set's member records
+    archived  ns 0x00 K                      -> where an archived entry lives (archive/)
+    archive_inbox  be64(seq)                 -> an expired entry waiting to be archived
+    reads     ns 0x00 K                      -> be64 ms of the entry's latest read here
 
 LMDB keys are at most 511 bytes, while clients may use keys and set members
 up to 1 KiB. So K is the key's UTF-8 bytes when they are at most 400 bytes,
@@ -55,7 +59,18 @@ def _reading(fn: Callable[P, T]) -> Callable[P, T]:
     return read
 
 
-DB_NAMES = ("meta", "entries", "members", "due", "merkle", "changes")
+DB_NAMES = (
+    "meta",
+    "entries",
+    "members",
+    "due",
+    "merkle",
+    "changes",
+    "member_bytes",
+    "archived",
+    "archive_inbox",
+    "reads",
+)
 SEP = b"\x00"
 DIGEST_SIZE = 16
 ZERO_DIGEST = bytes(DIGEST_SIZE)

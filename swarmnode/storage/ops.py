@@ -1,5 +1,9 @@
 """Write operations the store applies in one group-committed transaction, and what they report.
 
+A client write carries `agent`, the id of the agent that asked for it (None: a
+request made without an agent identity); the command layer records it in the
+delta, so every replica knows who wrote what (audit) and whom to charge (quotas).
+
 Every change to LMDB is one of these: the clients' writes, states arriving from
 peers, the sweeper's expiry and collection, namespace definitions. Keeping them
 as plain data is what lets the real runtime hand a batch to the writer thread
@@ -26,12 +30,14 @@ class Put:
     if_absent: bool = False
     if_exists: bool = False
     keep_ttl: bool = False
+    agent: str | None = None
 
 
 @dataclass
 class Delete:
     ns: str
     key: str
+    agent: str | None = None
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Expire:
     ns: str
     key: str
     ttl: float
+    agent: str | None = None
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Incr:
     key: str
     by: int = 1
     ttl: float | None = None
+    agent: str | None = None
 
 
 @dataclass
@@ -57,6 +65,7 @@ class SAdd:
     key: str
     members: list[str]
     ttl: float | None = None
+    agent: str | None = None
 
 
 @dataclass
@@ -64,6 +73,7 @@ class SRem:
     ns: str
     key: str
     members: list[str]
+    agent: str | None = None
 
 
 @dataclass
@@ -72,13 +82,15 @@ class Decided:
 
     `payload` is the decision as committed (see `commands/consensus.py`); `index` the
     log index that committed it, which names the decided version's dot, so every
-    replica writes the very same delta.
+    replica writes the very same delta. `agent` is the winning write's agent (the
+    decided version is that write's value), so audit and quotas name its author.
     """
 
     ns: str
     key: str
     payload: dict[str, Any]
     index: int
+    agent: str | None = None
 
 
 @dataclass
@@ -95,11 +107,13 @@ class Merge:
 class DefineNs:
     ns: str
     args: dict[str, Any]
+    agent: str | None = None
 
 
 @dataclass
 class DeleteNs:
     ns: str
+    agent: str | None = None
 
 
 @dataclass

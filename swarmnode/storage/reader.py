@@ -14,6 +14,7 @@ from typing import Any
 
 import lmdb
 
+from swarmnode.archive.records import archived_reader
 from swarmnode.crdt.codec import decode_entry, encode_entry
 from swarmnode.crdt.entry import Entry
 from swarmnode.storage import layout as L
@@ -34,6 +35,10 @@ class Reader:
         self.db = dbs
         self._catalog = catalog
         self.cache = TaggedCache(cache_bytes)
+        self.archived: Callable[[lmdb.Transaction, str, str], Entry | None] = archived_reader(
+            env, dbs
+        )
+        """States of entries archived here (`archive/`), for peers that lack them."""
 
     def read(self) -> lmdb.Transaction:
         return self.env.begin(buffers=False)
@@ -92,6 +97,8 @@ class Reader:
         with self.read() as txn:
             for key in keys:
                 entry = self.get(ns, key, txn)
+                if entry is None:
+                    entry = self.archived(txn, ns, key)
                 if entry is not None:
                     out.append((key, encode_entry(entry)))
         return out

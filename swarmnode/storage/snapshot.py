@@ -22,7 +22,7 @@ from swarmnode.crdt.codec import decode_dots, decode_entry
 from swarmnode.crdt.entry import Entry
 from swarmnode.errors import NotFound, Unavailable
 from swarmnode.storage import layout as L
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 
 # What reading damaged snapshot bytes can raise: LMDB's own checks (MDB_CORRUPTED,
 # a missing database), and every decoder's errors (DecodeError and msgpack's
@@ -140,7 +140,8 @@ class SnapshotReader:
         self.close()
 
     def entries_of(self, ns: str | None = None) -> Iterator[tuple[str, str, Entry]]:
-        """Every (namespace, key, full entry) of the snapshot, system namespace left out."""
+        """Every (namespace, key, full entry) of the snapshot, reserved namespaces left out
+        (definitions, and agent registrations, whose revocations a restore must not undo)."""
         try:
             yield from self._entries(ns)
         except _DAMAGE as exc:
@@ -156,7 +157,7 @@ class SnapshotReader:
                     break
                 rec = L.unpack_record(bytes(cur.value()))
                 entry_ns, key = L.names_of(ekey, rec)
-                if entry_ns != SYSTEM_NS:
+                if not reserved(entry_ns):
                     entry = decode_entry(rec.header)
                     if entry.orset is not None:
                         self._load_members(txn, ekey, entry)

@@ -2,6 +2,8 @@
 
 `get` returns one of these; `list` and `search` return shortened ones. Only
 live parts are shown: expired MV siblings and tombstones never reach a client.
+`agent` is the agent that made the entry's latest write (None: a write made
+without an agent identity); an MV sibling names its own.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def entry_view(
                     "ts": v.ts,
                     "expires_at": v.expires_at,
                     "writer": dot[0].split(".")[0],
+                    "agent": v.agent,
                 }
                 for dot, v in siblings
             ]
@@ -59,6 +62,7 @@ def entry_view(
         s = entry.orset
         view.update(value=s.members(), meta=None, ts=entry.ts, expires_at=s.expires_at)
     view["updated_ms"] = wall_ms(view["ts"])
+    view["agent"] = entry.agent
     if len(kinds) > 1:
         view["also"] = kinds[1:]
     return view

@@ -61,7 +61,7 @@ def test_a_short_run_with_a_kill_and_a_partition_passes_every_oracle(tmp_path: P
     assert all(set(e) <= FIELDS and e["type"] in ("invoke", "ok", "fail", "info") for e in events)
     assert [e["index"] for e in events] == list(range(len(events)))
     ok = {e["f"] for e in events if e["type"] == "ok"}
-    assert {"read", "write", "incr", "sadd", "vput"} <= ok
+    assert {"get", "put", "incr", "sadd", "vput", "cas", "read", "claim"} <= ok
     assert _leftovers() == []
 
 

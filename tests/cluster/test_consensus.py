@@ -172,9 +172,7 @@ def test_cas_and_claims_stay_linearizable_and_exclusive_through_a_kill_and_resta
     for asked, returned, owner, token in grants:
         firsts.setdefault(token, (asked, returned, owner))
     ordered = sorted(firsts.items())
-    for (_, (asked, _, owner)), (_, (_, returned, later_owner)) in itertools.pairwise(
-        ordered
-    ):
+    for (_, (asked, _, owner)), (_, (_, returned, later_owner)) in itertools.pairwise(ordered):
         if later_owner != owner:
             assert returned >= asked + LEASE, f"{later_owner} got the task while {owner} held it"
 

@@ -59,6 +59,8 @@ metas = st.one_of(
     st.dictionaries(st.sampled_from("kj"), scalars, min_size=1, max_size=2).map(canonical),
 )
 vectors = st.sampled_from([None, pack_vector([1.0]), pack_vector([0.5, -2.0])])
+# The writing agent (audit): absent, or one of two, so ties on a timestamp meet often.
+agents = st.sampled_from([None, "ann", "bob"])
 
 lww_registers = st.builds(
     LWWRegister,
@@ -80,6 +82,7 @@ mv_versions = st.builds(
     st.sampled_from([None, {"k": 1}]),
     st.sampled_from([None, pack_vector([1.0])]),
     st.sampled_from([None, 3]),
+    agents,
 )
 
 
@@ -153,6 +156,7 @@ entries = st.builds(
     mv=st.none() | mv_registers(),
     counter=st.none() | pn_counters(),
     orset=st.none() | orsets(),
+    agent=agents,
 ).map(_stamped)
 
 

@@ -126,6 +126,7 @@ def scrambled(e: Entry) -> Entry:
         orset=ORSet(rev(e.orset.elems), cc(e.orset.cc), e.orset.expires_at, e.orset.expiry_ts)
         if e.orset
         else None,
+        agent=e.agent,
     )
 
 

@@ -35,7 +35,8 @@ def bridge_command(socket: Path) -> tuple[str, list[str]]:
 class McpSession:
     """One MCP client session over stdio to one bridge process."""
 
-    def __init__(self, socket: Path) -> None:
+    def __init__(self, socket: Path, *extra: str) -> None:
+        """`extra`: further arguments of `swarmnode mcp` (`--register NAME`)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -45,7 +46,7 @@ class McpSession:
         command, args = bridge_command(socket)
         # The SDK passes only a few variables to the server; keep the test's import path.
         env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else None
-        self._params = StdioServerParameters(command=command, args=args, env=env)
+        self._params = StdioServerParameters(command=command, args=[*args, *extra], env=env)
         self._runner = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
         self._ready.wait(CALL_TIMEOUT)
         if self._session is None:

@@ -137,11 +137,52 @@ def test_split_leaves_bounds_one_read_by_key_count() -> None:
         first = stop + 1
 
 
-def test_memory_is_fixed_by_the_shape_not_by_the_key_count() -> None:
-    empty = MerkleTree()
+def test_a_small_tree_holds_only_its_leaves_and_a_large_one_is_fixed_by_its_shape() -> None:
+    small = MerkleTree.build((f"k{i}", bytes(16)) for i in range(100))
+    assert small.sparse and small.nbytes < 100 * 1000
     full = MerkleTree.build((f"k{i}", bytes(16)) for i in range(50_000))
-    assert empty.nbytes == full.nbytes == 69_905 * 20
-    assert MerkleTree(fanout=16, depth=5).nbytes > 16 * empty.nbytes
+    assert not full.sparse and full.nbytes == 69_905 * 20
+    grown = MerkleTree()
+    for i in range(50_000):
+        grown.update(f"k{i}", None, bytes(16))
+    assert not grown.sparse and grown == full
+    assert MerkleTree.build([("a", bytes(16))], fanout=16, depth=5).nbytes < 1000
+
+
+def dense(tree: MerkleTree) -> MerkleTree:
+    twin = tree.copy()
+    if twin.sparse:
+        twin._densify()
+    return twin
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    entries=st.dictionaries(st.text(max_size=8), present_digests, max_size=80),
+    removed=st.integers(0, 20),
+    max_keys=st.integers(0, 30),
+)
+def test_the_sparse_form_answers_every_question_as_the_full_arrays_do(
+    entries: dict[str, bytes], removed: int, max_keys: int
+) -> None:
+    tree = MerkleTree.build(entries.items(), **SMALL)
+    for key in list(entries)[:removed]:
+        tree.update(key, entries[key], None)
+    full = dense(tree)
+    assert tree.sparse and not full.sparse and tree == full
+    assert (tree.root(), tree.count()) == (full.root(), full.count())
+    for level in range(SMALL["depth"] + 1):
+        for index in range(SMALL["fanout"] ** level):
+            assert tree.node(level, index) == full.node(level, index)
+            if level < SMALL["depth"]:
+                assert tree.children(level, index) == full.children(level, index)
+    leaves = SMALL["fanout"] ** SMALL["depth"]
+    for first in range(0, leaves, 7):
+        for last in (first, min(leaves - 1, first + 9), leaves - 1):
+            assert tree.keys_in_leaves(first, last) == full.keys_in_leaves(first, last)
+            assert tree.split_leaves(first, last, max_keys) == full.split_leaves(
+                first, last, max_keys
+            )
 
 
 def test_update_with_an_old_digest_the_tree_never_saw_is_refused() -> None:

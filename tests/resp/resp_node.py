@@ -70,7 +70,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.resp_token:
         token = args.resp_token
 
-        async def authenticate(offered: str) -> str | None:
+        async def authenticate(ctx: object, offered: str) -> str | None:
             return "tester" if offered == token else None
 
     resp = RespServer(
@@ -78,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
         socket_path=args.resp_socket,
         tcp=tcp,
         authenticate=authenticate,
+        admit=(lambda session: False) if authenticate is not None else None,
     )
     await resp.start()
     address = resp.tcp_address

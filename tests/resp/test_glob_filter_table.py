@@ -16,7 +16,7 @@ from swarmnode.resp.glob import glob_match, literal_prefix
 from swarmnode.resp.table import command_docs, parse_syntax
 from swarmnode.resp.vsets import translate_filter
 
-RESP_DOC = Path(__file__).resolve().parents[2] / "docs" / "RESP.md"
+RESP_DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_every_command_has_docs_and_a_consistent_arity() -> None:
 
 def test_the_compatibility_table_lists_exactly_the_commands() -> None:
     text = RESP_DOC.read_text()
-    table = re.search(r"## Commands\n(.*?)\n## ", text, re.S)
-    assert table is not None, "docs/RESP.md has no '## Commands' section"
+    table = re.search(r"### Commands\n(.*?)\n### ", text, re.S)
+    assert table is not None, "docs/PROTOCOL.md has no '### Commands' section"
     documented = set(re.findall(r"^\| `([A-Z]+)", table.group(1), re.M))
     assert documented == {spec.name.upper() for spec in COMMANDS}

@@ -107,10 +107,13 @@ def test_a_non_loopback_bind_needs_auth_or_insecure(host: str) -> None:
     with pytest.raises(InsecureRespBind, match="not a loopback address"):
         RespServer(_dispatch, tcp=(host, 6380))
 
-    async def accept_all(token: str) -> str | None:
+    async def accept_all(ctx: object, token: str) -> str | None:
         return "agent"
 
-    RespServer(_dispatch, tcp=(host, 6380), authenticate=accept_all)
+    with pytest.raises(InsecureRespBind, match="not a loopback address"):
+        # AUTH offered but not required: anyone on the network could still read everything.
+        RespServer(_dispatch, tcp=(host, 6380), authenticate=accept_all)
+    RespServer(_dispatch, tcp=(host, 6380), authenticate=accept_all, admit=lambda s: False)
     RespServer(_dispatch, tcp=(host, 6380), insecure=True)
     RespServer(_dispatch, tcp=("127.0.0.1", 6380))
 

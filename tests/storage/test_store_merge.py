@@ -231,3 +231,17 @@ def test_states_served_to_peers_decode_to_what_is_stored(store: Store) -> None:
     assert set(served) == {"s", "r"}
     assert decode_entry(served["s"]) == store.get("default", "s")
     assert decode_entry(served["r"]) == store.get("default", "r")
+
+
+def test_a_member_named_twice_in_one_add_is_stored_once_with_the_digest_a_replica_computes(
+    open_store,
+) -> None:
+    a, b = open_store("a"), open_store("b")
+    result = apply(a, SAdd("default", "s", ["x", "x", "y"]), T0)
+    assert result.error is None
+    [change] = result.changes
+    ok(b, Merge("default", "s", change.delta, full=False), T0)
+    assert a.get("default", "s") == b.get("default", "s")
+    assert a.states("default", ["s"]) == b.states("default", ["s"])
+    assert dict(a.digests("default")) == dict(b.digests("default"))
+    assert_counts_exact(a, T0)

@@ -14,6 +14,11 @@ from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Op, OpResult
 
 
+def agent_of(req: Request | None) -> str | None:
+    """The agent a request speaks for (set by the `authorise` step; None: no agent)."""
+    return req.notes.get("agent") if req is not None else None
+
+
 @dataclass
 class NodeServices:
     host: NodeHost
@@ -21,6 +26,8 @@ class NodeServices:
     stats_sections: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     """Parts of `stats` that are not metrics in the node's registry (watch streams, vector
     shards, RESP command tallies), merged into it."""
+    archiver: Any = None
+    """The node's `archive.archiver.Archiver` (its background pass starts in `assemble`)."""
 
     @property
     def store(self) -> Store:

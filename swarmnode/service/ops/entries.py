@@ -8,7 +8,7 @@ from typing import Any
 from swarmnode.crdt.entry import SET
 from swarmnode.errors import NotFound, WrongType
 from swarmnode.service.chain import Service
-from swarmnode.service.ops.base import NodeServices
+from swarmnode.service.ops.base import NodeServices, agent_of
 from swarmnode.service.ops.consensus import ConsensusOps
 from swarmnode.service.table import Request
 from swarmnode.storage.ops import Delete, Expire, Incr, Put, SAdd, SRem
@@ -37,6 +37,7 @@ class EntryOps:
             if_absent=a["if_absent"],
             if_exists=a["if_exists"],
             keep_ttl=a["keep_ttl"],
+            agent=agent_of(req),
         )
         result = await self.node.commit(req, op)
         return {"ns": op.ns, "key": op.key, **result.value}
@@ -61,27 +62,30 @@ class EntryOps:
 
     async def delete(self, req: Request) -> Any:
         ns, key = req.args["ns"], req.args["key"]
-        result = await self.node.commit(req, Delete(ns, key))
+        result = await self.node.commit(req, Delete(ns, key, agent=agent_of(req)))
         return {"ns": ns, "key": key, **result.value}
 
     async def expire(self, req: Request) -> Any:
         ns, key = req.args["ns"], req.args["key"]
-        result = await self.node.commit(req, Expire(ns, key, req.args["ttl"]))
+        result = await self.node.commit(req, Expire(ns, key, req.args["ttl"], agent=agent_of(req)))
         return {"ns": ns, "key": key, **result.value}
 
     async def incr(self, req: Request) -> Any:
         a = req.args
-        result = await self.node.commit(req, Incr(a["ns"], a["key"], a["by"], a.get("ttl")))
+        op = Incr(a["ns"], a["key"], a["by"], a.get("ttl"), agent=agent_of(req))
+        result = await self.node.commit(req, op)
         return {"ns": a["ns"], "key": a["key"], **result.value}
 
     async def sadd(self, req: Request) -> Any:
         a = req.args
-        result = await self.node.commit(req, SAdd(a["ns"], a["key"], a["members"], a.get("ttl")))
+        op = SAdd(a["ns"], a["key"], a["members"], a.get("ttl"), agent=agent_of(req))
+        result = await self.node.commit(req, op)
         return {"ns": a["ns"], "key": a["key"], **result.value}
 
     async def srem(self, req: Request) -> Any:
         a = req.args
-        result = await self.node.commit(req, SRem(a["ns"], a["key"], a["members"]))
+        op = SRem(a["ns"], a["key"], a["members"], agent=agent_of(req))
+        result = await self.node.commit(req, op)
         return {"ns": a["ns"], "key": a["key"], **result.value}
 
     async def smembers(self, req: Request) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarmnode.service.chain import Service
-from swarmnode.service.ops.base import NodeServices
+from swarmnode.service.ops.base import NodeServices, agent_of
 from swarmnode.service.table import Request
 from swarmnode.storage.ops import DefineNs, DeleteNs
 
@@ -23,11 +23,11 @@ class NamespaceOps:
 
     async def ns_init(self, req: Request) -> Any:
         params = {k: v for k, v in req.args.items() if k != "ns"}
-        result = await self.node.commit(req, DefineNs(req.args["ns"], params))
+        result = await self.node.commit(req, DefineNs(req.args["ns"], params, agent=agent_of(req)))
         return result.value
 
     async def ns_delete(self, req: Request) -> Any:
-        result = await self.node.commit(req, DeleteNs(req.args["ns"]))
+        result = await self.node.commit(req, DeleteNs(req.args["ns"], agent=agent_of(req)))
         return result.value
 
     def info(self, ns: str) -> dict[str, Any]:

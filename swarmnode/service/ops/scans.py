@@ -18,7 +18,7 @@ from swarmnode.errors import BadRequest
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 from swarmnode.storage.views import entry_view, summary_view
 
 LIST_REPLY_BUDGET = 8 << 20
@@ -104,7 +104,9 @@ class ScanOps:
         if mode == "auto":
             mode = "glob" if re.search(r"[*?\[]", pattern) else "substring"
         ns = a.get("ns")
-        namespaces = [ns] if ns else [n for n in self.store.namespace_names() if n != SYSTEM_NS]
+        readable = req.notes.get("readable", _everything)
+        names = self.store.namespace_names()
+        namespaces = [ns] if ns else [n for n in names if not reserved(n) and readable(n)]
         return await asyncio.to_thread(
             self._search_scan, namespaces, pattern, mode, a["in"], a["limit"]
         )
@@ -140,6 +142,10 @@ class ScanOps:
                 if truncated:
                     break
         return {"items": items, "scanned": scanned, "truncated": truncated, "mode": mode}
+
+
+def _everything(ns: str) -> bool:
+    return True
 
 
 def _search_hit(

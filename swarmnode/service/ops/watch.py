@@ -23,7 +23,7 @@ from swarmnode.errors import TooLarge
 from swarmnode.service.chain import Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import SYSTEM_NS
+from swarmnode.storage.namespaces import reserved
 from swarmnode.storage.ops import Change
 from swarmnode.storage.views import entry_view
 
@@ -38,6 +38,8 @@ def event_name(ch: Change) -> str:
         return "put" if ch.kind in ("put", "merge", "ns") else ch.kind
     if ch.kind in ("expire", "collect"):
         return "expire"
+    if ch.kind == "archive":
+        return "archive"
     return "delete"
 
 
@@ -94,7 +96,7 @@ class WatchOps:
         }
 
     def _on_change(self, ch: Change) -> None:
-        if not self._streams or ch.ns == SYSTEM_NS:
+        if not self._streams or reserved(ch.ns):
             return
         if not (ch.visible_before or ch.visible_after):
             return
@@ -134,6 +136,8 @@ class WatchOps:
             "origin": ch.origin,
             "seq": ch.seq,
         }
+        if ch.entry is not None and ch.entry.agent is not None:
+            event["agent"] = ch.entry.agent
         if not (with_values and ch.visible_after and ch.entry is not None):
             return event
         now = self.node.wall_ms()

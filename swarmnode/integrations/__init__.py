@@ -1,0 +1,1 @@
+"""Adapters that let agent frameworks use swarmnode as their memory (optional extras)."""
