@@ -28,6 +28,7 @@ Argument kinds (`Arg.kind`):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +101,9 @@ class OpSpec:
                 return a
         raise KeyError(f"{self.name} has no argument {name}")
 
-    @property
+    @functools.cached_property
     def arg_names(self) -> frozenset[str]:
+        """Computed once: every request's arguments are checked against it."""
         return frozenset(a.name for a in self.args)
 
 
