@@ -136,6 +136,7 @@ class Reads:
     `archive_after` only), so an entry in use is never archived."""
 
     name = "reads"
+    ops = READ_OPS
 
     def __init__(self, node: NodeServices, archiver: Archiver) -> None:
         self.node = node

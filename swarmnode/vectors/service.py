@@ -567,6 +567,7 @@ class Embed:
     """The `embed` step: text to vectors before execute, for namespaces with an embedder."""
 
     name = "embed"
+    ops = frozenset({"put", "ns_init", "vsearch"})
 
     def __init__(self, memory: VectorMemory) -> None:
         self.memory = memory
