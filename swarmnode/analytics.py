@@ -249,8 +249,13 @@ class _Ring:
         self.bucket_s = bucket_s
         self.slots: list[_Bucket | None] = [None] * slots
         self.head = -1
+        self.current: _Bucket | None = None
+        """The head bucket, and the span of `now` it takes (`start` <= now < `until`)."""
+        self.start = self.until = 0.0
 
     def bucket(self, now: float) -> _Bucket:
+        if self.start <= now < self.until:
+            return self.current  # type: ignore[return-value]
         # A clock never goes back, but if a caller's does, its observation lands in the
         # newest bucket rather than resurrecting a reused slot.
         index = max(int(now // self.bucket_s), self.head)
@@ -259,6 +264,8 @@ class _Ring:
         b = self.slots[slot]
         if b is None or b.index != index:
             b = self.slots[slot] = _Bucket(index)
+        self.current = b
+        self.start, self.until = index * self.bucket_s, (index + 1) * self.bucket_s
         return b
 
     def window(self, now: float, seconds: float) -> tuple[list[_Bucket], float]:
@@ -297,13 +304,17 @@ class Analytics:
         hit: bool | None = None,
     ) -> None:
         """One finished request: its op, namespace, latency, error code and read outcome."""
-        kind = self._kind(op)
+        kind = op if op in self._kinds else self._kind(op)
         code = self._kind(error) if error is not None else None
         index = self.config.latency.index(seconds)
         for ring in self._rings:
             b = ring.bucket(now)
-            space = self._namespace(b, ns)
-            per_ns = b.ops.setdefault(space, {})
+            per_ns = b.ops.get(ns)
+            if per_ns is None:
+                space = self._namespace(b, ns)
+                per_ns = b.ops.setdefault(space, {})
+            else:
+                space = ns
             per_ns[kind] = per_ns.get(kind, 0) + 1
             hist = b.latency.get(kind)
             if hist is None:
