@@ -327,6 +327,17 @@ class Analytics:
                 reads = b.reads.setdefault(space, [0, 0])
                 reads[0 if hit else 1] += 1
 
+    def count(self, now: float, op: str, ns: str) -> None:
+        """One finished request counted under its op and `ns` alone, without its latency,
+        error or read outcome: for a view that reports only counts (operations per agent)."""
+        kind = op if op in self._kinds else self._kind(op)
+        for ring in self._rings:
+            b = ring.bucket(now)
+            per_ns = b.ops.get(ns)
+            if per_ns is None:
+                per_ns = b.ops.setdefault(self._namespace(b, ns), {})
+            per_ns[kind] = per_ns.get(kind, 0) + 1
+
     def record_lag(self, now: float, seconds: float) -> None:
         """A replicated change committed here `seconds` after its writer made it."""
         seconds = max(0.0, seconds)

@@ -161,6 +161,19 @@ def test_operations_hits_and_errors_by_namespace_and_kind() -> None:
     }
 
 
+def test_a_count_is_an_operation_of_its_namespace_and_nothing_more() -> None:
+    """What the per-agent view keeps: counts in every window, no latency, errors or reads."""
+    a = fresh()
+    a.count(1.0, "get", "agent-a")
+    a.count(1.0, "get", "agent-a")
+    a.count(400.0, "put", "agent-b")
+    r = a.snapshot(400.0, "1h")
+    assert r["operations"]["by_namespace"] == {"agent-a": {"get": 2}, "agent-b": {"put": 1}}
+    assert a.snapshot(400.0, "5m")["operations"]["by_namespace"] == {"agent-b": {"put": 1}}
+    assert r["latency_ms"]["all"] == {"count": 0}
+    assert r["errors"]["total"] == 0 and r["reads"]["by_namespace"] == {}
+
+
 def test_no_reads_means_no_hit_ratio_rather_than_zero() -> None:
     a = fresh()
     a.record(1.0, "put", "tasks", 0.001)
