@@ -144,11 +144,14 @@ class Reads:
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         result = await nxt(req)
-        if req.op in READ_OPS and isinstance(result, dict):
+        if isinstance(result, dict):
             catalog = self.node.store.catalog
             if req.op in ("get", "smembers"):
-                hits = [(result["ns"], result["key"])]
-            elif req.op == "vsearch":
+                ns = result["ns"]
+                if catalog.namespace(ns).archive_after:
+                    self.archiver.note_read(ns, result["key"])
+                return result
+            if req.op == "vsearch":
                 hits = [(result["ns"], item["key"]) for item in result.get("items", ())]
             else:
                 hits = [(item["ns"], item["key"]) for item in result.get("items", ())]
