@@ -8,7 +8,9 @@ properties (Election Safety, Leader Append-Only, Log Matching, Leader
 Completeness, State Machine Safety, durable term and vote, commit never going
 back) and the clients' histories (one holder per key at any instant, growing
 fencing tokens, no lost CAS update, no stale read, one winner per decision)
-are checked after every step; after the faults the group must converge.
+are checked after every step; after the faults the group must converge, and
+the run's CAS history (every CAS and ReadIndex read) must pass the
+linearizability checker (`swarmnode check`).
 
 Plans: 5 voters in memory; 3 voters whose writes take 1.5 ms to become
 durable (messages arrive while a Ready is being written); 5 voters and 2
@@ -68,6 +70,7 @@ HEADER = [
     "proposals",
     "claim holds checked",
     "linearizable reads checked",
+    "CAS/read operations through the checker",
     "messages",
     "steps checked",
 ]
@@ -98,6 +101,7 @@ def main() -> None:
                 "reads",
                 "cas_ok",
                 "decide",
+                "checked_ops",
                 "sent",
                 "oracle_steps",
             )
@@ -126,6 +130,7 @@ def main() -> None:
             s["proposed"],
             s["claims_checked"],
             s["reads"],
+            s["checked_ops"],
             s["sent"],
             s["oracle_steps"],
         ]
@@ -150,7 +155,9 @@ def main() -> None:
 Every run checks Raft's safety properties and the clients' histories after every step
 (see the module docstring of `simulations/raft_chaos.py`), then requires the group to
 converge (one leader, everything applied everywhere, identical state machines, a new
-proposal commits) once the faults stop.
+proposal commits) once the faults stop, and runs the linearizability checker on the
+run's CAS history (every CAS and ReadIndex read the clients saw; a run fails if the
+verdict is not `linearizable`).
 
 {table(HEADER, rows)}
 

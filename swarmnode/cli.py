@@ -216,6 +216,8 @@ def render_status(r: dict[str, Any]) -> str:
             f"{a.get('requests', 0)} requests, "
             f"errors {a.get('errors', {})}"
         )
+    if "consensus" in r:
+        lines += render_consensus(r["consensus"], r["node_id"])
     for peer in r.get("membership", {}).get("refused", []):
         lines.append(
             f"refused     {peer['node_id']} at {peer['address']} for "
@@ -236,6 +238,35 @@ def render_status(r: dict[str, Any]) -> str:
 
         lines += ["", render_analytics(r["analytics"])]
     return "\n".join(lines)
+
+
+def render_consensus(c: dict[str, Any] | None, self_id: str) -> list[str]:
+    """The consensus group as this node sees it (the `consensus` section of `stats`)."""
+    pad = " " * 12
+    if c is None:
+        return ["consensus   off on this node ([consensus] enabled = false)"]
+    if not c.get("joined"):
+        heard = c.get("leader")
+        return [
+            "consensus   not in the group yet"
+            + (f" (leader {heard} announced itself)" if heard else " (no leader heard of)")
+        ]
+
+    def name(node: str | None) -> str:
+        if node is None:
+            return "none"
+        return f"{node} (this node)" if node == self_id else node
+
+    lines = [
+        f"consensus   {c['role']}, term {c['term']}, leader {name(c.get('leader'))}, "
+        f"commit {c['commit']}, applied {c['applied']}",
+        f"{pad}voters {', '.join(c.get('voters') or []) or 'none'}"
+        + (f"; learners {', '.join(c['learners'])}" if c.get("learners") else ""),
+    ]
+    lag = {n: k for n, k in (c.get("lag") or {}).items() if n != self_id}
+    if lag:
+        lines.append(f"{pad}lag " + ", ".join(f"{n} {k}" for n, k in lag.items()) + " entries")
+    return lines
 
 
 def _cache_line(name: str, c: dict[str, int]) -> str:

@@ -79,8 +79,11 @@ class Operations(ABC, Generic[R]):
 
         Result: {ns, key, type, value, meta, ts, expires_at, updated_ms, agent}, vector when
         asked; MV namespaces add siblings [{value, meta, ts, expires_at, writer, agent}]
-        and conflict; also [kinds] when the key holds several kinds. Errors:
-        bad_request, not_found, unavailable.
+        and conflict; a key of a consensus namespace whose conflict the group decided
+        adds decided (the decision's log index) and rejected [{value, writer, ts}]; also
+        [kinds] when the key holds several kinds; with linearizable: {ns, key, type:
+        register, value, linearizable: true}. Errors: bad_request, not_found,
+        unavailable.
         """
         return self.call(
             "get",
@@ -377,7 +380,12 @@ class Operations(ABC, Generic[R]):
 
     def stats(self) -> R:
         """The node's counters and gauges: members, store, writer, gossip, repair, transport,
-        clients, vectors.
+        clients, vectors, and the consensus group as this node sees it.
+
+        `consensus` is null when the group is turned off; {joined: false, leader} before this
+        node is in the group; else {role, term, leader, commit, applied, last_index,
+        voters, learners, waiting, group: {counters}, ...}, and lag {node: entries
+        behind the commit index} when this node leads (see docs/PROTOCOL.md).
 
         Result: a map of sections (see docs/OPERATIONS.md).
         """

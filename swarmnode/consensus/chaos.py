@@ -6,7 +6,8 @@ partitions the network, isolates nodes, flaps links and drops bursts of
 messages. Raft's safety properties and the clients' histories are checked at
 every step (`oracles.py`, `simworkload.py`). Then the faults stop and the run
 must converge: one leader, every node applied everything, identical state
-machines, and a new proposal commits.
+machines, and a new proposal commits. Last, the run's CAS history (every CAS
+and ReadIndex read the clients saw) goes through the linearizability checker.
 
     python -m swarmnode.consensus.chaos --seed 17
     python -m swarmnode.consensus.chaos --seed 1 --seeds 200 --nodes 5
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from swarmnode.consensus import machine as m
@@ -61,6 +63,8 @@ class ChaosResult:
     wall_s: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+    """The CAS history in the checker's JSONL format, when the run was asked to keep it."""
 
     def replay(self, options: ChaosOptions) -> str:
         flags = f"--seed {self.seed} --nodes {options.nodes} --learners {options.learners}"
@@ -155,7 +159,7 @@ class Nemesis:
         self.log.append(f"{self.cluster.now_ms:9.1f} ms {what}")
 
 
-def run(seed: int, options: ChaosOptions) -> ChaosResult:
+def run(seed: int, options: ChaosOptions, keep_history: bool = False) -> ChaosResult:
     """One run; never raises for a violation, it is reported in the result."""
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -196,6 +200,7 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
         _converge(cluster, options.settle_ms, keep_down)
         if options.permanent_crash and options.autopilot:
             _check_replaced(cluster, keep_down, options.settle_ms)
+        workload.check_linearizable()
     except (SafetyViolation, HistoryViolation, ConvergenceFailure) as exc:
         result.ok = False
         result.error = f"{type(exc).__name__}: {exc}"
@@ -208,6 +213,8 @@ def run(seed: int, options: ChaosOptions) -> ChaosResult:
     result.counts["claims_checked"] = workload.claims.grants
     result.counts["oracle_steps"] = oracles.steps
     result.faults = nemesis.log
+    if keep_history:
+        result.history = workload.history.lines()
     return result
 
 
@@ -305,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--autopilot", action="store_true")
     parser.add_argument("--permanent-crash", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print the fault schedule")
+    parser.add_argument(
+        "--history",
+        metavar="FILE",
+        help="write the CAS history of a single seed (JSONL, for `swarmnode check`)",
+    )
     args = parser.parse_args(argv)
     options = ChaosOptions(
         nodes=args.nodes,
@@ -323,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"seed {result.seed}: {status} ({result.wall_s:.1f} s wall, "
             f"{result.sim_ms / 1000:.1f} s simulated, {result.counts.get('proposed', 0)} "
-            f"proposals, {result.counts.get('claims_checked', 0)} claim holds)",
+            f"proposals, {result.counts.get('claims_checked', 0)} claim holds, "
+            f"{result.counts.get('checked_ops', 0)} CAS/read operations checked)",
             flush=True,
         )
         if not result.ok:
@@ -333,7 +346,13 @@ def main(argv: list[str] | None = None) -> int:
             for line in result.faults[-20:]:
                 print(f"    {line}")
 
-    sweep(range(args.seed, args.seed + args.seeds), options, report)
+    if args.history:
+        result = run(args.seed, options, keep_history=True)
+        report(result)
+        Path(args.history).write_text("".join(line + "\n" for line in result.history))
+        print(f"  history: {args.history} (swarmnode check {args.history})")
+    else:
+        sweep(range(args.seed, args.seed + args.seeds), options, report)
     return 1 if failures else 0
 
 

@@ -23,33 +23,40 @@ It wraps the Raft state machine (`raft.py`) with what a node needs around it:
   the command (`cons.fwd`), the leader answers with the index it got
   (`cons.ack`), and the follower answers its client when its own machine
   applies that entry, so the result is the one every replica computed.
-  `read(token, ns, key)` is a linearizable read (ReadIndex). Whatever is not
+  `read(token, ns, key)` is a linearizable read (ReadIndex). A member outside
+  the group (beyond the voters and standby learners: it holds no log) sends
+  both to the leader that announced itself (`cons.fwd` with `r`, `cons.read`),
+  and the leader sends back the result it applied or read (`cons.res`). Whatever is not
   settled within `command_timeout` is answered `unavailable` (the command may
   still take effect: its outcome is unknown).
 - Leases: the leader's `LeaseKeeper` proposes `expire` for claims whose lease
   has lapsed; a new leader counts every lease as renewed at its election.
 - Decisions: `applied` reports the decisions the machine made (a first
   `decide` for a conflict), for the node to write into its store.
+- Observation: a simulator may `attach` a `RaftObserver` (the safety oracles
+  of `oracles.py`), told of every step, Ready, persist, send and apply.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
 from swarmnode.consensus import messages as raft_messages
 from swarmnode.consensus.config import RaftConfig
 from swarmnode.consensus.leases import LeaseKeeper
-from swarmnode.consensus.machine import StateMachine
+from swarmnode.consensus.machine import ABSENT, StateMachine
+from swarmnode.consensus.messages import RaftMessage
 from swarmnode.consensus.raft import NotLeader, ProposalDropped, Raft
 from swarmnode.consensus.ready import RaftReady, Role
-from swarmnode.consensus.records import EntryKind
+from swarmnode.consensus.records import Entry, EntryKind
 from swarmnode.consensus.storage import LmdbStorage, RaftStorage, bootstrap
 from swarmnode.consensus.voters import MemberView, next_change
 from swarmnode.errors import DecodeError, Unavailable
@@ -62,8 +69,11 @@ Message = dict[str, Any]
 FORWARD = "cons.fwd"
 ACK = "cons.ack"
 ANNOUNCE = "cons.leader"
+READ = "cons.read"
+RESULT = "cons.res"
 MAX_FORWARDED = 10_000
-"""Commands forwarded to this leader whose entries are not yet known: older ones are dropped."""
+"""Forwarded commands the leader remembers, to answer a duplicate with the entry it already
+made instead of proposing the command twice; the oldest are forgotten first."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,28 @@ class GroupSettings:
     announce_interval: float = 1.0
     autopilot_interval: float = 1.0
     command_timeout: float = 5.0
+
+
+class RaftObserver(Protocol):
+    """Told what the group's Raft does, in the order the Ready contract runs it."""
+
+    def started(self, raft: Raft) -> None:
+        """A Raft was built from this node's storage (first start, join or restart)."""
+
+    def stepped(self, raft: Raft) -> None:
+        """After a tick, a message, a proposal or a persisted Ready."""
+
+    def ready(self, raft: Raft, rd: RaftReady) -> None:
+        """A Ready was taken: its entries are about to be written."""
+
+    def persisted(self, rd: RaftReady) -> None:
+        """That Ready is durable; its messages leave next."""
+
+    def sent(self, msg: RaftMessage) -> None:
+        """A message leaves (after the persist it depends on)."""
+
+    def applying(self, raft: Raft, entry: Entry) -> None:
+        """A committed entry is about to be applied."""
 
 
 @dataclass
@@ -94,6 +126,18 @@ class GroupReady:
     results: list[tuple[Token, Any]] = field(default_factory=list)
     """(token, result map) or (token, SwarmError) for settled commands and reads."""
     decided: list[Decided] = field(default_factory=list)
+
+
+@dataclass
+class _RemoteRead:
+    """An outsider's linearizable read this leader serves."""
+
+    origin: str
+    ident: int
+    ns: str
+    key: str
+    deadline: float
+    index: int | None = None
 
 
 @dataclass
@@ -135,9 +179,14 @@ class ConsensusGroup:
         self._decided: list[Decided] = []
         self._waiting: dict[Token, _Waiting] = {}
         self._by_index: dict[int, list[Token]] = {}
-        self._forwarded: dict[tuple[str, int], None] = {}
+        self._remote: dict[int, list[tuple[str, int, int]]] = {}
+        """index -> (origin, request id, term) of outsiders' commands to answer once applied."""
+        self._remote_reads: dict[bytes, _RemoteRead] = {}
+        self._forwarded: dict[tuple[str, int, bytes], tuple[int, int]] = {}
+        """(origin, request id, command digest) -> (index, term) of the entry proposed."""
         self._reads: dict[bytes, Token] = {}
         self._read_seq = 0
+        self._observer: RaftObserver | None = None
         self.counters: dict[str, int] = {
             "proposed": 0,
             "forwarded": 0,
@@ -145,6 +194,7 @@ class ConsensusGroup:
             "timeouts": 0,
             "dropped_malformed": 0,
             "foreign_leaders": 0,
+            "duplicates": 0,
         }
         if not storage.load().is_empty():
             self._start()
@@ -160,6 +210,18 @@ class ConsensusGroup:
             self.raft.term,
             ",".join(sorted(self.raft.conf.voters)),
         )
+        if self._observer is not None:
+            self._observer.started(self.raft)
+
+    def attach(self, observer: RaftObserver) -> None:
+        """Report every step of this node's Raft to `observer` from now on."""
+        self._observer = observer
+        if self.raft is not None:
+            observer.started(self.raft)
+
+    def _stepped(self) -> None:
+        if self._observer is not None and self.raft is not None:
+            self._observer.stepped(self.raft)
 
     @property
     def joined(self) -> bool:
@@ -193,6 +255,7 @@ class ConsensusGroup:
                 self._next_tick = now + self.cfg.tick_interval
             if self.is_leader:
                 self._lead(now, members, view)
+            self._stepped()
         self._expire(now)
 
     def view_changed(self, now: float) -> None:
@@ -257,6 +320,12 @@ class ConsensusGroup:
         if t == ACK:
             self._take_ack(msg)
             return
+        if t == READ:
+            self._take_read(msg)
+            return
+        if t == RESULT:
+            self._take_result(msg)
+            return
         try:
             decoded = raft_messages.decode(msg)
         except DecodeError:
@@ -270,6 +339,7 @@ class ConsensusGroup:
             self._start()
         assert self.raft is not None
         self.raft.step(decoded)
+        self._stepped()
 
     def _joinable(self, msg: raft_messages.RaftMessage) -> bool:
         """A node with no group joins the one whose leader talks to it (it was added)."""
@@ -300,7 +370,12 @@ class ConsensusGroup:
         self._waiting[token] = wait
         raft = self.raft
         if raft is None:
-            self._fail(token, "this node is not in the consensus group yet")
+            if self._heard_leader is None:
+                self._fail(token, "no leader has announced itself to this node yet")
+                return
+            self.counters["forwarded"] += 1
+            msg = {"t": FORWARD, "f": self.id, "id": token, "cmd": command, "r": True}
+            self._outbox.append((self._heard_leader, msg))
             return
         if raft.role is Role.LEADER:
             try:
@@ -310,6 +385,7 @@ class ConsensusGroup:
                 return
             self.counters["proposed"] += 1
             self._track(token, index, term)
+            self._stepped()
         elif raft.lead is not None:
             self.counters["forwarded"] += 1
             self._outbox.append(
@@ -323,7 +399,11 @@ class ConsensusGroup:
         self._now = now
         self._waiting[token] = _Waiting(now + self.settings.command_timeout, read=(ns, key))
         if self.raft is None:
-            self._fail(token, "this node is not in the consensus group yet")
+            if self._heard_leader is None:
+                self._fail(token, "no leader has announced itself to this node yet")
+                return
+            msg = {"t": READ, "f": self.id, "id": token, "ns": ns, "key": key}
+            self._outbox.append((self._heard_leader, msg))
             return
         self._read_seq += 1
         context = self._read_seq.to_bytes(8, "big")
@@ -333,6 +413,7 @@ class ConsensusGroup:
             self._fail(token, f"no leader to confirm a read ({exc})")
             return
         self._reads[context] = token
+        self._stepped()
 
     def _track(self, token: Token, index: int, term: int) -> None:
         wait = self._waiting.get(token)
@@ -342,18 +423,83 @@ class ConsensusGroup:
         self._by_index.setdefault(index, []).append(token)
 
     def _take_forward(self, msg: Message) -> None:
+        """A follower's client command. The network may deliver it twice (UDP duplicates):
+        proposing it again would apply it twice and, when the acknowledgements cross, tell
+        the client the second application's result (a cas that swapped reported as not
+        swapped). So a command already proposed is acknowledged again with its entry. The
+        key includes the command's digest: request ids restart when the follower does."""
         origin, ident, command = msg.get("f"), msg.get("id"), msg.get("cmd")
-        if not isinstance(origin, str) or type(ident) is not int or not isinstance(command, bytes):
+        remote = msg.get("r", False)
+        if (
+            not isinstance(origin, str)
+            or type(ident) is not int
+            or not isinstance(command, bytes)
+            or type(remote) is not bool
+        ):
             self.counters["dropped_malformed"] += 1
             return
         if self.raft is None or self.raft.role is not Role.LEADER:
             return  # the follower times out, as it does for a lost message
+        seen = (origin, ident, hashlib.blake2b(command, digest_size=16).digest())
+        entry = self._forwarded.get(seen)
+        if entry is None:
+            try:
+                entry = self.raft.propose(command)
+            except (NotLeader, ProposalDropped):
+                return
+            self.counters["proposed"] += 1
+            self._forwarded[seen] = entry
+            if len(self._forwarded) > MAX_FORWARDED:
+                del self._forwarded[next(iter(self._forwarded))]
+            if remote:
+                self._remote.setdefault(entry[0], []).append((origin, ident, entry[1]))
+            self._stepped()
+        else:
+            self.counters["duplicates"] += 1
+        index, term = entry
+        if not remote:
+            self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
+
+    def _take_read(self, msg: Message) -> None:
+        """An outsider's linearizable read: ReadIndex here, the value sent back once applied."""
+        origin, ident, ns, key = msg.get("f"), msg.get("id"), msg.get("ns"), msg.get("key")
+        if not (
+            isinstance(origin, str)
+            and type(ident) is int
+            and isinstance(ns, str)
+            and isinstance(key, str)
+        ):
+            self.counters["dropped_malformed"] += 1
+            return
+        if self.raft is None or self.raft.role is not Role.LEADER:
+            return
+        if len(self._remote_reads) >= self.cfg.max_pending_reads:
+            return  # the outsider times out
+        self._read_seq += 1
+        context = self._read_seq.to_bytes(8, "big")
         try:
-            index, term = self.raft.propose(command)
+            self.raft.read_index(context)
         except (NotLeader, ProposalDropped):
             return
-        self.counters["proposed"] += 1
-        self._outbox.append((origin, {"t": ACK, "id": ident, "index": index, "term": term}))
+        deadline = self._now + self.settings.command_timeout
+        self._remote_reads[context] = _RemoteRead(origin, ident, ns, key, deadline)
+        self._stepped()
+
+    def _take_result(self, msg: Message) -> None:
+        """The leader's answer to this outsider's command or read."""
+        ident, result = msg.get("id"), msg.get("res")
+        if type(ident) is not int or not isinstance(result, dict):
+            self.counters["dropped_malformed"] += 1
+            return
+        wait = self._waiting.pop(ident, None)
+        if wait is None:
+            return
+        if wait.read is None:
+            self._results.append((ident, result))
+        elif result.get("absent") is True:
+            self._results.append((ident, ABSENT))
+        else:
+            self._results.append((ident, result.get("value")))
 
     def _take_ack(self, msg: Message) -> None:
         ident, index, term = msg.get("id"), msg.get("index"), msg.get("term")
@@ -390,6 +536,8 @@ class ConsensusGroup:
             )
         if late:
             self._reads = {c: t for c, t in self._reads.items() if t in self._waiting}
+        for context in [c for c, r in self._remote_reads.items() if now >= r.deadline]:
+            del self._remote_reads[context]
 
     # --- the Ready contract -------------------------------------------------------------------
 
@@ -402,6 +550,8 @@ class ConsensusGroup:
         self._outbox, self._results, self._decided = [], [], []
         if self.raft is not None and self._inflight is None and self.raft.has_ready():
             self._inflight = rd.persist = self.raft.ready()
+            if self._observer is not None:
+                self._observer.ready(self.raft, rd.persist)
         return rd
 
     def persisted(self, rd: RaftReady) -> None:
@@ -409,7 +559,12 @@ class ConsensusGroup:
         raft = self.raft
         assert raft is not None and rd is self._inflight
         self._inflight = None
+        observer = self._observer
+        if observer is not None:
+            observer.persisted(rd)
         for msg in rd.messages:
+            if observer is not None:
+                observer.sent(msg)
             self._outbox.append((msg.to, raft_messages.encode(msg)))
         now = self._now
         if rd.soft_state is not None:
@@ -423,7 +578,11 @@ class ConsensusGroup:
             for index in [i for i in self._by_index if i <= rd.snapshot.meta.index]:
                 for token in self._by_index.pop(index):
                     self._fail(token, "the command's outcome is unknown (a snapshot covered it)")
+            for index in [i for i in self._remote if i <= rd.snapshot.meta.index]:
+                del self._remote[index]  # the outsiders time out: outcome unknown
         for entry in rd.committed_entries:
+            if observer is not None:
+                observer.applying(raft, entry)
             result: Any = None
             if entry.kind is EntryKind.NORMAL:
                 applied = self.machine.apply(entry.index, entry.data)
@@ -442,14 +601,22 @@ class ConsensusGroup:
                     self._fail(token, "the command was replaced by another leader's entry")
                 else:
                     self._results.append((token, result))
+            for origin, ident, term in self._remote.pop(entry.index, []):
+                if term == entry.term and result is not None:
+                    self._outbox.append((origin, {"t": RESULT, "id": ident, "res": result}))
         raft.advance(rd)
         for read in rd.read_states:
             self._serve_read(read.context, read.index)
         self._serve_reads_applied()
         if raft.snapshot_due():
             raft.compact(raft.applied, self.machine.snapshot())
+        self._stepped()
 
     def _serve_read(self, context: bytes, index: int) -> None:
+        remote = self._remote_reads.get(context)
+        if remote is not None:
+            remote.index = index
+            return
         token = self._reads.pop(context, None)
         wait = self._waiting.get(token) if token is not None else None
         if wait is not None:
@@ -463,6 +630,12 @@ class ConsensusGroup:
                 del self._waiting[token]
                 ns, key = wait.read
                 self._results.append((token, self.machine.read(ns, key)))
+        for context, r in list(self._remote_reads.items()):
+            if r.index is not None and r.index <= applied:
+                del self._remote_reads[context]
+                value = self.machine.read(r.ns, r.key)
+                res = {"absent": True} if value is ABSENT else {"value": value}
+                self._outbox.append((r.origin, {"t": RESULT, "id": r.ident, "res": res}))
 
     def next_deadline(self) -> float | None:
         due = [w.deadline for w in self._waiting.values()]

@@ -18,6 +18,11 @@ answers arrive, so a violation stops the run at the step that shows it:
   (whatever was committed before the read must be visible to it).
 - decisions: every answer about a conflict names the same winner, and a
   winner's own proposal was told it won.
+- the whole CAS history: every CAS and every ReadIndex read is recorded in
+  the linearizability checker's format (`history`, a `check.Recorder`), and
+  `check_linearizable` runs the checker (`swarmnode check`) on it at the end
+  of a run: a failed compare counts as the read of the value it found, an
+  answer lost to a crash or a timeout as an operation of unknown outcome.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmnode.check.recorder import Pending, Recorder, describe
 from swarmnode.consensus import machine as m
 from swarmnode.consensus.config import RaftConfig
 from swarmnode.consensus.raft import NotLeader, ProposalDropped
@@ -148,13 +154,15 @@ class Workload:
         self.claims = ClaimChecker()
         self.cas = CasChecker()
         self.decisions = DecisionChecker()
+        self.history = Recorder("raft-cas")
         self.clients = [_Client(f"c{i}") for i in range(config.clients)]
         self.counts: dict[str, int] = defaultdict(int)
         self.stopped = False
-        self._reads: dict[bytes, tuple[str, str, float, int]] = {}
+        self._reads: dict[bytes, tuple[str, str, float, int, Pending]] = {}
         self._read_seq = 0
-        self._waiting_reads: list[tuple[str, int, str, float]] = []
+        self._waiting_reads: list[tuple[str, int, str, float, Pending]] = []
         self._dead_since: dict[str, float] = {}
+        self._processes = 0
         cluster.listeners.append(self._on_event)
 
     def start(self) -> None:
@@ -167,6 +175,22 @@ class Workload:
     def stop(self) -> None:
         """Clients stop; the membership policy (autopilot) keeps running."""
         self.stopped = True
+
+    def check_linearizable(self) -> None:
+        """Run the linearizability checker on the CAS history recorded so far."""
+        result = self.history.check()
+        self.counts["checked_ops"] = result.stats.operations
+        if result.linearizable is not True:
+            raise HistoryViolation(f"CAS history is {describe(result)}")
+
+    def _now_s(self) -> float:
+        return self.cluster.now_ms / 1000.0
+
+    def _process(self) -> int:
+        """A process number per operation: an operation of unknown outcome may still be in
+        flight when its client moves on."""
+        self._processes += 1
+        return self._processes
 
     # ---- client actions ------------------------------------------------------------------
 
@@ -247,15 +271,23 @@ class Workload:
         current = machine.read("reg", register)
         expected = m.ABSENT if current is m.ABSENT else current
         value = 0 if current is m.ABSENT else current
+        op = self.history.invoke(
+            self._process(), "cas", register, [_json(expected), value + 1], self._now_s()
+        )
 
         def done(result: dict[str, Any] | None) -> None:
-            if result and result["ok"]:
+            if result is None:
+                self.history.info(op, self._now_s())
+            elif result["ok"]:
+                self.history.ok(op, self._now_s())
                 self.cas.success(register, value, self.cluster.now_ms)
                 self.counts["cas_ok"] += 1
-            elif result:
+            else:
+                self.history.compare_failed(op, self._now_s(), result.get("value"))
                 self.counts["cas_failed"] += 1
 
-        self._submit(client, m.cas("reg", register, expected, value + 1), done)
+        if not self._submit(client, m.cas("reg", register, expected, value + 1), done):
+            self.history.fail(op, self._now_s())
 
     def _reader(self) -> None:
         if self.stopped:
@@ -274,16 +306,21 @@ class Workload:
             (n.raft.log.committed for n in self.cluster.nodes.values() if n.raft is not None),
             default=0,
         )
-        self._reads[context] = (node, register, self.cluster.now_ms, known)
+        op = self.history.invoke(self._process(), "read", register, None, self._now_s())
+        self._reads[context] = (node, register, self.cluster.now_ms, known, op)
         try:
             self.cluster.read_index(node, context)
         except (NotLeader, ProposalDropped):
             del self._reads[context]
+            self.history.fail(op, self._now_s())
 
-    def _submit(self, client: _Client, data: bytes, callback: Callback) -> None:
+    def _submit(self, client: _Client, data: bytes, callback: Callback) -> bool:
+        """Propose `data` through a live node; `callback` gets the result, or None when the
+        outcome is unknown (lost, or not answered within the request timeout). False when
+        nothing was proposed (no node, or no leader to take it)."""
         node = self._random_live_node()
         if node is None:
-            return
+            return False
         client.busy = True
         answered = [False]
 
@@ -296,16 +333,15 @@ class Workload:
 
         def give_up() -> None:
             if not answered[0]:
-                answered[0] = True
-                client.busy = False
                 self.counts["timeouts"] += 1
+                finish(None)
 
         for _ in range(2):
             try:
                 self.cluster.propose(node, data, finish)
                 self.cluster.schedule(self.cfg.request_timeout_ms, give_up)
                 self.counts["proposed"] += 1
-                return
+                return True
             except NotLeader as exc:
                 if exc.leader is None or not self.cluster.nodes[exc.leader].alive:
                     break
@@ -314,6 +350,7 @@ class Workload:
                 break
         client.busy = False
         self.counts["unavailable"] += 1
+        return False
 
     def _random_live_node(self) -> str | None:
         live = sorted(n for n, node in self.cluster.nodes.items() if node.alive)
@@ -331,7 +368,7 @@ class Workload:
                         f"read index {read.index} on {node} is below commit index {found[3]} "
                         "known when the read started (stale read)"
                     )
-                self._waiting_reads.append((node, read.index, found[1], found[2]))
+                self._waiting_reads.append((node, read.index, found[1], found[2], found[4]))
                 self._serve_reads(node)
         elif event == "apply":
             self._serve_reads(node)
@@ -342,11 +379,12 @@ class Workload:
             return
         still = []
         for entry in self._waiting_reads:
-            reader, index, register, started = entry
+            reader, index, register, started, op = entry
             if reader != node or machine.applied < index:
                 still.append(entry)
                 continue
             value = machine.read("reg", register)
+            self.history.ok(op, self._now_s(), _json(value))
             self.cas.read(register, 0 if value is m.ABSENT else value, started)
             self.counts["reads"] += 1
         self._waiting_reads = still
@@ -377,6 +415,11 @@ class Workload:
                 except (NotLeader, ProposalDropped):
                     pass
         self.cluster.schedule(self.cfg.autopilot_every_ms, self._autopilot)
+
+
+def _json(value: Any) -> Any:
+    """A register value as the history records it (None: absent)."""
+    return None if value is m.ABSENT else value
 
 
 def chaos_config(base: RaftConfig | None = None) -> RaftConfig:

@@ -240,8 +240,16 @@ STORE = ToolSpec(
 RETRIEVE = ToolSpec(
     "memory_retrieve",
     "Read the value stored under a key. Fails with not_found when the key does not exist or "
-    "has expired, and says so when the namespace itself does not exist.",
-    {"key": KEY, "namespace": NAMESPACE},
+    "has expired, and says so when the namespace itself does not exist. With linearizable, "
+    "reads the consensus group's register of the key (what memory_cas sets) through its "
+    "leader.",
+    {
+        "key": KEY,
+        "namespace": NAMESPACE,
+        "linearizable": _from(
+            "get", "linearizable", "Read memory_cas's register through the leader."
+        ),
+    },
     required=("key",),
     read_only=True,
 )
@@ -384,6 +392,43 @@ ANALYTICS = ToolSpec(
     read_only=True,
 )
 
+CAS = ToolSpec(
+    "memory_cas",
+    "Compare-and-swap a key through the cluster's consensus group, linearizably: the value is "
+    "set only if the key holds expected now (omit expected: only if the key is absent). Says "
+    "whether it swapped and what the key holds after. Use it where agents must not both "
+    "win, e.g. advancing a shared state. Fails with unavailable when no quorum answers (the "
+    "swap may still take effect); read with memory_retrieve and linearizable true.",
+    {
+        "key": _from("cas", "key", "The register's key."),
+        "value": _from("cas", "value", "The new value (any JSON)."),
+        "expected": _from("cas", "expected", "The value it must hold now; omitted: absent."),
+        "namespace": _from(
+            "cas", "ns", "A namespace of policy consensus (default 'decisions').", minLength=1
+        ),
+    },
+    required=("key", "value"),
+)
+CLAIM = ToolSpec(
+    "memory_claim",
+    "Exclusive task claims through the consensus group: action claim takes a lease on a key "
+    "for owner and returns a fencing token that grows with every grant (when someone else "
+    "holds it: granted false, with the holder and its token); renew extends it; release "
+    "gives it up. A lease that lapses frees the key. Pass the token to whatever acts on the "
+    "task so a stale holder can be refused.",
+    {
+        "action": _prop(
+            "string", "claim (default), renew or release.", enum=["claim", "renew", "release"]
+        ),
+        "key": _from("claim", "key", "The task's key."),
+        "owner": _from("claim", "owner", "Who claims it (this agent's id)."),
+        "lease": _from("claim", "lease", "claim and renew: seconds the lease lasts."),
+        "token": _from("renew", "token", "renew and release: the claim's fencing token."),
+        "namespace": _from("claim", "ns", "The namespace (default 'tasks').", minLength=1),
+    },
+    required=("key", "owner"),
+)
+
 USAGE_ACTIONS: dict[str, ToolSpec] = {
     "store": STORE,
     "retrieve": RETRIEVE,
@@ -436,4 +481,6 @@ TOOLS: tuple[ToolSpec, ...] = (
     PERSIST,
     NAMESPACE_TOOL,
     ANALYTICS,
+    CAS,
+    CLAIM,
 )

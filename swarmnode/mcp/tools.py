@@ -70,6 +70,8 @@ class MemoryTools:
             schema.PERSIST.name: self.persist,
             schema.NAMESPACE_TOOL.name: self.namespace,
             schema.ANALYTICS.name: self.analytics,
+            schema.CAS.name: self.cas,
+            schema.CLAIM.name: self.claim,
         }
         assert set(self._impl) == set(self.specs)
 
@@ -107,6 +109,8 @@ class MemoryTools:
     async def retrieve(self, args: dict[str, Any]) -> Result:
         ns = args.get("namespace", DEFAULT_NAMESPACE)
         try:
+            if args.get("linearizable"):
+                return await self._node("get", ns=ns, key=args["key"], linearizable=True)
             return await self._node("get", ns=ns, key=args["key"])
         except NotFound as exc:
             await self._require_namespace(ns, f"{exc.message}, and ")
@@ -278,6 +282,33 @@ class MemoryTools:
             return {"action": action, **await self._node("ns_init", ns=ns, **args)}
         await self._require_namespace(ns)
         return {"action": action, **await self._node("ns_delete", ns=ns)}
+
+    async def cas(self, args: dict[str, Any]) -> Result:
+        extra = {"expected": args["expected"]} if "expected" in args else {}
+        return await self._node(
+            "cas",
+            ns=args.get("namespace", "decisions"),
+            key=args["key"],
+            value=args["value"],
+            **extra,
+        )
+
+    async def claim(self, args: dict[str, Any]) -> Result:
+        action = args.get("action", "claim")
+        needs = {"claim": ("lease",), "renew": ("lease", "token"), "release": ("token",)}
+        missing = [name for name in needs[action] if name not in args]
+        unused = [name for name in ("lease", "token") if name in args and name not in needs[action]]
+        if missing or unused:
+            raise BadRequest(
+                f"memory_claim: action {action} takes {' and '.join(needs[action])}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; {', '.join(unused)} does not apply" if unused else "")
+            )
+        call = {name: args[name] for name in needs[action]}
+        r = await self._node(
+            action, ns=args.get("namespace", "tasks"), key=args["key"], owner=args["owner"], **call
+        )
+        return {"action": action, **r}
 
     async def analytics(self, args: dict[str, Any]) -> Result:
         return await self._node("analytics", timeframe=args.get("timeframe", "1h"))

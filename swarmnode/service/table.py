@@ -181,7 +181,10 @@ OPERATIONS: tuple[OpSpec, ...] = (
         ),
         "{ns, key, type, value, meta, ts, expires_at, updated_ms, agent}, vector when asked; "
         "MV namespaces add siblings [{value, meta, ts, expires_at, writer, agent}] and conflict; "
-        "also [kinds] when the key holds several kinds",
+        "a key of a consensus namespace whose conflict the group decided adds decided (the "
+        "decision's log index) and rejected [{value, writer, ts}]; also [kinds] when the key "
+        "holds several kinds; with linearizable: {ns, key, type: register, value, "
+        "linearizable: true}",
         ("bad_request", "not_found", "unavailable"),
         cli=Cli(("get",), "read a value"),
     ),
@@ -362,7 +365,9 @@ OPERATIONS: tuple[OpSpec, ...] = (
         kind="stream",
         eager=False,
         client=False,
-        notes="event: put, delete, expire, incr, sadd, srem, ttl, archive, restore; origin: "
+        notes="event: put, delete, expire, incr, sadd, srem, ttl, archive, restore, decide (the "
+        "consensus group decided a conflict of a consensus namespace: every replica writes "
+        "the decided version itself, origin local); origin: "
         "local, remote, sweep. `agent`: who made the entry's latest write. "
         "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
         "`too_large` (re-subscribe and re-read).",
@@ -596,9 +601,13 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec(
         "stats",
         "The node's counters and gauges: members, store, writer, gossip, repair, transport, "
-        "clients, vectors.",
+        "clients, vectors, and the consensus group as this node sees it.",
         (),
         "a map of sections (see docs/OPERATIONS.md)",
+        notes="`consensus` is null when the group is turned off; {joined: false, leader} "
+        "before this node is in the group; else {role, term, leader, commit, applied, "
+        "last_index, voters, learners, waiting, group: {counters}, ...}, and lag {node: "
+        "entries behind the commit index} when this node leads (see docs/PROTOCOL.md).",
     ),
     OpSpec(
         "analytics",

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from swarmnode.sim.nemesis import SCENARIOS
 from swarmnode.sim.run import RunResult, RunSpec, run
@@ -28,7 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=defaults.rate)
     p.add_argument("--latency", type=float, default=defaults.latency)
     p.add_argument("--ttl-share", type=float, default=defaults.ttl_share)
+    p.add_argument(
+        "--consensus-clients",
+        type=int,
+        default=defaults.consensus_clients,
+        help="clients of the consensus group (cas, linearizable get, claims, conflicts)",
+    )
     p.add_argument("--tick-mode", default=defaults.tick_mode, choices=("interval", "deadline"))
+    p.add_argument(
+        "--history",
+        metavar="FILE",
+        help="write the consensus clients' CAS history (JSONL, for `swarmnode check`); "
+        "with several seeds, FILE gets the seed before its suffix",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the fault log and history")
     return p
 
@@ -58,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seed, args.seed + args.seeds):
         result = run(RunSpec(**{**base, "seed": seed}))
         _report(result, args.verbose)
+        if args.history and result.consensus_history:
+            path = Path(args.history)
+            if args.seeds > 1:
+                path = path.with_name(f"{path.stem}.{seed}{path.suffix}")
+            path.write_text("".join(line + "\n" for line in result.consensus_history))
+            print(f"  history: {path} (swarmnode check {path})")
         failed += not result.ok
     if args.seeds > 1:
         print(f"{args.seeds - failed}/{args.seeds} seeds passed")

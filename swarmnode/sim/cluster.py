@@ -14,6 +14,9 @@ Faults that belong to a node live here:
   so what was committed survives, and builds a new Node on it.
 - clock skew: the node's wall clock (HLC and TTL input) is virtual time plus
   its skew; its monotonic clock (the protocols' timers) is not skewed.
+- the consensus group of every node is watched by Raft's safety oracles
+  (`raftwatch.py`), checked at every step of every node; a broken property
+  is raised at the next invariant check.
 - slowness: every event the node handles occupies it for `service_time`
   virtual seconds; what arrives meanwhile waits in line, as on a loaded host.
   (Idle ticks count as events too, so a slow node's run differs between the
@@ -34,6 +37,7 @@ from typing import Any
 
 from swarmnode.config import Config
 from swarmnode.consensus.group import open_group
+from swarmnode.consensus.raft import Raft
 from swarmnode.consensus.storage import LmdbStorage
 from swarmnode.membership.state import MemberState
 from swarmnode.metrics import Registry
@@ -46,6 +50,7 @@ from swarmnode.service.chain import Service
 from swarmnode.sim.committer import SimCommitter
 from swarmnode.sim.loop import SimLoop
 from swarmnode.sim.network import LinkProfile, Network
+from swarmnode.sim.raftwatch import RaftWatch, is_leader
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.ops import Change, Op, OpResult
 from swarmnode.storage.writer import Committed
@@ -83,6 +88,8 @@ class ClusterConfig:
     # Give every node its vector index, as `swarmnode run` does (off for clusters of
     # hundreds of nodes that test membership only: each index is an LMDB of its own).
     vectors: bool = True
+    # Check Raft's safety properties at every step of every node's consensus group.
+    raft_oracles: bool = True
 
 
 def next_deadline(node: Node) -> float:
@@ -181,6 +188,9 @@ class Cluster:
         self.seed_addrs: list[Address] = []
         self.listeners: list[Callable[[SimNode, Change], None]] = []
         self._next_invariants = 0.0
+        self.raft_watch = (
+            RaftWatch(self.raft_leaders, lambda: self.now) if config.raft_oracles else None
+        )
 
     @property
     def now(self) -> float:
@@ -236,6 +246,8 @@ class Cluster:
             sn.node_id, cfg, sn.path / "raft", rng, self.now, sync=False, map_size=64 << 20
         )
         sn.raft_storage = group[1] if group is not None else None
+        if group is not None and self.raft_watch is not None:
+            group[0].attach(self.raft_watch.observer(sn.node_id))
         committer = SimCommitter(
             store,
             self.loop,
@@ -341,6 +353,8 @@ class Cluster:
         for sn in self.live():
             assert sn.node is not None
             sn.node.membership.assert_invariants()
+        if self.raft_watch is not None:
+            self.raft_watch.check()
 
     def call(self, index: int, fn: Callable[[NodeHost], Any]) -> None:
         """Run `fn(host)` on a node as its own event (a client request, say)."""
@@ -430,6 +444,15 @@ class Cluster:
             self._rearm(sn)
 
     # --- what the oracles read --------------------------------------------------------
+
+    def raft_leaders(self) -> list[tuple[str, Raft]]:
+        """(node id, Raft) of the live nodes whose consensus group leads right now."""
+        out = []
+        for sn in self.live():
+            group = sn.node.consensus if sn.node is not None else None
+            if group is not None and group.raft is not None and is_leader(group.raft):
+                out.append((sn.node_id, group.raft))
+        return out
 
     def views(self) -> dict[str, dict[str, MemberState]]:
         """node id -> (member id -> state) as each live node sees it."""

@@ -11,6 +11,14 @@ The phases, all in virtual time:
    until quiet so the safety oracles can still be checked;
 6. run the oracles.
 
+Raft's safety oracles watch every node's consensus group at every step
+throughout (`raftwatch.py`). With `consensus_clients`, clients of the group
+(cas, linearizable reads, claims, conflicting writes to a consensus
+namespace; `consensus_workload.py`) run beside the workload, and their
+history is judged too: the linearizability checker on the CAS history,
+claims that never overlap with growing fencing tokens, every conflict
+decided everywhere.
+
 A run is a pure function of its `RunSpec`: the same spec (seed included)
 gives the same history and the same final digests, in any process.
 """
@@ -28,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from swarmnode.config import Config
+from swarmnode.consensus.oracles import SafetyViolation
 from swarmnode.membership.suspicion import suspicion_bounds
 from swarmnode.node import SyncReport
 from swarmnode.sim import oracles
 from swarmnode.sim.cluster import Cluster, ClusterConfig
+from swarmnode.sim.consensus_workload import ConsensusWorkload, ConsensusWorkloadConfig
 from swarmnode.sim.nemesis import Nemesis, NemesisConfig, scenario_kinds
 from swarmnode.sim.network import Latency, LinkProfile, NetStats
 from swarmnode.sim.workload import History, Workload, WorkloadConfig
@@ -59,6 +69,9 @@ class RunSpec:
     # to `grace` and, after the first checks, waits until everything dead has
     # been collected and checks again: expiry, sweeping and collection are judged.
     ttl_share: float = 0.0
+    # Clients of the consensus group (cas, linearizable get, claim/renew/release, puts to a
+    # consensus namespace); 0: none.
+    consensus_clients: int = 0
 
     def command(self) -> str:
         parts = [
@@ -76,6 +89,7 @@ class RunSpec:
             ("latency", "--latency"),
             ("tick_mode", "--tick-mode"),
             ("ttl_share", "--ttl-share"),
+            ("consensus_clients", "--consensus-clients"),
         ):
             value = getattr(self, name)
             if value != getattr(defaults, name):
@@ -100,6 +114,10 @@ class RunResult:
     wall_seconds: float = 0.0
     events: int = 0
     forced_syncs: int = 0
+    consensus: dict[str, int] = field(default_factory=dict)
+    """What the consensus clients did and how much was checked (empty without them)."""
+    consensus_history: list[str] = field(default_factory=list)
+    """The CAS history in the checker's JSONL format (`swarmnode check` reads it)."""
 
     @property
     def ok(self) -> bool:
@@ -110,6 +128,8 @@ class RunResult:
         h = hashlib.sha256()
         for line in self.history.lines():
             h.update(line.encode() + b"\n")
+        for line in self.consensus_history:
+            h.update(line.encode() + b"\n")
         for index, per_ns in sorted(self.digests.items()):
             h.update(f"{index} {sorted(per_ns.items())}\n".encode())
         return h.hexdigest()
@@ -118,9 +138,17 @@ class RunResult:
         acked = len(self.history.acked())
         verdict = "PASS" if self.ok else "FAIL"
         conv = "never" if self.converge_after_heal is None else f"{self.converge_after_heal:.2f}s"
+        c = self.consensus
+        group = (
+            f", consensus: {c.get('cas', 0)} cas ({c.get('cas_ok', 0)} ok), "
+            f"{c.get('read', 0)} linearizable reads, {c.get('granted', 0)} claims granted, "
+            f"{c.get('checked_ops', 0)} operations checked linearizable"
+            if c
+            else ""
+        )
         return (
             f"{verdict} {self.spec.scenario} seed={self.spec.seed} nodes={self.spec.nodes}: "
-            f"{len(self.history.ops)} ops ({acked} acked), converged {conv} after heal, "
+            f"{len(self.history.ops)} ops ({acked} acked){group}, converged {conv} after heal, "
             f"{self.net.messages} messages, {self.virtual_seconds:.1f}s virtual in "
             f"{self.wall_seconds:.1f}s wall"
             + ("" if self.ok else f"; {len(self.violations)} violation(s)")
@@ -201,6 +229,8 @@ def run(
     result = RunResult(spec)
     try:
         _run_phases(spec, cluster, result, workload, nemesis)
+    except SafetyViolation as exc:
+        result.violations.append(f"Raft safety: {exc}")
     except Exception:
         result.violations.append("exception in the simulation:\n" + traceback.format_exc())
     finally:
@@ -239,6 +269,14 @@ def _run_phases(
     )
     start, end = cluster.now, cluster.now + spec.duration
     workload.schedule(start, end)
+    group_clients = None
+    if spec.consensus_clients > 0:
+        group_clients = ConsensusWorkload(
+            cluster,
+            ConsensusWorkloadConfig(clients=spec.consensus_clients),
+            random.Random(f"{spec.seed}/consensus"),
+        )
+        group_clients.schedule(start, end)
     nemesis.schedule(start, end)
     cluster.run_until(end)
     nemesis.stop()
@@ -268,6 +306,10 @@ def _run_phases(
     result.violations.extend(oracles.check_replicas(cluster))
     result.violations.extend(oracles.check_history(cluster, workload.history, wl_config.ns))
     result.violations.extend(f"t={at:.3f}: {what}" for at, what in workload.violations)
+    if group_clients is not None:
+        _judge_consensus(cluster, group_clients, result, bound)
+    if cluster.raft_watch is not None:
+        cluster.raft_watch.check()
     if spec.ttl_share > 0 and not result.violations:
         # Everything dead is collectable once the grace has passed after the
         # last expiry; sweep it away everywhere, then judge again.
@@ -281,6 +323,22 @@ def _run_phases(
         sn.index: {ns: root.hex() for ns, root in oracles.roots(sn).items()}
         for sn in cluster.live()
     }
+
+
+def _judge_consensus(
+    cluster: Cluster, clients: ConsensusWorkload, result: RunResult, bound: float
+) -> None:
+    """Wait (bounded) for every conflict to be decided everywhere, then judge the clients'
+    history: claims, decisions, and the linearizability checker on the CAS history."""
+    start = cluster.now
+    while clients.undecided() and cluster.now - start < bound:
+        cluster.run_for(SETTLE_STEP)
+    result.violations.extend(clients.violations)
+    result.violations.extend(clients.check_decided())
+    result.violations.extend(clients.check())
+    result.consensus = dict(clients.counts)
+    result.consensus["claim_holds"] = clients.claims.grants
+    result.consensus_history = clients.history.lines()
 
 
 SETTLE_STEP = 0.1

@@ -297,6 +297,22 @@ def test_status_members_and_sync_on_a_lone_node(sn, shared_node: NodeProcess) ->
     assert ok_json(sn("ping", "--json"))["node_id"] == shared_node.node_id
 
 
+def test_status_shows_the_consensus_group_a_lone_node_leads(sn, shared_node: NodeProcess) -> None:
+    deadline = time.monotonic() + 60.0
+    while (ok_json(sn("status", "--json"))["consensus"] or {}).get("role") != "leader":
+        assert time.monotonic() < deadline, "a lone node forms its own group"
+        time.sleep(0.05)
+    group = ok_json(sn("status", "--json"))["consensus"]
+    lines = ok(sn("status")).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("consensus   "))
+    me = shared_node.node_id
+    assert lines[at].startswith(
+        f"consensus   leader, term {group['term']}, leader {me} (this node)"
+    )
+    assert ", commit " in lines[at] and ", applied " in lines[at]
+    assert lines[at + 1].split() == ["voters", me]
+
+
 def test_watch_streams_changes_until_interrupted(shared_node: NodeProcess) -> None:
     cmd = [*swarmnode_command(), "watch", "--ns", "watched", "--json"]
     cmd += ["--socket", str(shared_node.socket)]

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nodeproc import run_cli
+
 from swarmnode.check import check_file
 from swarmnode.errors import NotFound, SwarmError, Unavailable
 
@@ -209,3 +211,32 @@ def test_concurrent_writes_in_a_consensus_namespace_are_decided_once_everywhere(
     # decision merged into one sibling set; none is lost from sight).
     assert rejected | {view["value"]} <= written
     assert all(r["writer"] for r in view["rejected"])
+
+
+def test_status_shows_the_group_its_voters_and_each_followers_lag(make_cluster) -> None:
+    cluster = make_cluster(3)
+    group_formed(cluster, voters=3)
+    ids = sorted(n.node_id for n in cluster.nodes)
+    [lead] = [i for i in cluster.indexes() if cluster.stats(i)["consensus"]["role"] == "leader"]
+    follower = (lead + 1) % 3
+    leader_id = cluster.nodes[lead].node_id
+
+    def status(i: int) -> list[str]:
+        done = run_cli("status", socket_path=cluster.nodes[i].socket)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        at = next(n for n, line in enumerate(lines) if line.startswith("consensus   "))
+        return lines[at : at + 3]
+
+    head, voters, lag = status(lead)
+    assert head.startswith("consensus   leader, term ")
+    assert f"leader {leader_id} (this node)" in head
+    assert voters.strip() == "voters " + ", ".join(ids)
+    followers = sorted(set(ids) - {leader_id})
+    assert lag.strip().startswith("lag ") and lag.endswith(" entries")
+    behind = [part.split() for part in lag.strip()[4 : -len(" entries")].split(", ")]
+    assert [node for node, _ in behind] == followers
+    assert all(int(entries) >= 0 for _, entries in behind)
+    head, _, after = status(follower)
+    assert head.startswith("consensus   follower, ") and f"leader {leader_id}," in head
+    assert not after.strip().startswith("lag"), "only the leader knows its followers' lag"

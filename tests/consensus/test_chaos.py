@@ -1,7 +1,8 @@
 """Randomized fault runs, 50 seeds: crashes, partitions, isolation, flapping links, loss
 and duplication, with clients claiming keys, moving CAS counters, reading through
 ReadIndex and deciding conflicts. Raft's safety properties and the clients' histories are
-checked after every step (see `swarmnode/consensus/chaos.py`); longer sweeps are in
+checked after every step, and the CAS history by the linearizability checker at the end
+(see `swarmnode/consensus/chaos.py`); longer sweeps are in
 `simulations/raft_chaos.py`. A failing seed prints the command that replays it."""
 
 from __future__ import annotations
@@ -31,3 +32,4 @@ def test_safety_holds_and_the_group_converges_under_random_faults(seed, options)
     schedule = "\n".join(result.faults)
     assert result.ok, f"{result.error}\nreplay: {result.replay(options)}\nfaults:\n{schedule}"
     assert result.counts.get("proposed", 0) > 0 and result.counts.get("reads", 0) > 0
+    assert result.counts.get("checked_ops", 0) > 0, "the CAS history went through the checker"

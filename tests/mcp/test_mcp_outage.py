@@ -15,7 +15,7 @@ def test_unreachable_node_is_a_tool_error_and_the_server_reconnects_when_it_is_b
     data_dir, socket = short_tmp / "data", short_tmp / "node.sock"
     with McpSession(socket) as mcp:
         # No node yet: the server starts anyway and lists its tools.
-        assert len(mcp.list_tools()) == 13
+        assert len(mcp.list_tools()) == 15
         code, message = mcp.error("memory_store", {"key": "k", "value": "v"})
         assert code == "unavailable"
         assert str(socket) in message and "swarmnode run" in message

@@ -28,6 +28,8 @@ TOOL_NAMES = {
     "memory_persist",
     "memory_namespace",
     "memory_analytics",
+    "memory_cas",
+    "memory_claim",
 }
 
 

@@ -46,7 +46,9 @@ def test_a_run_replays_in_processes_with_other_hash_seeds():
 
 
 def test_the_replay_command_parses_back_into_the_same_run():
-    spec = RunSpec(scenario="partition", seed=1234, nodes=10, profile="lan", rate=5.0)
+    spec = RunSpec(
+        scenario="partition", seed=1234, nodes=10, profile="lan", rate=5.0, consensus_clients=3
+    )
     command = spec.command()
     assert command.startswith("python -m swarmnode.sim --scenario partition --seed 1234 --nodes 10")
     args = vars(_parser().parse_args(shlex.split(command)[3:]))
