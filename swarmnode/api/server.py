@@ -711,10 +711,14 @@ class _Connection:
         await self._send(self._error_frame(request_id, code, message))
 
     async def _send(self, frame: bytes) -> None:
-        if self._writer.is_closing():
+        writer = self._writer
+        if writer.is_closing():
             raise ConnectionResetError("connection is closing")
-        self._writer.write(frame)
-        await self._writer.drain()
+        writer.write(frame)
+        # Nothing left buffered: the frame went out whole, so the transport is far below
+        # its high-water mark and drain() would return at once (three coroutine frames).
+        if writer.transport.get_write_buffer_size():
+            await writer.drain()
 
 
 async def _ready(value: Any) -> Any:
