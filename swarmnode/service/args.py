@@ -92,6 +92,9 @@ def _type_name(kind: str) -> str:
     }.get(kind, kind)
 
 
+_ABSENT = object()
+
+
 def _where(op: str, arg: Arg) -> str:
     """The argument an error is about; formatted only when one is raised."""
     return f"{op}: {arg.name!r}"
@@ -161,19 +164,20 @@ def check_args(
     """
     if not isinstance(args, dict):
         raise BadRequest(f"{spec.name}: args must be a map")
-    unknown = [name for name in args if name not in spec.arg_names]
-    if unknown:
+    if not spec.arg_names.issuperset(args):
+        unknown = [name for name in args if name not in spec.arg_names]
         shown = ", ".join(brief(u, 32) if not isinstance(u, str) else u[:32] for u in unknown[:5])
         takes = ", ".join(a.name for a in spec.args) or "no arguments"
         raise BadRequest(f"{spec.name}: unknown argument(s) {shown}; it takes {takes}")
     out: dict[str, Any] = {}
     for arg in spec.args:
-        present = arg.name in args and (args[arg.name] is not None or arg.kind == "value")
-        if not present:
+        name = arg.name
+        value = args.get(name, _ABSENT)
+        if value is _ABSENT or (value is None and arg.kind != "value"):
             if arg.required:
-                raise BadRequest(f"{spec.name}: missing argument {arg.name!r}")
+                raise BadRequest(f"{spec.name}: missing argument {name!r}")
             if arg.default is not None:
-                out[arg.name] = arg.default
+                out[name] = arg.default
             continue
-        out[arg.name] = _check_one(spec.name, arg, args[arg.name], catalog, visible)
+        out[name] = _check_one(spec.name, arg, value, catalog, visible)
     return out
