@@ -89,13 +89,16 @@ def raw_lmdb_puts(directory: Path, puts: int, batch: int) -> float:
 class NodeUnderTest:
     """A `swarmnode run` process with its own data directory, fsync on."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, code: Path | None = None) -> None:
+        """`code`: run the node from that source tree (PYTHONPATH) instead of this one."""
         self.base = Path(tempfile.mkdtemp(prefix="node-", dir=directory))
         script = Path(sys.executable).parent / "swarmnode"
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "swarmnode.cli"]
         cmd += ["run", "--data-dir", str(self.base / "data"), "--bind", "127.0.0.1:0"]
         cmd += ["--log-level", "warning"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWARMNODE_")}
+        if code is not None:
+            env.update(PYTHONPATH=str(code.resolve()), PYTHONDONTWRITEBYTECODE="1")
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
         )

@@ -176,6 +176,24 @@ class _Histogram:
         self.total += value
         self.max = max(self.max, value)
 
+    @classmethod
+    def like(cls, other: _Histogram) -> _Histogram:
+        """An empty histogram of `other`'s scale."""
+        h = cls.__new__(cls)
+        h.counts = array("I", bytes(4 * len(other.counts)))
+        h.count, h.total, h.max = 0, 0.0, 0.0
+        return h
+
+    def absorb(self, other: _Histogram) -> None:
+        """Add `other` (same scale) into this one."""
+        counts = self.counts
+        for i, n in enumerate(other.counts):
+            if n:
+                counts[i] += n
+        self.count += other.count
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
 
 class _Merged:
     """Histograms of several buckets added up, and what is reported of them."""
@@ -249,8 +267,13 @@ class _Ring:
         self.bucket_s = bucket_s
         self.slots: list[_Bucket | None] = [None] * slots
         self.head = -1
+        self.current: _Bucket | None = None
+        """The head bucket, and the span of `now` it takes (`start` <= now < `until`)."""
+        self.start = self.until = 0.0
 
     def bucket(self, now: float) -> _Bucket:
+        if self.start <= now < self.until:
+            return self.current  # type: ignore[return-value]
         # A clock never goes back, but if a caller's does, its observation lands in the
         # newest bucket rather than resurrecting a reused slot.
         index = max(int(now // self.bucket_s), self.head)
@@ -259,6 +282,8 @@ class _Ring:
         b = self.slots[slot]
         if b is None or b.index != index:
             b = self.slots[slot] = _Bucket(index)
+        self.current = b
+        self.start, self.until = index * self.bucket_s, (index + 1) * self.bucket_s
         return b
 
     def window(self, now: float, seconds: float) -> tuple[list[_Bucket], float]:
@@ -267,6 +292,30 @@ class _Ring:
         first = current - round(seconds / self.bucket_s)
         found = [b for b in self.slots if b is not None and first <= b.index <= current]
         return found, first * self.bucket_s
+
+
+def _merge(into: _Bucket, b: _Bucket, max_namespaces: int) -> None:
+    """Add bucket `b` into `into` (namespaces past `max_namespaces` in `into` count as
+    "(other)", as when recorded)."""
+    for ns, kinds in b.ops.items():
+        space = ns if ns in into.ops or len(into.ops) < max_namespaces else OTHER
+        _add_counts(into.ops.setdefault(space, {}), kinds)
+    _add_counts(into.errors, b.errors)
+    _add_counts(into.op_errors, b.op_errors)
+    for ns, (hits, misses) in b.reads.items():
+        r = into.reads.setdefault(ns if ns in into.ops else OTHER, [0, 0])
+        r[0] += hits
+        r[1] += misses
+    for kind, h in b.latency.items():
+        mine = into.latency.get(kind)
+        if mine is None:
+            mine = into.latency[kind] = _Histogram.like(h)
+        mine.absorb(h)
+    if b.lag is not None:
+        if into.lag is None:
+            into.lag = _Histogram.like(b.lag)
+        into.lag.absorb(b.lag)
+    _add_counts(into.traffic, b.traffic)
 
 
 class Analytics:
@@ -297,34 +346,44 @@ class Analytics:
         hit: bool | None = None,
     ) -> None:
         """One finished request: its op, namespace, latency, error code and read outcome."""
-        kind = self._kind(op)
+        kind = op if op in self._kinds else self._kind(op)
         code = self._kind(error) if error is not None else None
-        index = self.config.latency.index(seconds)
-        for ring in self._rings:
-            b = ring.bucket(now)
+        b = self._bucket(now)
+        per_ns = b.ops.get(ns)
+        if per_ns is None:
             space = self._namespace(b, ns)
             per_ns = b.ops.setdefault(space, {})
-            per_ns[kind] = per_ns.get(kind, 0) + 1
-            hist = b.latency.get(kind)
-            if hist is None:
-                hist = b.latency[kind] = _Histogram(self.config.latency)
-            hist.add(index, seconds)
-            if code is not None:
-                b.errors[code] = b.errors.get(code, 0) + 1
-                b.op_errors[kind] = b.op_errors.get(kind, 0) + 1
-            if hit is not None:
-                reads = b.reads.setdefault(space, [0, 0])
-                reads[0 if hit else 1] += 1
+        else:
+            space = ns
+        per_ns[kind] = per_ns.get(kind, 0) + 1
+        hist = b.latency.get(kind)
+        if hist is None:
+            hist = b.latency[kind] = _Histogram(self.config.latency)
+        hist.add(self.config.latency.index(seconds), seconds)
+        if code is not None:
+            b.errors[code] = b.errors.get(code, 0) + 1
+            b.op_errors[kind] = b.op_errors.get(kind, 0) + 1
+        if hit is not None:
+            reads = b.reads.setdefault(space, [0, 0])
+            reads[0 if hit else 1] += 1
+
+    def count(self, now: float, op: str, ns: str) -> None:
+        """One finished request counted under its op and `ns` alone, without its latency,
+        error or read outcome: for a view that reports only counts (operations per agent)."""
+        kind = op if op in self._kinds else self._kind(op)
+        b = self._bucket(now)
+        per_ns = b.ops.get(ns)
+        if per_ns is None:
+            per_ns = b.ops.setdefault(self._namespace(b, ns), {})
+        per_ns[kind] = per_ns.get(kind, 0) + 1
 
     def record_lag(self, now: float, seconds: float) -> None:
         """A replicated change committed here `seconds` after its writer made it."""
         seconds = max(0.0, seconds)
-        index = self.config.lag.index(seconds)
-        for ring in self._rings:
-            b = ring.bucket(now)
-            if b.lag is None:
-                b.lag = _Histogram(self.config.lag)
-            b.lag.add(index, seconds)
+        b = self._bucket(now)
+        if b.lag is None:
+            b.lag = _Histogram(self.config.lag)
+        b.lag.add(self.config.lag.index(seconds), seconds)
 
     def maybe_sample(self, now: float, read: Callable[[], Mapping[str, float]]) -> None:
         """`sample(now, read())` if `sample_interval` has passed since the last one."""
@@ -342,17 +401,34 @@ class Analytics:
         self._sampled_at = now
         if previous is None:
             return
-        buckets = [ring.bucket(now) for ring in self._rings]
+        b = self._bucket(now)
         for name, value in counters.items():
             grown = value - previous.get(name, 0)
             if grown < 0:
                 grown = value
             if not grown:
                 continue
-            for b in buckets:
-                b.traffic[name] = b.traffic.get(name, 0) + grown
+            b.traffic[name] = b.traffic.get(name, 0) + grown
             if name == "repair.rounds_ok":
                 self._repaired_at = now
+
+    def _bucket(self, now: float) -> _Bucket:
+        """The fine ring's bucket for `now`: observations land there only. A fine bucket
+        is added into its coarse bucket once, when the fine ring moves past it, so every
+        observation counts in both rings at half the cost of writing it twice."""
+        fine = self._rings[0]
+        if fine.start <= now < fine.until:
+            return fine.current  # type: ignore[return-value]
+        previous = fine.current
+        b = fine.bucket(now)
+        if previous is not None and previous is not b:
+            self._fold(previous)
+        return b
+
+    def _fold(self, fine: _Bucket) -> None:
+        """Add a finished fine bucket into the coarse bucket that holds its span."""
+        coarse = self._rings[1].bucket(fine.index * self.config.fine_bucket_s)
+        _merge(coarse, fine, self.config.max_namespaces)
 
     def _kind(self, name: str) -> str:
         if name in self._kinds:  # only valid names get in, so known ones skip the regex
@@ -381,8 +457,13 @@ class Analytics:
         span = TIMEFRAMES.get(timeframe)
         if span is None:
             raise BadRequest(f"timeframe must be one of {', '.join(TIMEFRAMES)}, not {timeframe!r}")
-        ring = self._rings[0] if span <= self.config.fine_span_s else self._rings[1]
+        fine = span <= self.config.fine_span_s
+        ring = self._rings[0] if fine else self._rings[1]
         buckets, start = ring.window(now, span)
+        head = self._rings[0].current
+        # The fine bucket under way is added into its coarse bucket only when done.
+        if not fine and head is not None and head.index * self.config.fine_bucket_s >= start:
+            buckets.append(head)
         by_kind: dict[str, int] = {}
         by_ns: dict[str, dict[str, int]] = {}
         errors: dict[str, int] = {}

@@ -1,11 +1,12 @@
 """Operations per agent, over the same windows as `analytics`.
 
-The `activity` step (right after `authorise`) records every request under the
+The `activity` step (right after `authorise`) counts every request under the
 agent it speaks for (`-`: none), in an `Analytics` of its own whose
 "namespace" slot holds the agent: the same bounded buckets and windows, so a
-week of traffic costs the same bounded memory. `analytics` answers gain an
-`agents` section: `{agent: {op: count}}` for the administrator, only the
-caller's own line for an agent.
+week of traffic costs the same bounded memory. Only counts are reported per
+agent, so only counts are kept (no latency histograms: `measure` has those).
+`analytics` answers gain an `agents` section: `{agent: {op: count}}` for the
+administrator, only the caller's own line for an agent.
 """
 
 from __future__ import annotations
@@ -30,15 +31,13 @@ class Activity:
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         agent = req.notes.get("agent") or NO_AGENT
-        started = self.clock()
         try:
             result = await nxt(req)
-        except SwarmError as exc:
-            now = self.clock()
-            self.analytics.record(now, req.op, agent, now - started, error=exc.code)
+        except SwarmError:
+            self.analytics.count(self.clock(), req.op, agent)
             raise
         now = self.clock()
-        self.analytics.record(now, req.op, agent, now - started)
+        self.analytics.count(now, req.op, agent)
         if req.op == "analytics" and isinstance(result, dict):
             result["agents"] = self.by_agent(now, req.args["timeframe"], req.notes.get("principal"))
         return result

@@ -46,6 +46,7 @@ SIZED_OPS = frozenset({"put", "incr", "sadd"})
 
 class QuotaCheck:
     name = "quota"
+    ops = SIZED_OPS
 
     def __init__(self, node: NodeServices) -> None:
         self.node = node

@@ -136,6 +136,7 @@ class Reads:
     `archive_after` only), so an entry in use is never archived."""
 
     name = "reads"
+    ops = READ_OPS
 
     def __init__(self, node: NodeServices, archiver: Archiver) -> None:
         self.node = node
@@ -143,11 +144,14 @@ class Reads:
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         result = await nxt(req)
-        if req.op in READ_OPS and isinstance(result, dict):
+        if isinstance(result, dict):
             catalog = self.node.store.catalog
             if req.op in ("get", "smembers"):
-                hits = [(result["ns"], result["key"])]
-            elif req.op == "vsearch":
+                ns = result["ns"]
+                if catalog.namespace(ns).archive_after:
+                    self.archiver.note_read(ns, result["key"])
+                return result
+            if req.op == "vsearch":
                 hits = [(result["ns"], item["key"]) for item in result.get("items", ())]
             else:
                 hits = [(item["ns"], item["key"]) for item in result.get("items", ())]

@@ -25,9 +25,12 @@ its keys, how to call the node, and how its outcome is written down:
 `bad_request` "unknown operation" does not offer them, and they are left out.
 
 Outcomes: a reply is `ok`; an error reply from the node is `fail` (the node
-refused it); a request that never left (the connect failed) is `fail`; a
-timeout or a connection lost after sending is `info` for an operation that
-writes, `fail` for a read (a read has no effect either way). After an `info`
+refused it), except `unavailable` for an operation that writes, which is
+`info`: the consensus group answers it when a command was not settled in
+time, and such a command may still take effect (the one-hour soak saw a `cas`
+answered `unavailable` and applied). A request that never left (the connect
+failed) is `fail`; a timeout or a connection lost after sending is `info` for
+an operation that writes, `fail` for a read (a read has no effect either way). After an `info`
 the client goes on under a fresh process number and backs off a little.
 """
 
@@ -56,7 +59,6 @@ CLAIM_LEASE = 2.0
 """Seconds a claim lasts; the claims oracle judges grants against it."""
 READ_ONLY = frozenset({"get", "read", "vsearch", "smembers"})
 _LOCAL_FAILURES = ("cannot reach swarmnode",)
-_UNKNOWN_OUTCOMES = ("connection to swarmnode", "no reply from swarmnode")
 
 
 @dataclass
@@ -104,9 +106,7 @@ def classify_error(exc: SwarmError, writes: bool) -> str:
         text = exc.message
         if text.startswith(_LOCAL_FAILURES):
             return FAIL
-        if text.startswith(_UNKNOWN_OUTCOMES):
-            return INFO if writes else FAIL
-        return FAIL
+        return INFO if writes else FAIL
     if exc.code == "internal":
         return INFO if writes else FAIL
     return FAIL
@@ -258,8 +258,10 @@ class Workload:
             known[key] = result.get("value") if result.get("exists") else None
             return FAIL
         self.history.complete(op, OK, value_out, detail=detail)
-        if f in ("get", "put", "read", "cas") and key is not None:
+        if f in ("get", "put", "read") and key is not None:
             known[key] = value_out
+        if f == "cas":
+            known[key] = value_out[1]
         if f == "vput":
             with self._lock:
                 self._vectors.append((key, op.detail["vector"]))

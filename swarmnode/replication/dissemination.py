@@ -22,11 +22,13 @@ traffic, not N.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
 from dataclasses import dataclass
 from itertools import count
+from operator import attrgetter
 from typing import Any
 
 from swarmnode.errors import DecodeError
@@ -100,7 +102,11 @@ class Dissemination:
     ) -> None:
         self.config = config
         self._rng = rng
-        self._items: list[_Item] = []
+        self._tiers: list[list[_Item]] = []
+        """Queued deltas by how often they were sent (tier t: sent t times), each tier in
+        queueing order, so the next to send (least sent, newest first) and the next to drop
+        (most sent, oldest first) are found without sorting the queue."""
+        self._count = 0
         self._groups: dict[tuple[Address, ...], list[_Item]] = {}
         """Deltas for some peers only (a sharded namespace's partition owners), by group."""
         self._grouped = 0
@@ -158,7 +164,7 @@ class Dissemination:
         }
 
     def pending(self) -> int:
-        return len(self._items) + self._grouped
+        return self._count + self._grouped
 
     def enqueue(
         self, ns: str, key: str, payload: bytes, group: tuple[Address, ...] | None = None
@@ -176,17 +182,26 @@ class Dissemination:
                 if self._grouped > self.config.max_queue:
                     self._trim_groups()
             return
-        self._items.append(_Item(next(self._seq), ns, key, payload))
+        if not self._tiers:
+            self._tiers.append([])
+        self._tiers[0].append(_Item(next(self._seq), ns, key, payload))
+        self._count += 1
         self._fresh = True
         self._queued.inc()
-        if len(self._items) > self.config.max_queue:
-            # Trim to 90% at once, so a full queue costs one sort per tenth of
-            # its size in enqueues rather than one per enqueue.
+        if self._count > self.config.max_queue:
+            # Trim to 90% at once, dropping the most transmitted, oldest first.
             bound = self.config.max_queue
-            keep = max(0, bound - max(1, bound // 10))
-            self._items.sort(key=lambda it: (it.transmits, -it.seq))
-            self._dropped.inc(len(self._items) - keep)
-            del self._items[keep:]
+            self._drop(self._count - max(0, bound - max(1, bound // 10)))
+
+    def _drop(self, n: int) -> None:
+        self._dropped.inc(n)
+        self._count -= n
+        for tier in reversed(self._tiers):
+            gone = min(n, len(tier))
+            del tier[:gone]
+            n -= gone
+            if not n:
+                break
 
     def _trim_groups(self) -> None:
         """Keep 90% of the grouped deltas, the least transmitted (as for the main queue)."""
@@ -206,28 +221,30 @@ class Dissemination:
         return self.config.retransmit_mult * max(1, math.ceil(math.log10(n_members + 1)))
 
     def next_deadline(self) -> float | None:
-        if not self._items and not self._grouped:
+        if not self._count and not self._grouped:
             return None
         return 0.0 if self._fresh else self._next_round
 
     def tick(self, now: float, peers: list[Address]) -> Output:
         """Send a round if one is due, or at once if fresh deltas wait (eager push)."""
         out = Output()
-        if not (self._items and peers) and not self._grouped:
+        if not (self._count and peers) and not self._grouped:
             return out
         if not self._fresh and now < self._next_round:
             return out
         self._fresh = False
         self._next_round = now + self.config.interval
-        if self._items and peers:
+        if self._count and peers:
             limit = self.limit(len(peers) + 1)
             targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
             for peer in targets:
-                msg = self._message(self._items, limit)
+                msg = self._message(limit)
                 if msg is None:
                     break
                 out.send.append((peer, msg))
-            self._items = [it for it in self._items if it.transmits < limit]
+            for tier in self._tiers[limit:]:
+                self._count -= len(tier)
+            del self._tiers[limit:]
         if self._grouped:
             self._group_round(out)
         return out
@@ -238,7 +255,7 @@ class Dissemination:
             items = self._groups[group]
             limit = self.limit(len(group) + 1)
             for peer in self._rng.sample(group, min(self.config.fanout, len(group))):
-                msg = self._message(items, limit)
+                msg = self._group_message(items, limit)
                 if msg is None:
                     break
                 out.send.append((peer, msg))
@@ -249,8 +266,9 @@ class Dissemination:
             else:
                 del self._groups[group]
 
-    def _message(self, items: list[_Item], limit: int) -> Message | None:
-        # Least transmitted first, newest first among equals (memberlist's order).
+    def _group_message(self, items: list[_Item], limit: int) -> Message | None:
+        """A message of a group's deltas, least transmitted first, newest first among equals
+        (a group's queue is short: a partition's owners, not the whole cluster)."""
         candidates = heapq.nsmallest(
             256,
             (it for it in items if it.transmits < limit),
@@ -274,6 +292,51 @@ class Dissemination:
         self._bytes.inc(used)
         return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
 
+    def _message(self, limit: int) -> Message | None:
+        # Least transmitted first, newest first among equals (memberlist's order),
+        # among the first 256 in that order.
+        candidates: list[_Item] = []
+        for tier in self._tiers[:limit]:
+            candidates.extend(tier[: len(candidates) - 257 : -1])
+            if len(candidates) >= 256:
+                break
+        chosen: list[_Item] = []
+        used = 0
+        for it in candidates:
+            if chosen and used + it.size > self.config.max_message_bytes:
+                continue
+            chosen.append(it)
+            used += it.size
+            if used >= self.config.max_message_bytes:
+                break
+        if not chosen:
+            return None
+        self._promote(chosen)
+        self._sent.inc(len(chosen))
+        self._messages.inc()
+        self._bytes.inc(used)
+        return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
+
+    def _promote(self, chosen: list[_Item]) -> None:
+        """Move the chosen items up one tier each (they were just sent once more)."""
+        by_tier: dict[int, set[int]] = {}
+        for it in chosen:
+            by_tier.setdefault(it.transmits, set()).add(id(it))
+        for t, ids in by_tier.items():
+            tier = self._tiers[t]
+            # The chosen are among the newest of their tier: only its tail is rebuilt.
+            start = len(tier)
+            found = 0
+            while found < len(ids):
+                start -= 1
+                found += id(tier[start]) in ids
+            tier[start:] = [it for it in tier[start:] if id(it) not in ids]
+        for it in chosen:
+            it.transmits += 1
+            if it.transmits == len(self._tiers):
+                self._tiers.append([])
+            bisect.insort(self._tiers[it.transmits], it, key=_by_seq)
+
     def receive(self, msg: Message) -> list[tuple[str, str, bytes]]:
         """The deltas a gossip message carries; DecodeError if it is malformed."""
         items = msg.get("ds")
@@ -289,6 +352,9 @@ class Dissemination:
             out.append((ns, key, payload))
         self._received.inc(len(out))
         return out
+
+
+_by_seq = attrgetter("seq")
 
 
 def is_dissemination(msg: dict[str, Any]) -> bool:

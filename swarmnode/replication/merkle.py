@@ -28,6 +28,12 @@ small tree has few leaves to add up). Once it holds more than
 `SPARSE_MAX_LEAVES` non-empty leaves it turns into the full arrays for good;
 either form answers every question identically (`tests/replication`).
 
+Writes to a full tree are held per leaf (a dict of leaf -> XOR and count changes)
+and folded into the arrays, leaves and then only the interior nodes above them,
+when the tree is next read or `PENDING_MAX_LEAVES` leaves have changes held: a write
+is a dict update instead of a scalar numpy operation on every level, and a burst of
+writes pays one vectorised fold.
+
 Storage ordering. The storage layer keeps an index ordered by
 (namespace, leaf index as LEAF_INDEX_BYTES big-endian bytes, key as UTF-8) -> digest;
 `index_key(key)` is the part after the namespace prefix (the prefix must be of
@@ -59,6 +65,9 @@ EMPTY_HASH = bytes(HASH_BYTES)
 _LEAF_PERSON = b"swarmnode-leaf"
 _ENTRY_PERSON = b"swarmnode-entry"
 SPARSE_MAX_LEAVES = 2048
+PENDING_MAX_LEAVES = 1024
+"""A full tree folds its held writes in once they touch this many leaves, even unread: the
+memory they hold and the pause of one fold stay small (a fold costs a few µs a leaf)."""
 """Non-empty leaves a tree keeps as a dict before it allocates its full arrays (about
 0.3 MB of dict against 1.4 MB of arrays at the default shape)."""
 _HASH_DTYPE = np.dtype("<u8")
@@ -123,7 +132,16 @@ class MerkleTree:
     then full arrays; see the module docstring.
     """
 
-    __slots__ = ("_counts", "_hashes", "_leaves", "_shift", "depth", "fanout", "leaf_bits")
+    __slots__ = (
+        "_counts",
+        "_hashes",
+        "_leaves",
+        "_pending",
+        "_shift",
+        "depth",
+        "fanout",
+        "leaf_bits",
+    )
 
     def __init__(self, fanout: int = DEFAULT_FANOUT, depth: int = DEFAULT_DEPTH) -> None:
         self.leaf_bits = leaf_bits(fanout, depth)
@@ -134,6 +152,8 @@ class MerkleTree:
         """Sparse form: leaf -> [hash as a 128-bit int, count]; None once full."""
         self._hashes: list[np.ndarray] = []
         self._counts: list[np.ndarray] = []
+        self._pending: dict[int, list[int]] = {}
+        """Full form: leaf -> [XOR of contributions, count change] not yet in the arrays."""
 
     @classmethod
     def build(
@@ -237,18 +257,37 @@ class MerkleTree:
             elif len(sparse) > SPARSE_MAX_LEAVES:
                 self._densify()
             return
-        lo, hi = np.uint64(delta & _WORD), np.uint64(delta >> 64)
-        if old is not None and self._counts[self.depth][index] == 0:
-            raise ValueError(f"{key!r} is not in its leaf: `old` is not what the tree saw")
-        for lv in range(self.depth, -1, -1):
-            hashes = self._hashes[lv]
-            hashes[index, 0] ^= lo
-            hashes[index, 1] ^= hi
-            if old is None:
-                self._counts[lv][index] += 1
-            elif new is None:
-                self._counts[lv][index] -= 1
-            index >>= self._shift
+        node = self._pending.get(index)
+        if old is not None:
+            held = int(self._counts[self.depth][index]) + (node[1] if node is not None else 0)
+            if held == 0:
+                raise ValueError(f"{key!r} is not in its leaf: `old` is not what the tree saw")
+        if node is None:
+            node = self._pending[index] = [0, 0]
+        node[0] ^= delta
+        node[1] += 1 if old is None else -1 if new is None else 0
+        if len(self._pending) >= PENDING_MAX_LEAVES:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Fold the held writes into the arrays: their leaves, then the nodes above them."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        n = len(pending)
+        leaves = np.fromiter(pending, dtype=np.int64, count=n)
+        words = np.array([(h & _WORD, h >> 64) for h, _ in pending.values()], dtype=_HASH_DTYPE)
+        changes = np.fromiter((c for _, c in pending.values()), dtype=np.int64, count=n)
+        depth, fanout = self.depth, self.fanout
+        self._hashes[depth][leaves] ^= words.reshape(n, 2)
+        self._counts[depth][leaves] = self._counts[depth][leaves].astype(np.int64) + changes
+        index = leaves
+        for lv in range(depth - 1, -1, -1):
+            index = np.unique(index >> self._shift)
+            below = self._hashes[lv + 1].reshape(-1, fanout, 2)[index]
+            self._hashes[lv][index] = np.bitwise_xor.reduce(below, axis=1)
+            self._counts[lv][index] = self._counts[lv + 1].reshape(-1, fanout)[index].sum(axis=1)
 
     def root(self) -> bytes:
         return self.node(0, 0)[0]
@@ -262,6 +301,7 @@ class MerkleTree:
         if self._leaves is not None:
             h, n = self._sum(level, index)
             return h.to_bytes(HASH_BYTES, "little"), n
+        self._settle()
         return self._hashes[level][index].tobytes(), int(self._counts[level][index])
 
     def _sum(self, level: int, index: int) -> tuple[int, int]:
@@ -291,6 +331,7 @@ class MerkleTree:
                     hashes[child] ^= lh
                     counts[child] += ln
             return b"".join(h.to_bytes(HASH_BYTES, "little") for h in hashes), counts
+        self._settle()
         span = slice(first, first + self.fanout)
         return self._hashes[level + 1][span].tobytes(), self._counts[level + 1][span].tolist()
 
@@ -299,6 +340,7 @@ class MerkleTree:
             return sum(
                 n for leaf, (_, n) in self._leaves.items() if first_leaf <= leaf <= last_leaf
             )
+        self._settle()
         return int(self._counts[self.depth][first_leaf : last_leaf + 1].sum())
 
     def split_leaves(self, first_leaf: int, last_leaf: int, max_keys: int) -> int:
@@ -311,6 +353,7 @@ class MerkleTree:
                 if total > max_keys:
                     return max(leaf - 1, first_leaf)
             return last_leaf
+        self._settle()
         counts = np.cumsum(self._counts[self.depth][first_leaf : last_leaf + 1], dtype=np.int64)
         fitting = int(np.searchsorted(counts, max_keys, side="right"))
         return first_leaf + max(fitting, 1) - 1
@@ -320,6 +363,7 @@ class MerkleTree:
         if self._leaves is not None:
             twin._leaves = {leaf: list(node) for leaf, node in self._leaves.items()}
         else:
+            self._settle()
             twin._leaves = None
             twin._hashes = [h.copy() for h in self._hashes]
             twin._counts = [c.copy() for c in self._counts]
@@ -336,6 +380,7 @@ class MerkleTree:
         """Every non-empty leaf as (hash, count), whichever the form."""
         if self._leaves is not None:
             return {leaf: (h, n) for leaf, (h, n) in self._leaves.items()}
+        self._settle()
         bottom, counts = self._hashes[self.depth], self._counts[self.depth]
         out = {}
         for leaf in np.flatnonzero(counts | (bottom[:, 0] != 0) | (bottom[:, 1] != 0)):

@@ -38,7 +38,7 @@ from swarmnode.placement.coverage import cover
 from swarmnode.routing import gather
 from swarmnode.routing.rpc import TIMED_OUT
 from swarmnode.routing.wire import not_ready, op_request, replica_request, result_of
-from swarmnode.service.chain import Next
+from swarmnode.service.chain import Next, Service
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import TABLE, Request
 from swarmnode.storage.ops import Change, OpResult
@@ -82,8 +82,9 @@ class Route:
 
     name = "route"
 
-    def __init__(self, services: NodeServices) -> None:
+    def __init__(self, services: NodeServices, service: Service) -> None:
         self.services = services
+        self.service = service
         self.host = services.host
         self.config = self.host.node.config.placement
 
@@ -280,7 +281,9 @@ class Route:
             req.ctx,
             notes={**req.notes},
         )
-        view = await self.read(get, nxt)
+        # `nxt` continues vsearch's chain (each operation's chain is bound on its own), so
+        # the get runs through get's executor.
+        view = await self.read(get, self.service.executors["get"])
         vector = view.get("vector") if isinstance(view, dict) else None
         if vector is None:
             raise NotFound(f"vsearch: {key!r} in {ns!r} is not a live entry with a vector")

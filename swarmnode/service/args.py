@@ -92,59 +92,70 @@ def _type_name(kind: str) -> str:
     }.get(kind, kind)
 
 
+_ABSENT = object()
+
+
+def _where(op: str, arg: Arg) -> str:
+    """The argument an error is about; formatted only when one is raised."""
+    return f"{op}: {arg.name!r}"
+
+
 def _check_one(
     op: str, arg: Arg, value: Any, catalog: Catalog, visible: Callable[[str], bool] | None
 ) -> Any:
     kind = arg.kind
-    where = f"{op}: {arg.name!r}"
+    if kind == "value":
+        return value  # any stored value, checked by the command layer
     if kind == "ns":
         return check_namespace(value, catalog, known=arg.known, op=op, visible=visible)
     if kind in ("str", "key", "enum"):
         if not isinstance(value, str):
-            raise BadRequest(f"{where} must be {_type_name(kind)}")
+            raise BadRequest(f"{_where(op, arg)} must be {_type_name(kind)}")
         if kind == "key" and not value:
-            raise BadRequest(f"{where} must not be empty")
+            raise BadRequest(f"{_where(op, arg)} must not be empty")
         if arg.max_len is not None and len(value) > arg.max_len:
-            raise BadRequest(f"{where} is longer than {arg.max_len} characters")
+            raise BadRequest(f"{_where(op, arg)} is longer than {arg.max_len} characters")
         if kind == "enum" and value not in arg.choices:
-            raise BadRequest(f"{where} must be one of {', '.join(arg.choices)}, not {brief(value)}")
+            raise BadRequest(
+                f"{_where(op, arg)} must be one of {', '.join(arg.choices)}, not {brief(value)}"
+            )
         return value
     if kind in ("int", "number"):
         ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
         if isinstance(value, bool) or not ok:
-            raise BadRequest(f"{where} must be {_type_name(kind)}")
+            raise BadRequest(f"{_where(op, arg)} must be {_type_name(kind)}")
         if kind == "number" and not math.isfinite(value):
-            raise BadRequest(f"{where} must be a finite number")
+            raise BadRequest(f"{_where(op, arg)} must be a finite number")
         if (arg.lo is not None and value < arg.lo) or (arg.hi is not None and value > arg.hi):
-            raise BadRequest(f"{where} must be between {arg.lo:g} and {arg.hi:g}")
+            raise BadRequest(f"{_where(op, arg)} must be between {arg.lo:g} and {arg.hi:g}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise BadRequest(f"{where} must be true or false")
+            raise BadRequest(f"{_where(op, arg)} must be true or false")
         return value
     if kind == "ttl":
-        return parse_duration(value, where)
+        return parse_duration(value, _where(op, arg))
     if kind == "map":
         if not isinstance(value, dict):
-            raise BadRequest(f"{where} must be a map")
+            raise BadRequest(f"{_where(op, arg)} must be a map")
         return value
     if kind == "members":
         if isinstance(value, str):
             return [value]
         if not isinstance(value, list):
-            raise BadRequest(f"{where} must be a string or a list of strings")
+            raise BadRequest(f"{_where(op, arg)} must be a string or a list of strings")
         return value
     if kind == "vector":
         if not isinstance(value, bytes | list | tuple):
-            raise BadRequest(f"{where} must be a list of numbers or float32 bytes")
+            raise BadRequest(f"{_where(op, arg)} must be a list of numbers or float32 bytes")
         return value
     if kind == "replicas":
         if value == "all":
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(f"{where} must be an integer or all")
+            raise BadRequest(f"{_where(op, arg)} must be an integer or all")
         if (arg.lo is not None and value < arg.lo) or (arg.hi is not None and value > arg.hi):
-            raise BadRequest(f"{where} must be between {arg.lo:g} and {arg.hi:g}, or all")
+            raise BadRequest(f"{_where(op, arg)} must be between {arg.lo:g} and {arg.hi:g}, or all")
         return value
     return value  # "value": any stored value, checked by the command layer
 
@@ -161,19 +172,20 @@ def check_args(
     """
     if not isinstance(args, dict):
         raise BadRequest(f"{spec.name}: args must be a map")
-    unknown = [name for name in args if name not in spec.arg_names]
-    if unknown:
+    if not spec.arg_names.issuperset(args):
+        unknown = [name for name in args if name not in spec.arg_names]
         shown = ", ".join(brief(u, 32) if not isinstance(u, str) else u[:32] for u in unknown[:5])
         takes = ", ".join(a.name for a in spec.args) or "no arguments"
         raise BadRequest(f"{spec.name}: unknown argument(s) {shown}; it takes {takes}")
     out: dict[str, Any] = {}
     for arg in spec.args:
-        present = arg.name in args and (args[arg.name] is not None or arg.kind == "value")
-        if not present:
+        name = arg.name
+        value = args.get(name, _ABSENT)
+        if value is _ABSENT or (value is None and arg.kind != "value"):
             if arg.required:
-                raise BadRequest(f"{spec.name}: missing argument {arg.name!r}")
+                raise BadRequest(f"{spec.name}: missing argument {name!r}")
             if arg.default is not None:
-                out[arg.name] = arg.default
+                out[name] = arg.default
             continue
-        out[arg.name] = _check_one(spec.name, arg, args[arg.name], catalog, visible)
+        out[name] = _check_one(spec.name, arg, value, catalog, visible)
     return out

@@ -55,7 +55,7 @@ def build_service(
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
     attach_agents(node, service, config.agents, profile)
     node.archiver = attach_archive(node, service, config.archive)
-    route = Route(node)
+    route = Route(node, service)
     service.use(route)
     host.call_handler = RemoteRequests(node, service, route)
     return service, node

@@ -29,7 +29,8 @@ Argument kinds (`Arg.kind`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 MAX_LIMIT = 10_000
@@ -101,8 +102,9 @@ class OpSpec:
                 return a
         raise KeyError(f"{self.name} has no argument {name}")
 
-    @property
+    @functools.cached_property
     def arg_names(self) -> frozenset[str]:
+        """Computed once: every request's arguments are checked against it."""
         return frozenset(a.name for a in self.args)
 
 
@@ -794,19 +796,31 @@ def spec(name: str) -> OpSpec | None:
     return TABLE.get(name)
 
 
-@dataclass
 class Request:
-    """One validated request: its spec, its arguments (defaults applied), its context."""
+    """One request: its spec, its arguments (checked, defaults applied, once `validate` has
+    run), its context. A plain slotted class: one is made per request, and every step reads
+    `op`, so it is an attribute rather than a property."""
 
-    spec: OpSpec
-    args: dict[str, Any]
-    ctx: Any
-    notes: dict[str, Any] = field(default_factory=dict)
-    known: bool = True
-    """False for an operation the node does not have: `validate` refuses it (after `measure`
-    has counted it)."""
-    """What steps of the chain tell the ones after them (e.g. that a vector was embedded)."""
+    __slots__ = ("args", "ctx", "known", "notes", "op", "spec")
 
-    @property
-    def op(self) -> str:
-        return self.spec.name
+    def __init__(
+        self,
+        spec: OpSpec,
+        args: dict[str, Any],
+        ctx: Any,
+        notes: dict[str, Any] | None = None,
+        known: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.op = spec.name
+        self.args = args
+        self.ctx = ctx
+        self.notes: dict[str, Any] = {} if notes is None else notes
+        """What steps of the chain tell the ones after them (e.g. that a vector was
+        embedded)."""
+        self.known = known
+        """False for an operation the node does not have: `validate` refuses it (after
+        `measure` has counted it)."""
+
+    def __repr__(self) -> str:
+        return f"Request({self.op!r}, {self.args!r}, known={self.known})"

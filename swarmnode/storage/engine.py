@@ -276,13 +276,21 @@ class Engine:
         members: Iterable[str] | None,
         now_ms: int,
         fx: _Effects,
+        header: Loaded | None = None,
+        header_read: bool = False,
     ) -> tuple[Loaded | None, list[Change]]:
         """The local entry, or None if absent; dead-and-collectable entries are dropped first.
 
         An entry archived here as stale is put back into the live store first, as it
         was: whatever comes next (a write, a peer's state) applies to the whole entry.
+
+        `header` is the entry's record already loaded without members (`header_read`):
+        absent, or holding no set, it is the whole entry and is not read again.
         """
-        loaded = load(txn, self.db, ekey, members)
+        if header_read and (header is None or header.entry.orset is None):
+            loaded: Loaded | None = header
+        else:
+            loaded = load(txn, self.db, ekey, members)
         restored: list[Change] = []
         if loaded is None:
             change = archived.materialize(self, txn, ns, key, ekey, now_ms, fx)
@@ -311,7 +319,9 @@ class Engine:
         ekey = L.entry_key(ns, key)
         header = load(txn, self.db, ekey, ())
         members = commands.members_needed(op, header.entry if header else None, now_ms)
-        cur, changes = self._current(txn, ns, key, ekey, members, now_ms, fx)
+        cur, changes = self._current(
+            txn, ns, key, ekey, members, now_ms, fx, header, header_read=True
+        )
         definition = self.namespace(op.ns, fx)
         ctx = CommandContext(
             self.node_id,

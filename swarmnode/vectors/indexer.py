@@ -109,6 +109,10 @@ class Indexer:
         self._expiry: list[tuple[int, str, str]] = []
         self._dropped: set[str] = set()
         self.applied_seq = 0
+        self.covered_seq = 0
+        """Set by the owner as changes commit: every change up to this seq that the index
+        needs has been submitted (the others, in namespaces without vectors, never are). The
+        indexer moves `applied_seq` up to it once it has applied what was queued before."""
         self.checkpoint_seq = 0
         self._pending = 0
         self._last_change = monotonic()
@@ -167,6 +171,7 @@ class Indexer:
 
     def pump(self) -> None:
         """Without a thread: apply what is queued and do what has fallen due, then return."""
+        covered = self.covered_seq
         batch: list[tuple[int, str, str]] = []
         while True:
             try:
@@ -177,6 +182,7 @@ class Indexer:
                 batch.append(item)
         if batch:
             self._apply_records(batch)
+        self._cover(covered)
         self._expire_due()
         self._compact_step()
         self._maybe_checkpoint()
@@ -220,31 +226,45 @@ class Indexer:
 
     def _loop(self) -> None:
         while True:
-            batch, stopping = self._drain()
+            # Read before draining: whatever was submitted below it is in the queue by now.
+            covered = self.covered_seq
+            batch, stopping, emptied = self._drain()
             if batch:
                 self._apply_records(batch)
+            if emptied:
+                self._cover(covered)
             self._expire_due()
             self._compact_step()
             if stopping:
                 return
             self._maybe_checkpoint()
 
-    def _drain(self) -> tuple[list[tuple[int, str, str]], bool]:
-        """What is queued (waiting until something is, or until work falls due); and stop?"""
+    def _drain(self) -> tuple[list[tuple[int, str, str]], bool, bool]:
+        """What is queued (waiting until something is, or until work falls due); whether to
+        stop; whether the queue was emptied."""
         batch: list[tuple[int, str, str]] = []
         try:
             item = self._queue.get(timeout=self._sleep())
         except queue.Empty:
-            return batch, False
+            return batch, False, True
         while item is not None:
             batch.append(item)
             if len(batch) >= DRAIN_MAX:
-                return batch, False
+                return batch, False, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return batch, False
-        return batch, True
+                return batch, False, True
+        return batch, True, True
+
+    def _cover(self, covered: int) -> None:
+        """Everything the index needs up to `covered` is applied: the index reflects the
+        store that far (changes in between were of namespaces without vectors)."""
+        if covered > self.applied_seq:
+            self._pending += covered - self.applied_seq
+            self.applied_seq = covered
+            self._last_change = self._monotonic()
+            self._on_applied(covered)
 
     def _sleep(self) -> float:
         wait = MAX_SLEEP

@@ -34,7 +34,7 @@ from swarmnode.metrics import Registry, merge_tree
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Next, Service
 from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import NamespaceDef
+from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.config import VectorConfig
@@ -147,8 +147,16 @@ class VectorMemory:
         service.use(Embed(self), before="route")
 
     def _on_change(self, change: Change) -> None:
+        ns = change.ns
+        if ns != SYSTEM_NS and self.store.namespace(ns).dim is None:
+            # Nothing of it is indexed (a definition that adds a dimension arrives as a
+            # change of its own and builds the namespace's index from the store): the
+            # indexer thread is not woken for it, only told it is covered.
+            self.indexer.covered_seq = change.seq
+            return
         self.enqueued_seq = max(self.enqueued_seq, change.seq)
-        self.indexer.submit(change.seq, change.ns, change.key)
+        self.indexer.submit(change.seq, ns, change.key)
+        self.indexer.covered_seq = change.seq
         if self.inline and not self._pump_scheduled:
             self._pump_scheduled = True
             self.loop.call_soon(self._pump)
@@ -588,6 +596,7 @@ class Embed:
     """The `embed` step: text to vectors before execute, for namespaces with an embedder."""
 
     name = "embed"
+    ops = frozenset({"put", "ns_init", "vsearch"})
 
     def __init__(self, memory: VectorMemory) -> None:
         self.memory = memory

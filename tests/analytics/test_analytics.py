@@ -161,6 +161,45 @@ def test_operations_hits_and_errors_by_namespace_and_kind() -> None:
     }
 
 
+def test_the_long_windows_see_every_observation_of_the_fine_buckets_they_cover() -> None:
+    """Observations are written into the fine ring and added into the coarse one as each
+    fine bucket ends; a 24h or 7d window sees them all, the bucket under way included."""
+    a = fresh()
+    rng = random.Random(7)
+    now, expected = 0.0, {"get": 0, "put": 0}
+    hits = misses = 0
+    for _ in range(2000):
+        now += rng.uniform(0.0, 10.0)
+        op = rng.choice(["get", "put"])
+        hit = rng.random() < 0.7 if op == "get" else None
+        a.record(now, op, rng.choice(["a", "b"]), rng.uniform(1e-5, 1.0), hit=hit)
+        a.record_lag(now, 0.01)
+        expected[op] += 1
+        hits += hit is True
+        misses += hit is False
+        if rng.random() < 0.01:
+            for timeframe in ("24h", "7d"):
+                r = a.snapshot(now, timeframe)
+                assert r["operations"]["by_kind"] == {k: n for k, n in expected.items() if n}
+                assert r["latency_ms"]["all"]["count"] == sum(expected.values())
+                assert (r["reads"]["hits"], r["reads"]["misses"]) == (hits, misses)
+                assert r["replication"]["lag_ms"]["count"] == sum(expected.values())
+    assert now > 2 * 3600  # several coarse buckets, many fine ones
+
+
+def test_a_count_is_an_operation_of_its_namespace_and_nothing_more() -> None:
+    """What the per-agent view keeps: counts in every window, no latency, errors or reads."""
+    a = fresh()
+    a.count(1.0, "get", "agent-a")
+    a.count(1.0, "get", "agent-a")
+    a.count(400.0, "put", "agent-b")
+    r = a.snapshot(400.0, "1h")
+    assert r["operations"]["by_namespace"] == {"agent-a": {"get": 2}, "agent-b": {"put": 1}}
+    assert a.snapshot(400.0, "5m")["operations"]["by_namespace"] == {"agent-b": {"put": 1}}
+    assert r["latency_ms"]["all"] == {"count": 0}
+    assert r["errors"]["total"] == 0 and r["reads"]["by_namespace"] == {}
+
+
 def test_no_reads_means_no_hit_ratio_rather_than_zero() -> None:
     a = fresh()
     a.record(1.0, "put", "tasks", 0.001)

@@ -6,9 +6,11 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmnode.errors import DecodeError
-from swarmnode.replication.dissemination import Dissemination, DisseminationConfig
+from swarmnode.replication.dissemination import ITEM_OVERHEAD, Dissemination, DisseminationConfig
 
 PEERS = [("127.0.0.1", 7000 + i) for i in range(10)]
 
@@ -138,3 +140,75 @@ def test_with_gossip_disabled_nothing_is_queued_or_sent():
     assert d.pending() == 0 and d.next_deadline() is None
     assert d.tick(0.0, [("10.0.0.2", 1)]).send == []
     assert d.stats["deltas_queued"] == d.stats["deltas_sent"] == 0
+
+
+class _QueueModel:
+    """memberlist's queue order, stated plainly: send the least transmitted, newest first
+    (among the first 256 in that order, packed greedily), drop the most transmitted, oldest
+    first."""
+
+    def __init__(self, config: DisseminationConfig) -> None:
+        self.config = config
+        self.items: list[list] = []  # [seq, key, size, transmits]
+        self.seq = 0
+
+    def enqueue(self, key: str, size: int) -> None:
+        self.items.append([self.seq, key, size, 0])
+        self.seq += 1
+        bound = self.config.max_queue
+        if len(self.items) > bound:
+            self.items.sort(key=lambda it: (it[3], -it[0]))
+            del self.items[max(0, bound - max(1, bound // 10)) :]
+
+    def message(self, limit: int) -> list[str]:
+        candidates = sorted(
+            (it for it in self.items if it[3] < limit), key=lambda it: (it[3], -it[0])
+        )[:256]
+        chosen, used = [], 0
+        for it in candidates:
+            if chosen and used + it[2] > self.config.max_message_bytes:
+                continue
+            chosen.append(it)
+            used += it[2]
+            if used >= self.config.max_message_bytes:
+                break
+        for it in chosen:
+            it[3] += 1
+        return [it[1] for it in chosen]
+
+    def forget(self, limit: int) -> None:
+        self.items = [it for it in self.items if it[3] < limit]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.integers(0, 300)),
+            st.tuples(st.just("tick"), st.integers(1, 4)),
+        ),
+        max_size=120,
+    ),
+    max_queue=st.integers(1, 40),
+)
+def test_the_queue_sends_and_drops_in_memberlists_order(steps, max_queue):
+    config = DisseminationConfig(
+        interval=0.1, fanout=1, retransmit_mult=2, max_message_bytes=300, max_queue=max_queue
+    )
+    d = Dissemination(config, random.Random(0))
+    model = _QueueModel(config)
+    now, n = 0.0, 0
+    for step, arg in steps:
+        if step == "put":
+            key = f"k{n}"
+            n += 1
+            d.enqueue("ns", key, b"v" * arg)
+            model.enqueue(key, len("ns") + len(key) + arg + ITEM_OVERHEAD)
+        else:
+            peers = PEERS[:arg]
+            now += 1.0
+            sent = [k for _, k, _ in sent_items(d.tick(now, peers))]
+            limit = d.limit(len(peers) + 1)
+            assert sent == model.message(limit)
+            model.forget(limit)
+        assert d.pending() == len(model.items)

@@ -185,6 +185,44 @@ def test_the_sparse_form_answers_every_question_as_the_full_arrays_do(
             )
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(st.sampled_from("abcdefgh") | keys, maybe_digests, st.booleans()), max_size=60
+    )
+)
+def test_a_full_tree_read_between_its_writes_answers_as_a_fresh_build(
+    writes: list[tuple[str, bytes | None, bool]],
+) -> None:
+    """A full tree holds its writes per leaf and folds them in when read: reads at any
+    point in a run of writes see every write before them, on every level."""
+    tree = dense(MerkleTree(**SMALL))
+    held: dict[str, bytes] = {}
+    for key, digest, read in writes:
+        tree.update(key, held.get(key), digest)
+        if digest is None:
+            held.pop(key, None)
+        else:
+            held[key] = digest
+        if read:
+            fresh = dense(MerkleTree.build(held.items(), **SMALL))
+            for level in range(SMALL["depth"] + 1):
+                for index in range(SMALL["fanout"] ** level):
+                    assert tree.node(level, index) == fresh.node(level, index)
+    assert not tree.sparse
+    assert tree == MerkleTree.build(held.items(), **SMALL)
+    assert tree.count() == len(held)
+
+
+def test_a_full_tree_refuses_to_remove_from_a_leaf_its_held_writes_emptied() -> None:
+    tree = dense(MerkleTree(**SMALL))
+    tree.update("a", None, bytes(16))
+    tree.update("a", bytes(16), None)
+    with pytest.raises(ValueError):
+        tree.update("a", bytes(16), None)
+    assert tree == MerkleTree(**SMALL)
+
+
 def test_update_with_an_old_digest_the_tree_never_saw_is_refused() -> None:
     tree = MerkleTree()
     with pytest.raises(ValueError):

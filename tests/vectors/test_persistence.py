@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from pathlib import Path
@@ -169,5 +170,41 @@ async def test_after_a_restart_hits_read_back_from_changed_records_show_the_chan
             await h.call("vsearch", ns="docs", vector=q.tolist(), k=10),
             brute_force(live, q, "cosine", 10),
         )
+    finally:
+        await h.close()
+
+
+async def test_writes_without_vectors_advance_the_index_position(tmp_path: Path) -> None:
+    """Changes of namespaces without vectors never reach the indexer's queue, yet the
+    index's position follows the store past them: checkpoints (which trim the change feed)
+    come due from them alone, and a restart replays none of them."""
+    config = dataclasses.replace(HNSW, checkpoint_changes=50, idle_checkpoint=3600.0)
+    h = Harness(tmp_path, config)
+    try:
+        await h.call("ns_init", ns="docs", dim=8)
+        await h.call("put", ns="docs", key="v", value=0, vector=[1.0] * 8)
+        await h.settled()
+        first = h.vectors.indexer.checkpoint_seq
+        for i in range(200):
+            await h.call("put", ns="notes", key=f"n{i}", value=i)
+        seq = h.store.seq
+        for _ in range(1000):
+            if h.vectors.applied_seq == seq and h.vectors.indexer.checkpoint_seq > first:
+                break
+            await asyncio.sleep(0.01)
+        assert h.vectors.applied_seq == seq
+        assert h.vectors.indexer.checkpoint_seq > first
+        assert h.vectors.stats()["vectors"]["lag"] == 0
+    finally:
+        await h.close()
+    h = Harness(tmp_path, config, h.clock)
+    try:
+        await h.settled()
+        counters = h.vectors.stats()["vectors"]
+        assert counters["rebuilds"] == 0
+        assert counters["applied"] == 0
+        assert h.vectors.indexer.applied_seq == seq
+        reply = await h.call("vsearch", ns="docs", vector=[1.0] * 8, k=3)
+        assert [i["key"] for i in reply["items"]] == ["v"]
     finally:
         await h.close()
