@@ -274,23 +274,12 @@ class Dissemination:
             (it for it in items if it.transmits < limit),
             key=lambda it: (it.transmits, -it.seq),
         )
-        chosen: list[_Item] = []
-        used = 0
-        for it in candidates:
-            if chosen and used + it.size > self.config.max_message_bytes:
-                continue
-            chosen.append(it)
-            used += it.size
-            if used >= self.config.max_message_bytes:
-                break
+        chosen = self._fit(candidates)
         if not chosen:
             return None
         for it in chosen:
             it.transmits += 1
-        self._sent.inc(len(chosen))
-        self._messages.inc()
-        self._bytes.inc(used)
-        return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
+        return self._deltas_message(chosen)
 
     def _message(self, limit: int) -> Message | None:
         # Least transmitted first, newest first among equals (memberlist's order),
@@ -300,6 +289,15 @@ class Dissemination:
             candidates.extend(tier[: len(candidates) - 257 : -1])
             if len(candidates) >= 256:
                 break
+        chosen = self._fit(candidates)
+        if not chosen:
+            return None
+        self._promote(chosen)
+        return self._deltas_message(chosen)
+
+    def _fit(self, candidates: list[_Item]) -> list[_Item]:
+        """The candidates, in order, that fit one message of `max_message_bytes` (the first
+        always, however large, so an oversized delta still leaves)."""
         chosen: list[_Item] = []
         used = 0
         for it in candidates:
@@ -309,12 +307,12 @@ class Dissemination:
             used += it.size
             if used >= self.config.max_message_bytes:
                 break
-        if not chosen:
-            return None
-        self._promote(chosen)
+        return chosen
+
+    def _deltas_message(self, chosen: list[_Item]) -> Message:
         self._sent.inc(len(chosen))
         self._messages.inc()
-        self._bytes.inc(used)
+        self._bytes.inc(sum(it.size for it in chosen))
         return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
 
     def _promote(self, chosen: list[_Item]) -> None:
