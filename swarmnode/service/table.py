@@ -125,6 +125,22 @@ def _key(doc: str = "Key.") -> Arg:
     return Arg("key", "key", doc, required=True, cli="positional")
 
 
+def _claim_holder() -> tuple[Arg, Arg]:
+    """`renew` and `release` name the claim they act on by its holder and fencing token."""
+    return (
+        Arg("owner", "str", "The holder.", required=True, cli="positional", max_len=256),
+        Arg(
+            "token",
+            "int",
+            "The claim's fencing token.",
+            required=True,
+            cli="positional",
+            lo=1,
+            hi=(1 << 63) - 1,
+        ),
+    )
+
+
 TTL_DOC = (
     "Seconds until it expires (0: never; absent: the namespace's default); or 90s, 5m, 4h, 7d."
 )
@@ -433,16 +449,7 @@ OPERATIONS: tuple[OpSpec, ...] = (
         (
             _ns(known=True),
             _key(),
-            Arg("owner", "str", "The holder.", required=True, cli="positional", max_len=256),
-            Arg(
-                "token",
-                "int",
-                "The claim's fencing token.",
-                required=True,
-                cli="positional",
-                lo=1,
-                hi=(1 << 63) - 1,
-            ),
+            *_claim_holder(),
             Arg("lease", "ttl", "Seconds from now.", required=True, cli="positional"),
         ),
         "{ns, key, renewed}",
@@ -456,16 +463,7 @@ OPERATIONS: tuple[OpSpec, ...] = (
         (
             _ns(known=True),
             _key(),
-            Arg("owner", "str", "The holder.", required=True, cli="positional", max_len=256),
-            Arg(
-                "token",
-                "int",
-                "The claim's fencing token.",
-                required=True,
-                cli="positional",
-                lo=1,
-                hi=(1 << 63) - 1,
-            ),
+            *_claim_holder(),
         ),
         "{ns, key, released}",
         ("bad_request", "not_found", "unavailable"),
