@@ -8,7 +8,6 @@ block between the markers, and tests/test_config_doc.py fails when it is stale.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import inspect
 import sys
@@ -17,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from swarmnode import docblock
 from swarmnode.config import (
     ENVIRONMENT,
     LOG_FORMATS,
@@ -188,22 +188,13 @@ def render() -> str:
 
 def splice(page: str, block: str) -> str:
     """`page` with the text between the markers replaced by `block`."""
-    start, end = page.index(BEGIN), page.index(END) + len(END)
-    return page[:start] + block + page[end:]
+    return docblock.splice(page, block, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"rewrite the block in {DOC}")
-    args = parser.parse_args(argv)
-    block = render()
-    if not args.write:
-        print(block)
-        return 0
-    page = DOC.read_text()
-    DOC.write_text(splice(page, block))
-    print(f"wrote the configuration reference into {DOC}")
-    return 0
+    return docblock.print_or_write(
+        argv, __doc__.splitlines()[0], DOC, render, (BEGIN, END), "configuration reference"
+    )
 
 
 if __name__ == "__main__":

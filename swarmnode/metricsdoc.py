@@ -10,7 +10,6 @@ markers, and a test fails when it is stale.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import io
@@ -18,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from swarmnode import docblock
 from swarmnode.config import load_config
 from swarmnode.metrics import Histogram, Registry
 from swarmnode.runtime.real import NodeProcess
@@ -82,21 +82,18 @@ def render(registry: Registry) -> str:
 
 def splice(page: str, block: str) -> str:
     """`page` with the text between the markers replaced by `block`."""
-    start, end = page.index(BEGIN), page.index(END) + len(END)
-    return page[:start] + block + page[end:]
+    return docblock.splice(page, block, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help=f"rewrite the block in {DOC}")
-    args = parser.parse_args(argv)
-    block = render(node_registry())
-    if not args.write:
-        print(block)
-        return 0
-    DOC.write_text(splice(DOC.read_text(), block))
-    print(f"wrote the metrics reference into {DOC}")
-    return 0
+    return docblock.print_or_write(
+        argv,
+        __doc__.splitlines()[0],
+        DOC,
+        lambda: render(node_registry()),
+        (BEGIN, END),
+        "metrics reference",
+    )
 
 
 if __name__ == "__main__":

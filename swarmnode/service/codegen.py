@@ -20,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from swarmnode import docblock
 from swarmnode.service.table import OPERATIONS, Arg, OpSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,18 +201,13 @@ def protocol_table() -> str:
     return "\n".join([BEGIN, "", kinds, "", *rows, "", END])
 
 
-def _spliced(text: str, section: str) -> str:
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    return text[:start] + section + text[end:]
-
-
 def stale() -> list[Path]:
     """Generated files that differ from what the table makes now."""
     out = []
     if not CLIENT_FILE.exists() or CLIENT_FILE.read_text() != client_module():
         out.append(CLIENT_FILE)
     text = PROTOCOL_FILE.read_text()
-    if BEGIN not in text or _spliced(text, protocol_table()) != text:
+    if BEGIN not in text or docblock.splice(text, protocol_table(), BEGIN, END) != text:
         out.append(PROTOCOL_FILE)
     return out
 
@@ -219,7 +215,7 @@ def stale() -> list[Path]:
 def write() -> None:
     CLIENT_FILE.write_text(client_module())
     text = PROTOCOL_FILE.read_text()
-    PROTOCOL_FILE.write_text(_spliced(text, protocol_table()))
+    PROTOCOL_FILE.write_text(docblock.splice(text, protocol_table(), BEGIN, END))
 
 
 def main(argv: list[str] | None = None) -> int:
