@@ -144,6 +144,7 @@ class VectorMemory:
 
     def register(self, service: Service) -> None:
         service.register("vsearch", self.vsearch)
+        service.register("vsearch_many", self.vsearch_many)
         service.use(Embed(self), before="route")
 
     def _on_change(self, change: Change) -> None:
@@ -219,19 +220,61 @@ class VectorMemory:
     async def vsearch(self, req: Request) -> Any:
         a = req.args
         ns = a["ns"]
+        definition, k, ef, flt = self._checked("vsearch", a)
+        await self._fresh(ns)
+        query = await self._query_vector(req, definition)
+        space = self._space("vsearch", ns)
+        reply = self._head(definition)
+        if space is None:
+            return {**reply, "exact": True, "items": []}
+        outside = self._outside(space, definition)
+        items, exact = await self._run_search(space, query, k, flt, ef, outside)
+        self._searches.inc()
+        return {**reply, "exact": exact, "items": items}
+
+    async def vsearch_many(self, req: Request) -> Any:
+        """Many queries in one request: one hnswlib call per shard for all of them (the
+        library loops over the rows in C), then each query's hits read back and, where
+        stale, searched again exactly as a lone vsearch would be."""
+        a = req.args
+        ns = a["ns"]
+        definition, k, ef, flt = self._checked("vsearch_many", a)
+        check_embedder("vsearch_many", definition, a.get("embedder"))
+        queries = query_matrix(a["vectors"], definition)
+        await self._fresh(ns)
+        space = self._space("vsearch_many", ns)
+        reply = self._head(definition)
+        if space is None:
+            return {**reply, "exact": True, "results": [{"items": []} for _ in queries]}
+        outside = self._outside(space, definition)
+        found, exact, retries = await asyncio.to_thread(
+            self._search_many, space, queries, k, flt, ef, outside
+        )
+        self._retries.inc(retries)
+        self._searches.inc(len(queries))
+        return {**reply, "exact": exact, "results": [{"items": items} for items in found]}
+
+    def _checked(
+        self, op: str, a: dict[str, Any]
+    ) -> tuple[NamespaceDef, int, int | None, Filter | None]:
+        """The namespace's definition, k, ef and filter of a search, or BadRequest."""
+        ns = a["ns"]
         definition = self.store.namespace(ns)
         if definition.deleted or definition.dim is None:
             raise BadRequest(
-                f"vsearch: namespace {ns!r} has no vector dimension; declare one with "
+                f"{op}: namespace {ns!r} has no vector dimension; declare one with "
                 "ns_init(dim=..., metric=...) first"
             )
         k = a["k"]
         if k > self.cfg.max_k:
-            raise BadRequest(f"vsearch: 'k' must be between 1 and {self.cfg.max_k}")
+            raise BadRequest(f"{op}: 'k' must be between 1 and {self.cfg.max_k}")
         ef = a.get("ef")
         if ef is not None and ef > self.cfg.max_ef:
-            raise BadRequest(f"vsearch: 'ef' must be between 1 and {self.cfg.max_ef}")
-        flt = parse_filter(a.get("filter"))
+            raise BadRequest(f"{op}: 'ef' must be between 1 and {self.cfg.max_ef}")
+        return definition, k, ef, parse_filter(a.get("filter"))
+
+    async def _fresh(self, ns: str) -> None:
+        """Wait for the index to load and to hold what was committed before this request."""
         await self._ready()
         if not await self.caught_up(self.cfg.fresh_wait):
             # Answer from the index as it is (never with a removed key), and say so.
@@ -242,23 +285,24 @@ class VectorMemory:
                 self.enqueued_seq - self.applied_seq,
                 self.cfg.fresh_wait,
             )
-        query = await self._query_vector(req, definition)
+
+    def _space(self, op: str, ns: str) -> Space | None:
+        """The namespace's index (None: it holds no vectors yet); `unavailable` while it is
+        being rebuilt."""
         space = self.indexer.spaces.get(ns)
-        reply: dict[str, Any] = {
-            "ns": ns,
+        if space is not None and space.building is not None:
+            done, total = space.building
+            raise Unavailable(f"{op}: vectors of {ns!r} are being rebuilt ({done}/{total})")
+        return space
+
+    @staticmethod
+    def _head(definition: NamespaceDef) -> dict[str, Any]:
+        return {
+            "ns": definition.name,
             "metric": definition.metric,
             "better": BETTER[definition.metric],
             "embedder": definition.embedder,
         }
-        if space is None:
-            return {**reply, "exact": True, "items": []}
-        if space.building is not None:
-            done, total = space.building
-            raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
-        outside = self._outside(space, definition)
-        items, exact = await self._run_search(space, query, k, flt, ef, outside)
-        self._searches.inc()
-        return {**reply, "exact": exact, "items": items}
 
     async def _ready(self) -> None:
         if not self._loaded.is_set():
@@ -371,16 +415,21 @@ class VectorMemory:
         ef: int | None,
         blocking: bool = True,
         outside: AbstractSet[int] = frozenset(),
+        first: tuple[list[Hit], bool] | None = None,
     ) -> tuple[list[dict[str, Any]], bool, int]:
         """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
         which case it raises `Busy` rather than repeat a round. Labels in `outside` (other
-        partitions of a sharded namespace) are never returned."""
+        partitions of a sharded namespace) are never returned. `first`: the first round's
+        hits, already searched (by `_search_many`)."""
         retries = 0
         exclude: set[int] = set(outside)
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
         while True:
-            hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
+            if first is not None:
+                (hits, exact), first = first, None
+            else:
+                hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
             good, stale = self._read_back(space, hits, flt, query)
             for distance, item in good:
                 found.setdefault(item["key"], (distance, item))
@@ -403,6 +452,29 @@ class VectorMemory:
         ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1]["key"]))
         return [item for _, item in ranked[:k]], exact, retries
 
+    def _search_many(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[list[dict[str, Any]]], bool, int]:
+        """`_search` for each row of `queries` (on a worker thread): the first round of all of
+        them in one batched index search, any further rounds query by query."""
+        rounds, exact = self._index_search_many(space, queries, k, flt, ef, set(outside), True)
+        results = []
+        retries = 0
+        for query, hits in zip(queries, rounds, strict=True):
+            items, clean, repeated = self._search(
+                space, query, k, flt, ef, True, outside, first=(hits, exact)
+            )
+            results.append(items)
+            exact = exact and clean
+            retries += repeated
+        return results, exact, retries
+
     def _index_search(
         self,
         space: Space,
@@ -416,12 +488,30 @@ class VectorMemory:
         if ef is None or ef == self.cfg.ef_search:
             with space.lock.read(blocking):
                 return space.search(query, k, flt, exclude)
+        hits, exact = self._index_search_many(
+            space, query[None, :], k, flt, ef, exclude, blocking
+        )
+        return hits[0], exact
+
+    def _index_search_many(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        exclude: set[int],
+        blocking: bool,
+    ) -> tuple[list[list[Hit]], bool]:
+        if ef is None or ef == self.cfg.ef_search:
+            with space.lock.read(blocking):
+                return space.search_many(queries, k, flt, exclude)
         # hnswlib keeps ef per index, not per query: another ef needs the index alone.
         with space.lock.write():
             for shard in space.shards.values():
                 shard.index.set_ef(ef)
             try:
-                return space.search(query, k, flt, exclude)
+                return space.search_many(queries, k, flt, exclude)
             finally:
                 for shard in space.shards.values():
                     shard.index.set_ef(self.cfg.ef_search)
@@ -558,8 +648,9 @@ class VectorMemory:
         }
 
 
-def query_array(raw: Any) -> np.ndarray:
-    """A query vector (a list of numbers, or little-endian float32 bytes) as float32."""
+def query_array(raw: Any, what: str = "vsearch: vector") -> np.ndarray:
+    """A query vector (a list of numbers, or little-endian float32 bytes) as float32;
+    `what` names it in errors."""
     try:
         if isinstance(raw, bytes):
             if len(raw) % 4:
@@ -570,12 +661,35 @@ def query_array(raw: Any) -> np.ndarray:
         else:
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise BadRequest("vsearch: vector must be a list of numbers or float32 bytes") from None
+        raise BadRequest(f"{what} must be a list of numbers or float32 bytes") from None
     if vector.ndim != 1 or not len(vector):
-        raise BadRequest("vsearch: vector must be a non-empty list of numbers")
+        raise BadRequest(f"{what} must be a non-empty list of numbers")
     if not np.isfinite(vector).all():
-        raise BadRequest("vsearch: vector must not contain NaN or infinite values")
+        raise BadRequest(f"{what} must not contain NaN or infinite values")
     return vector
+
+
+def query_matrix(raw: list[Any], definition: NamespaceDef) -> np.ndarray:
+    """`vsearch_many`'s query vectors as one float32 row each; any bad one refuses them all,
+    naming its position. Vectors sent as float32 bytes (the clients' form) are joined and
+    checked as one array, without a Python step per component."""
+    dim = definition.dim
+    assert dim is not None
+    width = 4 * dim
+    if all(isinstance(v, bytes) and len(v) == width for v in raw):
+        matrix = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), dim)
+        if np.isfinite(matrix).all():
+            return matrix
+    rows = []
+    for i, v in enumerate(raw):
+        vector = query_array(v, f"vsearch_many: vectors[{i}]")
+        if len(vector) != dim:
+            raise BadRequest(
+                f"vsearch_many: vectors[{i}] has {len(vector)} dimensions; namespace "
+                f"{definition.name!r} expects {dim}"
+            )
+        rows.append(vector)
+    return np.stack(rows)
 
 
 def check_embedder(op: str, definition: NamespaceDef, named: str | None) -> None:
