@@ -50,6 +50,11 @@ log = logging.getLogger("swarmnode.vectors")
 
 MAX_FETCH = 1_024
 
+Verdict = tuple[Any, bool, bool, bool | None]
+"""What reading one hit back found (see `VectorMemory._verdict`)."""
+Round = tuple[list[tuple[float, dict[str, Any]]], list[Hit], bool]
+"""One round of a search: the good (distance, item) pairs, the stale hits, exactness."""
+
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -415,22 +420,22 @@ class VectorMemory:
         ef: int | None,
         blocking: bool = True,
         outside: AbstractSet[int] = frozenset(),
-        first: tuple[list[Hit], bool] | None = None,
+        first: Round | None = None,
     ) -> tuple[list[dict[str, Any]], bool, int]:
         """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
         which case it raises `Busy` rather than repeat a round. Labels in `outside` (other
-        partitions of a sharded namespace) are never returned. `first`: the first round's
-        hits, already searched (by `_search_many`)."""
+        partitions of a sharded namespace) are never returned. `first`: the first round,
+        already searched and read back (by `_search_many`)."""
         retries = 0
         exclude: set[int] = set(outside)
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
         while True:
             if first is not None:
-                (hits, exact), first = first, None
+                (good, stale, exact), first = first, None
             else:
                 hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
-            good, stale = self._read_back(space, hits, flt, query)
+                good, stale = self._read_back(space, hits, flt, query)
             for distance, item in good:
                 found.setdefault(item["key"], (distance, item))
             if not stale:
@@ -464,11 +469,17 @@ class VectorMemory:
         """`_search` for each row of `queries` (on a worker thread): the first round of all of
         them in one batched index search, any further rounds query by query."""
         rounds, exact = self._index_search_many(space, queries, k, flt, ef, set(outside), True)
+        seen: dict[int, Verdict] = {}
+        with self.store.read() as txn:
+            read = [
+                self._read_back(space, hits, flt, query, txn, seen)
+                for query, hits in zip(queries, rounds, strict=True)
+            ]
         results = []
         retries = 0
-        for query, hits in zip(queries, rounds, strict=True):
+        for query, (good, stale) in zip(queries, read, strict=True):
             items, clean, repeated = self._search(
-                space, query, k, flt, ef, True, outside, first=(hits, exact)
+                space, query, k, flt, ef, True, outside, first=(good, stale, exact)
             )
             results.append(items)
             exact = exact and clean
@@ -517,52 +528,81 @@ class VectorMemory:
                     shard.index.set_ef(self.cfg.ef_search)
 
     def _read_back(
-        self, space: Space, hits: list[Hit], flt: Filter | None, query: np.ndarray
+        self,
+        space: Space,
+        hits: list[Hit],
+        flt: Filter | None,
+        query: np.ndarray,
+        txn: Any = None,
+        seen: dict[int, Verdict] | None = None,
     ) -> tuple[list[tuple[float, dict[str, Any]]], list[Hit]]:
         """Reply items (with their distances) from the store as it is now, and the stale hits.
 
         A hit is stale when its entry changed since it was indexed. If the entry
         is still live, has a vector and passes the filter, it stays in the reply
         with its distance recomputed from its current vector; otherwise it is dropped.
+        `txn` and `seen`: a batch's read transaction and what it found for each label so
+        far, so a key that many queries of the batch hit is read back once.
         """
+        if txn is None:
+            with self.store.read() as own:
+                return self._read_back(space, hits, flt, query, own, seen)
         now = self.clock()
         good: list[tuple[float, dict[str, Any]]] = []
         stale: list[Hit] = []
-        ns = space.ns
-        with self.store.read() as txn:
-            for hit in hits:
-                found = read_record(self.store, txn, ns, hit.key, self.cache)
-                entry, stored = found if found is not None else (None, None)
-                version = indexed_version(self.store, ns, entry, now)
-                if version is None:
-                    stale.append(hit)
-                    continue
-                distance = hit.distance
-                # The LWW record the hit was indexed from, unchanged, needs no more
-                # checks (an MV entry can show another sibling as time passes).
-                same = stored is not None and stored == hit.stored and entry.mv is None
-                moved = not same and vector_digest(version.vector) != hit.digest
-                if not same and not moved and stored is not None and entry.mv is None:
-                    space.note_stored(hit, stored)
-                passes = same or flt is None or flt.matches(posting_keys(version.meta))
-                if moved or not passes:
-                    stale.append(hit)
-                if not passes or (moved and len(version.vector) != 4 * space.dim):
-                    continue
-                if moved:
-                    distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
-                item = {
-                    "key": hit.key,
-                    "score": score(space.metric, distance),
-                    "value": version.value,
-                    "meta": version.meta,
-                }
-                if version is not entry.reg and entry.mv is not None:
-                    # Only the newest sibling's vector is indexed: say when
-                    # there are others, so the caller knows to `get` them all.
-                    item["conflict"] = len(entry.mv.siblings(now)) > 1
-                good.append((distance, item))
+        for hit in hits:
+            verdict = seen.get(hit.label) if seen is not None else None
+            if verdict is None:
+                verdict = self._verdict(space, txn, hit, flt, now)
+                if seen is not None:
+                    seen[hit.label] = verdict
+            version, moved, passes, conflict = verdict
+            if version is None:
+                stale.append(hit)
+                continue
+            if moved or not passes:
+                stale.append(hit)
+            if not passes or (moved and len(version.vector) != 4 * space.dim):
+                continue
+            distance = hit.distance
+            if moved:
+                distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
+            item = {
+                "key": hit.key,
+                "score": score(space.metric, distance),
+                "value": version.value,
+                "meta": version.meta,
+            }
+            if conflict is not None:
+                item["conflict"] = conflict
+            good.append((distance, item))
         return good, stale
+
+    def _verdict(
+        self, space: Space, txn: Any, hit: Hit, flt: Filter | None, now: int
+    ) -> Verdict:
+        """What the store says of one hit's entry: (the version a reply shows, or None when
+        the entry is gone; whether its vector moved since it was indexed; whether it passes
+        the filter; its `conflict` flag, None outside mv/consensus siblings)."""
+        ns = space.ns
+        found = read_record(self.store, txn, ns, hit.key, self.cache)
+        entry, stored = found if found is not None else (None, None)
+        version = indexed_version(self.store, ns, entry, now)
+        if version is None:
+            return None, False, False, None
+        # The LWW record the hit was indexed from, unchanged, needs no more
+        # checks (an MV entry can show another sibling as time passes).
+        same = stored is not None and stored == hit.stored and entry.mv is None
+        moved = not same and vector_digest(version.vector) != hit.digest
+        if not same and not moved and stored is not None and entry.mv is None:
+            space.note_stored(hit, stored)
+        passes = same or flt is None or flt.matches(posting_keys(version.meta))
+        conflict = None
+        if version is not entry.reg and entry.mv is not None:
+            # Only the newest sibling's vector is indexed: say when
+            # there are others, so the caller knows to `get` them all.
+            conflict = len(entry.mv.siblings(now)) > 1
+        return version, moved, passes, conflict
 
     # --- text in: put and ns_init ------------------------------------------------
 
