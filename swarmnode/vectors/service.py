@@ -1,8 +1,8 @@
 """The vector layer as the node serves it: `vsearch`, the `embed` step, stats.
 
 `attach_vectors` wires it to a running node: it subscribes to the node's
-committed changes, starts the indexer thread, registers the `vsearch`
-executor, and adds the `embed` step to the service chain, which turns text
+committed changes, starts the indexer thread, registers the `vsearch` and
+`vsearch_many` executors, and adds the `embed` step to the service chain, which turns text
 into vectors for namespaces that name an embedder (a put's text value, a
 vsearch's query text) and completes `ns_init` from the embedder's dimension.
 
@@ -107,7 +107,7 @@ class VectorMemory:
         """The loop side's metrics (the indexer thread declares its own)."""
         self._searches = m.counter(
             "swarmnode_vectors_searches_total",
-            "vsearch requests answered.",
+            "Vector queries answered (a vsearch, or each query of a vsearch_many).",
             stats=("vectors", "searches"),
         )
         self._retries = m.counter(
