@@ -12,7 +12,10 @@ are indexed and checkpointed the script measures, on the same queries:
 - batched throughput: `vsearch_many` of `--batch` queries a request through
   the socket against one raw `knn_query` of the whole query array per shard
   (one hnswlib thread on both sides, as the node searches);
-  socket and raw measures interleaved round by round, medians of `--runs`;
+  socket and raw measures interleaved round by round, medians of `--runs`,
+  as queries per second and as CPU time per query (the node's process and
+  the client's together against the raw search's), the second far less
+  moved by the load of a shared host;
 - restart: the node is stopped (SIGTERM, which checkpoints) and started
   again; the time from process start to its ready line and to the first
   `vsearch` answered, median of three restarts;
@@ -286,16 +289,37 @@ def numpy_brute(data: np.ndarray, queries: np.ndarray) -> float:
     return len(queries) / (time.perf_counter() - started)
 
 
-def interleaved(runs: int, measures: dict[str, Any]) -> dict[str, tuple[float, Any]]:
-    """Each measure's median rate over `runs` rounds, every round running each measure once
-    in turn (so a change in the host's load touches them all alike), and its last results."""
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds used so far by this process, plus the node's (every thread) when `pid`
+    is given: what a measure costs, however busy the shared host is."""
+    used = time.process_time()
+    if pid is not None:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def interleaved(
+    runs: int, count: int, measures: dict[str, tuple[Any, int | None]]
+) -> dict[str, tuple[float, float, Any]]:
+    """Each measure's median rate and median CPU microseconds per query (this process's, and
+    the node's when the measure names its pid) over `runs` rounds, every round running each
+    measure once in turn (so a change in the host's load touches them all alike), and its
+    last results."""
     rates: dict[str, list[float]] = {name: [] for name in measures}
+    cpus: dict[str, list[float]] = {name: [] for name in measures}
     last: dict[str, Any] = {}
     for _ in range(runs):
-        for name, fn in measures.items():
+        for name, (fn, pid) in measures.items():
+            before = cpu_seconds(pid)
             rate, last[name] = fn()
+            cpus[name].append((cpu_seconds(pid) - before) / count * 1e6)
             rates[name].append(rate)
-    return {name: (statistics.median(rates[name]), last[name]) for name in measures}
+    return {
+        name: (statistics.median(rates[name]), statistics.median(cpus[name]), last[name])
+        for name in measures
+    }
 
 
 def restart(root: Path, data_dir: Path, ns: str, query: np.ndarray) -> tuple[float, float]:
@@ -404,20 +428,22 @@ def run(args: argparse.Namespace, root: Path) -> None:
             indexes = load_shards(data_dir, NS, args.dim, args.ef)
             c.vsearch(NS, queries[0], k=K)
             load_before = os.getloadavg()
+            pid = node.proc.pid
             m = interleaved(
                 args.runs,
+                len(queries),
                 {
-                    "socket": lambda: socket_queries(c, NS, queries),
-                    "socket_bytes": lambda: socket_queries(c, NS, queries, True),
-                    "raw": lambda: raw_hnswlib(indexes, queries),
-                    "batch": lambda: batch_queries(c, NS, queries, args.batch),
-                    "raw_batch": lambda: raw_hnswlib_batch(indexes, queries),
+                    "socket": (lambda: socket_queries(c, NS, queries), pid),
+                    "socket_bytes": (lambda: socket_queries(c, NS, queries, True), pid),
+                    "raw": (lambda: raw_hnswlib(indexes, queries), None),
+                    "batch": (lambda: batch_queries(c, NS, queries, args.batch), pid),
+                    "raw_batch": (lambda: raw_hnswlib_batch(indexes, queries), None),
                 },
             )
             load_after = os.getloadavg()
         labels = label_to_index(data_dir, NS)
-        raw_found = [[labels[label] for label in row] for row in m["raw"][1]]
-        raw_batch_found = [[labels[label] for label in row] for row in m["raw_batch"][1]]
+        raw_found = [[labels[label] for label in row] for row in m["raw"][2]]
+        raw_batch_found = [[labels[label] for label in row] for row in m["raw_batch"][2]]
         brute_qps = statistics.median(
             numpy_brute(data, queries[: args.brute_queries]) for _ in range(args.runs)
         )
@@ -434,9 +460,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "runs": args.runs,
         "load_s": load_s,
         "index_wait_s": index_wait_s,
-        "recall_socket": recall(m["socket"][1], truth),
+        "recall_socket": recall(m["socket"][2], truth),
         "recall_raw": recall(raw_found, truth),
-        "recall_batch": recall(m["batch"][1], truth),
+        "recall_batch": recall(m["batch"][2], truth),
         "recall_raw_batch": recall(raw_batch_found, truth),
         "qps_socket": m["socket"][0],
         "qps_socket_bytes": m["socket_bytes"][0],
@@ -444,6 +470,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "qps_batch": m["batch"][0],
         "qps_raw_batch": m["raw_batch"][0],
         "qps_brute": brute_qps,
+        "cpu_us": {name: round(cpu, 1) for name, (_, cpu, _) in m.items()},
         "loadavg": [round(x, 2) for x in (*load_before, *load_after)],
         "restart_ready_s": statistics.median(r for r, _ in restarts),
         "restart_first_search_s": statistics.median(f for _, f in restarts),
@@ -464,6 +491,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
 
 
 def table(f: dict[str, Any]) -> str:
+    cpu = f["cpu_us"]
     rows = [
         f"{f['n']:,} vectors x {f['dim']} dims (clustered synthetic), cosine, "
         f"{f['queries']} queries, k={K}, ef={f['ef']}, {f['shards']} shard(s), {f['cpus']} CPUs, "
@@ -485,6 +513,10 @@ def table(f: dict[str, Any]) -> str:
         f"{f['qps_batch']:,.0f} | {f['qps_raw_batch']:,.0f} | | socket >= 0.8 x raw "
         f"({f['qps_batch'] / f['qps_raw_batch']:.2f}x) |",
         f"| batched recall@10 | {f['recall_batch']:.4f} | {f['recall_raw_batch']:.4f} | | |",
+        f"| CPU µs per query, single (node + client vs raw; median) | {cpu['socket_bytes']:,.0f}"
+        f" | {cpu['raw']:,.0f} | | ({cpu['raw'] / cpu['socket_bytes']:.2f}x) |",
+        f"| CPU µs per query, batched (node + client vs raw; median) | {cpu['batch']:,.0f} | "
+        f"{cpu['raw_batch']:,.0f} | | ({cpu['raw_batch'] / cpu['batch']:.2f}x) |",
         f"| restart: ready line (s, median of 3) | {f['restart_ready_s']:.2f} | | | |",
         f"| restart: first vsearch answered (s) | {f['restart_first_search_s']:.2f} | | | < 5 s |",
         f"| load {f['n']:,} puts through the socket (s) | {f['load_s']:.1f} | | | |",
