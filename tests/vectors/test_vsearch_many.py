@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from swarmnode.client.shaping import plain_vectors
 from swarmnode.errors import BadRequest, Unavailable
 from swarmnode.service.table import MAX_BATCH
 from swarmnode.storage.ops import Merge
@@ -142,3 +143,13 @@ async def test_a_namespace_being_rebuilt_is_unavailable(tmp_path: Path) -> None:
             await h.call("vsearch_many", ns="docs", vectors=[[1.0, 0, 0, 0]], k=2)
     finally:
         await h.close()
+
+
+def test_clients_send_a_query_array_row_by_row_and_refuse_what_is_not_one() -> None:
+    matrix = np.arange(6, dtype=np.float64).reshape(2, 3)
+    rows = plain_vectors(matrix)
+    assert rows == [np.array(r, dtype="<f4").tobytes() for r in matrix.tolist()]
+    assert plain_vectors([[0.0, 1.0, 2.0], rows[1]]) == rows
+    for bad, message in ((np.zeros(3), "2-D"), ("abc", "list of vectors"), ([["x"]], "numbers")):
+        with pytest.raises(BadRequest, match=message):
+            plain_vectors(bad)
