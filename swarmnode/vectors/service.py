@@ -1,10 +1,11 @@
-"""The vector layer as the node serves it: `vsearch`, the `embed` step, stats.
+"""The vector layer as the node serves it: `vsearch`, `vsearch_many`, the `embed` step, stats.
 
 `attach_vectors` wires it to a running node: it subscribes to the node's
 committed changes, starts the indexer thread, registers the `vsearch` and
-`vsearch_many` executors, and adds the `embed` step to the service chain, which turns text
-into vectors for namespaces that name an embedder (a put's text value, a
-vsearch's query text) and completes `ns_init` from the embedder's dimension.
+`vsearch_many` executors, and adds the `embed` step to the service chain,
+which turns text into vectors for namespaces that name an embedder (a put's
+text value, a vsearch's query text) and completes `ns_init` from the
+embedder's dimension.
 
 A search runs on a worker thread under its namespace's read lock. Before it
 starts it waits (at most `fresh_wait`) until the indexer has applied every
