@@ -8,7 +8,14 @@ are indexed and checkpointed the script measures, on the same queries:
 - single-query throughput (one client, one query in flight) of `vsearch`
   through the socket, of raw hnswlib on the very same graph (the node's
   checkpointed shard file, loaded in this process, same ef), and of numpy
-  brute force; each the median of `--runs` runs;
+  brute force;
+- batched throughput: `vsearch_many` of `--batch` queries a request through
+  the socket against one raw `knn_query` of the whole query array per shard
+  (one hnswlib thread on both sides, as the node searches);
+  socket and raw measures interleaved round by round, medians of `--runs`,
+  as queries per second and as CPU time per query (the node's process and
+  the client's together against the raw search's), the second far less
+  moved by the load of a shared host;
 - restart: the node is stopped (SIGTERM, which checkpoints) and started
   again; the time from process start to its ready line and to the first
   `vsearch` answered, median of three restarts;
@@ -23,7 +30,8 @@ disk or the gossip queue.
 
 Run: .venv/bin/python benchmarks/vectors.py [--n 100000] [--queries 1000] [--text 5000]
 Prints a Markdown table. Aims (issue 6): recall@10 >= 0.95, socket throughput
->= half of raw hnswlib's, restart with 100,000 vectors ready in under 5 s.
+>= half of raw hnswlib's, restart with 100,000 vectors ready in under 5 s;
+(issue 16): batched throughput >= 0.8 of raw hnswlib's batched `knn_query`.
 """
 
 from __future__ import annotations
@@ -209,14 +217,46 @@ def socket_queries(c: Client, ns: str, queries: np.ndarray, as_bytes: bool = Fal
     return len(queries) / (time.perf_counter() - started), found
 
 
-def raw_hnswlib(data_dir: Path, ns: str, dim: int, queries: np.ndarray, ef: int) -> tuple:
-    files = sorted((data_dir / "vectors" / "shards" / ns).glob("*.hnsw"))
+def batch_queries(c: Client, ns: str, queries: np.ndarray, batch: int) -> tuple:
+    """(queries/s, results) of `vsearch_many`, `batch` queries a request (the client sends
+    each row as float32 bytes)."""
+    found = []
+    started = time.perf_counter()
+    for start in range(0, len(queries), batch):
+        reply = c.vsearch_many(ns, queries[start : start + batch], k=K)
+        for result in reply["results"]:
+            found.append([int(item["key"][1:]) for item in result["items"]])
+    return len(queries) / (time.perf_counter() - started), found
+
+
+def load_shards(data_dir: Path, ns: str, dim: int, ef: int) -> list[hnswlib.Index]:
+    """The node's checkpointed shard files, loaded in this process with the node's ef."""
     indexes = []
-    for f in files:
+    for f in sorted((data_dir / "vectors" / "shards" / ns).glob("*.hnsw")):
         index = hnswlib.Index(space="cosine", dim=dim)
         index.load_index(str(f))
         index.set_ef(ef)
         indexes.append(index)
+    return indexes
+
+
+def raw_hnswlib_batch(indexes: list[hnswlib.Index], queries: np.ndarray) -> tuple:
+    """(queries/s, labels): one `knn_query` on the whole query array per shard, with one
+    thread, as the node runs it."""
+    started = time.perf_counter()
+    parts = [index.knn_query(queries, k=K, num_threads=1) for index in indexes]
+    found = []
+    for row in range(len(queries)):
+        best = [
+            (d, label)
+            for labels, dists in parts
+            for d, label in zip(dists[row].tolist(), labels[row].tolist(), strict=True)
+        ]
+        found.append([label for _, label in sorted(best)[:K]])
+    return len(queries) / (time.perf_counter() - started), found
+
+
+def raw_hnswlib(indexes: list[hnswlib.Index], queries: np.ndarray) -> tuple:
     found = []
     started = time.perf_counter()
     for q in queries:
@@ -225,7 +265,7 @@ def raw_hnswlib(data_dir: Path, ns: str, dim: int, queries: np.ndarray, ef: int)
             labels, dists = index.knn_query(q, k=K, num_threads=1)
             best.extend(zip(dists[0].tolist(), labels[0].tolist(), strict=True))
         found.append([label for _, label in sorted(best)[:K]])
-    return len(queries) / (time.perf_counter() - started), (found, len(files))
+    return len(queries) / (time.perf_counter() - started), found
 
 
 def label_to_index(data_dir: Path, ns: str) -> dict[int, int]:
@@ -249,9 +289,37 @@ def numpy_brute(data: np.ndarray, queries: np.ndarray) -> float:
     return len(queries) / (time.perf_counter() - started)
 
 
-def median_of(runs: int, fn: Any) -> tuple[float, Any]:
-    results = [fn() for _ in range(runs)]
-    return statistics.median(r[0] for r in results), results[-1][1]
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds used so far by this process, plus the node's (every thread) when `pid`
+    is given: what a measure costs, however busy the shared host is."""
+    used = time.process_time()
+    if pid is not None:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def interleaved(
+    runs: int, count: int, measures: dict[str, tuple[Any, int | None]]
+) -> dict[str, tuple[float, float, Any]]:
+    """Each measure's median rate and median CPU microseconds per query (this process's, and
+    the node's when the measure names its pid) over `runs` rounds, every round running each
+    measure once in turn (so a change in the host's load touches them all alike), and its
+    last results."""
+    rates: dict[str, list[float]] = {name: [] for name in measures}
+    cpus: dict[str, list[float]] = {name: [] for name in measures}
+    last: dict[str, Any] = {}
+    for _ in range(runs):
+        for name, (fn, pid) in measures.items():
+            before = cpu_seconds(pid)
+            rate, last[name] = fn()
+            cpus[name].append((cpu_seconds(pid) - before) / count * 1e6)
+            rates[name].append(rate)
+    return {
+        name: (statistics.median(rates[name]), statistics.median(cpus[name]), last[name])
+        for name in measures
+    }
 
 
 def restart(root: Path, data_dir: Path, ns: str, query: np.ndarray) -> tuple[float, float]:
@@ -329,6 +397,7 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1_000)
     p.add_argument("--brute-queries", type=int, default=200)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--batch", type=int, default=1_000, help="queries per vsearch_many")
     p.add_argument("--ef", type=int, default=64, help="the node's default ef_search")
     p.add_argument("--text", type=int, default=3_000, help="real text embeddings (0: skip)")
     p.add_argument("--cache-mb", type=int, help="the node's vector cache (default: its own)")
@@ -356,14 +425,25 @@ def run(args: argparse.Namespace, root: Path) -> None:
         load_s = asyncio.run(load(node.socket, data, NS))
         with Client(node.socket) as c:
             index_wait_s = wait_indexed(c, NS, args.n, checkpointed=True)
+            indexes = load_shards(data_dir, NS, args.dim, args.ef)
             c.vsearch(NS, queries[0], k=K)
-            sock_qps, sock_found = median_of(args.runs, lambda: socket_queries(c, NS, queries))
-            bytes_qps, _ = median_of(args.runs, lambda: socket_queries(c, NS, queries, True))
+            load_before = os.getloadavg()
+            pid = node.proc.pid
+            m = interleaved(
+                args.runs,
+                len(queries),
+                {
+                    "socket": (lambda: socket_queries(c, NS, queries), pid),
+                    "socket_bytes": (lambda: socket_queries(c, NS, queries, True), pid),
+                    "raw": (lambda: raw_hnswlib(indexes, queries), None),
+                    "batch": (lambda: batch_queries(c, NS, queries, args.batch), pid),
+                    "raw_batch": (lambda: raw_hnswlib_batch(indexes, queries), None),
+                },
+            )
+            load_after = os.getloadavg()
         labels = label_to_index(data_dir, NS)
-        raw_qps, (raw_found_labels, shards) = median_of(
-            args.runs, lambda: raw_hnswlib(data_dir, NS, args.dim, queries, args.ef)
-        )
-        raw_found = [[labels[label] for label in row] for row in raw_found_labels]
+        raw_found = [[labels[label] for label in row] for row in m["raw"][2]]
+        raw_batch_found = [[labels[label] for label in row] for row in m["raw_batch"][2]]
         brute_qps = statistics.median(
             numpy_brute(data, queries[: args.brute_queries]) for _ in range(args.runs)
         )
@@ -375,15 +455,23 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "dim": args.dim,
         "queries": args.queries,
         "ef": args.ef,
-        "shards": shards,
+        "shards": len(indexes),
+        "batch": args.batch,
+        "runs": args.runs,
         "load_s": load_s,
         "index_wait_s": index_wait_s,
-        "recall_socket": recall(sock_found, truth),
+        "recall_socket": recall(m["socket"][2], truth),
         "recall_raw": recall(raw_found, truth),
-        "qps_socket": sock_qps,
-        "qps_socket_bytes": bytes_qps,
-        "qps_raw": raw_qps,
+        "recall_batch": recall(m["batch"][2], truth),
+        "recall_raw_batch": recall(raw_batch_found, truth),
+        "qps_socket": m["socket"][0],
+        "qps_socket_bytes": m["socket_bytes"][0],
+        "qps_raw": m["raw"][0],
+        "qps_batch": m["batch"][0],
+        "qps_raw_batch": m["raw_batch"][0],
         "qps_brute": brute_qps,
+        "cpu_us": {name: round(cpu, 1) for name, (_, cpu, _) in m.items()},
+        "loadavg": [round(x, 2) for x in (*load_before, *load_after)],
         "restart_ready_s": statistics.median(r for r, _ in restarts),
         "restart_first_search_s": statistics.median(f for _, f in restarts),
         "cpus": os.cpu_count(),
@@ -403,10 +491,15 @@ def run(args: argparse.Namespace, root: Path) -> None:
 
 
 def table(f: dict[str, Any]) -> str:
+    cpu = f["cpu_us"]
     rows = [
         f"{f['n']:,} vectors x {f['dim']} dims (clustered synthetic), cosine, "
         f"{f['queries']} queries, k={K}, ef={f['ef']}, {f['shards']} shard(s), {f['cpus']} CPUs, "
         f"vector cache {f['cache_mb'] or 'default'} MiB",
+        "",
+        f"hnswlib searches with 1 thread on both sides (the node's `knn_query` and the raw "
+        f"one); medians of {f['runs']} interleaved rounds; load average (1, 5, 15 min) "
+        f"{f['loadavg'][:3]} before, {f['loadavg'][3:]} after",
         "",
         "| measure | swarmnode (socket) | raw hnswlib | numpy brute force | aim |",
         "|---|---|---|---|---|",
@@ -416,6 +509,14 @@ def table(f: dict[str, Any]) -> str:
         f"({f['qps_socket'] / f['qps_raw']:.2f}x) |",
         f"| same, query vector sent as float32 bytes | {f['qps_socket_bytes']:,.0f} | | | "
         f"({f['qps_socket_bytes'] / f['qps_raw']:.2f}x) |",
+        f"| batched: `vsearch_many` of {f['batch']} vs one `knn_query` of all (q/s, median) | "
+        f"{f['qps_batch']:,.0f} | {f['qps_raw_batch']:,.0f} | | socket >= 0.8 x raw "
+        f"({f['qps_batch'] / f['qps_raw_batch']:.2f}x) |",
+        f"| batched recall@10 | {f['recall_batch']:.4f} | {f['recall_raw_batch']:.4f} | | |",
+        f"| CPU µs per query, single (node + client vs raw; median) | {cpu['socket_bytes']:,.0f}"
+        f" | {cpu['raw']:,.0f} | | ({cpu['raw'] / cpu['socket_bytes']:.2f}x) |",
+        f"| CPU µs per query, batched (node + client vs raw; median) | {cpu['batch']:,.0f} | "
+        f"{cpu['raw_batch']:,.0f} | | ({cpu['raw_batch'] / cpu['batch']:.2f}x) |",
         f"| restart: ready line (s, median of 3) | {f['restart_ready_s']:.2f} | | | |",
         f"| restart: first vsearch answered (s) | {f['restart_first_search_s']:.2f} | | | < 5 s |",
         f"| load {f['n']:,} puts through the socket (s) | {f['load_s']:.1f} | | | |",

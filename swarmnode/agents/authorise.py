@@ -56,7 +56,9 @@ log = logging.getLogger("swarmnode.agents")
 
 OPEN_OPS = frozenset({"ping", "hello"})
 """What a connection may do before it has presented a token."""
-READ_OPS = frozenset({"get", "list", "smembers", "vsearch", "archive_list", "archive_get"})
+READ_OPS = frozenset(
+    {"get", "list", "smembers", "vsearch", "vsearch_many", "archive_list", "archive_get"}
+)
 WRITE_OPS = frozenset({"put", "delete", "expire", "incr", "sadd", "srem"})
 SPANNING_OPS = frozenset({"search", "watch", "ns_stats"})
 """Scoped to `ns` when given, otherwise filtered to what the caller can read."""

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
-from swarmnode.client.shaping import members_list, optional, plain_vector
+from swarmnode.client.shaping import members_list, optional, plain_vector, plain_vectors
 
 R = TypeVar("R")
 
@@ -198,6 +198,32 @@ class Operations(ABC, Generic[R]):
                     "embedder": embedder,
                 }
             ),
+        )
+
+    def vsearch_many(
+        self,
+        ns: str,
+        vectors: Iterable[Iterable[float] | bytes],
+        *,
+        k: int | None = None,
+        filter: dict[str, Any] | None = None,
+        ef: int | None = None,
+        embedder: str | None = None,
+    ) -> R:
+        """Nearest neighbours of many query vectors in one request (one batched index search).
+
+        `results[i]` is what vsearch gives for `vectors[i]`, in query order; a bad vector
+        anywhere refuses the whole request. Query text is not taken (embed it with
+        vsearch, or send the embedder's vectors naming it).
+
+        Result: {ns, metric, better, embedder, exact, results: [{items: [{key, score, value,
+        meta, conflict?}]}]}. Errors: bad_request, not_found, unavailable.
+        """
+        return self.call(
+            "vsearch_many",
+            ns=ns,
+            vectors=plain_vectors(vectors),
+            **optional({"k": k, "filter": filter, "ef": ef, "embedder": embedder}),
         )
 
     def incr(self, ns: str, key: str, by: int = 1, *, ttl: float | str | None = None) -> R:

@@ -36,6 +36,23 @@ def plain_vector(vector: Iterable[float] | bytes | None) -> bytes | None:
         raise BadRequest("a vector component is out of float32 range") from None
 
 
+def plain_vectors(vectors: Any) -> list[bytes | None] | None:
+    """Query vectors as a list of float32 byte strings: a 2-D numpy array row by row
+    (one conversion for the whole array), or any iterable of vectors one by one."""
+    if vectors is None:
+        return None
+    if hasattr(vectors, "dtype"):
+        import numpy as np
+
+        matrix = np.ascontiguousarray(vectors, dtype="<f4")
+        if matrix.ndim != 2:
+            raise BadRequest("vectors must be a 2-D array: one row per query")
+        return [row.tobytes() for row in matrix]
+    if isinstance(vectors, bytes | str):
+        raise BadRequest("vectors must be a list of vectors")
+    return [plain_vector(v) for v in vectors]
+
+
 def component(x: Any) -> float:
     if isinstance(x, bool | str | bytes):
         raise TypeError(type(x).__name__)

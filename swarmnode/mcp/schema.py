@@ -75,6 +75,9 @@ def op_schema(arg: Arg) -> dict[str, Any]:
         return {"type": simple[kind]}
     if kind == "vector":
         return {"type": "array", "items": {"type": "number"}}
+    if kind == "vectors":
+        vector = {"type": "array", "items": {"type": "number"}}
+        return {"type": "array", "items": vector, "minItems": 1, "maxItems": int(arg.hi or 1)}
     if kind == "members":
         return {"type": "array", "items": {"type": "string"}}
     if kind == "replicas":

@@ -68,6 +68,18 @@ def merge_vsearch(args: dict[str, Any], answers: list[dict[str, Any]]) -> dict[s
     return reply
 
 
+def merge_vsearch_many(args: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Query by query, what `merge_vsearch` makes of the answers to that query alone."""
+    head = {key: answers[0][key] for key in ("ns", "metric", "better", "embedder")}
+    results = []
+    for i in range(len(args["vectors"])):
+        one = [{**head, **a["results"][i], "exact": a.get("exact", False)} for a in answers]
+        merged = merge_vsearch(args, one)
+        results.append({"items": merged["items"]})
+    exact = all(a.get("exact", False) for a in answers)
+    return {**head, "exact": exact, "results": results}
+
+
 def merge_ns_stats(
     definition: dict[str, Any], answers: list[dict[str, Any]], local: dict[str, int]
 ) -> dict[str, Any]:

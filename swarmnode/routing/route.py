@@ -19,7 +19,7 @@ the default) passes straight through: today's path, untouched.
   answers at all, the write is kept here as a hint (`hinted: true` in the
   reply, with `w = 1`), and the handoff gives it to the owners when they are
   back (Dynamo's hinted handoff).
-- list, search, vsearch and ns_stats scatter to a covering set of owners
+- list, search, vsearch, vsearch_many and ns_stats scatter to a covering set of owners
   (each partition once, this node first, then the fewest nodes) and merge
   what comes back (`gather`); a partition nobody answered for makes the
   reply `partial`, naming what is missing.
@@ -47,7 +47,7 @@ log = logging.getLogger("swarmnode.routing")
 
 KEYED_READS = frozenset({"get", "smembers"})
 KEYED_WRITES = frozenset({"put", "delete", "expire", "incr", "sadd", "srem"})
-SCATTERS = frozenset({"list", "search", "vsearch", "ns_stats"})
+SCATTERS = frozenset({"list", "search", "vsearch", "vsearch_many", "ns_stats"})
 
 
 def retryable(op: str, args: dict[str, Any]) -> bool:
@@ -267,6 +267,10 @@ class Route:
             if not answers:
                 raise self._unreachable("vsearch", ns, missing[0])
             reply = gather.merge_vsearch(req.args, answers)
+        elif req.op == "vsearch_many":
+            if not answers:
+                raise self._unreachable("vsearch_many", ns, missing[0])
+            reply = gather.merge_vsearch_many(req.args, answers)
         else:
             info = self.services.store.catalog
             reply = gather.merge_ns_stats(info.namespace(ns).public(), answers, info.ns_stats(ns))

@@ -34,6 +34,7 @@ FORWARDED = frozenset(
         "list",
         "search",
         "vsearch",
+        "vsearch_many",
         "ns_stats",
     }
 )

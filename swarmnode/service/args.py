@@ -149,6 +149,20 @@ def _check_one(
         if not isinstance(value, bytes | list | tuple):
             raise BadRequest(f"{_where(op, arg)} must be a list of numbers or float32 bytes")
         return value
+    if kind == "vectors":
+        if not isinstance(value, list | tuple):
+            raise BadRequest(f"{_where(op, arg)} must be a list of vectors")
+        if not arg.lo <= len(value) <= arg.hi:  # type: ignore[operator]
+            raise BadRequest(
+                f"{_where(op, arg)} must hold between {arg.lo:g} and {arg.hi:g} vectors, "
+                f"not {len(value)}"
+            )
+        for i, v in enumerate(value):
+            if not isinstance(v, bytes | list | tuple):
+                raise BadRequest(
+                    f"{_where(op, arg)}[{i}] must be a list of numbers or float32 bytes"
+                )
+        return value
     if kind == "replicas":
         if value == "all":
             return value

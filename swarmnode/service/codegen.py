@@ -42,6 +42,7 @@ _TYPES = {
     "map": "dict[str, Any]",
     "members": "Iterable[str] | str",
     "vector": "Iterable[float] | bytes",
+    "vectors": "Iterable[Iterable[float] | bytes]",
     "replicas": "int | str",
 }
 
@@ -79,6 +80,8 @@ def _value_expr(arg: Arg) -> str:
     name = _param(arg)
     if arg.kind == "vector":
         return f"plain_vector({name})"
+    if arg.kind == "vectors":
+        return f"plain_vectors({name})"
     if arg.kind == "members":
         return f"members_list({name})"
     if arg.kind == "bool" and not arg.client_positional:
@@ -149,7 +152,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
-from swarmnode.client.shaping import members_list, optional, plain_vector
+from swarmnode.client.shaping import members_list, optional, plain_vector, plain_vectors
 
 R = TypeVar("R")
 
@@ -174,6 +177,8 @@ def _arg_doc(arg: Arg) -> str:
         extra.append(" / ".join(arg.choices))
     elif arg.kind in ("int", "number") and arg.lo is not None and arg.hi is not None:
         extra.append(f"{arg.lo:g}..{arg.hi:g}")
+    elif arg.kind == "vectors" and arg.lo is not None and arg.hi is not None:
+        extra.append(f"{arg.lo:g}..{arg.hi:g} of them")
     if arg.default not in (None, False):
         extra.append(f"default {arg.default}")
     if arg.known:
@@ -196,7 +201,8 @@ def protocol_table() -> str:
         "non-empty UTF-8 string without NUL, at most `store.max_key_bytes`; `ttl` seconds "
         "(0: never) or a duration as `ns list` prints it (`90s`, `5m`, `4h`, `7d`, `none`); "
         "`members` a string or a list of strings; `vector` a list of numbers or little-endian "
-        "float32 bytes; a null argument counts as absent, except a stored `value`."
+        "float32 bytes; `vectors` a list of `vector`s; a null argument counts as absent, "
+        "except a stored `value`."
     )
     return "\n".join([BEGIN, "", kinds, "", *rows, "", END])
 

@@ -24,6 +24,7 @@ Argument kinds (`Arg.kind`):
 | map | map | str keys |
 | members | str or [str] | set members; one str is one member |
 | vector | [number] or bytes | bytes are little-endian float32 |
+| vectors | [vector] | `lo`..`hi` vectors, each a `vector` |
 | replicas | int or "all" | a replication factor `lo`..`hi`, or every node |
 """
 
@@ -36,6 +37,8 @@ from typing import Any
 MAX_LIMIT = 10_000
 MAX_K = 10_000
 MAX_EF = 10_000
+MAX_BATCH = 1_024
+"""Query vectors of one `vsearch_many`: a bound on one request's work and reply."""
 MAX_SHORT = 1024
 """Characters of a short string argument (patterns, cursors, prefixes, session ids)."""
 
@@ -314,6 +317,33 @@ OPERATIONS: tuple[OpSpec, ...] = (
         "product, or Euclidean distance (l2). In mv/consensus namespaces a key is found by "
         "its newest live sibling's vector and its item carries `conflict`. `unavailable` "
         "while an index is loading or rebuilding.",
+    ),
+    OpSpec(
+        "vsearch_many",
+        "Nearest neighbours of many query vectors in one request (one batched index search).",
+        (
+            _ns(known=True),
+            Arg(
+                "vectors",
+                "vectors",
+                "The query vectors.",
+                required=True,
+                lo=1,
+                hi=MAX_BATCH,
+            ),
+            Arg("k", "int", "Neighbours per query.", default=10, lo=1, hi=MAX_K),
+            Arg("filter", "map", "Metadata filter, applied to every query (as vsearch's)."),
+            Arg(
+                "ef", "int", "HNSW search breadth (higher: better recall, slower).", lo=1, hi=MAX_EF
+            ),
+            Arg("embedder", "str", "The embedder that made the vectors.", max_len=128),
+        ),
+        "{ns, metric, better, embedder, exact, results: [{items: [{key, score, value, meta, "
+        "conflict?}]}]}",
+        ("bad_request", "not_found", "unavailable"),
+        notes="`results[i]` is what vsearch gives for `vectors[i]`, in query order; a bad "
+        "vector anywhere refuses the whole request. Query text is not taken (embed it with "
+        "vsearch, or send the embedder's vectors naming it).",
     ),
     OpSpec(
         "incr",

@@ -1,6 +1,6 @@
 """Vector memory: hnswlib shards per namespace, kept true to the store, searched by `vsearch`.
 
-    service.py     attach_vectors / VectorMemory: vsearch, text-embedding put, stats
+    service.py     attach_vectors / VectorMemory: vsearch, vsearch_many, text-embedding put, stats
     indexer.py     the one thread that loads, changes and checkpoints the index
     space.py       one namespace: shards, label <-> key maps, filter postings, search
     shards.py      one hnswlib index and its file

@@ -1,10 +1,11 @@
-"""The vector layer as the node serves it: `vsearch`, the `embed` step, stats.
+"""The vector layer as the node serves it: `vsearch`, `vsearch_many`, the `embed` step, stats.
 
 `attach_vectors` wires it to a running node: it subscribes to the node's
-committed changes, starts the indexer thread, registers the `vsearch`
-executor, and adds the `embed` step to the service chain, which turns text
-into vectors for namespaces that name an embedder (a put's text value, a
-vsearch's query text) and completes `ns_init` from the embedder's dimension.
+committed changes, starts the indexer thread, registers the `vsearch` and
+`vsearch_many` executors, and adds the `embed` step to the service chain,
+which turns text into vectors for namespaces that name an embedder (a put's
+text value, a vsearch's query text) and completes `ns_init` from the
+embedder's dimension.
 
 A search runs on a worker thread under its namespace's read lock. Before it
 starts it waits (at most `fresh_wait`) until the indexer has applied every
@@ -49,6 +50,11 @@ from swarmnode.vectors.space import Hit, Space
 log = logging.getLogger("swarmnode.vectors")
 
 MAX_FETCH = 1_024
+
+Verdict = tuple[Any, bool, bool, bool | None]
+"""What reading one hit back found (see `VectorMemory._verdict`)."""
+Round = tuple[list[tuple[float, dict[str, Any]]], list[Hit], bool]
+"""One round of a search: the good (distance, item) pairs, the stale hits, exactness."""
 
 
 def wall_ms() -> int:
@@ -102,7 +108,7 @@ class VectorMemory:
         """The loop side's metrics (the indexer thread declares its own)."""
         self._searches = m.counter(
             "swarmnode_vectors_searches_total",
-            "vsearch requests answered.",
+            "Vector queries answered (a vsearch, or each query of a vsearch_many).",
             stats=("vectors", "searches"),
         )
         self._retries = m.counter(
@@ -144,6 +150,7 @@ class VectorMemory:
 
     def register(self, service: Service) -> None:
         service.register("vsearch", self.vsearch)
+        service.register("vsearch_many", self.vsearch_many)
         service.use(Embed(self), before="route")
 
     def _on_change(self, change: Change) -> None:
@@ -219,19 +226,61 @@ class VectorMemory:
     async def vsearch(self, req: Request) -> Any:
         a = req.args
         ns = a["ns"]
+        definition, k, ef, flt = self._checked("vsearch", a)
+        await self._fresh(ns)
+        query = await self._query_vector(req, definition)
+        space = self._space("vsearch", ns)
+        reply = self._head(definition)
+        if space is None:
+            return {**reply, "exact": True, "items": []}
+        outside = self._outside(space, definition)
+        items, exact = await self._run_search(space, query, k, flt, ef, outside)
+        self._searches.inc()
+        return {**reply, "exact": exact, "items": items}
+
+    async def vsearch_many(self, req: Request) -> Any:
+        """Many queries in one request: one hnswlib call per shard for all of them (the
+        library loops over the rows in C), then each query's hits read back and, where
+        stale, searched again exactly as a lone vsearch would be."""
+        a = req.args
+        ns = a["ns"]
+        definition, k, ef, flt = self._checked("vsearch_many", a)
+        check_embedder("vsearch_many", definition, a.get("embedder"))
+        queries = query_matrix(a["vectors"], definition)
+        await self._fresh(ns)
+        space = self._space("vsearch_many", ns)
+        reply = self._head(definition)
+        if space is None:
+            return {**reply, "exact": True, "results": [{"items": []} for _ in queries]}
+        outside = self._outside(space, definition)
+        found, exact, retries = await asyncio.to_thread(
+            self._search_many, space, queries, k, flt, ef, outside
+        )
+        self._retries.inc(retries)
+        self._searches.inc(len(queries))
+        return {**reply, "exact": exact, "results": [{"items": items} for items in found]}
+
+    def _checked(
+        self, op: str, a: dict[str, Any]
+    ) -> tuple[NamespaceDef, int, int | None, Filter | None]:
+        """The namespace's definition, k, ef and filter of a search, or BadRequest."""
+        ns = a["ns"]
         definition = self.store.namespace(ns)
         if definition.deleted or definition.dim is None:
             raise BadRequest(
-                f"vsearch: namespace {ns!r} has no vector dimension; declare one with "
+                f"{op}: namespace {ns!r} has no vector dimension; declare one with "
                 "ns_init(dim=..., metric=...) first"
             )
         k = a["k"]
         if k > self.cfg.max_k:
-            raise BadRequest(f"vsearch: 'k' must be between 1 and {self.cfg.max_k}")
+            raise BadRequest(f"{op}: 'k' must be between 1 and {self.cfg.max_k}")
         ef = a.get("ef")
         if ef is not None and ef > self.cfg.max_ef:
-            raise BadRequest(f"vsearch: 'ef' must be between 1 and {self.cfg.max_ef}")
-        flt = parse_filter(a.get("filter"))
+            raise BadRequest(f"{op}: 'ef' must be between 1 and {self.cfg.max_ef}")
+        return definition, k, ef, parse_filter(a.get("filter"))
+
+    async def _fresh(self, ns: str) -> None:
+        """Wait for the index to load and to hold what was committed before this request."""
         await self._ready()
         if not await self.caught_up(self.cfg.fresh_wait):
             # Answer from the index as it is (never with a removed key), and say so.
@@ -242,23 +291,24 @@ class VectorMemory:
                 self.enqueued_seq - self.applied_seq,
                 self.cfg.fresh_wait,
             )
-        query = await self._query_vector(req, definition)
+
+    def _space(self, op: str, ns: str) -> Space | None:
+        """The namespace's index (None: it holds no vectors yet); `unavailable` while it is
+        being rebuilt."""
         space = self.indexer.spaces.get(ns)
-        reply: dict[str, Any] = {
-            "ns": ns,
+        if space is not None and space.building is not None:
+            done, total = space.building
+            raise Unavailable(f"{op}: vectors of {ns!r} are being rebuilt ({done}/{total})")
+        return space
+
+    @staticmethod
+    def _head(definition: NamespaceDef) -> dict[str, Any]:
+        return {
+            "ns": definition.name,
             "metric": definition.metric,
             "better": BETTER[definition.metric],
             "embedder": definition.embedder,
         }
-        if space is None:
-            return {**reply, "exact": True, "items": []}
-        if space.building is not None:
-            done, total = space.building
-            raise Unavailable(f"vsearch: vectors of {ns!r} are being rebuilt ({done}/{total})")
-        outside = self._outside(space, definition)
-        items, exact = await self._run_search(space, query, k, flt, ef, outside)
-        self._searches.inc()
-        return {**reply, "exact": exact, "items": items}
 
     async def _ready(self) -> None:
         if not self._loaded.is_set():
@@ -371,17 +421,22 @@ class VectorMemory:
         ef: int | None,
         blocking: bool = True,
         outside: AbstractSet[int] = frozenset(),
+        first: Round | None = None,
     ) -> tuple[list[dict[str, Any]], bool, int]:
         """(items, exact, rounds repeated); off the loop unless `blocking` is False, in
         which case it raises `Busy` rather than repeat a round. Labels in `outside` (other
-        partitions of a sharded namespace) are never returned."""
+        partitions of a sharded namespace) are never returned. `first`: the first round,
+        already searched and read back (by `_search_many`)."""
         retries = 0
         exclude: set[int] = set(outside)
         found: dict[str, tuple[float, dict[str, Any]]] = {}
         fetch = k
         while True:
-            hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
-            good, stale = self._read_back(space, hits, flt, query)
+            if first is not None:
+                (good, stale, exact), first = first, None
+            else:
+                hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
+                good, stale = self._read_back(space, hits, flt, query)
             for distance, item in good:
                 found.setdefault(item["key"], (distance, item))
             if not stale:
@@ -403,6 +458,35 @@ class VectorMemory:
         ranked = sorted(found.values(), key=lambda pair: (pair[0], pair[1]["key"]))
         return [item for _, item in ranked[:k]], exact, retries
 
+    def _search_many(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[list[dict[str, Any]]], bool, int]:
+        """`_search` for each row of `queries` (on a worker thread): the first round of all of
+        them in one batched index search, any further rounds query by query."""
+        rounds, exact = self._index_search_many(space, queries, k, flt, ef, set(outside), True)
+        seen: dict[int, Verdict] = {}
+        with self.store.read() as txn:
+            read = [
+                self._read_back(space, hits, flt, query, txn, seen)
+                for query, hits in zip(queries, rounds, strict=True)
+            ]
+        results = []
+        retries = 0
+        for query, (good, stale) in zip(queries, read, strict=True):
+            items, clean, repeated = self._search(
+                space, query, k, flt, ef, True, outside, first=(good, stale, exact)
+            )
+            results.append(items)
+            exact = exact and clean
+            retries += repeated
+        return results, exact, retries
+
     def _index_search(
         self,
         space: Space,
@@ -416,63 +500,110 @@ class VectorMemory:
         if ef is None or ef == self.cfg.ef_search:
             with space.lock.read(blocking):
                 return space.search(query, k, flt, exclude)
+        hits, exact = self._index_search_many(
+            space, query[None, :], k, flt, ef, exclude, blocking
+        )
+        return hits[0], exact
+
+    def _index_search_many(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        exclude: set[int],
+        blocking: bool,
+    ) -> tuple[list[list[Hit]], bool]:
+        if ef is None or ef == self.cfg.ef_search:
+            with space.lock.read(blocking):
+                return space.search_many(queries, k, flt, exclude)
         # hnswlib keeps ef per index, not per query: another ef needs the index alone.
         with space.lock.write():
             for shard in space.shards.values():
                 shard.index.set_ef(ef)
             try:
-                return space.search(query, k, flt, exclude)
+                return space.search_many(queries, k, flt, exclude)
             finally:
                 for shard in space.shards.values():
                     shard.index.set_ef(self.cfg.ef_search)
 
     def _read_back(
-        self, space: Space, hits: list[Hit], flt: Filter | None, query: np.ndarray
+        self,
+        space: Space,
+        hits: list[Hit],
+        flt: Filter | None,
+        query: np.ndarray,
+        txn: Any = None,
+        seen: dict[int, Verdict] | None = None,
     ) -> tuple[list[tuple[float, dict[str, Any]]], list[Hit]]:
         """Reply items (with their distances) from the store as it is now, and the stale hits.
 
         A hit is stale when its entry changed since it was indexed. If the entry
         is still live, has a vector and passes the filter, it stays in the reply
         with its distance recomputed from its current vector; otherwise it is dropped.
+        `txn` and `seen`: a batch's read transaction and what it found for each label so
+        far, so a key that many queries of the batch hit is read back once.
         """
+        if txn is None:
+            with self.store.read() as own:
+                return self._read_back(space, hits, flt, query, own, seen)
         now = self.clock()
         good: list[tuple[float, dict[str, Any]]] = []
         stale: list[Hit] = []
-        ns = space.ns
-        with self.store.read() as txn:
-            for hit in hits:
-                found = read_record(self.store, txn, ns, hit.key, self.cache)
-                entry, stored = found if found is not None else (None, None)
-                version = indexed_version(self.store, ns, entry, now)
-                if version is None:
-                    stale.append(hit)
-                    continue
-                distance = hit.distance
-                # The LWW record the hit was indexed from, unchanged, needs no more
-                # checks (an MV entry can show another sibling as time passes).
-                same = stored is not None and stored == hit.stored and entry.mv is None
-                moved = not same and vector_digest(version.vector) != hit.digest
-                if not same and not moved and stored is not None and entry.mv is None:
-                    space.note_stored(hit, stored)
-                passes = same or flt is None or flt.matches(posting_keys(version.meta))
-                if moved or not passes:
-                    stale.append(hit)
-                if not passes or (moved and len(version.vector) != 4 * space.dim):
-                    continue
-                if moved:
-                    distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
-                item = {
-                    "key": hit.key,
-                    "score": score(space.metric, distance),
-                    "value": version.value,
-                    "meta": version.meta,
-                }
-                if version is not entry.reg and entry.mv is not None:
-                    # Only the newest sibling's vector is indexed: say when
-                    # there are others, so the caller knows to `get` them all.
-                    item["conflict"] = len(entry.mv.siblings(now)) > 1
-                good.append((distance, item))
+        for hit in hits:
+            verdict = seen.get(hit.label) if seen is not None else None
+            if verdict is None:
+                verdict = self._verdict(space, txn, hit, flt, now)
+                if seen is not None:
+                    seen[hit.label] = verdict
+            version, moved, passes, conflict = verdict
+            if version is None:
+                stale.append(hit)
+                continue
+            if moved or not passes:
+                stale.append(hit)
+            if not passes or (moved and len(version.vector) != 4 * space.dim):
+                continue
+            distance = hit.distance
+            if moved:
+                distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
+            item = {
+                "key": hit.key,
+                "score": score(space.metric, distance),
+                "value": version.value,
+                "meta": version.meta,
+            }
+            if conflict is not None:
+                item["conflict"] = conflict
+            good.append((distance, item))
         return good, stale
+
+    def _verdict(
+        self, space: Space, txn: Any, hit: Hit, flt: Filter | None, now: int
+    ) -> Verdict:
+        """What the store says of one hit's entry: (the version a reply shows, or None when
+        the entry is gone; whether its vector moved since it was indexed; whether it passes
+        the filter; its `conflict` flag, None outside mv/consensus siblings)."""
+        ns = space.ns
+        found = read_record(self.store, txn, ns, hit.key, self.cache)
+        entry, stored = found if found is not None else (None, None)
+        version = indexed_version(self.store, ns, entry, now)
+        if version is None:
+            return None, False, False, None
+        # The LWW record the hit was indexed from, unchanged, needs no more
+        # checks (an MV entry can show another sibling as time passes).
+        same = stored is not None and stored == hit.stored and entry.mv is None
+        moved = not same and vector_digest(version.vector) != hit.digest
+        if not same and not moved and stored is not None and entry.mv is None:
+            space.note_stored(hit, stored)
+        passes = same or flt is None or flt.matches(posting_keys(version.meta))
+        conflict = None
+        if version is not entry.reg and entry.mv is not None:
+            # Only the newest sibling's vector is indexed: say when
+            # there are others, so the caller knows to `get` them all.
+            conflict = len(entry.mv.siblings(now)) > 1
+        return version, moved, passes, conflict
 
     # --- text in: put and ns_init ------------------------------------------------
 
@@ -558,8 +689,9 @@ class VectorMemory:
         }
 
 
-def query_array(raw: Any) -> np.ndarray:
-    """A query vector (a list of numbers, or little-endian float32 bytes) as float32."""
+def query_array(raw: Any, what: str = "vsearch: vector") -> np.ndarray:
+    """A query vector (a list of numbers, or little-endian float32 bytes) as float32;
+    `what` names it in errors."""
     try:
         if isinstance(raw, bytes):
             if len(raw) % 4:
@@ -570,12 +702,35 @@ def query_array(raw: Any) -> np.ndarray:
         else:
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise BadRequest("vsearch: vector must be a list of numbers or float32 bytes") from None
+        raise BadRequest(f"{what} must be a list of numbers or float32 bytes") from None
     if vector.ndim != 1 or not len(vector):
-        raise BadRequest("vsearch: vector must be a non-empty list of numbers")
+        raise BadRequest(f"{what} must be a non-empty list of numbers")
     if not np.isfinite(vector).all():
-        raise BadRequest("vsearch: vector must not contain NaN or infinite values")
+        raise BadRequest(f"{what} must not contain NaN or infinite values")
     return vector
+
+
+def query_matrix(raw: list[Any], definition: NamespaceDef) -> np.ndarray:
+    """`vsearch_many`'s query vectors as one float32 row each; any bad one refuses them all,
+    naming its position. Vectors sent as float32 bytes (the clients' form) are joined and
+    checked as one array, without a Python step per component."""
+    dim = definition.dim
+    assert dim is not None
+    width = 4 * dim
+    if all(isinstance(v, bytes) and len(v) == width for v in raw):
+        matrix = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), dim)
+        if np.isfinite(matrix).all():
+            return matrix
+    rows = []
+    for i, v in enumerate(raw):
+        vector = query_array(v, f"vsearch_many: vectors[{i}]")
+        if len(vector) != dim:
+            raise BadRequest(
+                f"vsearch_many: vectors[{i}] has {len(vector)} dimensions; namespace "
+                f"{definition.name!r} expects {dim}"
+            )
+        rows.append(vector)
+    return np.stack(rows)
 
 
 def check_embedder(op: str, definition: NamespaceDef, named: str | None) -> None:

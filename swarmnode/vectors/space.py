@@ -319,17 +319,31 @@ class Space:
         self, query: np.ndarray, k: int, flt: Filter | None, exclude: set[int]
     ) -> tuple[list[Hit], bool]:
         """The k nearest allowed labels, nearest first, and whether the search was exact."""
+        hits, exact = self.search_many(query[None, :], k, flt, exclude)
+        return hits[0], exact
+
+    def search_many(
+        self, queries: np.ndarray, k: int, flt: Filter | None, exclude: set[int]
+    ) -> tuple[list[list[Hit]], bool]:
+        """`search` for each row of `queries`, with one hnswlib call per shard for them all
+        (the library loops over the rows in C), and whether the search was exact."""
         allowed: set[int] | None = flt.allowed(self.postings) if flt is not None else None
         n = len(allowed) if allowed is not None else len(self.by_label)
         if n <= self.cfg.exact_below:
             labels = allowed if allowed is not None else self.by_label.keys()
-            return self._exact(query, k, labels, exclude, memo=allowed is None), True
-        hits: list[Hit] = []
+            memo = allowed is None
+            return [self._exact(q, k, labels, exclude, memo=memo) for q in queries], True
+        found: list[list[Hit]] = [[] for _ in range(len(queries))]
         for shard in self.shards.values():
             if shard.members:
-                hits.extend(self._shard_search(shard, query, k, allowed, exclude))
-        hits.sort(key=lambda h: (h.distance, h.key))
-        return hits[:k], False
+                for hits, more in zip(
+                    found, self._shard_search(shard, queries, k, allowed, exclude), strict=True
+                ):
+                    hits.extend(more)
+        for hits in found:
+            hits.sort(key=lambda h: (h.distance, h.key))
+            del hits[k:]
+        return found, False
 
     def note_stored(self, hit: Hit, stored: bytes) -> None:
         """A search read `hit` back from the record `stored` and found the indexed vector in it.
@@ -346,8 +360,13 @@ class Space:
             item.stored = stored
 
     def _shard_search(
-        self, shard: Shard, query: np.ndarray, k: int, allowed: set[int] | None, exclude: set[int]
-    ) -> list[Hit]:
+        self,
+        shard: Shard,
+        queries: np.ndarray,
+        k: int,
+        allowed: set[int] | None,
+        exclude: set[int],
+    ) -> list[list[Hit]]:
         if allowed is not None and exclude:
             keep = lambda label: label in allowed and label not in exclude  # noqa: E731
         elif allowed is not None:
@@ -358,17 +377,27 @@ class Space:
             keep = None
         want = min(k, len(shard.members))
         try:
-            labels, dists = shard.index.knn_query(query, k=want, num_threads=1, filter=keep)
+            labels, dists = shard.index.knn_query(queries, k=want, num_threads=1, filter=keep)
         except RuntimeError:
+            if len(queries) > 1:
+                # One of them reaches fewer than `want` allowed labels: each on its own.
+                return [
+                    self._shard_search(shard, queries[i : i + 1], k, allowed, exclude)[0]
+                    for i in range(len(queries))
+                ]
             # Fewer than `want` reachable allowed labels: settle this shard exactly.
             members = [label for label in shard.members if keep is None or keep(label)]
-            return self._exact(query, k, members, set(), memo=False)
-        out = []
-        for label, dist in zip(labels[0].tolist(), dists[0].tolist(), strict=True):
-            item = self.by_label.get(label)
-            if item is not None:
-                out.append(Hit(label, item.key, item.digest, dist, item.stored))
-        return out
+            return [self._exact(queries[0], k, members, set(), memo=False)]
+        by_label = self.by_label
+        found = []
+        for row_labels, row_dists in zip(labels.tolist(), dists.tolist(), strict=True):
+            hits = []
+            for label, dist in zip(row_labels, row_dists, strict=True):
+                item = by_label.get(label)
+                if item is not None:
+                    hits.append(Hit(label, item.key, item.digest, dist, item.stored))
+            found.append(hits)
+        return found
 
     def _exact(
         self, query: np.ndarray, k: int, labels: Iterable[int], exclude: set[int], memo: bool

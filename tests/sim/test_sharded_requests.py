@@ -88,7 +88,7 @@ def test_list_search_and_ns_stats_cover_every_partition_once(cluster: Cluster) -
     assert {i["key"] for i in everything["items"]} == {f"k04{d}" for d in range(10)}
 
 
-def test_vsearch_merges_the_shards_into_the_unsharded_answer(cluster: Cluster) -> None:
+def test_vsearch_and_vsearch_many_merge_the_shards_into_the_whole_answer(cluster: Cluster) -> None:
     import random
 
     rng = random.Random(4)
@@ -109,6 +109,12 @@ def test_vsearch_merges_the_shards_into_the_unsharded_answer(cluster: Cluster) -
         assert "partial" not in reply
         near = call(cluster, index, "vsearch", {"ns": NS, "key": expected[0], "k": 3})
         assert near["items"][0]["key"] == expected[0]
+    queries = [query, [-0.5, 0.1, 0.2], vectors["v7"]]
+    alone = [call(cluster, 0, "vsearch", {"ns": NS, "vector": q, "k": 4}) for q in queries]
+    for index in range(5):
+        batch = call(cluster, index, "vsearch_many", {"ns": NS, "vectors": queries, "k": 4})
+        assert "partial" not in batch
+        assert [r["items"] for r in batch["results"]] == [a["items"] for a in alone]
 
 
 def test_an_unreachable_partition_is_named_never_answered_empty(cluster: Cluster) -> None:

@@ -86,6 +86,11 @@ async def replicate_and_search(a: real.NodeProcess, b: real.NodeProcess) -> None
         odd = {k: v for k, v in live.items() if int(k[1:]) % 2}
         reply = await cb.vsearch("docs", q, k=5, filter={"half": 1})
         assert_same(reply, brute_force(odd, q, "cosine", 5))
+        # Many queries in one request, a numpy array of them through the socket.
+        queries = np.stack([q, live["k7"], rng.normal(size=16).astype(np.float32)])
+        batch = await cb.vsearch_many("docs", queries, k=5, filter={"half": 1})
+        for query, result in zip(queries, batch["results"], strict=True):
+            assert_same(result, brute_force(odd, query, "cosine", 5))
     # The command line, through the blocking client.
     parser = argparse.ArgumentParser()
     add_vsearch_arguments(parser)
