@@ -8,6 +8,7 @@ partitions of a scatter it does not hold complete yet, are answered `n` so
 the caller asks another owner. A write runs through the `route` step's
 `commit_here`, so `w` is honoured whichever owner runs it. A `replica`
 request commits a delta another owner made and answers once it is durable.
+The feeds of remote watches (`wsub`, `wpoll`, `wstop`) go to `feeds`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from swarmnode.crdt.codec import decode_entry, encode_entry
 from swarmnode.errors import BadRequest, DecodeError, InternalError, SwarmError
+from swarmnode.routing.feeds import FEED_KINDS, WatchFeeds
 from swarmnode.routing.route import KEYED_READS, KEYED_WRITES, Route
 from swarmnode.routing.rpc import IncomingCall
 from swarmnode.routing.wire import FORWARDED, error_answer
@@ -42,10 +44,13 @@ class _Forwarded:
 class RemoteRequests:
     """The host's call handler: one task per forwarded request."""
 
-    def __init__(self, services: NodeServices, service: Service, route: Route) -> None:
+    def __init__(
+        self, services: NodeServices, service: Service, route: Route, feeds: WatchFeeds
+    ) -> None:
         self.services = services
         self.service = service
         self.route = route
+        self.feeds = feeds
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, call: IncomingCall) -> None:
@@ -71,6 +76,8 @@ class RemoteRequests:
         kind = body.get("k")
         if kind == "replica":
             return await self._replica(body)
+        if kind in FEED_KINDS:
+            return await self.feeds.handle(body)
         if kind != "op":
             raise DecodeError(f"unknown forwarded request kind {kind!r}")
         op = body.get("op")
