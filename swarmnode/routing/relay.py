@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmnode.crdt.codec import unpackb
-from swarmnode.errors import SwarmError
+from swarmnode.errors import SwarmError, Unavailable
 from swarmnode.placement.coverage import recover
 from swarmnode.routing.rpc import TIMED_OUT
 from swarmnode.routing.wire import not_ready, result_of
@@ -150,6 +150,11 @@ class Relay:
 
     async def start(self) -> None:
         """Take every partition from a source before the client's stream begins."""
+        if self.pmap.view is None and self._namespaces():
+            raise Unavailable(
+                "watch: this node has not settled its view of the cluster yet (it just "
+                "started), so it cannot tell who owns a sharded namespace; retry in a moment"
+            )
         await self._recover(initial=True)
         self._task = self.host.loop.create_task(self._supervise())
 
@@ -201,6 +206,8 @@ class Relay:
         return out + [node_id for _, _, node_id in sorted(others)]
 
     async def _recover(self, initial: bool) -> None:
+        if self.pmap.view is None:
+            return
         namespaces = self._namespaces()
         for ns in [n for n in self.watched if n not in namespaces]:
             del self.watched[ns]
@@ -211,7 +218,10 @@ class Relay:
             await self._recover_ns(ns, initial)
 
     async def _recover_ns(self, ns: str, initial: bool) -> None:
-        partitions = self.pmap.sharding(ns).partitions
+        sharding = self.pmap.sharding(ns)
+        if sharding is None:
+            return  # deleted while the namespaces before it were recovered
+        partitions = sharding.partitions
         watched = self.watched.get(ns)
         if watched is None or len(watched.sources) != partitions:
             watched = _Watched({p: None for p in range(partitions)})
@@ -364,7 +374,10 @@ class Relay:
         while feed in self.feeds:
             body = {"k": "wpoll", "s": feed.feed_id, "a": acked}
             timeout = self.relays.request_timeout + self.relays.hold
-            answer = await self.host.call(feed.addr, body, timeout)
+            try:
+                answer = await self.host.call(feed.addr, body, timeout)
+            except SwarmError:
+                return  # this node is shutting down
             if feed not in self.feeds:
                 return
             if answer is TIMED_OUT:

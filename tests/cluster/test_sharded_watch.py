@@ -13,7 +13,7 @@ from typing import Any
 
 from swarmnode.client import Client
 
-from .procs import Cluster, wait_for
+from .procs import wait_for
 from .test_sharding import settled
 
 NS = "mem"

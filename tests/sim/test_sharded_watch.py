@@ -77,8 +77,6 @@ def cluster(tmp_path: Path):
     call(c, 0, "ns_init", {"ns": NS, "replicas": 2, "partitions": 16})
     c.run_for(3.0)
     yield c
-    import asyncio
-    for t in asyncio.all_tasks(c.loop): print("PENDING", t.get_coro(), t.get_stack())
     c.close()
 
 
