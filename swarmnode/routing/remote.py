@@ -6,7 +6,8 @@ input like any other) and run by the operation's executor, with the agent it
 speaks for. A keyed read of a partition this node is still receiving, or the
 partitions of a scatter it does not hold complete yet, are answered `n` so
 the caller asks another owner. A write runs through the `route` step's
-`commit_here`, so `w` is honoured whichever owner runs it. A `replica`
+`commit_here`, so `w` is honoured whichever owner runs it, after `admit`
+(the agent's quota, checked again against what this owner holds). A `replica`
 request commits a delta another owner made and answers once it is durable.
 The feeds of remote watches (`wsub`, `wpoll`, `wstop`) go to `feeds`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from swarmnode.crdt.codec import decode_entry, encode_entry
@@ -24,7 +26,7 @@ from swarmnode.routing.route import KEYED_READS, KEYED_WRITES, Route
 from swarmnode.routing.rpc import IncomingCall
 from swarmnode.routing.wire import FORWARDED, error_answer
 from swarmnode.service.args import check_args
-from swarmnode.service.chain import Service
+from swarmnode.service.chain import Service, Step
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import TABLE, Request
 from swarmnode.storage.ops import Merge, OpResult
@@ -45,12 +47,19 @@ class RemoteRequests:
     """The host's call handler: one task per forwarded request."""
 
     def __init__(
-        self, services: NodeServices, service: Service, route: Route, feeds: WatchFeeds
+        self,
+        services: NodeServices,
+        service: Service,
+        route: Route,
+        feeds: WatchFeeds,
+        admit: Step | None = None,
     ) -> None:
         self.services = services
         self.service = service
         self.route = route
         self.feeds = feeds
+        self.admit = admit
+        """Checks a forwarded write before this owner runs it (the agent's quota here)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, call: IncomingCall) -> None:
@@ -107,6 +116,8 @@ class RemoteRequests:
         executor = self.service.executors[op]
         if sharding is not None and op in KEYED_WRITES:
             partition = placement.map.partition_of(ns, args["key"])
+            if self.admit is not None:
+                executor = partial(self.admit, nxt=executor)
             result = await self.route.commit_here(req, executor, partition)
         else:
             result = await executor(req)

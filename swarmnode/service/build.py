@@ -55,7 +55,7 @@ def build_service(
     service.use(Validate(node.store))
     config = host.node.config
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
-    attach_agents(node, service, config.agents, profile)
+    agents = attach_agents(node, service, config.agents, profile)
     node.archiver = attach_archive(node, service, config.archive)
     route = Route(node, service)
     service.use(route)
@@ -64,7 +64,7 @@ def build_service(
     relays = Relays(node, request_timeout=timeout, recheck=timeout)
     watch.relays = relays
     node.stats_sections.append(lambda: {"watch": {**feeds.stats(), **relays.stats()}})
-    host.call_handler = RemoteRequests(node, service, route, feeds)
+    host.call_handler = RemoteRequests(node, service, route, feeds, agents.owner_quota)
     return service, node
 
 

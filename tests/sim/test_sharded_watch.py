@@ -137,3 +137,68 @@ def test_a_watch_of_every_namespace_relays_sharded_ones_too(cluster: Cluster) ->
     sharded = [e for e in watcher.events if e["ns"] == NS and e["event"] == "put"]
     assert len(sharded) == 30  # each sharded write once: one source per partition
     watcher.close()
+
+
+def ask(cluster: Cluster, index: int, owner: int, body: dict[str, Any]) -> Any:
+    """One feed call from node `index` to node `owner`, as a relay makes it."""
+    host = cluster.nodes[index].host
+    task = cluster.loop.create_task(host.call(cluster.nodes[owner].addr, body, 5.0))
+    while not task.done():
+        cluster.run_for(0.01)
+    return task.result()
+
+
+def held_by(cluster: Cluster, index: int) -> list[int]:
+    pmap = cluster.nodes[index].node.placement.map
+    return [p for p in range(16) if pmap.ready(NS, p)]
+
+
+def keys_in(cluster: Cluster, parts: list[int], count: int) -> list[str]:
+    pmap = cluster.nodes[0].node.placement.map
+    found = (f"f{i:05d}" for i in range(100_000))
+    return [k for k in found if pmap.partition_of(NS, k) in parts][:count]
+
+
+def test_a_feed_sends_again_what_a_lost_answer_carried_and_nothing_twice_after(
+    cluster: Cluster,
+) -> None:
+    parts = held_by(cluster, 3)
+    opened = ask(cluster, 0, 3, {"k": "wsub", "ns": NS, "x": "", "v": True, "p": list(range(16))})
+    feed = opened["r"]["s"]
+    assert sorted(opened["n"]) == [p for p in range(16) if p not in parts]
+    keys = keys_in(cluster, parts, 5)
+    for i, key in enumerate(keys):
+        call(cluster, 1, "put", {"ns": NS, "key": key, "value": i})
+    first = ask(cluster, 0, 3, {"k": "wpoll", "s": feed, "a": 0})["r"]
+    assert [s for s, _ in first["ev"]] == [1, 2, 3, 4, 5]
+    # The answer was lost: the same poll gets the same events again.
+    again = ask(cluster, 0, 3, {"k": "wpoll", "s": feed, "a": 0})["r"]
+    assert again["ev"] == first["ev"]
+    call(cluster, 2, "put", {"ns": NS, "key": keys[0], "value": "later"})
+    after = ask(cluster, 0, 3, {"k": "wpoll", "s": feed, "a": 5})["r"]
+    assert [s for s, _ in after["ev"]] == [6]
+    assert ask(cluster, 0, 3, {"k": "wstop", "s": feed}) == {"r": True}
+    assert ask(cluster, 0, 3, {"k": "wpoll", "s": feed, "a": 6})["r"] == {"gone": "unknown"}
+
+
+def test_a_feed_nobody_polls_is_closed_and_one_that_overflows_says_so(cluster: Cluster) -> None:
+    parts = held_by(cluster, 3)
+    body = {"k": "wsub", "ns": NS, "x": "", "v": True, "p": parts}
+    idle = ask(cluster, 0, 3, body)["r"]["s"]
+    busy = ask(cluster, 0, 3, body)["r"]["s"]
+    feeds = cluster.nodes[3].served.services.stats
+    assert feeds()["watch"]["watch_feeds"] == 2
+    # More than a feed's buffer (api.watch_buffer_bytes, 4 MiB) is written before `busy`
+    # is polled: its subscriber fell too far behind.
+    big = "x" * 900_000
+    for i, key in enumerate(keys_in(cluster, parts, 6)):
+        call(cluster, 1, "put", {"ns": NS, "key": key, "value": f"{i}{big}"})
+    assert ask(cluster, 0, 3, {"k": "wpoll", "s": busy, "a": 0})["r"] == {"gone": "overflow"}
+    # `idle` is never polled: its lease lapses.
+    end = cluster.now + 30
+    while feeds()["watch"]["watch_feeds"] and cluster.now < end:
+        cluster.run_for(0.2)
+    stats = feeds()["watch"]
+    assert stats["watch_feeds"] == 0 and stats["watch_feeds_overflowed"] == 1
+    assert stats["watch_feeds_expired"] == 1
+    assert ask(cluster, 0, 3, {"k": "wpoll", "s": idle, "a": 0})["r"] == {"gone": "unknown"}
