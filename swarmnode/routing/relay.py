@@ -169,14 +169,28 @@ class Relay:
             self._drop(feed)
 
     async def _supervise(self) -> None:
+        last = self._situation()
         while not self._closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.relays.recheck)
+            kicked = self._kick.is_set()
             self._kick.clear()
+            now = self._situation()
+            whole = all(s is not None for w in self.watched.values() for s in w.sources.values())
+            if not kicked and now == last and whole:
+                continue  # nothing the sources depend on changed, and none is missing
+            last = now
             try:
                 await self._recover(initial=False)
             except SwarmError as exc:
                 log.info("event=watch_relay_recover_failed error=%s", exc.message)
+
+    def _situation(self) -> tuple[Any, ...]:
+        """What the sources depend on: the namespaces watched, placement, the partitions
+        filling here, and who is live."""
+        pmap = self.pmap
+        live = sorted(node_id for node_id, _ in self.host.node.membership.live_peers())
+        return (self._namespaces(), pmap.view, dict(pmap.namespaces), set(pmap.filling), live)
 
     # --- sources ----------------------------------------------------------------------
 
