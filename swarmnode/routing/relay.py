@@ -242,6 +242,7 @@ class Relay:
             if not initial:
                 watched.reasons = {p: "new_namespace" for p in range(partitions)}
             self.watched[ns] = watched
+            self.stream.shards[ns] = set()
         sources = watched.sources
         local = self.stream.shards.setdefault(ns, set())
         excluded: dict[int, set[str]] = {}
@@ -265,6 +266,11 @@ class Relay:
             opened = await asyncio.gather(
                 *(self._subscribe(ns, node, parts) for node, parts in plan.items())
             )
+            if self._closed:  # the client went meanwhile: nobody will read these
+                for feed, _ in opened:
+                    if feed is not None:
+                        self.relays.stop_later(feed.addr, feed.feed_id)
+                return
             for node, (feed, refused) in zip(plan, opened, strict=True):
                 for p in refused:
                     excluded.setdefault(p, set()).add(node)

@@ -136,6 +136,18 @@ def test_a_watch_of_every_namespace_relays_sharded_ones_too(cluster: Cluster) ->
     watcher.wait(lambda: written.items() <= watcher.puts().items())
     sharded = [e for e in watcher.events if e["ns"] == NS and e["event"] == "put"]
     assert len(sharded) == 30  # each sharded write once: one source per partition
+
+    # A sharded namespace created later joins the watch, announced as a gap.
+    call(cluster, 4, "ns_init", {"ns": "late", "replicas": 2, "partitions": 8})
+    watcher.wait(lambda: any(g["ns"] == "late" for g in watcher.gaps()))
+    [notice] = [g for g in watcher.gaps() if g["ns"] == "late"]
+    assert notice["reason"] == "new_namespace"
+    assert sorted(notice["partitions"]) == list(range(8))  # local ones too: all are new
+    late = {}
+    for i in range(20):
+        call(cluster, i % 5, "put", {"ns": "late", "key": f"l{i}", "value": i})
+        late[f"l{i}"] = i
+    watcher.wait(lambda: late.items() <= watcher.puts().items())
     watcher.close()
 
 
