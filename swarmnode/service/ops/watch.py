@@ -67,6 +67,9 @@ class Stream:
         self.shards: dict[str, set[int]] = {}
         """For each sharded namespace, the partitions whose local changes this stream takes
         (a sharded namespace absent here: none)."""
+        self.partitioned = True
+        """Whether `shards` applies; a watch of a namespace held whole when it began has no
+        relay and takes every local change, should the namespace be sharded later."""
 
     def offer(self, ch: Change, partition: int | None) -> None:
         """A committed change; `partition` is its partition when its namespace is sharded."""
@@ -74,7 +77,11 @@ class Stream:
             return
         if not ch.key.startswith(self.prefix):
             return
-        if partition is not None and partition not in self.shards.get(ch.ns, ()):
+        if (
+            partition is not None
+            and self.partitioned
+            and partition not in self.shards.get(ch.ns, ())
+        ):
             return
         self._queue(ch, ch.size + CHANGE_OVERHEAD)
 
@@ -213,6 +220,7 @@ class WatchOps:
         a = req.args
         stream = self.open(a.get("ns"), a.get("prefix") or "", a["values"])
         relay = self.relays(stream, req) if self.relays is not None else None
+        stream.partitioned = relay is not None
         if relay is not None:
             try:
                 await relay.start()
