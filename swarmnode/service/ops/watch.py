@@ -131,7 +131,7 @@ class Relay(Protocol):
 
 
 RelayFactory = Callable[[Stream, Request], "Relay | None"]
-"""Makes the relay of a new stream, or None when it watches no sharded namespace."""
+"""Makes the relay of a new stream, or None for a watch of one namespace held whole."""
 
 
 class WatchStream:
@@ -171,6 +171,7 @@ class WatchStream:
             return
         self._closed = True
         self._ops.forget(self._stream)
+        self._stream.wake()  # a reader waiting for the next event ends its iteration
         if self._relay is not None:
             await self._relay.close()
 
