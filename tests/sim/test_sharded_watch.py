@@ -15,6 +15,7 @@ import pytest
 from swarmnode.config import Config
 from swarmnode.sim.cluster import Cluster, ClusterConfig
 from swarmnode.sim.network import LinkProfile
+from swarmnode.sim.partition_oracles import check_partitions
 
 NS = "mem"
 
@@ -122,6 +123,34 @@ def test_a_watcher_sees_every_write_made_anywhere_and_is_told_of_a_lost_owner(
         later[key] = i
     watcher.wait(lambda: later.items() <= watcher.puts().items())
 
+    watcher.close()
+
+
+def test_a_node_joining_moves_partitions_and_the_watch_follows(cluster: Cluster) -> None:
+    watcher = Watcher(cluster, 0, {"ns": NS})
+    cluster.add_node()
+    written: dict[str, int] = {}
+    end = cluster.now + 60
+    i = 0
+    # Writes go on while the newcomer takes its share (partitions move between owners).
+    while (i < 40 or check_partitions(cluster)) and cluster.now < end:
+        call(cluster, 1 + i % 4, "put", {"ns": NS, "key": f"j{i:03d}", "value": i})
+        written[f"j{i:03d}"] = i
+        i += 1
+        cluster.run_for(0.1)
+    assert check_partitions(cluster) == []
+    gapped = {p for g in watcher.gaps() for p in g["partitions"] + g["uncovered"]}
+    assert {g["reason"] for g in watcher.gaps()} <= {"moved"}
+    pmap = cluster.nodes[0].node.placement.map
+    # Every write arrives but for partitions the watch was told to re-read.
+    wanted = {k: v for k, v in written.items() if pmap.partition_of(NS, k) not in gapped}
+    watcher.wait(lambda: wanted.items() <= watcher.puts().items())
+    # And after the move, every write arrives.
+    later = {}
+    for i in range(30):
+        call(cluster, i % 6, "put", {"ns": NS, "key": f"z{i:03d}", "value": i})
+        later[f"z{i:03d}"] = i
+    watcher.wait(lambda: later.items() <= watcher.puts().items())
     watcher.close()
 
 
