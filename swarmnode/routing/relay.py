@@ -25,8 +25,10 @@ the new one both had them). A watch of every namespace also takes sharded
 namespaces created after it started (with a gap notice, since their first
 changes may have come before), and forgets those deleted.
 
-The relay re-examines its sources every `recheck` seconds and at once when a
-feed fails; its feeds are stopped when the client's stream ends.
+The relay re-examines its sources at once when a feed fails, and otherwise
+every `recheck` seconds if what they depend on changed (placement, liveness,
+the watched namespaces) or a partition still has none; its feeds are stopped
+when the client's stream ends.
 """
 
 from __future__ import annotations
