@@ -266,7 +266,7 @@ class Authorise:
             result["items"] = [i for i in result["items"] if readable(i["ns"])]
             return result
         if op == "watch":
-            return _filtered_stream(result, readable)
+            return _FilteredStream(result, readable)
         if op == "ns_stats":
             result["namespaces"] = {n: v for n, v in result["namespaces"].items() if readable(n)}
             return result
@@ -280,14 +280,26 @@ class Authorise:
         return result
 
 
-async def _filtered_stream(events: AsyncIterator[Any], readable: Readable) -> AsyncIterator[Any]:
-    """Events of namespaces the caller can read at the moment each is sent."""
-    try:
-        async for event in events:
-            if readable(event["ns"]):
-                yield event
-    finally:
-        aclose = getattr(events, "aclose", None)
+class _FilteredStream:
+    """Events of namespaces the caller can read at the moment each is sent. A class, not an
+    async generator: closing it closes the stream it reads even if it was never iterated
+    (a generator's `finally` does not run then, and a watch's relay would live on)."""
+
+    def __init__(self, events: AsyncIterator[Any], readable: Readable) -> None:
+        self._events = events
+        self._readable = readable
+
+    def __aiter__(self) -> _FilteredStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            event = await self._events.__anext__()
+            if self._readable(event["ns"]):
+                return event
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             await aclose()
 

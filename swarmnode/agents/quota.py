@@ -15,6 +15,10 @@ arrive, so together they can overrun a quota: by at most what the agent's
 writes on the other nodes added during one propagation delay (see
 docs/ARCHITECTURE.md, "Quotas"). On one node, in-flight writes are reserved,
 so a burst of writes on one node never overruns.
+
+A write to a sharded namespace is checked where it arrives and again on the
+owner that runs it (`OwnerQuota`), each against its own usage: what it
+holds of the agent's data (docs/ARCHITECTURE.md, "Quotas").
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import defaultdict
 from typing import Any
 
 from swarmnode.agents.access import Principal
+from swarmnode.agents.registrations import Roster
 from swarmnode.crdt.codec import packb
 from swarmnode.crdt.values import pack_vector
 from swarmnode.errors import BadRequest, QuotaExceeded
@@ -131,6 +136,27 @@ class QuotaCheck:
         # A register is replaced whole; a counter's or set's record is rewritten (its
         # members stay, and the estimate counted only the members this write adds).
         return [len(ekey) + len(raw), 1, vectors_of(entry) if req.op == "put" else 0]
+
+
+class OwnerQuota:
+    """The `quota` check again on the owner that runs a write forwarded to it (a sharded
+    namespace): its usage holds the partitions it owns, which the node the write arrived
+    at may not hold at all, so without this an agent writing through a node that owns
+    none of its keys' partitions would never reach its quota."""
+
+    name = "owner_quota"
+
+    def __init__(self, check: QuotaCheck, roster: Roster) -> None:
+        self.check = check
+        self.roster = roster
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        agent = req.notes.get("agent")
+        reg = self.roster.get(agent) if isinstance(agent, str) else None
+        if reg is None:
+            return await nxt(req)
+        req.notes["principal"] = Principal.of(reg)
+        return await self.check(req, nxt)
 
 
 def _over(total: list[int], quota: Any) -> bool:

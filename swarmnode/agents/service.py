@@ -8,7 +8,7 @@ from swarmnode.agents.activity import Activity
 from swarmnode.agents.authorise import Authorise
 from swarmnode.agents.config import AgentsConfig
 from swarmnode.agents.ops import AgentOps
-from swarmnode.agents.quota import QuotaCheck
+from swarmnode.agents.quota import OwnerQuota, QuotaCheck
 from swarmnode.agents.registrations import Roster
 from swarmnode.analytics import AnalyticsConfig
 from swarmnode.service.chain import Service
@@ -20,6 +20,8 @@ class AgentLayer:
     roster: Roster
     authorise: Authorise
     activity: Activity
+    owner_quota: OwnerQuota
+    """The quota check of writes forwarded to this node as an owner (`routing/remote.py`)."""
 
 
 def attach_agents(
@@ -40,5 +42,6 @@ def attach_agents(
     activity = Activity(analytics or AnalyticsConfig.lan(), services.host.clock.monotonic)
     service.use(authorise, before="validate")
     service.use(activity, before="validate")
-    service.use(QuotaCheck(services))
-    return AgentLayer(roster, authorise, activity)
+    quota = QuotaCheck(services)
+    service.use(quota)
+    return AgentLayer(roster, authorise, activity, OwnerQuota(quota, roster))

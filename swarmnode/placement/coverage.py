@@ -53,3 +53,27 @@ def cover(
         chosen[node] = mine
         open_.difference_update(mine)
     return chosen, sorted(missing)
+
+
+def recover(
+    sources: Mapping[int, str | None],
+    candidates: Mapping[int, Sequence[str]],
+    *,
+    local: str | None = None,
+    load: Mapping[str, int] | None = None,
+) -> tuple[dict[str, list[int]], list[int]]:
+    """A watch's covering set after a change: which partitions need a new source, and where.
+
+    `sources[p]` is the node that feeds a watch the changes of partition p now (None: no
+    node does); `candidates[p]` the nodes that may, best first. A source that is still a
+    candidate keeps its partitions (moving a partition to another owner opens a window of
+    changes nobody relays, so it moves only when its source can no longer serve it); the
+    others are covered afresh as `cover` would. Returns ({node: partitions it now feeds},
+    partitions without a candidate), for the partitions that change only.
+    """
+    stale = {}
+    for p, node in sources.items():
+        nodes = candidates.get(p, ())
+        if node not in nodes:
+            stale[p] = nodes
+    return cover(stale, local=local, load=load)

@@ -6,23 +6,27 @@ input like any other) and run by the operation's executor, with the agent it
 speaks for. A keyed read of a partition this node is still receiving, or the
 partitions of a scatter it does not hold complete yet, are answered `n` so
 the caller asks another owner. A write runs through the `route` step's
-`commit_here`, so `w` is honoured whichever owner runs it. A `replica`
+`commit_here`, so `w` is honoured whichever owner runs it, after `admit`
+(the agent's quota, checked again against what this owner holds). A `replica`
 request commits a delta another owner made and answers once it is durable.
+The feeds of remote watches (`wsub`, `wpoll`, `wstop`) go to `feeds`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from swarmnode.crdt.codec import decode_entry, encode_entry
 from swarmnode.errors import BadRequest, DecodeError, InternalError, SwarmError
+from swarmnode.routing.feeds import FEED_KINDS, WatchFeeds
 from swarmnode.routing.route import KEYED_READS, KEYED_WRITES, Route
 from swarmnode.routing.rpc import IncomingCall
 from swarmnode.routing.wire import FORWARDED, error_answer
 from swarmnode.service.args import check_args
-from swarmnode.service.chain import Service
+from swarmnode.service.chain import Service, Step
 from swarmnode.service.ops.base import NodeServices
 from swarmnode.service.table import TABLE, Request
 from swarmnode.storage.ops import Merge, OpResult
@@ -42,10 +46,20 @@ class _Forwarded:
 class RemoteRequests:
     """The host's call handler: one task per forwarded request."""
 
-    def __init__(self, services: NodeServices, service: Service, route: Route) -> None:
+    def __init__(
+        self,
+        services: NodeServices,
+        service: Service,
+        route: Route,
+        feeds: WatchFeeds,
+        admit: Step | None = None,
+    ) -> None:
         self.services = services
         self.service = service
         self.route = route
+        self.feeds = feeds
+        self.admit = admit
+        """Checks a forwarded write before this owner runs it (the agent's quota here)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __call__(self, call: IncomingCall) -> None:
@@ -71,6 +85,8 @@ class RemoteRequests:
         kind = body.get("k")
         if kind == "replica":
             return await self._replica(body)
+        if kind in FEED_KINDS:
+            return await self.feeds.handle(body)
         if kind != "op":
             raise DecodeError(f"unknown forwarded request kind {kind!r}")
         op = body.get("op")
@@ -100,6 +116,8 @@ class RemoteRequests:
         executor = self.service.executors[op]
         if sharding is not None and op in KEYED_WRITES:
             partition = placement.map.partition_of(ns, args["key"])
+            if self.admit is not None:
+                executor = partial(self.admit, nxt=executor)
             result = await self.route.commit_here(req, executor, partition)
         else:
             result = await executor(req)

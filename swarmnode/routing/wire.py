@@ -5,7 +5,8 @@ o: observe}`: a client operation, already validated, authorised and embedded
 by the node that received it, to be run on an owner (on the listed
 partitions only, for a scatter). `{k: "replica", ns, key, d: delta}` asks an
 owner to commit a write's delta and answer once it is durable (writes with
-`w` above 1).
+`w` above 1). `wsub`, `wpoll` and `wstop` are the feeds of other nodes'
+watches (`feeds.py`, which checks them).
 
 An answer is `{r: result}`, `{e: [code, message]}` (the owner's error, raised
 again on the caller as the same `SwarmError`), or `{n: [partitions]}` for

@@ -10,6 +10,8 @@ from swarmnode.agents.service import attach_agents
 from swarmnode.analytics import Analytics, AnalyticsConfig, Measure, analytics_op, lag_listener
 from swarmnode.archive.ops import attach_archive
 from swarmnode.config import Config
+from swarmnode.routing.feeds import WatchFeeds
+from swarmnode.routing.relay import Relays
 from swarmnode.routing.remote import RemoteRequests
 from swarmnode.routing.route import Route
 from swarmnode.runtime.host import NodeHost
@@ -53,11 +55,16 @@ def build_service(
     service.use(Validate(node.store))
     config = host.node.config
     profile = AnalyticsConfig.local() if config.profile == "local" else AnalyticsConfig.lan()
-    attach_agents(node, service, config.agents, profile)
+    agents = attach_agents(node, service, config.agents, profile)
     node.archiver = attach_archive(node, service, config.archive)
     route = Route(node, service)
     service.use(route)
-    host.call_handler = RemoteRequests(node, service, route)
+    timeout = config.placement.request_timeout
+    feeds = WatchFeeds(watch, hold=timeout / 2, lease=4 * timeout)
+    relays = Relays(node, request_timeout=timeout, recheck=timeout)
+    watch.relays = relays
+    node.stats_sections.append(lambda: {"watch": {**feeds.stats(), **relays.stats()}})
+    host.call_handler = RemoteRequests(node, service, route, feeds, agents.owner_quota)
     return service, node
 
 

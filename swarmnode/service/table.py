@@ -401,7 +401,8 @@ OPERATIONS: tuple[OpSpec, ...] = (
     ),
     OpSpec(
         "watch",
-        "Stream changes as they are committed here (local writes and replicated ones).",
+        "Stream changes as they are committed (here, and on the owners of a sharded "
+        "namespace's partitions).",
         (
             _ns("Only this namespace (it need not exist yet).", required=False),
             Arg("prefix", "str", "Only keys starting with this.", max_len=MAX_SHORT),
@@ -417,7 +418,11 @@ OPERATIONS: tuple[OpSpec, ...] = (
         "the decided version itself, origin local); origin: "
         "local, remote, sweep. `agent`: who made the entry's latest write. "
         "A watcher that falls behind by more than `api.watch_buffer_bytes` is ended with "
-        "`too_large` (re-subscribe and re-read).",
+        "`too_large` (re-subscribe and re-read). A sharded namespace's changes come from "
+        "one owner per partition, each owner's in its commit order (`seq` is that node's); "
+        "event `gap` {ns, reason, partitions, uncovered} says its changes to `partitions` "
+        "may have been missed (re-read them) and that `uncovered` ones have no reachable "
+        "owner.",
     ),
     OpSpec(
         "cas",
