@@ -389,6 +389,12 @@ class Analytics:
             b.lag = _Histogram(self.config.lag)
         b.lag.add(self.config.lag.index(seconds), seconds)
 
+    def sample_due(self) -> float:
+        """When `maybe_sample` next takes a sample (a runtime may sleep until then)."""
+        if self._sampled_at is None:
+            return float("-inf")
+        return self._sampled_at + self.config.sample_interval
+
     def maybe_sample(self, now: float, read: Callable[[], Mapping[str, float]]) -> None:
         """`sample(now, read())` if `sample_interval` has passed since the last one."""
         if self._sampled_at is None or now - self._sampled_at >= self.config.sample_interval:

@@ -102,8 +102,9 @@ class NodeTimers:
     """Timers of the node's own loop (the protocols have theirs): the `[node]` section."""
 
     tick_interval: float = setting(0.02, "s", low=0.001)
-    """Seconds between two ticks of the node loop: the resolution of every protocol timer.
-    Lower costs CPU on idle nodes; higher delays gossip. At most `[membership]
+    """Least seconds between two ticks of the node loop: the resolution of every protocol
+    timer. The node is ticked only when a timer is due, so an idle node sleeps longer than
+    this; a busy one ticks this often, and higher delays gossip. At most `[membership]
     probe_timeout`, or a probe would be judged before its indirect checks could answer."""
 
     sweep_interval: float = setting(1.0, "s", low=0, above=True)
