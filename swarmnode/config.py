@@ -107,7 +107,7 @@ class NodeTimers:
     this, and a delta arriving after a quiet spell is pushed on at once; under load it
     paces the eager gossip rounds (one message per fanout peer per tick at most). 40 ms
     keeps the simulated 25-node broadcast challenge under 20 messages per operation with
-    its latency targets met, where 20 ms spent 23 (see simulations/results). At most
+    its latency targets met, where 20 ms spent 22 (see simulations/results). At most
     `[membership] probe_timeout`, or a probe would be judged before its indirect checks
     could answer."""
 
