@@ -14,7 +14,11 @@ Four measurements, each on fresh `swarmnode run` processes (see replication_proc
 3. Failure detection: SIGKILL a random node of a `lan` cluster and poll
    `members` on every other node until it reports the victim dead. Anchor:
    memberlist's LAN defaults, 1 s probe interval plus 4 s suspicion for up to
-   10 nodes.
+   10 nodes. Meanwhile `--busy` processes spin on the CPU (a busy loop each),
+   and false alarms are counted: live nodes any observer saw suspect, or dead,
+   while polling, and every refutation (a live node raising its incarnation
+   to answer a suspicion of itself, `stats` incarnation) from just before the
+   kill until the victim is back and the cluster settled.
 4. Anti-entropy bytes between two real nodes holding the same 100,000 keys
    except 1 or 10, as reported by `sync`, beside a full transfer. The nodes run
    with gossip off (`[dissemination] enabled = false`) and no periodic rounds
@@ -37,6 +41,8 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -321,17 +327,30 @@ class Detection:
     median_dead: float
     all_dead: float
     cpu: dict[str, float]
+    false_suspect: int = 0
+    """Live nodes some observer saw suspect (each node counted once per kill)."""
+    false_dead: int = 0
+    """Live nodes some observer saw dead (each node counted once per kill)."""
+    refutations: int = 0
+    """Incarnation raises of live nodes: suspicions of them that reached them."""
 
 
 async def _time_to_state(
-    cluster: ProcCluster, observer: int, victim_id: str, t0: float, timeout: float
+    cluster: ProcCluster,
+    observer: int,
+    victim_id: str,
+    t0: float,
+    timeout: float,
+    falsely: dict[str, set[str]],
 ) -> tuple[float, float]:
-    """(first seen suspect, first seen dead) on `observer`, seconds after t0."""
+    """(first seen suspect, first seen dead) on `observer`, seconds after t0; adds to
+    `falsely[state]` every other node it reports in that state meanwhile."""
     suspect: float | None = None
     client = cluster.client(observer)
     while time.perf_counter() - t0 < timeout:
         states = {m["node_id"]: m["state"] for m in (await client.members())["members"]}
         now = time.perf_counter() - t0
+        _note(falsely, {n: st for n, st in states.items() if n != victim_id})
         state = states.get(victim_id)
         if state == "suspect" and suspect is None:
             suspect = now
@@ -339,6 +358,30 @@ async def _time_to_state(
             return (now if suspect is None else suspect), now
         await asyncio.sleep(0.05)
     return (float("nan") if suspect is None else suspect), float("nan")
+
+
+async def _incarnations(cluster: ProcCluster, nodes: list[int]) -> dict[int, int]:
+    stats = await asyncio.gather(*(cluster.client(i).stats() for i in nodes))
+    return {i: s["incarnation"] for i, s in zip(nodes, stats, strict=True)}
+
+
+def _note(falsely: dict[str, set[str]], states: dict[str, str]) -> None:
+    for node, state in states.items():
+        if state in falsely:
+            falsely[state].add(node)
+
+
+async def _watch_alive(
+    cluster: ProcCluster, nodes: list[int], falsely: dict[str, set[str]], seconds: float
+) -> None:
+    """For `seconds`: add to `falsely[state]` every node some node of `nodes` reports
+    suspect or dead. (Not cancelled midway: a request cut off would leave its reply on
+    the connection.)"""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for i in nodes:
+            _note(falsely, await cluster.member_states(i))
+        await asyncio.sleep(0.05)
 
 
 async def detection_runs(size: int, kills: int, rng: random.Random) -> list[Detection]:
@@ -352,26 +395,26 @@ async def detection_runs(size: int, kills: int, rng: random.Random) -> list[Dete
             observers = [i for i in range(size) if i != victim]
             for i in observers:
                 await cluster.client(i).connect()
+            before = await _incarnations(cluster, observers)
+            falsely: dict[str, set[str]] = {"suspect": set(), "dead": set()}
             cpu = CpuMeter(cluster.pids())
             t0 = time.perf_counter()
             await cluster.kill(victim)
             seen = await asyncio.gather(
-                *(_time_to_state(cluster, i, victim_id, t0, 120.0) for i in observers)
+                *(_time_to_state(cluster, i, victim_id, t0, 120.0, falsely) for i in observers)
             )
             dead = [d for _, d in seen]
-            out.append(
-                Detection(
-                    size,
-                    min(s for s, _ in seen),
-                    min(dead),
-                    med(dead),
-                    max(dead),
-                    cpu.stop(),
-                )
+            detection = Detection(
+                size, min(s for s, _ in seen), min(dead), med(dead), max(dead), cpu.stop()
             )
             await cluster.restart(victim)
             await cluster.wait_all_alive()
-            await asyncio.sleep(SETTLE)
+            await _watch_alive(cluster, observers, falsely, SETTLE)
+            after = await _incarnations(cluster, observers)
+            detection.false_suspect = len(falsely["suspect"] - {victim_id})
+            detection.false_dead = len(falsely["dead"] - {victim_id})
+            detection.refutations = sum(after[i] - before[i] for i in observers)
+            out.append(detection)
     finally:
         await cluster.close()
     return out
@@ -393,6 +436,9 @@ def detection_table(results: list[Detection]) -> str:
                 f"{med([d.all_dead for d in ds]):.2f} s",
                 f"{max(d.all_dead for d in ds):.2f} s",
                 f"{med([d.cpu['machine_busy'] for d in ds]):.0%}",
+                sum(d.false_suspect for d in ds),
+                sum(d.false_dead for d in ds),
+                sum(d.refutations for d in ds),
                 MEMBERLIST_ANCHOR,
             ]
         )
@@ -406,10 +452,13 @@ def detection_table(results: list[Detection]) -> str:
             "all observers",
             "worst all",
             "machine CPU busy",
+            "live nodes seen suspect",
+            "live nodes seen dead",
+            "refuted suspicions",
             "anchor",
         ],
         rows,
-        "rrrrrrrrl",
+        "rrrrrrrrrrrl",
     )
 
 
@@ -587,6 +636,11 @@ def antientropy_tables(
 # --- main -----------------------------------------------------------------------
 
 
+def busy_loop() -> subprocess.Popen[bytes]:
+    """A process that keeps one core busy until killed (false alarms under CPU load)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
 def host_line() -> str:
     load = os.getloadavg()
     return (
@@ -617,9 +671,16 @@ async def main_async(args: argparse.Namespace) -> None:
         print("\n" + propagation_tables(runs) + "\n", flush=True)
     if "detection" in args.sections:
         results = []
-        for size in args.detect_sizes:
-            results += await detection_runs(size, args.kills, rng)
-            print(f"<!-- detection N={size} done -->", flush=True)
+        hogs = [busy_loop() for _ in range(args.busy)]
+        try:
+            for size in args.detect_sizes:
+                results += await detection_runs(size, args.kills, rng)
+                print(f"<!-- detection N={size} done -->", flush=True)
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        print(f"\n{args.busy} busy-loop process(es) ran meanwhile.\n", flush=True)
         print("\n" + detection_table(results) + "\n", flush=True)
     if "antientropy" in args.sections:
         full, load_s, repairs, converged = await antientropy_runs(args.keys, args.ae_runs, rng)
@@ -643,6 +704,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--idle", type=float, default=15.0, help="idle window, seconds")
     p.add_argument("--detect-sizes", nargs="+", type=int, default=[3, 10, 25])
     p.add_argument("--kills", type=int, default=3, help="SIGKILLs per detection size")
+    p.add_argument(
+        "--busy", type=int, default=1, help="busy-loop processes during detection (0: none)"
+    )
     p.add_argument("--keys", type=int, default=100_000)
     p.add_argument("--ae-runs", type=int, default=5, help="repairs per (differing, kind)")
     p.add_argument("--seed", type=int, default=4)

@@ -327,7 +327,7 @@ ticks (15..30), heartbeats every 3 ticks (30 ms); coarser ticks add up to one ti
 delay to each timeout and to each heartbeat, and the shorter heartbeat interval means the
 crash lands closer to the last heartbeat, so detection takes longer than in the paper's
 method. `RaftConfig.lan()` (the default for real nodes) is 100 ms ticks, 10..20 ticks
-(1 to 2 s) and heartbeats every tick: scale the 150-300 ms rows by about 6.7.
+(1 to 2 s) and heartbeats every 3 ticks (300 ms): scale the 150-300 ms rows by about 6.7.
 
 ## Why faster than the paper at 12-24 ms
 

@@ -34,17 +34,21 @@ import re
 from array import array
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, SwarmError
+from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry
 from swarmnode.service.chain import Next
 from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import NAME_RE
 from swarmnode.storage.ops import Change
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 TIMEFRAMES: dict[str, float] = {"5m": 300.0, "1h": 3600.0, "24h": 86400.0, "7d": 604800.0}
 """The windows `snapshot` answers for, in seconds."""
@@ -384,6 +388,12 @@ class Analytics:
         if b.lag is None:
             b.lag = _Histogram(self.config.lag)
         b.lag.add(self.config.lag.index(seconds), seconds)
+
+    def sample_due(self) -> float:
+        """When `maybe_sample` next takes a sample (a runtime may sleep until then)."""
+        if self._sampled_at is None:
+            return float("-inf")
+        return self._sampled_at + self.config.sample_interval
 
     def maybe_sample(self, now: float, read: Callable[[], Mapping[str, float]]) -> None:
         """`sample(now, read())` if `sample_interval` has passed since the last one."""

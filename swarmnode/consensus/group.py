@@ -169,6 +169,8 @@ class ConsensusGroup:
         self.keeper = LeaseKeeper(config.lease_expiry_margin)
         self._now = now
         self._next_tick = now
+        self._raft_paused = False
+        """Raft's ticks were skipped while this node led a group of one (see `_alone`)."""
         self._next_announce = now
         self._next_autopilot = now
         self._stable_since = now
@@ -245,18 +247,42 @@ class ConsensusGroup:
         view = frozenset(n for n, m in members.items() if m.alive)
         if self.raft is None:
             self._maybe_bootstrap(now, view)
-        elif now >= self._next_tick:
-            ticks = 0
-            while now >= self._next_tick and ticks < 10:
-                self.raft.tick()
-                self._next_tick += self.cfg.tick_interval
-                ticks += 1
-            if now >= self._next_tick:
-                self._next_tick = now + self.cfg.tick_interval
-            if self.is_leader:
+        elif self._alone():
+            self._raft_paused = True
+            if now >= self._lead_due():
                 self._lead(now, members, view)
-            self._stepped()
+                self._stepped()
+        else:
+            if self._raft_paused:
+                # The group has a second member (or lost its lead): Raft's clock restarts at
+                # this tick, whether the runtime ticked the node meanwhile or slept.
+                self._raft_paused = False
+                self._next_tick = now
+            if now >= self._next_tick:
+                ticks = 0
+                while now >= self._next_tick and ticks < 10:
+                    self.raft.tick()
+                    self._next_tick += self.cfg.tick_interval
+                    ticks += 1
+                if now >= self._next_tick:
+                    self._next_tick = now + self.cfg.tick_interval
+                if self.is_leader:
+                    self._lead(now, members, view)
+                self._stepped()
         self._expire(now)
+
+    def _alone(self) -> bool:
+        """Leader of a group of one (no other voter or learner). Raft's ticks would only
+        time heartbeats to nobody and a quorum check of itself, so they are skipped: a
+        lone node then wakes for its leader duties (announce, autopilot, leases) alone."""
+        raft = self.raft
+        return raft is not None and raft.role is Role.LEADER and raft.conf.members() == {self.id}
+
+    def _lead_due(self) -> float:
+        """When `_lead` next has something to do: announce, autopilot or a lease to free."""
+        due = min(self._next_announce, self._next_autopilot)
+        lease = self.keeper.next_deadline() if self.keeper.leading else None
+        return due if lease is None else min(due, lease)
 
     def view_changed(self, now: float) -> None:
         """A member joined, died, left or came back: the view is not stable yet."""
@@ -640,7 +666,12 @@ class ConsensusGroup:
     def next_deadline(self) -> float | None:
         due = [w.deadline for w in self._waiting.values()]
         if self.raft is not None:
-            due.append(self._next_tick)
+            if self._alone():
+                due.append(self._lead_due())
+            elif self._raft_paused:
+                due.append(self._now)
+            else:
+                due.append(self._next_tick)
             keeper = self.keeper.next_deadline()
             if keeper is not None:
                 due.append(keeper)

@@ -18,10 +18,9 @@ recursion, so no input can hang the decoder or make it allocate without bound.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
-import numpy as np
 
 from swarmnode.crdt.causal import CausalContext, Dot
 from swarmnode.crdt.counter import PNCounter
@@ -31,6 +30,12 @@ from swarmnode.crdt.mvreg import MVRegister, Version
 from swarmnode.crdt.orset import ORSet
 from swarmnode.crdt.values import InvalidValue, canonical
 from swarmnode.errors import DecodeError
+from swarmnode.lazyimport import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 FORMAT_VERSION = 1
 # Dots and counter slots are named by actors (`Entry.actor`): a node id of up

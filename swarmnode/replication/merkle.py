@@ -47,8 +47,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from hashlib import blake2b
+from typing import TYPE_CHECKING
 
-import numpy as np
+from swarmnode.lazyimport import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 DEFAULT_FANOUT = 16
 DEFAULT_DEPTH = 4
@@ -70,7 +76,7 @@ PENDING_MAX_LEAVES = 1024
 memory they hold and the pause of one fold stay small (a fold costs a few µs a leaf)."""
 """Non-empty leaves a tree keeps as a dict before it allocates its full arrays (about
 0.3 MB of dict against 1.4 MB of arrays at the default shape)."""
-_HASH_DTYPE = np.dtype("<u8")
+_HASH_DTYPE = "<u8"
 """Hashes are two little-endian uint64 words, so the bytes are the same on every machine."""
 _WORD = (1 << 64) - 1
 

@@ -79,6 +79,9 @@ class NodeHost:
         self._tokens = itertools.count(1)
         self._scheduled = False
         self.closed = False
+        self.stepped: Callable[[], None] | None = None
+        """Called after every batch of steps is carried out (the real runtime's ticker
+        moves its wake-up earlier when a step brought a timer closer)."""
 
     # --- steps from the runtime ---------------------------------------------------
 
@@ -188,6 +191,8 @@ class NodeHost:
             rd = node.ready()
             self._carry_out(rd)
             node.advance(rd)
+        if self.stepped is not None:
+            self.stepped()
 
     def _carry_out(self, rd: Ready) -> None:
         if rd.batch:

@@ -32,6 +32,7 @@ from swarmnode.resp import RespServer
 from swarmnode.runtime import sdnotify
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
+from swarmnode.runtime.ticker import DeadlineTicker
 from swarmnode.sansio import Address, Message
 from swarmnode.service.build import NodeServices, assemble
 from swarmnode.service.chain import Service
@@ -188,13 +189,27 @@ class NodeProcess:
         await self._ticker()
 
     async def _ticker(self) -> None:
-        interval = self.config.node.tick_interval
-        while not self._stop.is_set():
-            now = time.monotonic()
-            self.host.tick()
-            self.analytics.maybe_sample(now, lambda: gossip_counters(self.metrics))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), interval)
+        """Tick the node (and sample analytics) when either has work due, until stopped."""
+        host, analytics = self.host, self.analytics
+        assert host is not None and analytics is not None
+
+        def tick() -> None:
+            host.tick()
+            analytics.maybe_sample(time.monotonic(), lambda: gossip_counters(self.metrics))
+
+        def deadline() -> float:
+            return min(host.node.next_deadline(), analytics.sample_due())
+
+        ticker = DeadlineTicker(
+            asyncio.get_running_loop(), self.config.node.tick_interval, tick, deadline
+        )
+        host.stepped = ticker.stepped
+        ticker.start()
+        try:
+            await self._stop.wait()
+        finally:
+            ticker.stop()
+            host.stepped = None
 
     def _announce_extras(self) -> None:
         """Where the optional front ends listen (ports chosen by the kernel included)."""

@@ -18,13 +18,17 @@ import importlib
 import importlib.util
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from swarmnode.errors import BadRequest, Unavailable
+from swarmnode.lazyimport import lazy_module
 from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.minilm import MiniLM
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 
 @dataclass(frozen=True)

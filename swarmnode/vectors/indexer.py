@@ -28,11 +28,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from swarmnode.crdt.entry import Entry
+from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry
 from swarmnode.storage.lmdb_store import Store
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
@@ -43,6 +42,11 @@ from swarmnode.vectors.filters import posting_keys
 from swarmnode.vectors.records import read_record
 from swarmnode.vectors.shards import ShardFileError
 from swarmnode.vectors.space import Space, Wanted
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("swarmnode.vectors")
 

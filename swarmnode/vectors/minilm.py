@@ -13,14 +13,19 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from swarmnode.lazyimport import lazy_module
 from swarmnode.vectors.wordpiece import WordPiece
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 BATCH = 32
-_DTYPES = {"F32": np.float32, "I64": np.int64}
+_DTYPES = {"F32": "<f4", "I64": "<i8"}
 # Abramowitz & Stegun 7.1.26: erf to within 1.5e-7, below float32's resolution.
 _P = 0.3275911
 _A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)

@@ -26,11 +26,10 @@ import time
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
+from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry, merge_tree
 from swarmnode.runtime.host import NodeHost
 from swarmnode.service.chain import Next, Service
@@ -46,6 +45,11 @@ from swarmnode.vectors.records import read_entry, read_record
 from swarmnode.vectors.rwlock import Busy
 from swarmnode.vectors.shards import BETTER, score
 from swarmnode.vectors.space import Hit, Space
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 log = logging.getLogger("swarmnode.vectors")
 

@@ -16,12 +16,18 @@ import os
 import uuid
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hnswlib
-import numpy as np
-
+from swarmnode.lazyimport import lazy_module
 from swarmnode.vectors.catalog import ShardRecord
 from swarmnode.vectors.config import VectorConfig
+
+if TYPE_CHECKING:
+    import hnswlib
+    import numpy as np
+else:
+    hnswlib = lazy_module("hnswlib")
+    np = lazy_module("numpy")
 
 # Namespace metric -> hnswlib space. hnswlib's distances are all "lower is
 # better": cosine and ip give 1 - similarity, l2 the squared distance.

@@ -24,9 +24,9 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from swarmnode.lazyimport import lazy_module
 from swarmnode.placement.hashing import MAX_PARTITIONS, partition_bits
 from swarmnode.replication.merkle import leaf_of
 from swarmnode.vectors.catalog import LabelRecord, SpaceRecord
@@ -34,6 +34,11 @@ from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import Filter, Posting
 from swarmnode.vectors.rwlock import ReadWriteLock
 from swarmnode.vectors.shards import Shard, ShardFileError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
 
 BUCKET_BITS = partition_bits(MAX_PARTITIONS)
 """Labels of a sharded namespace are kept per this many top bits of their key's hash."""

@@ -128,3 +128,21 @@ def test_an_outsider_that_heard_of_no_leader_answers_unavailable_at_once():
     group.submit(0.0, 1, machine.cas("decisions", "k", machine.ABSENT, 1))
     [(token, error)] = group.ready().results
     assert token == 1 and isinstance(error, Unavailable)
+
+
+def test_a_lone_leader_sleeps_until_its_duties_and_ticks_again_once_it_has_a_peer():
+    lone = LoneLeader()
+    group = lone.group
+    tick = group.cfg.tick_interval
+    # A group of one has no heartbeat to send: its next wake-up is its announce/autopilot
+    # round, not the next Raft tick.
+    assert group.next_deadline() - lone.now > 10 * tick
+    both = {"a": MemberView(True), "b": MemberView(True)}
+    lone.now = group.next_deadline()
+    lone.step(lambda now: group.tick(now, both))
+    assert group.raft is not None and "b" in group.raft.conf.members()
+    assert group.next_deadline() <= lone.now + tick
+    sent = len(lone.sent)
+    for _ in range(3 * group.cfg.heartbeat_ticks):
+        lone.step(lambda now: group.tick(now, both))
+    assert any(node == "b" and msg["t"].startswith("raft.") for node, msg in lone.sent[sent:])
