@@ -48,6 +48,7 @@ class NodeUnderCallgrind:
             "--instr-atstart=no",
             f"--callgrind-out-file={self.out}",
             sys.executable,
+            "-P",  # `-c` would put the working directory first: a checkout there would win
             "-c",
             "import sys; from swarmnode.cli import main; sys.exit(main())",
             "run",

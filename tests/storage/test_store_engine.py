@@ -53,6 +53,43 @@ def test_one_failure_in_a_batch_does_not_undo_or_distort_the_others(store: Store
     assert [s for s, _, _ in store.changes_since(0)] == [1, 2]
 
 
+def test_a_batch_commits_what_its_operations_one_batch_each_would(
+    open_store: Callable[..., Store],
+) -> None:
+    """Whether a batch's operations share its transaction or fail and run again one by
+    one, its results and what it stores are those of the same operations applied alone."""
+    too_big = "x" * 10_000_000
+    rounds = [
+        [Put("default", f"k{i}", i) for i in range(20)],
+        [Put("default", "k1", "a"), Put("default", "k2", too_big), SAdd("default", "s", ["m"])],
+        [Put("default", "k3", "b"), Delete("default", "k4"), SAdd("default", "k5", ["x"])],
+        [Put("default", f"k{i}", -i, ttl=60) for i in range(10, 30)],
+        *[[Put("default", f"r{j}", j), Put("default", f"r{j}", too_big)] for j in range(12)],
+        [Put("default", "k6", "c"), Put("default", "e", 1, ttl=1)],
+        # e is collectable by now: the failing put drops it before it fails, and that
+        # drop must go with the failure.
+        [Put("default", "k7", "d"), Put("default", "e", too_big), Put("default", "k8", 8)],
+    ]
+    batched, alone = open_store("batched"), open_store("alone")
+    for n, ops in enumerate(rounds):
+        now = T0 + 1000 * n + (GRACE_MS + 5000 if n == len(rounds) - 1 else 0)
+        got = batched.apply(ops, now)
+        want = [alone.apply([op], now)[0] for op in ops]
+        assert [r.error.code if r.error else None for r in got] == [
+            r.error.code if r.error else None for r in want
+        ]
+        assert [len(r.changes) for r in got] == [len(r.changes) for r in want]
+    end = T0 + 1000 * len(rounds) + GRACE_MS + 5000
+    keys = {op.key for ops in rounds for op in ops}
+    assert {k: view(batched, "default", k, end) for k in keys} == {
+        k: view(alone, "default", k, end) for k in keys
+    }
+    assert batched.ns_stats("default") == alone.ns_stats("default")
+    assert batched.seq == alone.seq
+    sweep_all(batched, end)
+    assert_counts_exact(batched, end)
+
+
 def test_a_published_catalog_never_changes_after_later_commits(store: Store) -> None:
     ok(store, Put("default", "a", 1), T0)
     first = store.catalog
