@@ -9,7 +9,8 @@ disk):
   writes (random 256-byte values, sent to every node in turn). Per node: the
   bytes of the namespace it stores, as a share of the namespace's total
   (aim: R/N), and the datagrams (and bytes) it sends per write, idle traffic
-  subtracted (aim: falls as R/N against `all`). Medians of --runs clusters.
+  subtracted (aim: falls as R/N against `all`), the writes paced at --rate a
+  second so both clusters pack deltas alike. Medians of --runs clusters.
 - `vectors`: --vectors clustered vectors (dim --dim, cosine) in a sharded
   namespace (R = 2) on 6 nodes, and the same vectors in one node's unsharded
   namespace: recall@10 of `vsearch` against numpy brute force for both (aim:
@@ -21,7 +22,8 @@ disk):
   bytes), beside the data (aim: about 1/6 of what the cluster stores).
 
 Run: .venv/bin/python benchmarks/sharding.py [--sections storage vectors rebalance]
-     [--sizes 3 6 9] [--runs 3] [--writes 3000] [--vectors 300000] [--json PATH] [--plot PATH]
+     [--sizes 3 6 9] [--runs 3] [--writes 3000] [--rate 200] [--vectors 300000] [--json PATH]
+     [--plot PATH]
 Prints Markdown; results/sharding.md holds the committed run.
 """
 
@@ -157,14 +159,24 @@ async def define(cluster: ProcCluster, replicas: int | str, **extra: Any) -> Non
 
 
 async def load(
-    cluster: ProcCluster, keys: int, value_bytes: int, rng: random.Random, in_flight: int = 32
+    cluster: ProcCluster,
+    keys: int,
+    value_bytes: int,
+    rng: random.Random,
+    in_flight: int = 32,
+    rate: float = 0.0,
 ) -> float:
-    """Write `keys` random values, each through node (i mod N); returns the seconds taken."""
+    """Write `keys` random values, each through node (i mod N); returns the seconds taken.
+    With `rate`, write i starts no sooner than i / rate seconds in: the same arrivals for
+    every cluster, so that how many deltas share a datagram does not depend on how fast
+    one cluster happens to take them."""
     sem = asyncio.Semaphore(in_flight)
     started = time.perf_counter()
 
     async def one(i: int) -> None:
         value = rng.randbytes(value_bytes // 2).hex()
+        if rate:
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
         async with sem:
             await cluster.client(i % len(cluster)).put(NS, f"key-{i:07d}", value)
 
@@ -175,7 +187,9 @@ async def load(
 # --- storage and write traffic ------------------------------------------------------
 
 
-async def storage_run(size: int, replicas: int | str, writes: int, rng: random.Random) -> dict:
+async def storage_run(
+    size: int, replicas: int | str, writes: int, rng: random.Random, rate: float
+) -> dict:
     cluster = await start(size)
     sharded = replicas != "all"
     try:
@@ -187,7 +201,7 @@ async def storage_run(size: int, replicas: int | str, writes: int, rng: random.R
         idle = {k: v - idle0[k] for k, v in traffic(await cluster.stats()).items()}
         cpu = CpuMeter(cluster.pids())
         t0, before = time.monotonic(), traffic(await cluster.stats())
-        load_s = await load(cluster, writes, 256, rng)
+        load_s = await load(cluster, writes, 256, rng, rate=rate)
         await wait_settled(cluster, sharded)
         elapsed = time.monotonic() - t0
         spent = {k: v - before[k] for k, v in traffic(await cluster.stats()).items()}
@@ -559,7 +573,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         for size in args.sizes:
             for _ in range(args.runs):
                 for replicas in ("all", 3):
-                    run = await storage_run(size, replicas, args.writes, rng)
+                    run = await storage_run(size, replicas, args.writes, rng, args.rate)
                     note(
                         f"storage N={size} replicas={replicas}: share {med(run['share']):.3f} "
                         f"datagrams/write/node {run['datagrams_per_write_node']:.2f} "
@@ -601,6 +615,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[3, 6, 9])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--writes", type=int, default=3000)
+    p.add_argument(
+        "--rate", type=float, default=200.0, help="storage writes per second (0: unpaced)"
+    )
     p.add_argument("--vectors", type=int, default=300_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=500)
