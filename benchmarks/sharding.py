@@ -9,7 +9,8 @@ disk):
   writes (random 256-byte values, sent to every node in turn). Per node: the
   bytes of the namespace it stores, as a share of the namespace's total
   (aim: R/N), and the datagrams (and bytes) it sends per write, idle traffic
-  subtracted (aim: falls as R/N against `all`). Medians of --runs clusters.
+  subtracted (aim: falls as R/N against `all`), the writes paced at --rate a
+  second so both clusters pack deltas alike. Medians of --runs clusters.
 - `vectors`: --vectors clustered vectors (dim --dim, cosine) in a sharded
   namespace (R = 2) on 6 nodes, and the same vectors in one node's unsharded
   namespace: recall@10 of `vsearch` against numpy brute force for both (aim:
@@ -21,7 +22,8 @@ disk):
   bytes), beside the data (aim: about 1/6 of what the cluster stores).
 
 Run: .venv/bin/python benchmarks/sharding.py [--sections storage vectors rebalance]
-     [--sizes 3 6 9] [--runs 3] [--writes 3000] [--vectors 300000] [--json PATH] [--plot PATH]
+     [--sizes 3 6 9] [--runs 3] [--writes 3000] [--rate 200] [--vectors 300000] [--json PATH]
+     [--plot PATH]
 Prints Markdown; results/sharding.md holds the committed run.
 """
 
@@ -57,6 +59,7 @@ max_queue = 1000000
 """
 K = 10
 SETTLE_TIMEOUT = 600.0
+IDLE_WINDOW = 10.0
 
 
 def med(values: Sequence[float]) -> float:
@@ -133,6 +136,11 @@ async def wait_settled(
         await asyncio.sleep(0.2)
 
 
+def delta_messages(stats: list[dict[str, Any]]) -> int:
+    """Gossip messages of deltas the nodes sent (each fits one datagram), all nodes."""
+    return sum(s["dissemination"]["messages_sent"] for s in stats)
+
+
 def traffic(stats: list[dict[str, Any]]) -> dict[str, int]:
     keys = ("datagrams_out", "bytes_out", "stream_messages_out", "stream_bytes_out")
     return {k: sum(s["transport"][k] for s in stats) for k in keys}
@@ -157,14 +165,24 @@ async def define(cluster: ProcCluster, replicas: int | str, **extra: Any) -> Non
 
 
 async def load(
-    cluster: ProcCluster, keys: int, value_bytes: int, rng: random.Random, in_flight: int = 32
+    cluster: ProcCluster,
+    keys: int,
+    value_bytes: int,
+    rng: random.Random,
+    in_flight: int = 32,
+    rate: float = 0.0,
 ) -> float:
-    """Write `keys` random values, each through node (i mod N); returns the seconds taken."""
+    """Write `keys` random values, each through node (i mod N); returns the seconds taken.
+    With `rate`, write i starts no sooner than i / rate seconds in: the same arrivals for
+    every cluster, so that how many deltas share a datagram does not depend on how fast
+    one cluster happens to take them."""
     sem = asyncio.Semaphore(in_flight)
     started = time.perf_counter()
 
     async def one(i: int) -> None:
         value = rng.randbytes(value_bytes // 2).hex()
+        if rate:
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
         async with sem:
             await cluster.client(i % len(cluster)).put(NS, f"key-{i:07d}", value)
 
@@ -175,23 +193,31 @@ async def load(
 # --- storage and write traffic ------------------------------------------------------
 
 
-async def storage_run(size: int, replicas: int | str, writes: int, rng: random.Random) -> dict:
+async def storage_run(
+    size: int, replicas: int | str, writes: int, rng: random.Random, rate: float
+) -> dict:
     cluster = await start(size)
     sharded = replicas != "all"
     try:
         await define(cluster, replicas)
         await wait_settled(cluster, sharded)
-        idle_t0, idle0 = time.monotonic(), traffic(await cluster.stats())
-        await asyncio.sleep(5.0)
-        idle_s = time.monotonic() - idle_t0
-        idle = {k: v - idle0[k] for k, v in traffic(await cluster.stats()).items()}
         cpu = CpuMeter(cluster.pids())
-        t0, before = time.monotonic(), traffic(await cluster.stats())
-        load_s = await load(cluster, writes, 256, rng)
+        stats0 = await cluster.stats()
+        t0, before, gossip0 = time.monotonic(), traffic(stats0), delta_messages(stats0)
+        load_s = await load(cluster, writes, 256, rng, rate=rate)
         await wait_settled(cluster, sharded)
         elapsed = time.monotonic() - t0
-        spent = {k: v - before[k] for k, v in traffic(await cluster.stats()).items()}
+        stats1 = await cluster.stats()
+        spent = {k: v - before[k] for k, v in traffic(stats1).items()}
+        gossip = delta_messages(stats1) - gossip0
         busy = cpu.stop()
+        # Idle traffic (membership, consensus heartbeats, anti-entropy rounds) measured
+        # once the writes have settled: right after a start it still holds the
+        # cluster's own catching up, which made the last run's figures negative.
+        idle_t0, idle0 = time.monotonic(), traffic(stats1)
+        await asyncio.sleep(IDLE_WINDOW)
+        idle_s = time.monotonic() - idle_t0
+        idle = {k: v - idle0[k] for k, v in traffic(await cluster.stats()).items()}
         per = writes * size
 
         def net(k: str) -> float:
@@ -210,6 +236,9 @@ async def storage_run(size: int, replicas: int | str, writes: int, rng: random.R
             "local_entries": entries,
             "share": [b / total for b in local],
             "datagrams_per_write_node": net("datagrams_out"),
+            "delta_messages_per_write_node": gossip / per,
+            "idle_datagrams_per_s_node": idle["datagrams_out"] / idle_s / size,
+            "load_seconds_settled": elapsed,
             "bytes_per_write_node": net("bytes_out") + net("stream_bytes_out"),
             "load_s": load_s,
             "cpu": busy,
@@ -234,6 +263,8 @@ def storage_tables(runs: list[dict]) -> str:
         dg_w = med([x["datagrams_per_write_node"] for x in whole])
         by_s = med([x["bytes_per_write_node"] for x in sharded])
         by_w = med([x["bytes_per_write_node"] for x in whole])
+        gm_s = med([x["delta_messages_per_write_node"] for x in sharded])
+        gm_w = med([x["delta_messages_per_write_node"] for x in whole])
         aim = min(1.0, r / size)
         rows.append(
             [
@@ -247,6 +278,9 @@ def storage_tables(runs: list[dict]) -> str:
                 f"{by_w:,.0f}",
                 f"{by_s:,.0f}",
                 f"{by_s / by_w:.2f}",
+                f"{gm_w:.2f}",
+                f"{gm_s:.2f}",
+                f"{gm_s / gm_w:.2f}",
                 "met"
                 if abs(share_s - aim) <= 0.1 * aim + 0.02 and dg_s / dg_w <= aim * 1.35
                 else "not met",
@@ -263,6 +297,9 @@ def storage_tables(runs: list[dict]) -> str:
             "ratio",
             "bytes/write/node, all",
             "bytes/write/node, R",
+            "ratio",
+            "delta msgs/write/node, all",
+            "delta msgs/write/node, R",
             "ratio",
             "aim",
         ],
@@ -559,7 +596,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         for size in args.sizes:
             for _ in range(args.runs):
                 for replicas in ("all", 3):
-                    run = await storage_run(size, replicas, args.writes, rng)
+                    run = await storage_run(size, replicas, args.writes, rng, args.rate)
                     note(
                         f"storage N={size} replicas={replicas}: share {med(run['share']):.3f} "
                         f"datagrams/write/node {run['datagrams_per_write_node']:.2f} "
@@ -601,6 +638,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[3, 6, 9])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--writes", type=int, default=3000)
+    p.add_argument(
+        "--rate", type=float, default=200.0, help="storage writes per second (0: unpaced)"
+    )
     p.add_argument("--vectors", type=int, default=300_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=500)

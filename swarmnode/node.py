@@ -46,6 +46,7 @@ from swarmnode.placement.keeper import PlacementKeeper
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
+from swarmnode.replication.owners import MSG_ACK, acknowledgement
 from swarmnode.routing.rpc import CallAnswered, Calls, IncomingCall
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
@@ -352,13 +353,20 @@ class Node:
                 raise DecodeError("message without a type")
             if t.startswith("swim."):
                 self._emit(self.membership.receive(now, sender, msg))
-            elif t == MSG_DELTAS or t.startswith(("ae.", "raft.", "cons.", "h.", "rq.")):
+            elif t in (MSG_DELTAS, MSG_ACK) or t.startswith(("ae.", "raft.", "cons.", "h.", "rq.")):
                 if self.membership.refuses(sender):
                     # A peer whose cluster settings differ: its states would diverge here.
                     self._dropped_refused.inc()
                 elif t == MSG_DELTAS:
-                    for ns, key, payload in self.dissemination.receive(msg):
-                        self._merge_delta(ns, key, payload, sender)
+                    deltas = self.dissemination.receive(msg)
+                    ack = acknowledgement(sender, msg)
+                    # An acknowledged message came from an owner that sends to every owner
+                    # itself: its deltas are not forwarded.
+                    for ns, key, payload in deltas:
+                        self._merge_delta(ns, key, payload, sender, forward=not ack.send)
+                    self._emit(ack)
+                elif t == MSG_ACK:
+                    self.dissemination.acked(sender, msg)
                 elif t.startswith("ae."):
                     self._emit(self.antientropy.receive(now, sender, msg))
                 elif t.startswith("h."):
@@ -453,30 +461,33 @@ class Node:
             self._maybe_escalate(ch.ns, ch.key, ch.entry)
         self._changes.append(ch)
 
-    def _merge_delta(self, ns: str, key: str, payload: bytes, sender: Address) -> None:
+    def _merge_delta(
+        self, ns: str, key: str, payload: bytes, sender: Address, forward: bool = True
+    ) -> None:
         try:
             state = decode_entry(payload)
         except DecodeError:
             self._dropped.labels("bad_delta").inc()
             return
 
-        def forward(result: OpResult) -> None:
+        def merged(result: OpResult) -> None:
             if result.error is not None:
                 self._count_merge_error(result)
             elif result.value and result.value.get("applied"):
                 # New to us: pass the same delta on; a duplicate stops here. In a sharded
                 # namespace, to the partition's other owners (the sender has it).
-                group = None
-                if self.placement.sharding(ns) is not None:
-                    group = self.placement.group(ns, key, exclude=sender)
-                self.dissemination.enqueue(ns, key, payload, group)
+                if forward:
+                    group = None
+                    if self.placement.sharding(ns) is not None:
+                        group = self.placement.group(ns, key, exclude=sender)
+                    self.dissemination.enqueue(ns, key, payload, group)
                 self._deltas_applied.inc()
             elif result.note is not None:
                 self._deltas.labels(result.note).inc()
             else:
                 self._deltas_duplicate.inc()
 
-        self._write(Merge(ns, key, state, full=False), forward)
+        self._write(Merge(ns, key, state, full=False), merged)
 
     def _count_merge_error(self, result: OpResult) -> None:
         code = result.error.code if result.error else "internal"

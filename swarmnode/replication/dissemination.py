@@ -14,16 +14,14 @@ a busy node sends few datagrams; a delta bigger than that travels alone (the
 transport then carries it over a stream).
 
 A delta of a sharded namespace concerns only its partition's owners: it is
-queued with those peers as its group, and spreads the same way inside the
-group (fanout peers of the group per round, transmitted
-`retransmit_mult * ceil(log10(group + 1))` times), so a write costs R nodes'
-traffic, not N.
+queued with those peers as its group and sent straight to each of them,
+acknowledged, and retransmitted only to a peer that has not acknowledged it
+(`owners.py`), so a write costs R nodes' traffic, not N.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 import random
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from typing import Any
 
 from swarmnode.errors import DecodeError
 from swarmnode.metrics import Registry
+from swarmnode.replication.owners import OwnerDelivery
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.settings import check_settings, setting
 
@@ -107,9 +106,6 @@ class Dissemination:
         queueing order, so the next to send (least sent, newest first) and the next to drop
         (most sent, oldest first) are found without sorting the queue."""
         self._count = 0
-        self._groups: dict[tuple[Address, ...], list[_Item]] = {}
-        """Deltas for some peers only (a sharded namespace's partition owners), by group."""
-        self._grouped = 0
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
@@ -150,6 +146,15 @@ class Dissemination:
             fn=self.pending,
             stats=("dissemination", "pending"),
         )
+        self._owners = OwnerDelivery(
+            config.interval,
+            config.max_message_bytes,
+            config.max_queue,
+            self.limit,
+            self._owners_message,
+            self._dropped.inc,
+        )
+        """Deltas for some peers only (a sharded namespace's partition owners)."""
 
     @property
     def stats(self) -> dict[str, int]:
@@ -164,7 +169,7 @@ class Dissemination:
         }
 
     def pending(self) -> int:
-        return self._count + self._grouped
+        return self._count + self._owners.pending()
 
     def enqueue(
         self, ns: str, key: str, payload: bytes, group: tuple[Address, ...] | None = None
@@ -175,12 +180,9 @@ class Dissemination:
             return
         if group is not None:
             if group:
-                self._groups.setdefault(group, []).append(_Item(next(self._seq), ns, key, payload))
-                self._grouped += 1
-                self._fresh = True
+                size = len(ns) + len(key.encode("utf-8", "surrogatepass")) + len(payload)
+                self._owners.enqueue(ns, key, payload, size + ITEM_OVERHEAD, group)
                 self._queued.inc()
-                if self._grouped > self.config.max_queue:
-                    self._trim_groups()
             return
         if not self._tiers:
             self._tiers.append([])
@@ -203,32 +205,21 @@ class Dissemination:
             if not n:
                 break
 
-    def _trim_groups(self) -> None:
-        """Keep 90% of the grouped deltas, the least transmitted (as for the main queue)."""
-        bound = self.config.max_queue
-        keep = max(0, bound - max(1, bound // 10))
-        ranked = sorted(
-            ((it, group) for group, items in self._groups.items() for it in items),
-            key=lambda pair: (pair[0].transmits, -pair[0].seq),
-        )
-        self._dropped.inc(len(ranked) - keep)
-        self._groups = {}
-        for it, group in sorted(ranked[:keep], key=lambda pair: pair[0].seq):
-            self._groups.setdefault(group, []).append(it)
-        self._grouped = keep if len(ranked) > keep else len(ranked)
-
     def limit(self, n_members: int) -> int:
         return self.config.retransmit_mult * max(1, math.ceil(math.log10(n_members + 1)))
 
     def next_deadline(self) -> float | None:
-        if not self._count and not self._grouped:
-            return None
-        return 0.0 if self._fresh else self._next_round
+        owners = self._owners.next_deadline()
+        if not self._count:
+            return owners
+        mine = 0.0 if self._fresh else self._next_round
+        return mine if owners is None else min(mine, owners)
 
     def tick(self, now: float, peers: list[Address]) -> Output:
-        """Send a round if one is due, or at once if fresh deltas wait (eager push)."""
-        out = Output()
-        if not (self._count and peers) and not self._grouped:
+        """Send a round if one is due, or at once if fresh deltas wait (eager push); and
+        what owner groups are owed."""
+        out = self._owners.tick(now)
+        if not (self._count and peers):
             return out
         if not self._fresh and now < self._next_round:
             return out
@@ -245,41 +236,7 @@ class Dissemination:
             for tier in self._tiers[limit:]:
                 self._count -= len(tier)
             del self._tiers[limit:]
-        if self._grouped:
-            self._group_round(out)
         return out
-
-    def _group_round(self, out: Output) -> None:
-        """One round for every group: fanout peers of the group each get its deltas."""
-        for group in list(self._groups):
-            items = self._groups[group]
-            limit = self.limit(len(group) + 1)
-            for peer in self._rng.sample(group, min(self.config.fanout, len(group))):
-                msg = self._group_message(items, limit)
-                if msg is None:
-                    break
-                out.send.append((peer, msg))
-            kept = [it for it in items if it.transmits < limit]
-            self._grouped -= len(items) - len(kept)
-            if kept:
-                self._groups[group] = kept
-            else:
-                del self._groups[group]
-
-    def _group_message(self, items: list[_Item], limit: int) -> Message | None:
-        """A message of a group's deltas, least transmitted first, newest first among equals
-        (a group's queue is short: a partition's owners, not the whole cluster)."""
-        candidates = heapq.nsmallest(
-            256,
-            (it for it in items if it.transmits < limit),
-            key=lambda it: (it.transmits, -it.seq),
-        )
-        chosen = self._fit(candidates)
-        if not chosen:
-            return None
-        for it in chosen:
-            it.transmits += 1
-        return self._deltas_message(chosen)
 
     def _message(self, limit: int) -> Message | None:
         # Least transmitted first, newest first among equals (memberlist's order),
@@ -314,6 +271,16 @@ class Dissemination:
         self._messages.inc()
         self._bytes.inc(sum(it.size for it in chosen))
         return {"t": MSG_DELTAS, "ds": [[it.ns, it.key, it.payload] for it in chosen]}
+
+    def _owners_message(self, items: list[tuple[str, str, bytes, int]]) -> Message:
+        self._sent.inc(len(items))
+        self._messages.inc()
+        self._bytes.inc(sum(size for _, _, _, size in items))
+        return {"t": MSG_DELTAS, "ds": [[ns, key, payload] for ns, key, payload, _ in items]}
+
+    def acked(self, sender: Address, msg: Message) -> None:
+        """A `d.ack` from an owner-group peer; DecodeError if it is malformed."""
+        self._owners.acked(sender, msg)
 
     def _promote(self, chosen: list[_Item]) -> None:
         """Move the chosen items up one tier each (they were just sent once more)."""

@@ -120,19 +120,26 @@ class Route:
                 "cluster yet (it just started); retry in a moment"
             )
 
-    def _others(self, ns: str, partition: int) -> list[tuple[str, Any]]:
-        """The other live owners of a partition, nearest first (rank order among equals)."""
+    def _live(self) -> dict[str, Any]:
+        """The live peers' addresses by node id (this node left out)."""
+        return dict(self.host.node.membership.live_peers())
+
+    def _others(
+        self, ns: str, partition: int, live: dict[str, Any] | None = None
+    ) -> list[tuple[str, Any]]:
+        """The other live owners of a partition, nearest first (rank order among equals).
+        A scatter passes `live` (from `_live`) once for all its partitions."""
         owners = self.placement.map.owners(ns, partition)
         rtt = self.host.node.calls.rtt
-        live = []
+        if live is None:
+            live = self._live()
+        found = []
         for rank, node_id in enumerate(owners):
-            if node_id == self.host.node.node_id:
-                continue
-            addr = self.placement.live_address(node_id)
+            addr = live.get(node_id)
             if addr is not None:
-                live.append((rtt.get(addr, float("inf")), rank, node_id, addr))
-        live.sort()
-        return [(node_id, addr) for _, _, node_id, addr in live]
+                found.append((rtt.get(addr, float("inf")), rank, node_id, addr))
+        found.sort()
+        return [(node_id, addr) for _, _, node_id, addr in found]
 
     def _unreachable(self, op: str, ns: str, partition: int) -> Unavailable:
         owners = ", ".join(self.placement.map.owners(ns, partition))
@@ -311,18 +318,17 @@ class Route:
         answers: list[dict[str, Any]] = []
         missing: list[int] = []
         for _attempt in range(3):
+            live = self._live()
             candidates = {}
             for p in todo:
-                nodes = [n for n, _ in self._others(ns, p) if n not in excluded[p]]
+                nodes = [n for n, _ in self._others(ns, p, live) if n not in excluded[p]]
                 if pmap.ready(ns, p) and me not in excluded[p]:
                     nodes.insert(0, me)
                 candidates[p] = nodes
-            load = self._load()
+            load = self._load(live)
             chosen, lost = cover(candidates, local=me, load=load)
             missing.extend(lost)
-            results = await asyncio.gather(
-                *(self._part(req, nxt, node, parts) for node, parts in chosen.items())
-            )
+            results = await self._scatter_round(req, nxt, chosen, live)
             todo = []
             for node, (answer, failed) in zip(chosen, results, strict=True):
                 if answer is not None:
@@ -335,38 +341,58 @@ class Route:
         missing.extend(todo)
         return answers, sorted(set(missing))
 
-    def _load(self) -> dict[str, int]:
+    def _load(self, live: dict[str, Any]) -> dict[str, int]:
         by_addr = self.host.node.calls.load()
-        out = {}
-        for node_id, addr in self.host.node.membership.live_peers():
-            if addr in by_addr:
-                out[node_id] = by_addr[addr]
-        return out
+        return {node_id: by_addr[addr] for node_id, addr in live.items() if addr in by_addr}
 
-    async def _part(
-        self, req: Request, nxt: Next, node: str, parts: list[int]
-    ) -> tuple[dict[str, Any] | None, list[int]]:
-        """(answer, partitions it did not answer for) from one node of the covering set."""
-        if node == self.host.node.node_id:
-            sub = Request(req.spec, dict(req.args), req.ctx, notes={**req.notes})
-            sub.notes["partitions"] = set(parts)
-            sub.notes["remote"] = True
+    async def _scatter_round(
+        self, req: Request, nxt: Next, chosen: dict[str, list[int]], live: dict[str, Any]
+    ) -> list[tuple[dict[str, Any] | None, list[int]]]:
+        """Every node of the covering set's answer, in `chosen` order. The calls to other
+        nodes leave before this node searches its own share (which runs on the loop and
+        would otherwise hold them back), and all are awaited together: the round costs
+        the slowest owner, not the sum."""
+        me = self.host.node.node_id
+        calls = {}
+        for node, parts in chosen.items():
+            addr = live.get(node)
+            if node == me:
+                continue
+            if addr is None:
+                calls[node] = _none(parts)
+                continue
+            body = op_request(req.op, req.args, parts, agent=req.notes.get("agent"))
+            sent = self.host.start_call(addr, body, self.config.request_timeout)
+            calls[node] = self._remote_part(sent, parts)
+        local: tuple[dict[str, Any] | None, list[int]] = (None, [])
+        if me in chosen:
+            self.host.flush()
             try:
-                return await nxt(sub), []
-            except Unavailable:
-                return None, parts
-        addr = self.placement.live_address(node)
-        if addr is None:
-            return None, parts
-        body = op_request(req.op, req.args, parts, agent=req.notes.get("agent"))
-        answer = await self._ask(addr, body)
-        if answer is TIMED_OUT:
-            return None, parts
+                local = await self._local_part(req, nxt, chosen[me])
+            except BaseException:
+                for waiting in calls.values():
+                    waiting.close()
+                raise
+        answers = dict(zip(calls, await asyncio.gather(*calls.values()), strict=True))
+        return [local if node == me else answers[node] for node in chosen]
+
+    async def _local_part(
+        self, req: Request, nxt: Next, parts: list[int]
+    ) -> tuple[dict[str, Any] | None, list[int]]:
+        sub = Request(req.spec, dict(req.args), req.ctx, notes={**req.notes})
+        sub.notes["partitions"] = set(parts)
+        sub.notes["remote"] = True
         try:
-            result = result_of(answer)
+            return await nxt(sub), []
         except Unavailable:
             return None, parts
-        return result, not_ready(answer)
+
+    async def _remote_part(
+        self, sent: asyncio.Future[Any], parts: list[int]
+    ) -> tuple[dict[str, Any] | None, list[int]]:
+        """(answer, partitions it did not answer for) of a call already sent."""
+        answered = await sent
+        return _part_answer(answered.body, parts)
 
     # --- every namespace --------------------------------------------------------------------
 
@@ -413,3 +439,19 @@ def _replay_observation(req: Request, observed: Any) -> None:
     change = Change(req.args["ns"], req.args["key"], req.op, "local", None, None, False, False)
     change.before, change.entry = before, after
     observe(OpResult(changes=[change]))
+
+
+def _part_answer(answer: Any, parts: list[int]) -> tuple[dict[str, Any] | None, list[int]]:
+    """(result, partitions not answered for) of one covering node's answer."""
+    if answer is TIMED_OUT:
+        return None, parts
+    try:
+        result = result_of(answer)
+    except Unavailable:
+        return None, parts
+    return result, not_ready(answer)
+
+
+async def _none(parts: list[int]) -> tuple[None, list[int]]:
+    """The answer for a covering node that is no longer live: nothing, for every part."""
+    return None, parts

@@ -146,13 +146,23 @@ class NodeHost:
     async def call(self, peer: Address, body: Any, timeout: float) -> Any:
         """Forward a request to a peer and wait for its answer's body (`rpc.TIMED_OUT` when
         none came within `timeout`)."""
+        answered = await self.start_call(peer, body, timeout)
+        return answered.body
+
+    def start_call(self, peer: Address, body: Any, timeout: float) -> asyncio.Future[Any]:
+        """Forward a request to a peer now, without waiting: the future gets its
+        `CallAnswered`. A scatter sends all its calls before it does its own share."""
         token = next(self._tokens)
         fut: asyncio.Future[Any] = self.loop.create_future()
         self._waiting[token] = fut
         self.node.call_peer(token, peer, body, timeout)
         self._schedule()
-        answered = await fut
-        return answered.body
+        return fut
+
+    def flush(self) -> None:
+        """Carry out what the node has now (send the calls just made) rather than at the
+        loop's next turn: for a caller about to hold the loop with work of its own."""
+        self.process()
 
     def answer(self, call: IncomingCall, body: Any) -> None:
         """Answer a request a peer forwarded here."""

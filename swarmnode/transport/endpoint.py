@@ -504,6 +504,8 @@ class GossipEndpoint:
             self._count_send_error(to, exc)
             return
         for payload in packing.datagrams:
+            if self._send_at_once(to, payload):
+                continue
             try:
                 self._send_queue.put_nowait((to, payload))
             except asyncio.QueueFull:
@@ -614,16 +616,49 @@ class GossipEndpoint:
             finally:
                 self._send_queue.task_done()
 
+    def _send_at_once(self, to: Address, payload: bytes) -> bool:
+        """Hand a datagram to the socket now when nothing waits before it and the socket
+        takes more: a call or its answer then leaves in this turn of the loop, not after
+        the send loop's next turn (a scatter's calls leave before its own search). False:
+        queue it."""
+        udp = self._udp
+        assert udp is not None
+        # asyncio-dgram has no synchronous send: its transport, its queue of socket
+        # errors, and the event its flow control clears while the socket's buffer is full.
+        if not self._send_queue.empty() or not udp._drained.is_set():
+            return False
+        try:
+            packet = seal_envelope(payload, self._keyring, sent_ms=self._now_ms())
+        except ValueError:
+            return False  # the send loop counts it
+        self._take_socket_errors()
+        try:
+            udp._transport.sendto(packet, to)
+        except Exception as exc:
+            self._count_send_error(to, exc)
+            return True
+        if not udp._excq.empty():  # the send failed: asyncio reported it, did not raise
+            self._take_socket_errors()
+            return True
+        self._counter["datagrams_out"].inc()
+        self._counter["bytes_out"].inc(len(packet))
+        return True
+
+    def _take_socket_errors(self) -> None:
+        """Count the socket errors asyncio-dgram holds (it raises each on the next call)."""
+        assert self._udp is not None
+        while True:
+            try:
+                _ = self._udp.exception
+                return
+            except Exception as exc:
+                self._count_send_error("-", exc)
+
     async def _send_datagram(self, to: Address, packet: bytes) -> None:
         assert self._udp is not None
         # asyncio-dgram reports a socket error on the next call after it happened;
         # take those first so they do not cost this packet.
-        while True:
-            try:
-                _ = self._udp.exception
-                break
-            except Exception as exc:
-                self._count_send_error("-", exc)
+        self._take_socket_errors()
         try:
             await self._udp.send(packet, to)
         except Exception as exc:

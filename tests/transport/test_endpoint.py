@@ -42,6 +42,15 @@ async def test_two_endpoints_exchange_many_small_messages(make_node):
     assert b.stat("bytes_in") == a.stat("bytes_out")
 
 
+async def test_a_datagram_leaves_in_the_loop_turn_it_is_sent_when_none_waits(make_node):
+    """A call or its answer is on the socket before the sender runs anything else (a
+    scatter sends its calls, then searches its own share on the loop)."""
+    a, b = await make_node([KEY]), await make_node([KEY])
+    a.endpoint.send(b.address, [{"t": "call", "n": 1}])
+    assert a.stat("datagrams_out") == 1  # no await in between: the socket has it
+    await eventually(lambda: b.messages() == [{"t": "call", "n": 1}])
+
+
 async def test_datagrams_on_the_wire_never_exceed_max_datagram(make_node):
     a = await make_node([KEY], config=TransportConfig(max_datagram=600))
     loop = asyncio.get_running_loop()
