@@ -469,7 +469,7 @@ class Node:
                 group = None
                 if self.placement.sharding(ns) is not None:
                     group = self.placement.group(ns, key, exclude=sender)
-                self.dissemination.enqueue(ns, key, payload, group)
+                self.dissemination.enqueue(ns, key, payload, group, source=sender)
                 self._deltas_applied.inc()
             elif result.note is not None:
                 self._deltas.labels(result.note).inc()

@@ -11,7 +11,14 @@ that multiplies traffic), and whatever gossip misses, anti-entropy repairs.
 
 Small deltas are packed together into messages up to `max_message_bytes`, so
 a busy node sends few datagrams; a delta bigger than that travels alone (the
-transport then carries it over a stream).
+transport then carries it over a stream). A round gives each of its peers as
+many messages as its queue fills, up to `max_round_bytes`: one message per
+peer per round would cap a node's gossip at a few hundred deltas a second, and
+a faster writer's deltas would wait in the queue until anti-entropy carried
+them instead.
+
+A transmission to the peer a delta came from is counted but not sent: that
+peer has it, and the copy would only come back as a duplicate.
 
 A delta of a sharded namespace concerns only its partition's owners: it is
 queued with those peers as its group, and spreads the same way inside the
@@ -61,6 +68,12 @@ class DisseminationConfig:
     """Payload budget of one gossip message, so that a message plus the envelope fits one
     1400-byte datagram. Larger single deltas go alone (over a stream)."""
 
+    max_round_bytes: int = setting(65_536, "bytes", low=64)
+    """Bytes of deltas one round may send each of its peers, in messages of at most
+    `max_message_bytes`. A node's gossip carries at most fanout * max_round_bytes per round
+    (rounds come every tick while fresh deltas wait): 64 KiB lets one node send a few
+    thousand 100-byte writes a second to every peer, all `retransmit_mult` times."""
+
     max_queue: int = setting(50_000, "deltas", low=1)
     """Deltas waiting for retransmission at most; beyond it the most transmitted are
     dropped (anti-entropy repairs what they would have carried)."""
@@ -83,10 +96,13 @@ class DisseminationConfig:
 
 
 class _Item:
-    __slots__ = ("key", "ns", "payload", "seq", "size", "transmits")
+    __slots__ = ("key", "ns", "payload", "seq", "size", "source", "transmits")
 
-    def __init__(self, seq: int, ns: str, key: str, payload: bytes) -> None:
+    def __init__(
+        self, seq: int, ns: str, key: str, payload: bytes, source: Address | None = None
+    ) -> None:
         self.seq = seq
+        self.source = source
         self.ns = ns
         self.key = key
         self.payload = payload
@@ -167,10 +183,15 @@ class Dissemination:
         return self._count + self._grouped
 
     def enqueue(
-        self, ns: str, key: str, payload: bytes, group: tuple[Address, ...] | None = None
+        self,
+        ns: str,
+        key: str,
+        payload: bytes,
+        group: tuple[Address, ...] | None = None,
+        source: Address | None = None,
     ) -> None:
-        """Queue a delta (local, or received and new to us) for gossip: to every peer, or
-        only to the peers of `group`."""
+        """Queue a delta (local, or received from `source` and new to us) for gossip: to
+        every peer, or only to the peers of `group`."""
         if not self.config.enabled:
             return
         if group is not None:
@@ -184,7 +205,7 @@ class Dissemination:
             return
         if not self._tiers:
             self._tiers.append([])
-        self._tiers[0].append(_Item(next(self._seq), ns, key, payload))
+        self._tiers[0].append(_Item(next(self._seq), ns, key, payload, source))
         self._count += 1
         self._fresh = True
         self._queued.inc()
@@ -238,10 +259,8 @@ class Dissemination:
             limit = self.limit(len(peers) + 1)
             targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
             for peer in targets:
-                msg = self._message(limit)
-                if msg is None:
+                if not self._round_to(peer, limit, out):
                     break
-                out.send.append((peer, msg))
             for tier in self._tiers[limit:]:
                 self._count -= len(tier)
             del self._tiers[limit:]
@@ -281,19 +300,48 @@ class Dissemination:
             it.transmits += 1
         return self._deltas_message(chosen)
 
-    def _message(self, limit: int) -> Message | None:
-        # Least transmitted first, newest first among equals (memberlist's order),
-        # among the first 256 in that order.
+    def _round_to(self, peer: Address, limit: int, out: Output) -> bool:
+        """One round's messages to `peer`, until the queue has nothing left for it or the
+        round's bytes are spent; False if the queue had nothing at all."""
+        taken: set[int] = set()
+        used = 0
+        while used < self.config.max_round_bytes:
+            chosen = self._message(limit, peer, taken)
+            if chosen is None:
+                break
+            if chosen:
+                used += sum(it.size for it in chosen)
+                out.send.append((peer, self._deltas_message(chosen)))
+        return bool(taken)
+
+    def _message(self, limit: int, peer: Address, taken: set[int]) -> list[_Item] | None:
+        """The deltas of `peer`'s next message this round, promoted; None if none are left.
+
+        Least transmitted first, newest first among equals (memberlist's order), among
+        the first 256 in that order not yet taken for this peer this round. Deltas that
+        came from `peer` are promoted as if sent and left out (an empty list when only
+        they were found)."""
         candidates: list[_Item] = []
+        passed: list[_Item] = []
         for tier in self._tiers[:limit]:
-            candidates.extend(tier[: len(candidates) - 257 : -1])
+            for it in reversed(tier):
+                if id(it) in taken:
+                    continue
+                if it.source == peer:
+                    passed.append(it)
+                    taken.add(id(it))
+                    continue
+                candidates.append(it)
+                if len(candidates) >= 256:
+                    break
             if len(candidates) >= 256:
                 break
         chosen = self._fit(candidates)
-        if not chosen:
+        if not chosen and not passed:
             return None
-        self._promote(chosen)
-        return self._deltas_message(chosen)
+        taken.update(id(it) for it in chosen)
+        self._promote(chosen + passed)
+        return chosen
 
     def _fit(self, candidates: list[_Item]) -> list[_Item]:
         """The candidates, in order, that fit one message of `max_message_bytes` (the first
