@@ -46,6 +46,7 @@ from swarmnode.placement.keeper import PlacementKeeper
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
+from swarmnode.replication.recent import RecentDeltas
 from swarmnode.routing.rpc import CallAnswered, Calls, IncomingCall
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
@@ -172,6 +173,9 @@ class Node:
             self.node_id, address, config.membership, rng, metrics=self.metrics
         )
         self.dissemination = Dissemination(config.dissemination, rng, self.metrics)
+        self._recent = RecentDeltas(
+            config.dissemination.dedup_window, config.dissemination.max_queue
+        )
         self.trees: dict[str, MerkleTree] = {}
         self._build_trees()
         self.placement = PlacementKeeper(self, now)
@@ -444,7 +448,9 @@ class Node:
             group = None
             if self.placement.sharding(ch.ns) is not None:
                 group = self.placement.group(ch.ns, ch.key)
-            self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta), group)
+            payload = encode_entry(ch.delta)
+            self._recent.remember(self._now, (ch.ns, ch.key, payload))
+            self.dissemination.enqueue(ch.ns, ch.key, payload, group)
         if ch.ns == SYSTEM_NS:
             self.placement.definitions_changed(self._now)
         if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
@@ -454,6 +460,10 @@ class Node:
         self._changes.append(ch)
 
     def _merge_delta(self, ns: str, key: str, payload: bytes, sender: Address) -> None:
+        if self._recent.check(self._now, (ns, key, payload)):
+            # A copy of a delta written or merged here moments ago: it can change nothing.
+            self._deltas_duplicate.inc()
+            return
         try:
             state = decode_entry(payload)
         except DecodeError:
@@ -462,6 +472,7 @@ class Node:
 
         def forward(result: OpResult) -> None:
             if result.error is not None:
+                self._recent.forget((ns, key, payload))
                 self._count_merge_error(result)
             elif result.value and result.value.get("applied"):
                 # New to us: pass the same delta on; a duplicate stops here. In a sharded

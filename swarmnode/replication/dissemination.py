@@ -78,6 +78,13 @@ class DisseminationConfig:
     """Deltas waiting for retransmission at most; beyond it the most transmitted are
     dropped (anti-entropy repairs what they would have carried)."""
 
+    dedup_window: float = setting(5.0, "s", low=0)
+    """Seconds a delta written or received here is remembered, so that its further copies
+    (retransmissions, peers' forwards) are dropped before they reach the store; at most
+    `max_queue` are remembered. Every copy of a write arrives within `retransmit_mult`
+    rounds of the first under normal delays; much later copies go through the merge rules.
+    0 merges every copy."""
+
     enabled: bool = setting(True)
     """False turns delta gossip off: writes then reach peers only through anti-entropy
     (`sync`, periodic rounds, rounds at join). For measuring and testing repair alone;
