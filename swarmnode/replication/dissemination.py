@@ -33,8 +33,9 @@ import bisect
 import heapq
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import count
+from itertools import count, islice
 from operator import attrgetter
 from typing import Any
 
@@ -103,13 +104,14 @@ class DisseminationConfig:
 
 
 class _Item:
-    __slots__ = ("key", "ns", "payload", "seq", "size", "source", "transmits")
+    __slots__ = ("key", "ns", "payload", "seq", "size", "source", "taken", "transmits")
 
     def __init__(
         self, seq: int, ns: str, key: str, payload: bytes, source: Address | None = None
     ) -> None:
         self.seq = seq
         self.source = source
+        self.taken: object = None
         self.ns = ns
         self.key = key
         self.payload = payload
@@ -310,47 +312,50 @@ class Dissemination:
     def _round_to(self, peer: Address, limit: int, out: Output) -> bool:
         """One round's messages to `peer`, until the queue has nothing left for it or the
         round's bytes are spent; False if the queue had nothing at all."""
-        taken: set[int] = set()
+        taken = object()
+        """Marks the deltas taken for this peer this round (`_Item.taken`)."""
         used = 0
+        anything = False
         while used < self.config.max_round_bytes:
             chosen = self._message(limit, peer, taken)
             if chosen is None:
                 break
+            anything = True
             if chosen:
                 used += sum(it.size for it in chosen)
                 out.send.append((peer, self._deltas_message(chosen)))
-        return bool(taken)
+        return anything
 
-    def _message(self, limit: int, peer: Address, taken: set[int]) -> list[_Item] | None:
+    def _message(self, limit: int, peer: Address, taken: object) -> list[_Item] | None:
         """The deltas of `peer`'s next message this round, promoted; None if none are left.
 
         Least transmitted first, newest first among equals (memberlist's order), among
         the first 256 in that order not yet taken for this peer this round. Deltas that
         came from `peer` are promoted as if sent and left out (an empty list when only
-        they were found)."""
-        candidates: list[_Item] = []
+        they were found). The queue is read only as far as the message fills: a busy
+        node's round sends dozens of messages from a queue of thousands."""
         passed: list[_Item] = []
-        for tier in self._tiers[:limit]:
-            for it in reversed(tier):
-                if id(it) in taken:
-                    continue
-                if it.source == peer:
-                    passed.append(it)
-                    taken.add(id(it))
-                    continue
-                candidates.append(it)
-                if len(candidates) >= 256:
-                    break
-            if len(candidates) >= 256:
-                break
-        chosen = self._fit(candidates)
+
+        def candidates() -> Iterator[_Item]:
+            for tier in self._tiers[:limit]:
+                for it in reversed(tier):
+                    if it.taken is taken:
+                        continue
+                    if it.source == peer:
+                        it.taken = taken
+                        passed.append(it)
+                        continue
+                    yield it
+
+        chosen = self._fit(islice(candidates(), 256))
         if not chosen and not passed:
             return None
-        taken.update(id(it) for it in chosen)
+        for it in chosen:
+            it.taken = taken
         self._promote(chosen + passed)
         return chosen
 
-    def _fit(self, candidates: list[_Item]) -> list[_Item]:
+    def _fit(self, candidates: Iterable[_Item]) -> list[_Item]:
         """The candidates, in order, that fit one message of `max_message_bytes` (the first
         always, however large, so an oversized delta still leaves)."""
         chosen: list[_Item] = []
