@@ -622,9 +622,7 @@ def _pace_value(n: int) -> str:
     return f"{n:08d}".ljust(100, "x")
 
 
-async def _pace_load(
-    cluster: ProcCluster, puts: int, clients: int
-) -> tuple[float, float]:
+async def _pace_load(cluster: ProcCluster, puts: int, clients: int) -> tuple[float, float]:
     """`clients` connections each with one put in flight, until `puts` are acknowledged;
     (first send, last ack) on perf_counter."""
     conns = [AsyncClient(cluster.nodes[0].socket, timeout=120.0) for _ in range(clients)]
