@@ -312,8 +312,7 @@ class Dissemination:
     def _round_to(self, peer: Address, limit: int, out: Output) -> bool:
         """One round's messages to `peer`, until the queue has nothing left for it or the
         round's bytes are spent; False if the queue had nothing at all."""
-        taken = object()
-        """Marks the deltas taken for this peer this round (`_Item.taken`)."""
+        taken = object()  # marks the deltas taken for this peer this round (_Item.taken)
         used = 0
         anything = False
         while used < self.config.max_round_bytes:
