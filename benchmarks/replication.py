@@ -26,7 +26,7 @@ Four measurements, each on fresh `swarmnode run` processes (see replication_proc
    `sync` repairs them; a node restarted after missing writes would repair
    them by itself at join, before `sync` could measure anything.
 
-Run: .venv/bin/python benchmarks/replication.py [--sections propagation detection antientropy]
+Run: .venv/bin/python benchmarks/replication.py [--sections propagation detection antientropy pace]
      [--sizes 3 10 25] [--profiles lan local] [--runs 3] [--writes 100] ...
 Prints Markdown tables. Every table says how busy the host was: 25 nodes on
 2 cores measure the scheduler too.
@@ -633,6 +633,220 @@ def antientropy_tables(
     )
 
 
+# --- 5: replication keeps pace with a writer at full rate ---------------------------
+
+PACE_NS = "pace"
+PACE_RATE_AIM = 0.8
+PACE_LAG_AIM = 1.0
+PACE_LAG_TIMEOUT = 120.0
+"""Seconds after the last ack before a peer that still lacks writes counts as never."""
+
+
+@dataclass
+class PaceRun:
+    nodes: int
+    puts: int
+    seconds: float
+    """From the first put sent to the last ack."""
+    lag: float = float("nan")
+    """Seconds from the last ack until every peer held every write (nan: none or never)."""
+    writer_datagrams: float = 0.0
+    writer_bytes: float = 0.0
+    all_datagrams: float = 0.0
+    all_bytes: float = 0.0
+    writer_cores: float = 0.0
+    peer_cores: float = 0.0
+    machine_busy: float = 0.0
+    load1: float = 0.0
+    queue_dropped: int = 0
+    ae_keys: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.puts / self.seconds
+
+
+def _pace_value(n: int) -> str:
+    """A 100-byte value, distinct per put."""
+    return f"{n:08d}".ljust(100, "x")
+
+
+async def _pace_load(cluster: ProcCluster, puts: int, clients: int) -> tuple[float, float]:
+    """`clients` connections each with one put in flight, until `puts` are acknowledged;
+    (first send, last ack) on perf_counter."""
+    conns = [AsyncClient(cluster.nodes[0].socket, timeout=120.0) for _ in range(clients)]
+    for c in conns:
+        await c.connect()
+    numbers = iter(range(puts))
+    last = 0.0
+
+    async def worker(client: AsyncClient) -> None:
+        nonlocal last
+        for n in numbers:
+            await client.put(PACE_NS, f"k{n:06d}", _pace_value(n))
+            last = time.perf_counter()
+
+    try:
+        first = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for c in conns:
+            await c.close()
+    return first, last
+
+
+async def _wait_peers_hold(cluster: ProcCluster, puts: int, timeout: float) -> float | None:
+    """Poll every peer's entry count until each holds `puts`; perf_counter when the last
+    one did, None after `timeout`."""
+    deadline = time.perf_counter() + timeout
+    waiting = set(range(1, len(cluster)))
+    while waiting:
+        counts = await asyncio.gather(
+            *(cluster.client(i).ns_stats(PACE_NS) for i in sorted(waiting))
+        )
+        now = time.perf_counter()
+        for i, c in zip(sorted(waiting), counts, strict=True):
+            if c["entries"] >= puts:
+                waiting.discard(i)
+        if not waiting:
+            return now
+        if now > deadline:
+            return None
+        await asyncio.sleep(0.02)
+    return time.perf_counter()
+
+
+async def pace_run(nodes: int, puts: int, clients: int) -> PaceRun:
+    cluster = await ProcCluster.start(nodes, "lan")
+    try:
+        await cluster.client(0).ns_init(PACE_NS, replicas="all")
+        await asyncio.sleep(SETTLE)
+        await wait_drained(cluster)
+        before = await cluster.stats()
+        pids = cluster.pids()
+        writer_cpu, peers_cpu = CpuMeter(pids[:1]), CpuMeter(pids[1:])
+        first, last = await _pace_load(cluster, puts, clients)
+        writer = writer_cpu.stop()
+        run = PaceRun(nodes, puts, last - first)
+        run.writer_cores = writer["nodes_cores"]
+        run.machine_busy = writer["machine_busy"]
+        run.load1 = writer["load1"]
+        if nodes > 1:
+            held = await _wait_peers_hold(cluster, puts, PACE_LAG_TIMEOUT)
+            if held is not None:
+                run.lag = held - last
+            run.peer_cores = peers_cpu.stop()["nodes_cores"] / (nodes - 1)
+            await wait_drained(cluster)
+        after = await cluster.stats()
+        spent = [diff(traffic([a]), traffic([b])) for a, b in zip(after, before, strict=True)]
+        run.writer_datagrams = spent[0]["datagrams_out"] / puts
+        run.writer_bytes = spent[0]["bytes_out"] / puts
+        run.all_datagrams = sum(s["datagrams_out"] for s in spent) / puts
+        run.all_bytes = sum(s["bytes_out"] for s in spent) / puts
+        run.queue_dropped = sum(
+            a["dissemination"]["queue_dropped"] - b["dissemination"]["queue_dropped"]
+            for a, b in zip(after, before, strict=True)
+        )
+        run.ae_keys = sum(
+            a["antientropy"]["keys_repaired"] - b["antientropy"]["keys_repaired"]
+            for a, b in zip(after, before, strict=True)
+        )
+    finally:
+        await cluster.close()
+    return run
+
+
+async def pace_runs(runs: int, puts: int, clients: int, nodes: int) -> list[PaceRun]:
+    """Single node and replicated cluster alternately, which goes first alternating too."""
+    out = []
+    for r in range(runs):
+        order = [1, nodes] if r % 2 == 0 else [nodes, 1]
+        for n in order:
+            run = await pace_run(n, puts, clients)
+            print(
+                f"<!-- pace run {r + 1} N={n}: {run.rate:,.0f} puts/s, lag {run.lag:.2f} s, "
+                f"writer {run.writer_cores:.2f} cores, {run.writer_datagrams:.3f} dgrams/put, "
+                f"dropped {run.queue_dropped}, ae keys {run.ae_keys}, "
+                f"load1 {run.load1:.1f} -->",
+                flush=True,
+            )
+            out.append(run)
+    return out
+
+
+def pace_tables(runs: list[PaceRun], nodes: int, clients: int) -> str:
+    single = [r for r in runs if r.nodes == 1]
+    repl = [r for r in runs if r.nodes == nodes]
+    # Ratio per pair (the runs of one round), then the median of the ratios.
+    ratios = [b.rate / a.rate for a, b in zip(single, repl, strict=True)]
+    ratio = med(ratios)
+    lags = [r.lag for r in repl]
+    never = sum(1 for x in lags if x != x)
+    lag = med([x for x in lags if x == x]) if never < len(lags) else float("nan")
+    puts = repl[0].puts
+    aims = table(
+        ["figure", "median", "runs", "aim", "met"],
+        [
+            [
+                f"writer's put rate, {nodes} nodes / 1 node",
+                f"{ratio:.2f}x ({med([r.rate for r in repl]):,.0f} / "
+                f"{med([r.rate for r in single]):,.0f} puts/s)",
+                " ".join(f"{x:.2f}" for x in ratios),
+                f">= {PACE_RATE_AIM}x",
+                "yes" if ratio >= PACE_RATE_AIM else "no",
+            ],
+            [
+                "last ack until every peer holds every write",
+                f"{lag:.2f} s",
+                " ".join(f"{x:.2f}" for x in lags),
+                f"<= {PACE_LAG_AIM:.0f} s",
+                "yes" if never == 0 and lag <= PACE_LAG_AIM else "no",
+            ],
+        ],
+        "lllll",
+    )
+    cost = table(
+        [
+            "nodes",
+            "puts/s",
+            "writer datagrams / put",
+            "writer UDP bytes / put",
+            "all nodes datagrams / put",
+            "all nodes UDP bytes / put",
+            "writer CPU (cores)",
+            "each peer CPU (cores)",
+            "queue dropped",
+            "anti-entropy keys",
+            "machine busy",
+            "load1",
+        ],
+        [
+            [
+                n,
+                f"{med([r.rate for r in rs]):,.0f}",
+                f"{med([r.writer_datagrams for r in rs]):.3f}",
+                f"{med([r.writer_bytes for r in rs]):,.0f}",
+                f"{med([r.all_datagrams for r in rs]):.3f}",
+                f"{med([r.all_bytes for r in rs]):,.0f}",
+                f"{med([r.writer_cores for r in rs]):.2f}",
+                f"{med([r.peer_cores for r in rs]):.2f}" if n > 1 else "-",
+                f"{med([r.queue_dropped for r in rs]):,.0f}",
+                f"{med([r.ae_keys for r in rs]):,.0f}",
+                f"{med([r.machine_busy for r in rs]):.0%}",
+                f"{med([r.load1 for r in rs]):.1f}",
+            ]
+            for n, rs in ((1, single), (nodes, repl))
+        ],
+    )
+    return (
+        f"### Replication keeps pace: {puts:,} puts of 100 bytes by {clients} clients on one "
+        f"node (lan profile, `replicas: all`)\n\n{aims}\n\n"
+        f"Traffic, CPU and repair during the run (medians of {len(repl)} runs each; "
+        "CPU over the write phase, peers until they held every write):\n\n"
+        f"{cost}"
+    )
+
+
 # --- main -----------------------------------------------------------------------
 
 
@@ -685,6 +899,9 @@ async def main_async(args: argparse.Namespace) -> None:
     if "antientropy" in args.sections:
         full, load_s, repairs, converged = await antientropy_runs(args.keys, args.ae_runs, rng)
         print("\n" + antientropy_tables(args.keys, full, load_s, repairs, converged) + "\n")
+    if "pace" in args.sections:
+        runs = await pace_runs(args.pace_runs, args.pace_puts, args.pace_clients, args.pace_nodes)
+        print("\n" + pace_tables(runs, args.pace_nodes, args.pace_clients) + "\n", flush=True)
     print(host_line().replace("at start", "at the end"))
 
 
@@ -694,7 +911,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--sections",
         nargs="+",
         default=["propagation", "detection", "antientropy"],
-        choices=["propagation", "detection", "antientropy"],
+        choices=["propagation", "detection", "antientropy", "pace"],
     )
     p.add_argument("--sizes", nargs="+", type=int, default=[3, 10, 25])
     p.add_argument("--profiles", nargs="+", default=["lan", "local"], choices=["lan", "local"])
@@ -709,6 +926,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--keys", type=int, default=100_000)
     p.add_argument("--ae-runs", type=int, default=5, help="repairs per (differing, kind)")
+    p.add_argument("--pace-runs", type=int, default=5, help="pairs of pace runs")
+    p.add_argument("--pace-puts", type=int, default=20_000)
+    p.add_argument("--pace-clients", type=int, default=50)
+    p.add_argument("--pace-nodes", type=int, default=3)
     p.add_argument("--seed", type=int, default=4)
     args = p.parse_args(argv)
     try:

@@ -47,6 +47,7 @@ from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFin
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
 from swarmnode.replication.merkle import MerkleTree
 from swarmnode.replication.owners import MSG_ACK, acknowledgement
+from swarmnode.replication.recent import RecentDeltas
 from swarmnode.routing.rpc import CallAnswered, Calls, IncomingCall
 from swarmnode.sansio import Address, Message, Output
 from swarmnode.storage.lmdb_store import Store
@@ -173,6 +174,9 @@ class Node:
             self.node_id, address, config.membership, rng, metrics=self.metrics
         )
         self.dissemination = Dissemination(config.dissemination, rng, self.metrics)
+        self._recent = RecentDeltas(
+            config.dissemination.dedup_window, config.dissemination.max_queue
+        )
         self.trees: dict[str, MerkleTree] = {}
         self._build_trees()
         self.placement = PlacementKeeper(self, now)
@@ -452,7 +456,9 @@ class Node:
             group = None
             if self.placement.sharding(ch.ns) is not None:
                 group = self.placement.group(ch.ns, ch.key)
-            self.dissemination.enqueue(ch.ns, ch.key, encode_entry(ch.delta), group)
+            payload = encode_entry(ch.delta)
+            self._recent.remember(self._now, (ch.ns, ch.key, payload))
+            self.dissemination.enqueue(ch.ns, ch.key, payload, group)
         if ch.ns == SYSTEM_NS:
             self.placement.definitions_changed(self._now)
         if ch.ns == SYSTEM_NS and ch.kind in ("ns", "merge"):
@@ -464,6 +470,10 @@ class Node:
     def _merge_delta(
         self, ns: str, key: str, payload: bytes, sender: Address, forward: bool = True
     ) -> None:
+        if self._recent.check(self._now, (ns, key, payload)):
+            # A copy of a delta written or merged here moments ago: it can change nothing.
+            self._deltas_duplicate.inc()
+            return
         try:
             state = decode_entry(payload)
         except DecodeError:
@@ -472,6 +482,7 @@ class Node:
 
         def merged(result: OpResult) -> None:
             if result.error is not None:
+                self._recent.forget((ns, key, payload))
                 self._count_merge_error(result)
             elif result.value and result.value.get("applied"):
                 # New to us: pass the same delta on; a duplicate stops here. In a sharded
@@ -480,7 +491,7 @@ class Node:
                     group = None
                     if self.placement.sharding(ns) is not None:
                         group = self.placement.group(ns, key, exclude=sender)
-                    self.dissemination.enqueue(ns, key, payload, group)
+                    self.dissemination.enqueue(ns, key, payload, group, source=sender)
                 self._deltas_applied.inc()
             elif result.note is not None:
                 self._deltas.labels(result.note).inc()

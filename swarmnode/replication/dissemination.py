@@ -11,7 +11,14 @@ that multiplies traffic), and whatever gossip misses, anti-entropy repairs.
 
 Small deltas are packed together into messages up to `max_message_bytes`, so
 a busy node sends few datagrams; a delta bigger than that travels alone (the
-transport then carries it over a stream).
+transport then carries it over a stream). A round gives each of its peers as
+many messages as its queue fills, up to `max_round_bytes`: one message per
+peer per round would cap a node's gossip at a few hundred deltas a second, and
+a faster writer's deltas would wait in the queue until anti-entropy carried
+them instead.
+
+A transmission to the peer a delta came from is counted but not sent: that
+peer has it, and the copy would only come back as a duplicate.
 
 A delta of a sharded namespace concerns only its partition's owners: it is
 queued with those peers as its group and sent straight to each of them,
@@ -24,8 +31,9 @@ from __future__ import annotations
 import bisect
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import count
+from itertools import count, islice
 from operator import attrgetter
 from typing import Any
 
@@ -60,9 +68,22 @@ class DisseminationConfig:
     """Payload budget of one gossip message, so that a message plus the envelope fits one
     1400-byte datagram. Larger single deltas go alone (over a stream)."""
 
+    max_round_bytes: int = setting(65_536, "bytes", low=64)
+    """Bytes of deltas one round may send each of its peers, in messages of at most
+    `max_message_bytes`. A node's gossip carries at most fanout * max_round_bytes per round
+    (rounds come every tick while fresh deltas wait): 64 KiB lets one node send a few
+    thousand 100-byte writes a second to every peer, all `retransmit_mult` times."""
+
     max_queue: int = setting(50_000, "deltas", low=1)
     """Deltas waiting for retransmission at most; beyond it the most transmitted are
     dropped (anti-entropy repairs what they would have carried)."""
+
+    dedup_window: float = setting(5.0, "s", low=0)
+    """Seconds a delta written or received here is remembered, so that its further copies
+    (retransmissions, peers' forwards) are dropped before they reach the store; at most
+    `max_queue` are remembered. Every copy of a write arrives within `retransmit_mult`
+    rounds of the first under normal delays; much later copies go through the merge rules.
+    0 merges every copy."""
 
     enabled: bool = setting(True)
     """False turns delta gossip off: writes then reach peers only through anti-entropy
@@ -82,10 +103,14 @@ class DisseminationConfig:
 
 
 class _Item:
-    __slots__ = ("key", "ns", "payload", "seq", "size", "transmits")
+    __slots__ = ("key", "ns", "payload", "seq", "size", "source", "taken", "transmits")
 
-    def __init__(self, seq: int, ns: str, key: str, payload: bytes) -> None:
+    def __init__(
+        self, seq: int, ns: str, key: str, payload: bytes, source: Address | None = None
+    ) -> None:
         self.seq = seq
+        self.source = source
+        self.taken: object = None
         self.ns = ns
         self.key = key
         self.payload = payload
@@ -172,10 +197,15 @@ class Dissemination:
         return self._count + self._owners.pending()
 
     def enqueue(
-        self, ns: str, key: str, payload: bytes, group: tuple[Address, ...] | None = None
+        self,
+        ns: str,
+        key: str,
+        payload: bytes,
+        group: tuple[Address, ...] | None = None,
+        source: Address | None = None,
     ) -> None:
-        """Queue a delta (local, or received and new to us) for gossip: to every peer, or
-        only to the peers of `group`."""
+        """Queue a delta (local, or received from `source` and new to us) for gossip: to
+        every peer, or only to the peers of `group`."""
         if not self.config.enabled:
             return
         if group is not None:
@@ -186,7 +216,7 @@ class Dissemination:
             return
         if not self._tiers:
             self._tiers.append([])
-        self._tiers[0].append(_Item(next(self._seq), ns, key, payload))
+        self._tiers[0].append(_Item(next(self._seq), ns, key, payload, source))
         self._count += 1
         self._fresh = True
         self._queued.inc()
@@ -229,30 +259,59 @@ class Dissemination:
             limit = self.limit(len(peers) + 1)
             targets = self._rng.sample(peers, min(self.config.fanout, len(peers)))
             for peer in targets:
-                msg = self._message(limit)
-                if msg is None:
+                if not self._round_to(peer, limit, out):
                     break
-                out.send.append((peer, msg))
             for tier in self._tiers[limit:]:
                 self._count -= len(tier)
             del self._tiers[limit:]
         return out
 
-    def _message(self, limit: int) -> Message | None:
-        # Least transmitted first, newest first among equals (memberlist's order),
-        # among the first 256 in that order.
-        candidates: list[_Item] = []
-        for tier in self._tiers[:limit]:
-            candidates.extend(tier[: len(candidates) - 257 : -1])
-            if len(candidates) >= 256:
+    def _round_to(self, peer: Address, limit: int, out: Output) -> bool:
+        """One round's messages to `peer`, until the queue has nothing left for it or the
+        round's bytes are spent; False if the queue had nothing at all."""
+        taken = object()  # marks the deltas taken for this peer this round (_Item.taken)
+        used = 0
+        anything = False
+        while used < self.config.max_round_bytes:
+            chosen = self._message(limit, peer, taken)
+            if chosen is None:
                 break
-        chosen = self._fit(candidates)
-        if not chosen:
-            return None
-        self._promote(chosen)
-        return self._deltas_message(chosen)
+            anything = True
+            if chosen:
+                used += sum(it.size for it in chosen)
+                out.send.append((peer, self._deltas_message(chosen)))
+        return anything
 
-    def _fit(self, candidates: list[_Item]) -> list[_Item]:
+    def _message(self, limit: int, peer: Address, taken: object) -> list[_Item] | None:
+        """The deltas of `peer`'s next message this round, promoted; None if none are left.
+
+        Least transmitted first, newest first among equals (memberlist's order), among
+        the first 256 in that order not yet taken for this peer this round. Deltas that
+        came from `peer` are promoted as if sent and left out (an empty list when only
+        they were found). The queue is read only as far as the message fills: a busy
+        node's round sends dozens of messages from a queue of thousands."""
+        passed: list[_Item] = []
+
+        def candidates() -> Iterator[_Item]:
+            for tier in self._tiers[:limit]:
+                for it in reversed(tier):
+                    if it.taken is taken:
+                        continue
+                    if it.source == peer:
+                        it.taken = taken
+                        passed.append(it)
+                        continue
+                    yield it
+
+        chosen = self._fit(islice(candidates(), 256))
+        if not chosen and not passed:
+            return None
+        for it in chosen:
+            it.taken = taken
+        self._promote(chosen + passed)
+        return chosen
+
+    def _fit(self, candidates: Iterable[_Item]) -> list[_Item]:
         """The candidates, in order, that fit one message of `max_message_bytes` (the first
         always, however large, so an oversized delta still leaves)."""
         chosen: list[_Item] = []

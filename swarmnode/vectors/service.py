@@ -504,9 +504,7 @@ class VectorMemory:
         if ef is None or ef == self.cfg.ef_search:
             with space.lock.read(blocking):
                 return space.search(query, k, flt, exclude)
-        hits, exact = self._index_search_many(
-            space, query[None, :], k, flt, ef, exclude, blocking
-        )
+        hits, exact = self._index_search_many(space, query[None, :], k, flt, ef, exclude, blocking)
         return hits[0], exact
 
     def _index_search_many(
@@ -583,9 +581,7 @@ class VectorMemory:
             good.append((distance, item))
         return good, stale
 
-    def _verdict(
-        self, space: Space, txn: Any, hit: Hit, flt: Filter | None, now: int
-    ) -> Verdict:
+    def _verdict(self, space: Space, txn: Any, hit: Hit, flt: Filter | None, now: int) -> Verdict:
         """What the store says of one hit's entry: (the version a reply shows, or None when
         the entry is gone; whether its vector moved since it was indexed; whether it passes
         the filter; its `conflict` flag, None outside mv/consensus siblings)."""

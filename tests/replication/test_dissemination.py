@@ -60,11 +60,37 @@ def test_small_deltas_share_messages_within_the_budget():
     for i in range(50):
         d.enqueue("ns", f"k{i}", b"v" * 20)
     out = d.tick(0.0, PEERS)
-    assert len(out.send) == 1
-    _, msg = out.send[0]
-    size = sum(len(ns) + len(k) + len(p) + 12 for ns, k, p in msg["ds"])
-    assert 1 < len(msg["ds"]) < 50
-    assert size <= 1200
+    assert len(out.send) == 2  # 50 deltas of 44 bytes: as few 1200-byte messages as hold them
+    assert len({peer for peer, _ in out.send}) == 1
+    for _, msg in out.send:
+        assert sum(len(ns) + len(k) + len(p) + 12 for ns, k, p in msg["ds"]) <= 1200
+    assert sorted(k for _, k, _ in sent_items(out)) == sorted(f"k{i}" for i in range(50))
+
+
+def test_a_round_sends_each_peer_at_most_its_round_bytes_and_the_rest_next_round():
+    d = make(max_message_bytes=200, max_round_bytes=300, fanout=1, interval=1.0)
+    for i in range(50):
+        # 47 bytes each: 4 to a message (188 bytes); a round ends once 300 are spent.
+        d.enqueue("ns", f"k{i:02d}", b"v" * 30)
+    first = sent_items(d.tick(0.0, PEERS))
+    assert [k for _, k, _ in first] == [f"k{i:02d}" for i in range(49, 41, -1)]
+    assert d.tick(0.5, PEERS).send == []  # no round before the interval, nothing fresh
+    second = [k for _, k, _ in sent_items(d.tick(1.0, PEERS))]
+    assert second == [f"k{i:02d}" for i in range(41, 33, -1)]  # the least sent, newest first
+
+
+def test_a_delta_is_never_sent_back_to_the_peer_it_came_from_yet_leaves_the_queue():
+    d = make(fanout=3, retransmit_mult=4)
+    source = PEERS[0]
+    d.enqueue("ns", "k", b"delta", source=source)
+    sent_to: list = []
+    t = 0.0
+    while d.pending():
+        sent_to += [peer for peer, msg in d.tick(t, PEERS[:2]).send]
+        t += 1.0
+        assert t < 100
+    # Four transmissions in rounds to both peers: two counted at the source, two sent.
+    assert sent_to == [PEERS[1], PEERS[1]]
 
 
 def test_a_delta_bigger_than_the_budget_travels_alone():
@@ -72,8 +98,9 @@ def test_a_delta_bigger_than_the_budget_travels_alone():
     d.enqueue("ns", "small", b"s")
     d.enqueue("ns", "big", b"B" * 5000)
     out = d.tick(0.0, PEERS)
-    ((_, msg),) = out.send
-    assert [k for _, k, _ in msg["ds"]] == ["big"]  # newest first among equals
+    (_, alone), (_, rest) = out.send
+    assert [k for _, k, _ in alone["ds"]] == ["big"]  # newest first among equals
+    assert [k for _, k, _ in rest["ds"]] == ["small"]
 
 
 def test_queue_is_bounded_and_drops_the_most_transmitted_first():
@@ -144,7 +171,8 @@ def test_with_gossip_disabled_nothing_is_queued_or_sent():
 
 class _QueueModel:
     """memberlist's queue order, stated plainly: send the least transmitted, newest first
-    (among the first 256 in that order, packed greedily), drop the most transmitted, oldest
+    (among the first 256 in that order, packed greedily; a round's further messages to the
+    same peer likewise among the deltas not yet in one), drop the most transmitted, oldest
     first."""
 
     def __init__(self, config: DisseminationConfig) -> None:
@@ -160,21 +188,32 @@ class _QueueModel:
             self.items.sort(key=lambda it: (it[3], -it[0]))
             del self.items[max(0, bound - max(1, bound // 10)) :]
 
-    def message(self, limit: int) -> list[str]:
-        candidates = sorted(
-            (it for it in self.items if it[3] < limit), key=lambda it: (it[3], -it[0])
-        )[:256]
-        chosen, used = [], 0
-        for it in candidates:
-            if chosen and used + it[2] > self.config.max_message_bytes:
-                continue
-            chosen.append(it)
-            used += it[2]
-            if used >= self.config.max_message_bytes:
+    def round(self, limit: int) -> list[str]:
+        """One round to one peer: messages until the round's bytes are spent, no delta twice."""
+        taken: set[int] = set()
+        sent: list[str] = []
+        spent = 0
+        while spent < self.config.max_round_bytes:
+            candidates = sorted(
+                (it for it in self.items if it[3] < limit and it[0] not in taken),
+                key=lambda it: (it[3], -it[0]),
+            )[:256]
+            chosen, used = [], 0
+            for it in candidates:
+                if chosen and used + it[2] > self.config.max_message_bytes:
+                    continue
+                chosen.append(it)
+                used += it[2]
+                if used >= self.config.max_message_bytes:
+                    break
+            if not chosen:
                 break
-        for it in chosen:
-            it[3] += 1
-        return [it[1] for it in chosen]
+            for it in chosen:
+                it[3] += 1
+                taken.add(it[0])
+            spent += used
+            sent += [it[1] for it in chosen]
+        return sent
 
     def forget(self, limit: int) -> None:
         self.items = [it for it in self.items if it[3] < limit]
@@ -193,7 +232,12 @@ class _QueueModel:
 )
 def test_the_queue_sends_and_drops_in_memberlists_order(steps, max_queue):
     config = DisseminationConfig(
-        interval=0.1, fanout=1, retransmit_mult=2, max_message_bytes=300, max_queue=max_queue
+        interval=0.1,
+        fanout=1,
+        retransmit_mult=2,
+        max_message_bytes=300,
+        max_round_bytes=700,
+        max_queue=max_queue,
     )
     d = Dissemination(config, random.Random(0))
     model = _QueueModel(config)
@@ -209,6 +253,6 @@ def test_the_queue_sends_and_drops_in_memberlists_order(steps, max_queue):
             now += 1.0
             sent = [k for _, k, _ in sent_items(d.tick(now, peers))]
             limit = d.limit(len(peers) + 1)
-            assert sent == model.message(limit)
+            assert sent == model.round(limit)
             model.forget(limit)
         assert d.pending() == len(model.items)

@@ -41,7 +41,8 @@ def test_old_deltas_arriving_after_the_grace_leave_a_collected_delete_deleted(tm
         assert all(sn.store.get("sim", "doomed") is None for sn in cluster.live())
         cluster.run_for(GRACE + 6.0)
         assert all(sn.store.get("sim", "doomed") is None for sn in cluster.live())
-        refused = sum(sn.node.counters["deltas_stale_delta"] for sn in cluster.live())
+        # The writer gets none: peers never send a delta back to where it came from.
+        refused = sum(sn.node.counters.get("deltas_stale_delta", 0) for sn in cluster.live())
         assert refused > 0, "the late deltas reached the stores and were refused"
         assert oracles.check_replicas(cluster) == []
     finally:
