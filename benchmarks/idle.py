@@ -25,8 +25,6 @@ import asyncio
 import os
 import platform
 import random
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from replication_procs import Node, _read_ready, clean_env
+from replication_procs import Node, _read_ready, clean_env, stop_nodes
 
 from swarmnode.client import AsyncClient
 from swarmnode.transport import generate_key_file
@@ -114,20 +112,7 @@ class Tree:
         return total
 
     def close(self) -> None:
-        for node in self.nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                node.proc.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            if node.proc is None:
-                continue
-            try:
-                node.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait()
-            if node.proc.stdout is not None:
-                node.proc.stdout.close()
-        shutil.rmtree(self.base, ignore_errors=True)
+        stop_nodes(self.nodes, self.base)
 
 
 @dataclass

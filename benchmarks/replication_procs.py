@@ -93,6 +93,24 @@ def _read_ready(nodes: list[Node], timeout: float) -> None:
     sel.close()
 
 
+def stop_nodes(nodes: list[Node], base: Path) -> None:
+    """SIGTERM every running node, wait for each (SIGKILL after 30 s), then remove `base`."""
+    for node in nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGTERM)
+    for node in nodes:
+        if node.proc is None:
+            continue
+        try:
+            node.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait()
+        if node.proc.stdout is not None:
+            node.proc.stdout.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @dataclass
 class ProcCluster:
     """N nodes on loopback: `await ProcCluster.start(n, profile)`; `close()` stops them."""
@@ -190,20 +208,7 @@ class ProcCluster:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
-        for node in self.nodes:
-            if node.alive and node.proc is not None:
-                node.proc.send_signal(signal.SIGTERM)
-        for node in self.nodes:
-            if node.proc is None:
-                continue
-            try:
-                node.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                node.proc.kill()
-                node.proc.wait()
-            if node.proc.stdout is not None:
-                node.proc.stdout.close()
-        shutil.rmtree(self.base, ignore_errors=True)
+        stop_nodes(self.nodes, self.base)
 
 
 def _proc_cpu_ticks(pid: int) -> int:
