@@ -47,6 +47,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from replication_procs import CpuMeter, ProcCluster
@@ -169,10 +170,16 @@ async def _watch(
 
 
 async def propagation_run(
-    profile: str, size: int, writes: int, idle: float, gap: float, rng: random.Random
+    profile: str,
+    size: int,
+    writes: int,
+    idle: float,
+    gap: float,
+    rng: random.Random,
+    config: str | None = None,
 ) -> PropagationRun:
     run = PropagationRun(profile, size)
-    cluster = await ProcCluster.start(size, profile)
+    cluster = await ProcCluster.start(size, profile, config)
     watchers: list[asyncio.Task[None]] = []
     try:
         await asyncio.sleep(SETTLE)
@@ -868,12 +875,13 @@ async def main_async(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     print(host_line(), flush=True)
     if "propagation" in args.sections:
+        config = args.node_config.read_text() if args.node_config else None
         runs = []
         for profile in args.profiles:
             for size in args.sizes:
                 for r in range(args.runs):
                     run = await propagation_run(
-                        profile, size, args.writes, args.idle, args.gap, rng
+                        profile, size, args.writes, args.idle, args.gap, rng, config
                     )
                     print(
                         f"<!-- {profile} N={size} run {r + 1}: p50 {ms(pct(run.all_nodes, 0.5))} "
@@ -919,6 +927,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--writes", type=int, default=100, help="writes per run")
     p.add_argument("--gap", type=float, default=0.2, help="seconds between writes")
     p.add_argument("--idle", type=float, default=15.0, help="idle window, seconds")
+    p.add_argument(
+        "--node-config",
+        type=Path,
+        help="TOML file given to every node of the propagation runs (figures for a setting)",
+    )
     p.add_argument("--detect-sizes", nargs="+", type=int, default=[3, 10, 25])
     p.add_argument("--kills", type=int, default=3, help="SIGKILLs per detection size")
     p.add_argument(
