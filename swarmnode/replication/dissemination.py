@@ -310,28 +310,35 @@ class Dissemination:
         source) once, in memberlist's order and packing (as `_message`), then waits
         `interval` for its next copy, or leaves the queue after `direct_copies` rounds.
         A peer's share stops at `max_round_bytes`; a delta counts as sent in a round that
-        gave it to any peer, and what stays waits for the next round."""
-        order = [it for tier in self._tiers for it in reversed(tier)]
+        gave it to any peer (or whose only peer is its source), and what stays waits for
+        the next round. Only the head of the queue a round can send is read, so a backlog
+        of thousands costs a round no more than a full one."""
+        order, heads = self._head()
         sent: set[int] = set()
+        alone = len(peers) == 1
         for peer in peers:
             rest = []
             for it in order:
-                if it.source == peer:
-                    sent.add(id(it))
-                else:
+                if it.source != peer:
                     rest.append(it)
+                elif alone:
+                    sent.add(id(it))
             used = 0
             while rest and used < self.config.max_round_bytes:
-                chosen = self._fit(rest[:256])
+                window = rest[:256]
+                chosen = self._fit(window)
                 ids = {id(it) for it in chosen}
-                rest = [it for it in rest if id(it) not in ids]
+                rest = [it for it in window if id(it) not in ids] + rest[256:]
                 sent.update(ids)
                 used += sum(it.size for it in chosen)
                 out.send.append((peer, self._deltas_message(chosen)))
         if not sent:
             return
-        for tier in self._tiers:
-            tier[:] = [it for it in tier if id(it) not in sent]
+        for tier, head in zip(self._tiers, heads, strict=False):
+            # The head read of each tier is its newest `head` deltas: only that tail changes.
+            if head:
+                tail = len(tier) - head
+                tier[tail:] = [it for it in tier[tail:] if id(it) not in sent]
         due = now + self.config.interval
         for it in sorted((it for it in order if id(it) in sent), key=_by_seq):
             it.transmits += 1
@@ -340,6 +347,28 @@ class Dissemination:
             else:
                 it.due = due
                 self._waiting.append(it)
+
+    def _head(self) -> tuple[list[_Item], list[int]]:
+        """The deltas a round could send one peer, least sent and newest first: as many as
+        `max_round_bytes` holds, then the next 256 (a message is filled from the next 256
+        not yet sent); and how many were read from each tier."""
+        order: list[_Item] = []
+        heads: list[int] = []
+        used = 0
+        extra = 0
+        for tier in self._tiers:
+            start = len(order)
+            for it in reversed(tier):
+                if used >= self.config.max_round_bytes:
+                    if extra == 256:
+                        break
+                    extra += 1
+                order.append(it)
+                used += it.size
+            heads.append(len(order) - start)
+            if extra == 256:
+                break
+        return order, heads
 
     def _round_to(self, peer: Address, limit: int, out: Output) -> bool:
         """One round's messages to `peer`, until the queue has nothing left for it or the

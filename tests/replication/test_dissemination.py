@@ -116,6 +116,25 @@ def test_when_rounds_reach_every_peer_each_gets_a_delta_direct_copies_times_a_ro
         assert times[1] - times[0] >= 0.2 - 1e-9
 
 
+
+def test_a_backlog_forwarded_from_one_peer_reaches_the_other_every_copy():
+    # A forwarder's backlog, all of it from peer 0, drained in rounds of 1 KiB: rounds
+    # reach both peers, peer 0 gets nothing back, and peer 1 still gets every copy.
+    d = make(interval=0.2, fanout=3, direct_copies=2, max_round_bytes=1024)
+    peers = PEERS[:2]
+    for i in range(500):
+        d.enqueue("ns", f"k{i:03d}", b"v" * 30, source=peers[0])
+    copies: dict[str, int] = {}
+    t = 0.0
+    while d.pending():
+        for peer, msg in d.tick(t, peers).send:
+            assert peer == peers[1]
+            for _, key, _ in msg["ds"]:
+                copies[key] = copies.get(key, 0) + 1
+        t += 0.2
+        assert t < 100
+    assert copies == {f"k{i:03d}": 2 for i in range(500)}
+
 def test_a_delta_bigger_than_the_budget_travels_alone():
     d = make(max_message_bytes=1200, fanout=1)
     d.enqueue("ns", "small", b"s")
