@@ -85,6 +85,14 @@ class DisseminationConfig:
     every write up to 10% loss and left 6 in 5,000 (peer, write) pairs to anti-entropy
     at 20%, 67 at 30%; 3 left none at 30%, 1 left 4 at 10%."""
 
+    push_interval: float = setting(0.04, "s", low=0)
+    """Least seconds between two rounds while fresh deltas wait (the eager push). A delta
+    written after a quiet spell leaves at once; a busy node packs what came in during
+    this time into one push instead of sending a message per peer on every node tick.
+    40 ms keeps the simulated 25-node broadcast challenge under 20 messages per
+    operation (20 ms spent 22); it paces gossip alone, so the node's tick stays short and
+    a sparse write is not held back by it."""
+
     max_message_bytes: int = setting(1200, "bytes", low=64)
     """Payload budget of one gossip message, so that a message plus the envelope fits one
     1400-byte datagram. Larger single deltas go alone (over a stream)."""
@@ -116,7 +124,7 @@ class DisseminationConfig:
 
     @classmethod
     def local(cls) -> DisseminationConfig:
-        return cls(interval=0.1)
+        return cls(interval=0.1, push_interval=0.01)
 
     @classmethod
     def lan(cls) -> DisseminationConfig:
@@ -159,6 +167,7 @@ class Dissemination:
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
+        self._last_round = float("-inf")
         m = metrics if metrics is not None else Registry()
         self._queued = m.counter(
             "swarmnode_gossip_deltas_queued_total",
@@ -270,18 +279,22 @@ class Dissemination:
         owners = self._owners.next_deadline()
         if not self._count:
             return owners
-        mine = 0.0 if self._fresh else self._next_round
+        mine = self._next_round
+        if self._fresh:
+            mine = min(mine, self._last_round + self.config.push_interval)
         return mine if owners is None else min(mine, owners)
 
     def tick(self, now: float, peers: list[Address]) -> Output:
-        """Send a round if one is due, or at once if fresh deltas wait (eager push); and
-        what owner groups are owed."""
+        """Send a round if one is due, or if fresh deltas wait and `push_interval` has
+        passed since the last round (eager push); and what owner groups are owed."""
         out = self._owners.tick(now)
         if not (self._count and peers):
             return out
-        if not self._fresh and now < self._next_round:
+        pushing = self._fresh and now >= self._last_round + self.config.push_interval
+        if not pushing and now < self._next_round:
             return out
         self._fresh = False
+        self._last_round = now
         self._next_round = now + self.config.interval
         self._release(now)
         if len(peers) <= self.config.fanout:
