@@ -101,15 +101,12 @@ the message around it."""
 class NodeTimers:
     """Timers of the node's own loop (the protocols have theirs): the `[node]` section."""
 
-    tick_interval: float = setting(0.04, "s", low=0.001)
+    tick_interval: float = setting(0.02, "s", low=0.001)
     """Least seconds between two ticks of the node loop: the resolution of every protocol
     timer. The node is ticked only when a timer is due, so an idle node sleeps longer than
-    this, and a delta arriving after a quiet spell is pushed on at once; under load it
-    paces the eager gossip rounds (one message per fanout peer per tick at most). 40 ms
-    keeps the simulated 25-node broadcast challenge under 20 messages per operation with
-    its latency targets met, where 20 ms spent 22 (see simulations/results). At most
-    `[membership] probe_timeout`, or a probe would be judged before its indirect checks
-    could answer."""
+    this, and a busy node batches its timer work per tick. Gossip's eager pushes have
+    their own pace (`[dissemination] push_interval`). At most `[membership]
+    probe_timeout`, or a probe would be judged before its indirect checks could answer."""
 
     sweep_interval: float = setting(1.0, "s", low=0, above=True)
     """Seconds between sweeps for expired entries and collectable tombstones. Expired

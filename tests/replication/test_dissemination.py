@@ -89,9 +89,51 @@ def test_a_delta_is_never_sent_back_to_the_peer_it_came_from_yet_leaves_the_queu
         sent_to += [peer for peer, msg in d.tick(t, PEERS[:2]).send]
         t += 1.0
         assert t < 100
-    # Four transmissions in rounds to both peers: two counted at the source, two sent.
+    # Two rounds reaching both peers (direct_copies): the source's copies counted, not sent.
     assert sent_to == [PEERS[1], PEERS[1]]
 
+
+def test_when_rounds_reach_every_peer_each_gets_a_delta_direct_copies_times_a_round_apart():
+    # Three nodes, fanout 3: every round reaches both peers. Writes keep arriving, so a
+    # round runs at every tick (eager push); the epidemic limit would send each delta in
+    # 6 transmissions, 3 to each peer, in back-to-back rounds.
+    d = make(interval=0.2, fanout=3, retransmit_mult=6, direct_copies=2)
+    peers = PEERS[:2]
+    assert d.limit(len(peers) + 1) == 6
+    copies: dict[tuple, list[float]] = {}
+    t = 0.0
+    for step in range(300):
+        t = step * 0.01
+        if step < 100:
+            d.enqueue("ns", f"k{step}", b"delta")
+        for peer, msg in d.tick(t, peers).send:
+            for _, key, _ in msg["ds"]:
+                copies.setdefault((peer, key), []).append(t)
+    assert d.pending() == 0
+    assert len(copies) == 2 * 100  # every write reached both peers
+    for times in copies.values():
+        assert len(times) == 2
+        assert times[1] - times[0] >= 0.2 - 1e-9
+
+
+
+def test_a_backlog_forwarded_from_one_peer_reaches_the_other_every_copy():
+    # A forwarder's backlog, all of it from peer 0, drained in rounds of 1 KiB: rounds
+    # reach both peers, peer 0 gets nothing back, and peer 1 still gets every copy.
+    d = make(interval=0.2, fanout=3, direct_copies=2, max_round_bytes=1024)
+    peers = PEERS[:2]
+    for i in range(500):
+        d.enqueue("ns", f"k{i:03d}", b"v" * 30, source=peers[0])
+    copies: dict[str, int] = {}
+    t = 0.0
+    while d.pending():
+        for peer, msg in d.tick(t, peers).send:
+            assert peer == peers[1]
+            for _, key, _ in msg["ds"]:
+                copies[key] = copies.get(key, 0) + 1
+        t += 0.2
+        assert t < 100
+    assert copies == {f"k{i:03d}": 2 for i in range(500)}
 
 def test_a_delta_bigger_than_the_budget_travels_alone():
     d = make(max_message_bytes=1200, fanout=1)
