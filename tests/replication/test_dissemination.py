@@ -33,6 +33,27 @@ def test_a_fresh_delta_goes_out_on_the_next_tick_without_waiting_for_the_round()
     assert len({addr for addr, _ in out.send}) == 3
 
 
+def test_eager_pushes_come_at_most_one_per_push_interval_and_say_when_the_next_may():
+    d = make(interval=10.0, push_interval=0.04)
+    d.enqueue("ns", "a", b"1")
+    assert d.tick(1.0, PEERS).send  # first push: at once
+    d.enqueue("ns", "b", b"2")
+    assert d.next_deadline() == pytest.approx(1.04)
+    assert not d.tick(1.02, PEERS).send  # too soon after the last push
+    out = d.tick(1.04, PEERS)
+    assert ("ns", "b", b"2") in sent_items(out)
+
+
+def test_a_retransmission_round_does_not_hold_the_next_write_back():
+    d = make(interval=0.2, push_interval=0.04)
+    d.enqueue("ns", "a", b"1")
+    d.tick(0.0, PEERS)  # the push of a
+    d.tick(0.2, PEERS)  # a retransmission round of a, no fresh delta
+    d.enqueue("ns", "b", b"2")
+    assert d.next_deadline() == pytest.approx(0.04)  # due since the last push
+    assert ("ns", "b", b"2") in sent_items(d.tick(0.21, PEERS))
+
+
 def test_each_delta_is_sent_exactly_its_retransmit_limit_then_forgotten():
     d = make(interval=0.1, fanout=3, retransmit_mult=4)
     d.enqueue("ns", "k", b"delta")
