@@ -8,33 +8,17 @@ node owning none of its keys' partitions still reaches its quota.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from swarmnode.config import Config
 from swarmnode.errors import QuotaExceeded
 from swarmnode.sim.cluster import Cluster, ClusterConfig
 
+from .service_calls import call
+
 AGENT = "q"
 NS = f"agent:{AGENT}"
 LIMIT = 20_000
 NODES, R = 5, 2
-
-
-class AgentCtx:
-    observe = None
-
-    def __init__(self, agent: str | None) -> None:
-        self.agent = agent
-
-
-def call(cluster: Cluster, index: int, op: str, args: dict[str, Any], agent: str | None) -> Any:
-    sn = cluster.nodes[index]
-    task = cluster.loop.create_task(sn.service.call(op, args, AgentCtx(agent)))
-    end = cluster.now + 10
-    while not task.done() and cluster.now < end:
-        cluster.run_for(0.01)
-    assert task.done(), f"{op} on n{index} not answered"
-    return task.result()
 
 
 def test_writes_through_a_node_holding_none_of_them_reach_the_quota(tmp_path: Path) -> None:
@@ -46,8 +30,8 @@ def test_writes_through_a_node_holding_none_of_them_reach_the_quota(tmp_path: Pa
     try:
         cluster.start()
         cluster.run_for(3.0)
-        call(cluster, 0, "ns_init", {"ns": NS, "replicas": R, "partitions": 16}, None)
-        call(cluster, 0, "agent_register", {"agent": AGENT, "quota": {"bytes": LIMIT}}, None)
+        call(cluster, 0, "ns_init", {"ns": NS, "replicas": R, "partitions": 16})
+        call(cluster, 0, "agent_register", {"agent": AGENT, "quota": {"bytes": LIMIT}})
         cluster.run_for(3.0)
         pmap = cluster.nodes[0].node.placement.map
         foreign = (f"k{i:05d}" for i in range(100_000))
@@ -56,7 +40,7 @@ def test_writes_through_a_node_holding_none_of_them_reach_the_quota(tmp_path: Pa
         refused = None
         for key in keys[:200]:
             try:
-                call(cluster, 0, "put", {"ns": NS, "key": key, "value": "x" * 1000}, AGENT)
+                call(cluster, 0, "put", {"ns": NS, "key": key, "value": "x" * 1000}, agent=AGENT)
             except QuotaExceeded as exc:
                 refused = exc
                 break

@@ -7,7 +7,6 @@ request runs: validate, embed, route, execute.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,22 +15,9 @@ from swarmnode.errors import NotFound, SwarmError, Unavailable
 from swarmnode.sim.cluster import Cluster, ClusterConfig
 from swarmnode.sim.partition_oracles import check_partitions, owners_of
 
+from .service_calls import call
+
 NS = "mem"
-
-
-class Ctx:
-    observe = None
-
-
-def call(cluster: Cluster, index: int, op: str, args: dict[str, Any], limit: float = 10.0) -> Any:
-    """Run one request on a node and the cluster until it is answered."""
-    sn = cluster.nodes[index]
-    task = cluster.loop.create_task(sn.service.call(op, args, Ctx()))
-    end = cluster.now + limit
-    while not task.done() and cluster.now < end:
-        cluster.run_for(0.01)
-    assert task.done(), f"{op} {args} on n{index} not answered within {limit}s"
-    return task.result()
 
 
 @pytest.fixture

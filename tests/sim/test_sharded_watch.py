@@ -17,21 +17,9 @@ from swarmnode.sim.cluster import Cluster, ClusterConfig
 from swarmnode.sim.network import LinkProfile
 from swarmnode.sim.partition_oracles import check_partitions
 
+from .service_calls import call
+
 NS = "mem"
-
-
-class Ctx:
-    observe = None
-
-
-def call(cluster: Cluster, index: int, op: str, args: dict[str, Any], limit: float = 10.0) -> Any:
-    sn = cluster.nodes[index]
-    task = cluster.loop.create_task(sn.service.call(op, args, Ctx()))
-    end = cluster.now + limit
-    while not task.done() and cluster.now < end:
-        cluster.run_for(0.01)
-    assert task.done(), f"{op} {args} on n{index} not answered within {limit}s"
-    return task.result()
 
 
 class Watcher:
