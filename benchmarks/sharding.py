@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from replication_procs import CpuMeter, Node, ProcCluster, _read_ready
+from vectors import clustered, ground_truth, recall
 
 from swarmnode.errors import SwarmError
 
@@ -310,31 +311,6 @@ def storage_tables(runs: list[dict]) -> str:
 # --- vector search ---------------------------------------------------------------------
 
 
-def clustered(n: int, dim: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(200, dim)).astype(np.float32)
-    spread = rng.uniform(0.3, 0.8, size=200).astype(np.float32)
-
-    def draw(m: int) -> np.ndarray:
-        which = rng.integers(0, 200, size=m)
-        noise = rng.normal(size=(m, dim)).astype(np.float32)
-        return centres[which] + noise * spread[which, None]
-
-    return draw(n), draw(queries)
-
-
-def ground_truth(data: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    norm = data / np.linalg.norm(data, axis=1, keepdims=True)
-    out = []
-    for s in range(0, len(queries), 128):
-        q = queries[s : s + 128]
-        sims = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ norm.T
-        top = np.argpartition(-sims, K, axis=1)[:, :K]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        out.append(np.take_along_axis(top, order, axis=1))
-    return np.concatenate(out)
-
-
 async def load_vectors(cluster: ProcCluster, data: np.ndarray, in_flight: int = 64) -> float:
     sem = asyncio.Semaphore(in_flight)
     started = time.perf_counter()
@@ -382,13 +358,8 @@ async def query(
     return found, lat, partial
 
 
-def recall(found: list[list[int]], truth: np.ndarray) -> float:
-    hits = sum(len(set(f) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
-    return hits / (len(found) * K)
-
-
 async def vectors_run(n: int, dim: int, queries_n: int, nodes: int, replicas: int) -> dict:
-    data, queries = clustered(n, dim, queries_n)
+    data, queries = clustered(n, dim, queries_n, clusters=200)
     truth = ground_truth(data, queries)
     out: dict[str, Any] = {"n": n, "dim": dim, "queries": queries_n, "nodes": nodes}
     for label, size, reps in (("sharded", nodes, replicas), ("unsharded", 1, "all")):

@@ -119,14 +119,17 @@ class NodeChild:
 # --- data ------------------------------------------------------------------------
 
 
-def clustered(n: int, dim: int, queries: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Points around 100 random centres, and queries drawn the same way (not in the data)."""
+def clustered(
+    n: int, dim: int, queries: int, seed: int = 7, clusters: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points around `clusters` random centres, and queries drawn the same way (not in the
+    data)."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(100, dim)).astype(np.float32)
-    spread = rng.uniform(0.3, 0.8, size=100).astype(np.float32)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    spread = rng.uniform(0.3, 0.8, size=clusters).astype(np.float32)
 
     def draw(m: int) -> np.ndarray:
-        which = rng.integers(0, 100, size=m)
+        which = rng.integers(0, clusters, size=m)
         noise = rng.normal(size=(m, dim)).astype(np.float32)
         return centres[which] + noise * spread[which, None]
 
