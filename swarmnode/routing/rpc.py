@@ -62,8 +62,6 @@ class Calls:
         self._pending: dict[int, _Pending] = {}
         self.rtt: dict[Address, float] = {}
         """Mean round trip of answered calls, by peer (seconds)."""
-        self.timeouts = 0
-        self.duplicates = 0
         self._seen: dict[Address, OrderedDict[int, None]] = {}
 
     @property
@@ -93,7 +91,6 @@ class Calls:
         out = Output()
         for call_id in [i for i, p in self._pending.items() if now >= p.deadline]:
             p = self._pending.pop(call_id)
-            self.timeouts += 1
             out.events.append(CallAnswered(p.token, p.peer, TIMED_OUT))
         return out
 
@@ -106,7 +103,6 @@ class Calls:
         if kind == MSG_CALL:
             seen = self._seen.setdefault(sender, OrderedDict())
             if call_id in seen:
-                self.duplicates += 1
                 return Output()
             seen[call_id] = None
             if len(seen) > SEEN:
