@@ -117,7 +117,18 @@ class Entry:
         return kinds
 
     def visible(self, now_ms: int) -> bool:
-        return bool(self.live_kinds(now_ms))
+        """Whether any kind is live: `live_kinds` without building the list (every write
+        asks this several times)."""
+        reg = self.reg
+        if reg is not None and not reg.deleted and (
+            reg.expires_at is None or now_ms < reg.expires_at
+        ):
+            return True
+        return bool(
+            (self.mv is not None and self.mv.siblings(now_ms))
+            or (self.counter is not None and self.counter.visible(now_ms))
+            or (self.orset is not None and self.orset.visible(now_ms))
+        )
 
     def expires_at(self) -> int | None:
         """When the live part of this entry expires (None: never, or nothing live)."""

@@ -49,15 +49,27 @@ class LWWRegister:
         return (self.ts, self.node, msgpack.packb(self.payload()))
 
     def join(self, other: LWWRegister | None) -> LWWRegister:
-        if other is None:
+        # `order_key` compared part by part: the payload is packed only on a tie.
+        if other is None or other is self:
             return self
+        if self.ts != other.ts:
+            return self if self.ts > other.ts else other
+        if self.node != other.node:
+            return self if self.node > other.node else other
         return self if self.order_key() >= other.order_key() else other
 
     def visible(self, now_ms: int) -> bool:
         return not self.deleted and (self.expires_at is None or now_ms < self.expires_at)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LWWRegister) and self.order_key() == other.order_key()
+        if self is other:
+            return True
+        return (
+            isinstance(other, LWWRegister)
+            and self.ts == other.ts
+            and self.node == other.node
+            and self.order_key() == other.order_key()
+        )
 
     def __hash__(self) -> int:
         return hash(self.order_key())

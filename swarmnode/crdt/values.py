@@ -22,9 +22,42 @@ class InvalidValue(ValueError):
 
 
 def canonical(value: Any, *, _depth: int = 0) -> Any:
-    """Validate `value` and return it in canonical form (dict keys sorted, tuples as lists)."""
+    """Validate `value` and return it in canonical form (dict keys sorted, tuples as lists).
+
+    Every write and every decoded state passes here, so the common exact types are
+    told apart by one dictionary lookup; anything else (subclasses included) takes
+    the general checks, with the same outcome.
+    """
     if _depth > MAX_DEPTH:
         raise InvalidValue(f"value nested deeper than {MAX_DEPTH} levels")
+    kind = _EXACT.get(type(value))
+    if kind == _PLAIN:
+        return value
+    # A plain child is taken as it is unless it would sit too deep.
+    inline = _depth < MAX_DEPTH
+    if kind == _MAP:
+        try:
+            keys = sorted(value)
+        except TypeError:
+            return _canonical_any(value, _depth)
+        out = {}
+        for k in keys:
+            if type(k) is not str:
+                return _canonical_any(value, _depth)
+            v = value[k]
+            out[k] = (
+                v if inline and _EXACT.get(type(v)) == _PLAIN else canonical(v, _depth=_depth + 1)
+            )
+        return out
+    if kind == _LIST:
+        return [
+            v if inline and _EXACT.get(type(v)) == _PLAIN else canonical(v, _depth=_depth + 1)
+            for v in value
+        ]
+    return _canonical_any(value, _depth)
+
+
+def _canonical_any(value: Any, _depth: int) -> Any:
     if value is None or isinstance(value, (bool, str, bytes)):
         return value
     if isinstance(value, int):
@@ -43,6 +76,20 @@ def canonical(value: Any, *, _depth: int = 0) -> Any:
             out[k] = canonical(value[k], _depth=_depth + 1)
         return out
     raise InvalidValue(f"unsupported value type {type(value).__name__}")
+
+
+_PLAIN, _MAP, _LIST = 0, 1, 2
+_EXACT: dict[type, int] = {
+    type(None): _PLAIN,
+    bool: _PLAIN,
+    str: _PLAIN,
+    bytes: _PLAIN,
+    float: _PLAIN,
+    dict: _MAP,
+    list: _LIST,
+    tuple: _LIST,
+}
+"""Exact types `canonical` settles at once; `int` is not here (its range is checked)."""
 
 
 def _key_order(k: Any) -> str:
