@@ -14,12 +14,12 @@ committer inline). A failed operation leaves no trace: its writes and its
 in-memory effects (counts, definitions, change-feed positions, the clock) are
 rolled back while the others of its batch stand, and nothing in memory
 changes until the batch's transaction has committed. A batch of client
-commands, which almost never fail, first runs straight in the batch's
-transaction with one scratch of effects; only if one of its operations fails
-is that attempt aborted and the batch run again with each operation in a
-nested transaction and a scratch of its own (what every other batch gets,
-and the next few batches after such a failure), so the common batch pays
-neither a nested commit nor a scratch per write.
+commands and peers' states (merges), which almost never fail, first runs
+straight in the batch's transaction with one scratch of effects; only if one
+of its operations fails is that attempt aborted and the batch run again with
+each operation in a nested transaction and a scratch of its own (what every
+other batch gets, and the next few batches after such a failure), so the
+common batch pays neither a nested commit nor a scratch per write.
 After each commit the engine publishes a new `Catalog`, which every other
 thread reads.
 """
@@ -161,7 +161,7 @@ class Engine:
         hlc_before = self.hlc.last
         if self._careful:
             self._careful -= 1
-        elif all(commands.is_command(op) for op in ops):
+        elif all(commands.is_command(op) or type(op) is Merge for op in ops):
             try:
                 return self._commit(ops, physical_ms, shared=True)
             except _Failed:
@@ -275,6 +275,8 @@ class Engine:
         self, txn: lmdb.Transaction, op: Op, now_ms: int, batch: _Effects
     ) -> OpResult:
         try:
+            if type(op) is Merge:
+                return self._merge(txn, op, now_ms, batch)
             return self._command(txn, op, now_ms, batch)
         except lmdb.MapFullError:
             raise
@@ -540,6 +542,17 @@ class Engine:
         learn of it at once (nothing is stripped yet), and once the max offset
         has passed, to strip it.
         """
+        reg = entry.reg
+        if (
+            reg is not None
+            and reg.expires_at is None
+            and not reg.deleted
+            and entry.mv is None
+            and entry.counter is None
+            and entry.orset is None
+        ):
+            # A live register alone that never expires (most entries): nothing is due.
+            return 0
         offset = self.config.max_clock_offset_ms
         due = entry.next_due(self._strip_clock(now_ms), self.config.grace_ms)
         due = 0 if due is None else due + offset
@@ -606,7 +619,8 @@ class Engine:
             if due:
                 txn.put(L.due_key(due, ekey), b"", db=self.db["due"])
         visible_before = bool(old) and old.counted_live
-        cleared_at = 0 if ns == SYSTEM_NS else self.namespace(ns, fx).cleared_at
+        definition = None if ns == SYSTEM_NS else self.namespace(ns, fx)
+        cleared_at = 0 if definition is None else definition.cleared_at
         visible_after = new.ts > cleared_at and new.visible(now_ms)
         record = L.pack_record(digest, mxor, due, visible_after, header, key)
         txn.put(ekey, record, db=self.db["entries"])
@@ -621,7 +635,8 @@ class Engine:
                 L.merkle_value(key, digest),
                 db=self.db["merkle"],
             )
-        self._count(fx, ns, key, 0 if old else 1, int(visible_after) - int(visible_before), nbytes)
+        live = int(visible_after) - int(visible_before)
+        self._count(fx, ns, key, 0 if old else 1, live, nbytes, definition)
         change = self._changed(
             txn,
             ns,
@@ -660,7 +675,8 @@ class Engine:
         if old.due:
             txn.delete(L.due_key(old.due, ekey), db=self.db["due"])
         txn.delete(L.merkle_key(ns, leaf_of(key, self.leaf_bits), key), db=self.db["merkle"])
-        self._count(fx, ns, key, -1, -int(old.counted_live), -nbytes)
+        definition = None if ns == SYSTEM_NS else self.namespace(ns, fx)
+        self._count(fx, ns, key, -1, -int(old.counted_live), -nbytes, definition)
         had_members = member_bytes(txn, self.db, ekey) if old.entry.orset else 0
         if had_members:
             set_member_bytes(txn, self.db, ekey, 0)
@@ -672,13 +688,22 @@ class Engine:
             txn, ns, key, kind, origin, old.digest, None, old.counted_live, False, fx
         )
 
-    def _count(self, fx: _Effects, ns: str, key: str, stored: int, live: int, nbytes: int) -> None:
-        """Count a change per namespace, and per partition in a sharded namespace."""
+    def _count(
+        self,
+        fx: _Effects,
+        ns: str,
+        key: str,
+        stored: int,
+        live: int,
+        nbytes: int,
+        definition: NamespaceDef | None,
+    ) -> None:
+        """Count a change per namespace, and per partition in a sharded namespace
+        (`definition`: the namespace's as this operation sees it; None for the system one)."""
         fx.count(ns, stored, live, nbytes)
-        if ns != SYSTEM_NS:
-            partitions = self.namespace(ns, fx).partitions
-            if partitions:
-                fx.count_partition((ns, partition_of(key, partitions)), stored, live, nbytes)
+        if definition is not None and definition.partitions:
+            part = (ns, partition_of(key, definition.partitions))
+            fx.count_partition(part, stored, live, nbytes)
 
     def _changed(
         self,

@@ -90,6 +90,48 @@ def test_a_batch_commits_what_its_operations_one_batch_each_would(
     assert_counts_exact(batched, end)
 
 
+def test_a_batch_of_peer_states_with_one_refused_commits_what_each_alone_would(
+    open_store: Callable[..., Store],
+) -> None:
+    """Peers' states share the batch's transaction with client writes; one that fails
+    (a key over the limit) fails alone, and the batch stores what one batch each would."""
+    peer = open_store("peer")
+    deltas = [
+        change.delta
+        for i, op in enumerate(
+            [Put("default", "p0", 0), SAdd("default", "p1", ["m", "n"]), Put("default", "p2", 2)]
+        )
+        for change in peer.apply([op], T0 + i)[0].changes
+    ]
+    too_long = "x" * (peer.config.max_key_bytes + 1)
+    rounds = [
+        [Merge("default", f"p{i}", d, full=False) for i, d in enumerate(deltas)],
+        [
+            Merge("default", "p0", deltas[2], full=True),
+            Merge("default", too_long, deltas[0], full=False),
+            Put("default", "p3", 3),
+            Merge("default", "p1", deltas[1], full=False),
+        ],
+    ]
+    batched, alone = open_store("batched"), open_store("alone")
+    for n, ops in enumerate(rounds):
+        now = T0 + 1000 * (n + 1)
+        got = batched.apply(ops, now)
+        want = [alone.apply([op], now)[0] for op in ops]
+        assert [(r.value, r.error.code if r.error else None) for r in got] == [
+            (r.value, r.error.code if r.error else None) for r in want
+        ]
+    assert got[1].error is not None and got[1].error.code == "too_large"
+    end = T0 + 5000
+    keys = ["p0", "p1", "p2", "p3"]
+    assert {k: view(batched, "default", k, end) for k in keys} == {
+        k: view(alone, "default", k, end) for k in keys
+    }
+    assert batched.ns_stats("default") == alone.ns_stats("default")
+    assert batched.seq == alone.seq
+    assert_counts_exact(batched, end)
+
+
 def test_a_published_catalog_never_changes_after_later_commits(store: Store) -> None:
     ok(store, Put("default", "a", 1), T0)
     first = store.catalog
