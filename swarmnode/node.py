@@ -45,7 +45,7 @@ from swarmnode.metrics import Registry, merge_tree
 from swarmnode.placement.keeper import PlacementKeeper
 from swarmnode.replication.antientropy import AntiEntropy, ApplyStates, RoundFinished
 from swarmnode.replication.dissemination import MSG_DELTAS, Dissemination
-from swarmnode.replication.merkle import MerkleTree
+from swarmnode.replication.merkle import MerkleTree, leaf_bits
 from swarmnode.replication.owners import MSG_ACK, acknowledgement
 from swarmnode.replication.recent import RecentDeltas
 from swarmnode.routing.rpc import CallAnswered, Calls, IncomingCall
@@ -179,6 +179,10 @@ class Node:
         )
         self.trees: dict[str, MerkleTree] = {}
         self._build_trees()
+        ae = config.antientropy
+        self._same_leaves = store.leaf_bits == leaf_bits(ae.tree_fanout, ae.tree_depth)
+        """Whether the store's Merkle index and the trees split keys into the same leaves:
+        then a change's leaf, hashed by the engine, is the tree's too."""
         self.placement = PlacementKeeper(self, now)
         """Sharded namespaces: the settled view, owners, partitions handed over."""
         self.antientropy = AntiEntropy(
@@ -451,12 +455,13 @@ class Node:
             if tree is None:
                 ae = self.config.antientropy
                 tree = self.trees[ch.ns] = MerkleTree(ae.tree_fanout, ae.tree_depth)
-            tree.update(ch.key, ch.old_digest, ch.new_digest)
+            leaf = ch.leaf if self._same_leaves else None
+            tree.update(ch.key, ch.old_digest, ch.new_digest, leaf)
         if ch.delta is not None:
             group = None
             if self.placement.sharding(ch.ns) is not None:
                 group = self.placement.group(ch.ns, ch.key)
-            payload = encode_entry(ch.delta)
+            payload = ch.payload if ch.payload is not None else encode_entry(ch.delta)
             self._recent.remember(self._now, (ch.ns, ch.key, payload))
             self.dissemination.enqueue(ch.ns, ch.key, payload, group)
         if ch.ns == SYSTEM_NS:

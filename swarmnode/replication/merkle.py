@@ -236,11 +236,14 @@ class MerkleTree:
         self._check_node(level, index)
         return leaf_range(level, index, self.fanout, self.depth)
 
-    def update(self, key: str, old: bytes | None, new: bytes | None) -> None:
+    def update(
+        self, key: str, old: bytes | None, new: bytes | None, leaf: int | None = None
+    ) -> None:
         """Record that `key`'s digest went from `old` to `new` (None: absent).
 
         The caller must pass the digest the tree last saw for `key`; a wrong `old`
         corrupts the tree silently (only removing from an empty leaf is caught).
+        `leaf`: `key`'s leaf if the caller already hashed it (`leaf_of(key)`).
         """
         if old == new:
             return
@@ -248,7 +251,7 @@ class MerkleTree:
         for digest in (old, new):
             if digest is not None:
                 delta ^= int.from_bytes(entry_hash(key, digest), "little")
-        index = self.leaf_of(key)
+        index = self.leaf_of(key) if leaf is None else leaf
         sparse = self._leaves
         if sparse is not None:
             node = sparse.get(index)

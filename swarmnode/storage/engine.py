@@ -383,9 +383,9 @@ class Engine:
         new = (before or Entry()).join(outcome.delta)
         touched = ALL if outcome.touched is ALL else outcome.touched
         change = self._write(
-            txn, ns, key, ekey, cur, new, touched, outcome.kind, "local", now_ms, fx
-        )
-        change.delta = outcome.delta
+            txn, ns, key, ekey, cur, new, touched, outcome.kind, "local", now_ms, fx,
+            delta=outcome.delta,
+        )  # fmt: skip
         change.before = before
         if ns == SYSTEM_NS:
             self._note_definition(key, new, fx)
@@ -576,7 +576,9 @@ class Engine:
         origin: str,
         now_ms: int,
         fx: _Effects,
+        delta: Entry | None = None,
     ) -> Change:
+        """Write `new` over `old`; `delta`: the local write's delta, for gossip."""
         mdb = self.db["members"]
         mxor = old.mxor if old else L.ZERO_DIGEST
         nbytes = -(old.record_size if old else 0)
@@ -629,9 +631,10 @@ class Engine:
             fx.charge(old.entry.agent, -(old.record_size + had_members), -1, -vectors_of(old.entry))
         if visible_after:
             fx.charge(new.agent, len(ekey) + len(record) + mbytes, 1, vectors_of(new))
+        leaf = leaf_of(key, self.leaf_bits)
         if old is None or old.digest != digest:
             txn.put(
-                L.merkle_key(ns, leaf_of(key, self.leaf_bits), key),
+                L.merkle_key(ns, leaf, key),
                 L.merkle_value(key, digest),
                 db=self.db["merkle"],
             )
@@ -651,6 +654,11 @@ class Engine:
         )
         change.entry = new
         change.size = len(ekey) + len(record)
+        change.leaf = leaf
+        if delta is not None:
+            change.delta = delta
+            if _encodes_alike(new, delta):
+                change.payload = header
         return change
 
     def _drop(
@@ -731,6 +739,20 @@ class Engine:
             visible_after,
             seq=fx.seq,
         )
+
+
+def _encodes_alike(new: Entry, delta: Entry) -> bool:
+    """Whether `delta` encodes to the bytes of `new`: the join took each of its parts
+    as they were (a register write over nothing else, the common put)."""
+    return (
+        new.reg is delta.reg
+        and new.mv is delta.mv
+        and new.counter is delta.counter
+        and new.orset is None
+        and delta.orset is None
+        and new.ts == delta.ts
+        and new.agent == delta.agent
+    )
 
 
 class _Failed(Exception):

@@ -194,6 +194,11 @@ class Change:
     # Bytes of the record this change wrote (0 when dropped): what holding the
     # change costs, for bounds on what watchers may keep unread.
     size: int = 0
+    # `delta` encoded, when the engine already had those bytes (a write whose delta is
+    # the whole new entry): gossip sends them rather than encoding the delta again.
+    payload: bytes | None = None
+    # The key's Merkle leaf under the store's `leaf_bits`, which the engine hashed.
+    leaf: int | None = None
 
 
 @dataclass
