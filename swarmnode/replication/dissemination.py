@@ -339,14 +339,10 @@ class Dissemination:
                     rest.append(it)
                 elif alone:
                     sent.add(id(it))
-            used = 0
-            while rest and used < self.config.max_round_bytes:
-                window = rest[:256]
-                chosen = self._fit(window)
-                ids = {id(it) for it in chosen}
-                rest = [it for it in window if id(it) not in ids] + rest[256:]
-                sent.update(ids)
-                used += sum(it.size for it in chosen)
+            for chosen in _pack_round(
+                rest, self.config.max_message_bytes, self.config.max_round_bytes
+            ):
+                sent.update(id(it) for it in chosen)
                 out.send.append((peer, self._deltas_message(chosen)))
         if not sent:
             return
@@ -499,6 +495,50 @@ class Dissemination:
 
 
 _by_seq = attrgetter("seq")
+
+
+def _pack_round(
+    rest: list[_Item], max_message: int, max_round: int, window: int = 256
+) -> Iterator[list[_Item]]:
+    """One peer's messages of a direct round: each filled first-fit from the first `window`
+    deltas of `rest` not yet sent, the first always taken (as `Dissemination._fit`), until
+    none are left or `max_round` bytes went.
+
+    Linear in the deltas read: a message stops reading once the space it has left is
+    smaller than any delta still after it, where one that went by it would have read
+    its whole window (a round sends hundreds of messages of a few deltas each)."""
+    n = len(rest)
+    # smallest[i]: the smallest delta in rest[i:] (sent ones included: a lower bound).
+    smallest = [0] * (n + 1)
+    smallest[n] = max_message + 1
+    for i in range(n - 1, -1, -1):
+        size = rest[i].size
+        smallest[i] = size if size < smallest[i + 1] else smallest[i + 1]
+    taken = bytearray(n)
+    first = 0
+    used_round = 0
+    while first < n and used_round < max_round:
+        chosen: list[_Item] = []
+        used = 0
+        seen = 0
+        i = first
+        while i < n and seen < window:
+            if taken[i]:
+                i += 1
+                continue
+            seen += 1
+            it = rest[i]
+            if not chosen or used + it.size <= max_message:
+                chosen.append(it)
+                taken[i] = 1
+                used += it.size
+                if used >= max_message or max_message - used < smallest[i + 1]:
+                    break
+            i += 1
+        while first < n and taken[first]:
+            first += 1
+        used_round += used
+        yield chosen
 
 
 def is_dissemination(msg: dict[str, Any]) -> bool:
