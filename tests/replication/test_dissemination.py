@@ -156,6 +156,18 @@ def test_a_backlog_forwarded_from_one_peer_reaches_the_other_every_copy():
         assert t < 100
     assert copies == {f"k{i:03d}": 2 for i in range(500)}
 
+def test_a_direct_round_fills_each_message_first_fit_with_later_smaller_deltas():
+    d = make(max_message_bytes=200)
+    # 120, 120 and 60 bytes, sent newest first: the second does not fit beside the
+    # first, the third does; the second then goes in a message of its own.
+    for key, size in (("z", 60), ("y", 120), ("x", 120)):
+        d.enqueue("ns", key, b"v" * (size - ITEM_OVERHEAD - 3))
+    out = d.tick(0.0, PEERS[:2])
+    for peer in PEERS[:2]:
+        messages = [[k for _, k, _ in msg["ds"]] for to, msg in out.send if to == peer]
+        assert messages == [["x", "z"], ["y"]]
+
+
 def test_a_delta_bigger_than_the_budget_travels_alone():
     d = make(max_message_bytes=1200, fanout=1)
     d.enqueue("ns", "small", b"s")
