@@ -16,6 +16,10 @@ Three figures, each for every code tree given with `--tree NAME=PATH` (PYTHONPAT
   the merges through `Store.apply` (fsync off) and `Node.persisted`; user CPU
   per delta.
 
+- `gossip`: in one process, a writer's delta gossip at 3 nodes: 50 deltas queued
+  per 15 ms tick, `Dissemination.tick` with two peers (direct rounds, every
+  delta sent twice to each); user CPU per delta queued.
+
 The in-process figures leave the socket, the transport and the thread hand-offs
 out; they move less with the host's load than the node figure, which is the
 one a client sees. Example:
@@ -54,7 +58,11 @@ store = Store(tempfile.mkdtemp(dir=directory), StoreConfig(map_size=1 << 30, syn
               leaf_bits=leaf_bits(cfg.antientropy.tree_fanout, cfg.antientropy.tree_depth))
 node = Node(cfg, store, address=("127.0.0.1", 9), rng=random.Random(1), now=0.0)
 value, t0, warm = "x" * 100, time.time_ns() // 1_000_000, 20
-per = 50 if what == "write" else 10
+per = 10 if what == "merge" else 50
+if what == "gossip":
+    from swarmnode.replication.dissemination import Dissemination
+    gossip = Dissemination(cfg.dissemination, random.Random(1))
+    peers = [("127.0.0.2", 9), ("127.0.0.3", 9)]
 
 def settle(b):
     while node.has_ready():
@@ -64,6 +72,13 @@ def settle(b):
             node.persisted(rd.batch, store.apply(rd.writes, t0 + b))
 
 def step(b):
+    if what == "gossip":
+        for i in range(per):
+            n = b * per + i
+            delta = Entry().put_lww(make_ts(t0, n), "w" * 16, value).by("agent-7")
+            gossip.enqueue("default", f"k{n:07d}", encode_entry(delta))
+        gossip.tick(b * 0.015, peers)
+        return
     if what == "write":
         for i in range(per):
             key = f"k{(b * per + i) % 5000:06d}"
@@ -89,7 +104,8 @@ store.close()
 
 
 def in_process(tree: Path, what: str, batches: int, directory: Path) -> float:
-    """CPU µs per put (`write`) or per received delta (`merge`) of one run."""
+    """CPU µs per put (`write`), per received delta (`merge`) or per delta gossiped
+    (`gossip`) of one run."""
     env = {**os.environ, "PYTHONPATH": str(tree.resolve()), "PYTHONHASHSEED": "0"}
     done = subprocess.run(
         [sys.executable, "-P", "-c", IN_PROCESS, what, str(batches), str(directory)],
@@ -121,7 +137,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=300, help="per in-process run")
     args = parser.parse_args()
     trees = [(name, Path(path)) for name, _, path in (t.partition("=") for t in args.tree)]
-    figures = ("node put", "write path", "peer merge")
+    figures = ("node put", "write path", "peer merge", "gossip")
     got: dict[tuple[str, str], list[float]] = {(n, f): [] for n, _ in trees for f in figures}
     load = []
     for r in range(args.runs):
@@ -132,6 +148,7 @@ def main() -> int:
             )
             got[name, "write path"].append(in_process(path, "write", args.batches, args.dir))
             got[name, "peer merge"].append(in_process(path, "merge", args.batches, args.dir))
+            got[name, "gossip"].append(in_process(path, "gossip", args.batches, args.dir))
             load.append(os.getloadavg()[0])
         print(f"round {r + 1}/{args.runs} done, load {load[-1]:.1f}", file=sys.stderr)
     base = trees[0][0]
