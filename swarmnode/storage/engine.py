@@ -612,7 +612,9 @@ class Engine:
             if mbytes != had_members:
                 set_member_bytes(txn, self.db, ekey, mbytes)
         header = encode_entry(header_of(new))
-        digest = L.xor16(L.hash16(header), mxor)
+        digest = L.hash16(header)
+        if mxor != L.ZERO_DIGEST:  # members' hashes, for a set
+            digest = L.xor16(digest, mxor)
         due = self._next_due(new, now_ms)
         old_due = old.due if old else 0
         if old_due != due:
