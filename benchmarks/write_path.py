@@ -13,8 +13,9 @@ Three figures, each for every code tree given with `--tree NAME=PATH` (PYTHONPAT
   5,000 keys, user CPU per put.
 - `peer merge`: in one process, a peer receiving the same kind of writes as
   gossip: `Node.receive` of `d.deltas` messages of 10 deltas each (new keys),
-  the merges through `Store.apply` (fsync off) and `Node.persisted`; user CPU
-  per delta.
+  the merges through `Store.apply` (fsync off), `Node.persisted`, and the
+  forwarding of each new delta to the third node (`Dissemination.tick`, a
+  message every 15 ms); user CPU per delta.
 
 - `gossip`: in one process, a writer's delta gossip at 3 nodes: 50 deltas queued
   per 15 ms tick, `Dissemination.tick` with two peers (direct rounds, every
@@ -57,8 +58,11 @@ store = Store(tempfile.mkdtemp(dir=directory), StoreConfig(map_size=1 << 30, syn
               node_id="n" * 16,
               leaf_bits=leaf_bits(cfg.antientropy.tree_fanout, cfg.antientropy.tree_depth))
 node = Node(cfg, store, address=("127.0.0.1", 9), rng=random.Random(1), now=0.0)
-value, t0, warm = "x" * 100, time.time_ns() // 1_000_000, 20
+value, t0 = "x" * 100, time.time_ns() // 1_000_000
 per = 10 if what == "merge" else 50
+# 3,000 writes first: the Merkle tree has turned from sparse to arrays (importing numpy).
+warm = 3000 // per
+sender, third = ("127.0.0.2", 9), ("127.0.0.3", 9)
 if what == "gossip":
     from swarmnode.replication.dissemination import Dissemination
     gossip = Dissemination(cfg.dissemination, random.Random(1))
@@ -89,14 +93,15 @@ def step(b):
             n = b * per + i
             delta = Entry().put_lww(make_ts(t0, n), "p" * 16, value).by("agent-7")
             ds.append(["default", f"k{n:07d}", encode_entry(delta)])
-        node.receive(1.0, ("127.0.0.2", 9), {"t": "d.deltas", "ds": ds})
+        node.receive(b * 0.015, sender, {"t": "d.deltas", "ds": ds})
     settle(b)
+    if what == "merge":
+        node.dissemination.tick(b * 0.015, [sender, third])
 
-# The Merkle tree turns from sparse to arrays (importing numpy) within the warm-up.
-for b in range(warm + 100):
+for b in range(warm):
     step(b)
 started = time.process_time()
-for b in range(warm + 100, warm + 100 + batches):
+for b in range(warm, warm + batches):
     step(b)
 print((time.process_time() - started) / (batches * per))
 store.close()
