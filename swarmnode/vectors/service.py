@@ -28,7 +28,6 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarmnode.crdt.entry import Entry
 from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
 from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry, merge_tree
@@ -40,11 +39,12 @@ from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
-from swarmnode.vectors.filters import Filter, parse_filter, posting_keys
-from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version, vector_digest
-from swarmnode.vectors.records import read_entry, read_record, snapshot_seq
+from swarmnode.vectors.filters import Filter, parse_filter
+from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version
+from swarmnode.vectors.readback import Good, ReadBack
+from swarmnode.vectors.records import read_entry
 from swarmnode.vectors.rwlock import Busy
-from swarmnode.vectors.shards import BETTER, score
+from swarmnode.vectors.shards import BETTER
 from swarmnode.vectors.space import Hit, Space
 
 if TYPE_CHECKING:
@@ -56,11 +56,7 @@ log = logging.getLogger("swarmnode.vectors")
 
 MAX_FETCH = 1_024
 
-Verdict = tuple[Any, bool, bool, bool | None]
-"""What reading one hit back found (see `VectorMemory._verdict`)."""
-GONE: Verdict = (None, False, False, None)
-"""The verdict on a hit whose entry is gone, expired or holds no vector."""
-Round = tuple[list[tuple[float, dict[str, Any]]], list[Hit], bool]
+Round = tuple[Good, list[Hit], bool]
 """One round of a search: the good (distance, item) pairs, the stale hits, exactness."""
 
 
@@ -446,7 +442,8 @@ class VectorMemory:
                     space, query, fetch, flt, ef, exclude, blocking
                 )
                 with self.store.read() as txn:
-                    good, stale = self._read_back(space, hits, flt, query, txn, applied)
+                    reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock())
+                    good, stale = reading.items(hits, flt, query)
             if not stale and not found:
                 # One clean round: its items are the hits' own, in the hits' order
                 # (by distance, then key; no distance was recomputed), one per key.
@@ -486,15 +483,19 @@ class VectorMemory:
         rounds, exact, applied = self._index_search_many(
             space, queries, k, flt, ef, set(outside), True
         )
-        seen: dict[int, Verdict] = {}
         with self.store.read() as txn:
+            reading = ReadBack(
+                self.store, self.cache, space, txn, applied, self.clock(), batch=True
+            )
             read = [
-                self._read_back(space, hits, flt, query, txn, applied, seen)
-                for query, hits in zip(queries, rounds, strict=True)
+                reading.items(hits, flt, query) for query, hits in zip(queries, rounds, strict=True)
             ]
         results = []
         retries = 0
         for query, (good, stale) in zip(queries, read, strict=True):
+            if not stale:
+                results.append([item for _, item in good[:k]])  # as `_search` would
+                continue
             items, clean, repeated = self._search(
                 space, query, k, flt, ef, True, outside, first=(good, stale, exact)
             )
@@ -549,96 +550,6 @@ class VectorMemory:
             finally:
                 for shard in space.shards.values():
                     shard.index.set_ef(self.cfg.ef_search)
-
-    def _read_back(
-        self,
-        space: Space,
-        hits: list[Hit],
-        flt: Filter | None,
-        query: np.ndarray,
-        txn: Any,
-        applied: int,
-        seen: dict[int, Verdict] | None = None,
-    ) -> tuple[list[tuple[float, dict[str, Any]]], list[Hit]]:
-        """Reply items (with their distances) from the store as `txn` sees it, and the stale
-        hits.
-
-        A hit is stale when its entry changed since it was indexed. If the entry
-        is still live, has a vector and passes the filter, it stays in the reply
-        with its distance recomputed from its current vector; otherwise it is dropped.
-        `applied`: the change-feed seq the index reflected when it was searched. When
-        it reaches the snapshot's, the index holds every change `txn` sees, so a hit's
-        record is the one it was indexed from (or newer): a decode of it in the cache
-        is taken without reading the store, and only its liveness at this moment is
-        checked. `seen`: what a batch found for each label so far, so a key that many
-        queries of the batch hit is read back once.
-        """
-        seq = snapshot_seq(self.store, txn)
-        current = applied >= seq
-        now = self.clock()
-        ns = space.ns
-        cleared_at = self.store.namespace(ns).cleared_at
-        cached = self.cache.get
-        good: list[tuple[float, dict[str, Any]]] = []
-        stale: list[Hit] = []
-        for hit in hits:
-            verdict = seen.get(hit.label) if seen is not None else None
-            if verdict is None:
-                if current and hit.stored is not None:
-                    entry = cached(("e", ns, hit.key), hit.stored)
-                    verdict = register_verdict(entry, cleared_at, now)
-                if verdict is None:
-                    verdict = self._verdict(space, txn, seq, hit, flt, now)
-                if seen is not None:
-                    seen[hit.label] = verdict
-            version, moved, passes, conflict = verdict
-            if version is None:
-                stale.append(hit)
-                continue
-            if moved or not passes:
-                stale.append(hit)
-            if not passes or (moved and len(version.vector) != 4 * space.dim):
-                continue
-            distance = hit.distance
-            if moved:
-                distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
-            item = {
-                "key": hit.key,
-                "score": score(space.metric, distance),
-                "value": version.value,
-                "meta": version.meta,
-            }
-            if conflict is not None:
-                item["conflict"] = conflict
-            good.append((distance, item))
-        return good, stale
-
-    def _verdict(
-        self, space: Space, txn: Any, seq: int, hit: Hit, flt: Filter | None, now: int
-    ) -> Verdict:
-        """What the store says of one hit's entry: (the version a reply shows, or None when
-        the entry is gone; whether its vector moved since it was indexed; whether it passes
-        the filter; its `conflict` flag, None outside mv/consensus siblings). `seq`: the
-        change-feed seq of `txn`'s snapshot."""
-        ns = space.ns
-        found = read_record(self.store, txn, ns, hit.key, self.cache)
-        entry, stored = found if found is not None else (None, None)
-        version = indexed_version(self.store, ns, entry, now)
-        if version is None:
-            return GONE
-        # The LWW record the hit was indexed from, unchanged, needs no more
-        # checks (an MV entry can show another sibling as time passes).
-        same = stored is not None and stored == hit.stored and entry.mv is None
-        moved = not same and vector_digest(version.vector) != hit.digest
-        if not same and not moved and stored is not None and entry.mv is None:
-            space.note_stored(hit, stored, seq, posting_keys(version.meta))
-        passes = same or flt is None or flt.matches(posting_keys(version.meta))
-        conflict = None
-        if version is not entry.reg and entry.mv is not None:
-            # Only the newest sibling's vector is indexed: say when
-            # there are others, so the caller knows to `get` them all.
-            conflict = len(entry.mv.siblings(now)) > 1
-        return version, moved, passes, conflict
 
     # --- text in: put and ns_init ------------------------------------------------
 
@@ -722,22 +633,6 @@ class VectorMemory:
                 **self.indexer.timings,
             }
         }
-
-
-def register_verdict(entry: Entry | None, cleared_at: int, now: int) -> Verdict | None:
-    """The verdict on a hit of an index that holds every change the read sees, from
-    `entry`, the cached decode of the very record the hit was indexed from: None (read the
-    store) unless it holds a plain register alone, the common case, whose liveness now
-    is all there is to check (what `indexed_version` checks, for that shape of entry);
-    its vector and filter postings are the indexed ones."""
-    if entry is None or entry.mv is not None or entry.counter is not None:
-        return None
-    reg = entry.reg
-    if reg is None or entry.orset is not None:
-        return None
-    if entry.ts > cleared_at and reg.visible(now) and reg.vector is not None:
-        return reg, False, True, None
-    return GONE
 
 
 def query_array(raw: Any, what: str = "vsearch: vector") -> np.ndarray:

@@ -44,9 +44,8 @@ async def test_changes_that_keep_the_vector_show_in_the_next_search(tmp_path: Pa
         assert items[0]["key"] == top and items[0]["value"] == "new"
 
         # New metadata that no longer passes the filter.
-        await h.call(
-            "put", ns="docs", key=second, value=second, vector=live[second].tolist(), meta={"t": "b"}
-        )
+        v = live[second].tolist()
+        await h.call("put", ns="docs", key=second, value=second, vector=v, meta={"t": "b"})
         filtered = await search(h, q, filter={"t": "a"})
         assert second not in {item["key"] for item in filtered["items"]}
 
