@@ -10,11 +10,12 @@ embedder's dimension.
 A search runs on a worker thread under its namespace's read lock. Before it
 starts it waits (at most `fresh_wait`) until the indexer has applied every
 change the node had committed when the request arrived, so a client finds
-what it has just written. Every hit is then read back from LMDB for its value
-and metadata, and a hit whose entry is gone, expired, changed its vector or no
-longer passes the filter is dropped and the search run again without it: an
-index that lags the store can cost retries, never a removed key in a reply
-nor a live one left out of it.
+what it has just written. Every hit is then read back against the store for
+its value and metadata (`readback`: from cached records when the index holds
+every change the read sees), and a hit whose entry is gone, expired, changed
+its vector or no longer passes the filter is dropped and the search run again
+without it: an index that lags the store can cost retries, never a removed
+key in a reply nor a live one left out of it.
 """
 
 from __future__ import annotations
