@@ -45,8 +45,8 @@ Good = list[tuple[float, dict[str, Any]]]
 
 
 class ReadBack:
-    """Hits read back in one read transaction: one query's, or a whole batch's (which reads
-    each distinct label once)."""
+    """Hits read back in one read transaction: one query's, or a whole batch's (each distinct
+    label once)."""
 
     def __init__(
         self,
@@ -56,39 +56,49 @@ class ReadBack:
         txn: Any,
         applied: int,
         now: int,
-        *,
-        batch: bool = False,
+        rounds: list[list[Hit]],
     ) -> None:
-        """`applied`: the change-feed seq the index reflected while it was searched."""
+        """`applied`: the change-feed seq the index reflected while it searched `rounds`, the
+        hits of each query that are to be read back."""
         self.store = store
         self.cache = cache
         self.space = space
         self.txn = txn
         self.seq = snapshot_seq(store, txn)
-        self.current = applied >= self.seq
         self.now = now
-        self.cleared_at = store.namespace(space.ns).cleared_at
-        self.seen: dict[int, Verdict] | None = {} if batch else None
+        self.seen: dict[int, Verdict] = {}
+        """What was found for each label so far."""
+        if applied >= self.seq:
+            self._settle_from_cache(rounds)
+
+    def _settle_from_cache(self, rounds: list[list[Hit]]) -> None:
+        """The index holds every change the read sees: the verdicts its cached records give,
+        looked up all at once."""
+        ns = self.space.ns
+        cleared_at = self.store.namespace(ns).cleared_at
+        now = self.now
+        known = {hit.label: hit for hits in rounds for hit in hits if hit.stored is not None}
+        found = self.cache.get_many(
+            [("e", ns, hit.key) for hit in known.values()], [hit.stored for hit in known.values()]
+        )
+        seen = self.seen
+        for label, entry in zip(known, found, strict=True):
+            verdict = register_verdict(entry, cleared_at, now)
+            if verdict is not None:
+                seen[label] = verdict
 
     def items(
         self, hits: list[Hit], flt: Filter | None, query: np.ndarray
     ) -> tuple[Good, list[Hit]]:
-        """Reply items (with their distances) and the stale hits."""
+        """Reply items (with their distances) and the stale hits, for one query's hits."""
         space = self.space
-        ns, metric, seen, now = space.ns, space.metric, self.seen, self.now
-        current, cleared_at, cached = self.current, self.cleared_at, self.cache.get
+        metric, seen = space.metric, self.seen
         good: Good = []
         stale: list[Hit] = []
         for hit in hits:
-            verdict = seen.get(hit.label) if seen is not None else None
+            verdict = seen.get(hit.label)
             if verdict is None:
-                if current and hit.stored is not None:
-                    entry = cached(("e", ns, hit.key), hit.stored)
-                    verdict = register_verdict(entry, cleared_at, now)
-                if verdict is None:
-                    verdict = self.verdict(hit, flt)
-                if seen is not None:
-                    seen[hit.label] = verdict
+                verdict = seen[hit.label] = self.verdict(hit, flt)
             version, moved, passes, conflict = verdict
             if version is None:
                 stale.append(hit)

@@ -443,7 +443,9 @@ class VectorMemory:
                     space, query, fetch, flt, ef, exclude, blocking
                 )
                 with self.store.read() as txn:
-                    reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock())
+                    reading = ReadBack(
+                        self.store, self.cache, space, txn, applied, self.clock(), [hits]
+                    )
                     good, stale = reading.items(hits, flt, query)
             if not stale and not found:
                 # One clean round: its items are the hits' own, in the hits' order
@@ -485,9 +487,7 @@ class VectorMemory:
             space, queries, k, flt, ef, set(outside), True
         )
         with self.store.read() as txn:
-            reading = ReadBack(
-                self.store, self.cache, space, txn, applied, self.clock(), batch=True
-            )
+            reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock(), rounds)
             read = [
                 reading.items(hits, flt, query) for query, hits in zip(queries, rounds, strict=True)
             ]
