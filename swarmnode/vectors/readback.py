@@ -38,6 +38,10 @@ Verdict = tuple[Any, bool, bool, bool | None]
 """What reading one hit back found: (the version a reply shows, or None when the entry is
 gone; whether its vector moved since it was indexed; whether it passes the filter; its
 `conflict` flag, None outside mv/consensus siblings)."""
+Found = Any
+"""A Verdict, or just the version when it is the indexed one, live and unchanged: the
+common case, which needs none of a verdict's checks (nor a tuple per hit kept, and
+tracked by the garbage collector, for the rest of a batch)."""
 GONE: Verdict = (None, False, False, None)
 """The verdict on a hit whose entry is gone, expired or holds no vector."""
 Good = list[tuple[float, dict[str, Any]]]
@@ -66,7 +70,7 @@ class ReadBack:
         self.txn = txn
         self.seq = snapshot_seq(store, txn)
         self.now = now
-        self.seen: dict[int, Verdict] = {}
+        self.seen: dict[int, Found] = {}
         """What was found for each label so far."""
         if applied >= self.seq:
             self._settle_from_cache(rounds)
@@ -83,9 +87,9 @@ class ReadBack:
         )
         seen = self.seen
         for label, entry in zip(known, found, strict=True):
-            verdict = register_verdict(entry, cleared_at, now)
-            if verdict is not None:
-                seen[label] = verdict
+            settled = live_register(entry, cleared_at, now)
+            if settled is not None:
+                seen[label] = settled
 
     def items(
         self, hits: list[Hit], flt: Filter | None, query: np.ndarray
@@ -99,6 +103,15 @@ class ReadBack:
             verdict = seen.get(hit.label)
             if verdict is None:
                 verdict = seen[hit.label] = self.verdict(hit, flt)
+            if verdict.__class__ is not tuple:  # the indexed version, live and unchanged
+                item = {
+                    "key": hit.key,
+                    "score": score(metric, hit.distance),
+                    "value": verdict.value,
+                    "meta": verdict.meta,
+                }
+                good.append((hit.distance, item))
+                continue
             version, moved, passes, conflict = verdict
             if version is None:
                 stale.append(hit)
@@ -145,17 +158,17 @@ class ReadBack:
         return version, moved, passes, conflict
 
 
-def register_verdict(entry: Entry | None, cleared_at: int, now: int) -> Verdict | None:
-    """The verdict on a hit of an index that holds every change the read sees, from
-    `entry`, the cached decode of the very record the hit was indexed from: None (read the
-    store) unless it holds a plain register alone, the common case, whose liveness now
-    is all there is to check (what `indexed_version` checks, for that shape of entry);
-    its vector and filter postings are the indexed ones."""
+def live_register(entry: Entry | None, cleared_at: int, now: int) -> Found | None:
+    """What a hit of an index that holds every change the read sees finds, from `entry`,
+    the cached decode of the very record the hit was indexed from: None (read the store)
+    unless it holds a plain register alone, the common case, whose liveness now is all
+    there is to check (what `indexed_version` checks, for that shape of entry); its vector
+    and filter postings are the indexed ones, so it is the register itself or GONE."""
     if entry is None or entry.mv is not None or entry.counter is not None:
         return None
     reg = entry.reg
     if reg is None or entry.orset is not None:
         return None
     if entry.ts > cleared_at and reg.visible(now) and reg.vector is not None:
-        return reg, False, True, None
+        return reg
     return GONE
