@@ -38,6 +38,7 @@ from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
+from swarmnode.vectors.collector import collector_paused
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
 from swarmnode.vectors.filters import Filter, parse_filter
@@ -257,12 +258,12 @@ class VectorMemory:
         if space is None:
             return {**reply, "exact": True, "results": [{"items": []} for _ in queries]}
         outside = self._outside(space, definition)
-        found, exact, retries = await asyncio.to_thread(
+        results, exact, retries = await asyncio.to_thread(
             self._search_many, space, queries, k, flt, ef, outside
         )
         self._retries.inc(retries)
         self._searches.inc(len(queries))
-        return {**reply, "exact": exact, "results": [{"items": items} for items in found]}
+        return {**reply, "exact": exact, "results": results}
 
     def _checked(
         self, op: str, a: dict[str, Any]
@@ -480,9 +481,22 @@ class VectorMemory:
         flt: Filter | None,
         ef: int | None,
         outside: AbstractSet[int],
-    ) -> tuple[list[list[dict[str, Any]]], bool, int]:
-        """`_search` for each row of `queries` (on a worker thread): the first round of all of
-        them in one batched index search, any further rounds query by query."""
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        """`_search` for each row of `queries` (on a worker thread), as the reply's results:
+        the first round of all of them in one batched index search, any further rounds query
+        by query; with the cyclic collector paused (see `collector`)."""
+        with collector_paused():
+            return self._search_batch(space, queries, k, flt, ef, outside)
+
+    def _search_batch(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[dict[str, Any]], bool, int]:
         rounds, exact, applied = self._index_search_many(
             space, queries, k, flt, ef, set(outside), True
         )
@@ -495,12 +509,12 @@ class VectorMemory:
         retries = 0
         for query, (good, stale) in zip(queries, read, strict=True):
             if not stale:
-                results.append([item for _, item in good[:k]])  # as `_search` would
+                results.append({"items": [item for _, item in good[:k]]})  # as `_search` would
                 continue
             items, clean, repeated = self._search(
                 space, query, k, flt, ef, True, outside, first=(good, stale, exact)
             )
-            results.append(items)
+            results.append({"items": items})
             exact = exact and clean
             retries += repeated
         return results, exact, retries
