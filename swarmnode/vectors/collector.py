@@ -13,37 +13,53 @@ Reference counting frees every object the moment it is no longer used,
 collector or not; the collector only reclaims reference cycles, which a
 batch does not make. So the collector is paused while batches run, and
 resumed, with its counts as they were, once the last of them finishes. It
-is left alone when something else has disabled it.
+is left alone when something else has disabled it. Batches that overlap
+without a break (several clients) would keep it paused for good, and any
+cycles other requests make would pile up: so a batch that ends while others
+still run collects in full once the pause has lasted `MAX_PAUSE_S`, about
+as often as the collector ran on its own anyway.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+MAX_PAUSE_S = 5.0
+"""How long overlapping batches may keep the collector paused before one collects."""
 
 _lock = threading.Lock()
 _paused = 0
 """Batches running with the collector paused by this module."""
+_since = 0.0
+"""When the pause began, or the last collection made during it."""
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(max_pause: float = MAX_PAUSE_S) -> Iterator[None]:
     """The cyclic collector off for the duration (across threads: on again after the last)."""
-    global _paused
+    global _paused, _since
     with _lock:
-        if _paused == 0 and not gc.isenabled():
-            owned = False
-        else:
-            owned = True
+        owned = _paused > 0 or gc.isenabled()
+        if owned:
+            if _paused == 0:
+                _since = time.monotonic()
             _paused += 1
             gc.disable()
     try:
         yield
     finally:
+        collect = False
         if owned:
             with _lock:
                 _paused -= 1
                 if _paused == 0:
                     gc.enable()
+                elif time.monotonic() - _since >= max_pause:
+                    collect = True
+                    _since = time.monotonic()
+        if collect:
+            gc.collect()

@@ -48,3 +48,22 @@ def test_the_collector_resumes_when_a_batch_fails() -> None:
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_batches_that_keep_overlapping_still_let_the_collector_run() -> None:
+    collections: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        with collector_paused(max_pause=0.0):
+            with collector_paused(max_pause=0.0):
+                pass
+            assert collections == [2]  # the inner batch ended with the pause at its limit
+            assert not gc.isenabled()
+        assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(record)
