@@ -16,6 +16,10 @@ are indexed and checkpointed the script measures, on the same queries:
   as queries per second and as CPU time per query (the node's process and
   the client's together against the raw search's), the second far less
   moved by the load of a shared host;
+- with `--baseline REV`: the same measures of a second node running the code
+  of git revision REV (exported to a temporary directory) on a copy of the
+  very same data directory, interleaved round by round with this tree's
+  node, so a change is measured before and after in one run, at one load;
 - restart: the node is stopped (SIGTERM, which checkpoints) and started
   again; the time from process start to its ready line and to the first
   `vsearch` answered, median of three restarts;
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -91,16 +96,21 @@ def serve(data_dir: Path, cache_mb: int | None) -> None:
 class NodeChild:
     cache_mb: int | None = None
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, source: Path | None = None) -> None:
+        """`source`: a source tree whose code the node runs (default: this one's)."""
         self.data_dir = data_dir
         self.log = open(data_dir.parent / "node.log", "a")  # noqa: SIM115
         self.started = time.perf_counter()
+        script = Path(__file__) if source is None else source / "benchmarks" / "vectors.py"
+        env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(data_dir)]
+            [sys.executable, str(script), "--serve", str(data_dir)]
             + (["--cache-mb", str(self.cache_mb)] if self.cache_mb is not None else []),
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
+            env=env,
+            cwd=source,
         )
         for line in self.proc.stdout:  # type: ignore[union-attr]
             m = READY.match(line.strip())
@@ -325,6 +335,21 @@ def interleaved(
     }
 
 
+def baseline_node(root: Path, data_dir: Path, revision: str) -> NodeChild:
+    """A node running the code of git `revision` on a copy of `data_dir` (stopped, so the
+    copy is a consistent one)."""
+    source = root / "baseline-src"
+    source.mkdir()
+    here = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(here), "archive", revision], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    copy = root / "baseline" / "node"
+    shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("sock", "sock.lock", "LOCK"))
+    return NodeChild(copy, source)
+
+
 def restart(root: Path, data_dir: Path, ns: str, query: np.ndarray) -> tuple[float, float]:
     node = NodeChild(data_dir)
     with Client(node.socket) as c:
@@ -404,6 +429,9 @@ def main() -> None:
     p.add_argument("--ef", type=int, default=64, help="the node's default ef_search")
     p.add_argument("--text", type=int, default=3_000, help="real text embeddings (0: skip)")
     p.add_argument("--cache-mb", type=int, help="the node's vector cache (default: its own)")
+    p.add_argument(
+        "--baseline", metavar="REV", help="also measure git revision REV's node, interleaved"
+    )
     p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
@@ -424,25 +452,42 @@ def run(args: argparse.Namespace, root: Path) -> None:
     data_dir = root / "node"
     data_dir.mkdir()
     node = NodeChild(data_dir)
+    base: NodeChild | None = None
     try:
         load_s = asyncio.run(load(node.socket, data, NS))
         with Client(node.socket) as c:
             index_wait_s = wait_indexed(c, NS, args.n, checkpointed=True)
+        if args.baseline:
+            node.stop()
+            base = baseline_node(root, data_dir, args.baseline)
+            node = NodeChild(data_dir)
+        with Client(node.socket) as c, contextlib.ExitStack() as stack:
             indexes = load_shards(data_dir, NS, args.dim, args.ef)
-            c.vsearch(NS, queries[0], k=K)
-            load_before = os.getloadavg()
             pid = node.proc.pid
-            m = interleaved(
-                args.runs,
-                len(queries),
-                {
-                    "socket": (lambda: socket_queries(c, NS, queries), pid),
-                    "socket_bytes": (lambda: socket_queries(c, NS, queries, True), pid),
-                    "raw": (lambda: raw_hnswlib(indexes, queries), None),
-                    "batch": (lambda: batch_queries(c, NS, queries, args.batch), pid),
-                    "raw_batch": (lambda: raw_hnswlib_batch(indexes, queries), None),
-                },
-            )
+            measures = {
+                "socket": (lambda: socket_queries(c, NS, queries), pid),
+                "socket_bytes": (lambda: socket_queries(c, NS, queries, True), pid),
+                "raw": (lambda: raw_hnswlib(indexes, queries), None),
+                "batch": (lambda: batch_queries(c, NS, queries, args.batch), pid),
+                "raw_batch": (lambda: raw_hnswlib_batch(indexes, queries), None),
+            }
+            clients = [c]
+            if base is not None:
+                b = stack.enter_context(Client(base.socket))
+                clients.append(b)
+                measures["base_socket_bytes"] = (
+                    lambda: socket_queries(b, NS, queries, True),
+                    base.proc.pid,
+                )
+                measures["base_batch"] = (
+                    lambda: batch_queries(b, NS, queries, args.batch),
+                    base.proc.pid,
+                )
+            for each in clients:  # loaded, and the hits' records read once
+                wait_indexed(each, NS, args.n, checkpointed=False)
+                batch_queries(each, NS, queries, args.batch)
+            load_before = os.getloadavg()
+            m = interleaved(args.runs, len(queries), measures)
             load_after = os.getloadavg()
         labels = label_to_index(data_dir, NS)
         raw_found = [[labels[label] for label in row] for row in m["raw"][2]]
@@ -452,6 +497,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
         )
     finally:
         node.stop()
+        if base is not None:
+            base.stop()
     restarts = [restart(root, data_dir, NS, queries[0]) for _ in range(3)]
     figures = {
         "n": args.n,
@@ -474,6 +521,11 @@ def run(args: argparse.Namespace, root: Path) -> None:
         "qps_raw_batch": m["raw_batch"][0],
         "qps_brute": brute_qps,
         "cpu_us": {name: round(cpu, 1) for name, (_, cpu, _) in m.items()},
+        "baseline": args.baseline,
+        "qps_base_bytes": m["base_socket_bytes"][0] if base is not None else None,
+        "qps_base_batch": m["base_batch"][0] if base is not None else None,
+        "recall_base": recall(m["base_socket_bytes"][2], truth) if base is not None else None,
+        "recall_base_batch": recall(m["base_batch"][2], truth) if base is not None else None,
         "loadavg": [round(x, 2) for x in (*load_before, *load_after)],
         "restart_ready_s": statistics.median(r for r, _ in restarts),
         "restart_first_search_s": statistics.median(f for _, f in restarts),
@@ -522,10 +574,31 @@ def table(f: dict[str, Any]) -> str:
         f"{cpu['raw_batch']:,.0f} | | ({cpu['raw_batch'] / cpu['batch']:.2f}x) |",
         f"| restart: ready line (s, median of 3) | {f['restart_ready_s']:.2f} | | | |",
         f"| restart: first vsearch answered (s) | {f['restart_first_search_s']:.2f} | | | < 5 s |",
+        *baseline_rows(f),
         f"| load {f['n']:,} puts through the socket (s) | {f['load_s']:.1f} | | | |",
         f"| then until indexed + checkpointed (s) | {f['index_wait_s']:.1f} | | | |",
     ]
     return "\n".join(rows)
+
+
+def baseline_rows(f: dict[str, Any]) -> list[str]:
+    """The `--baseline` node's rows: the same measures, same index, same rounds."""
+    if not f["baseline"]:
+        return []
+    cpu, rev = f["cpu_us"], f["baseline"]
+    return [
+        f"| baseline `{rev}`: single-query, float32 bytes (q/s, median) | "
+        f"{f['qps_base_bytes']:,.0f} | {f['qps_raw']:,.0f} | | "
+        f"({f['qps_base_bytes'] / f['qps_raw']:.2f}x) |",
+        f"| baseline `{rev}`: batched (q/s, median) | {f['qps_base_batch']:,.0f} | "
+        f"{f['qps_raw_batch']:,.0f} | | ({f['qps_base_batch'] / f['qps_raw_batch']:.2f}x) |",
+        f"| baseline `{rev}`: CPU µs per query, single | {cpu['base_socket_bytes']:,.0f} | "
+        f"{cpu['raw']:,.0f} | | ({cpu['raw'] / cpu['base_socket_bytes']:.2f}x) |",
+        f"| baseline `{rev}`: CPU µs per query, batched | {cpu['base_batch']:,.0f} | "
+        f"{cpu['raw_batch']:,.0f} | | ({cpu['raw_batch'] / cpu['base_batch']:.2f}x) |",
+        f"| baseline `{rev}`: recall@10 single, batched | {f['recall_base']:.4f}, "
+        f"{f['recall_base_batch']:.4f} | | | |",
+    ]
 
 
 if __name__ == "__main__":

@@ -48,6 +48,23 @@ class TaggedCache:
             self.hits += 1
             return item[1]
 
+    def get_many(self, keys: list[Hashable], tags: list[Any]) -> list[Any]:
+        """`get` for each key with its tag (None for a miss), under one lock: a search reads
+        all its hits back at once, and a lock and a call per hit cost more than the lookup."""
+        out: list[Any] = []
+        items = self._items
+        with self._lock:
+            for key, tag in zip(keys, tags, strict=True):
+                item = items.get(key)
+                if item is None or item[0] != tag:
+                    self.misses += 1
+                    out.append(None)
+                    continue
+                items.move_to_end(key)
+                self.hits += 1
+                out.append(item[1])
+        return out
+
     def put(self, key: Hashable, value: Any, tag: Any = None, nbytes: int | None = None) -> None:
         """Cache `value`; `nbytes` is its payload size (a numpy array's own by default)."""
         size = (value.nbytes if nbytes is None else nbytes) + ITEM_OVERHEAD

@@ -29,3 +29,18 @@ def test_a_stale_version_is_a_miss_and_a_namespace_can_be_dropped() -> None:
     assert cache.get(("e", "docs", "k"), b"digest-1") is None
     assert cache.get(("e", "other", "k"), b"d") == "x"
     assert cache.stats()["items"] == 1
+
+
+def test_many_lookups_at_once_answer_and_count_as_one_by_one_and_refresh_recency() -> None:
+    one = np.zeros(384, dtype=np.float32)
+    cache = TaggedCache(capacity=3 * (one.nbytes + ITEM_OVERHEAD))
+    for name in ("a", "b", "c"):
+        cache.put(("e", "docs", name), one, tag=name.encode())
+    found = cache.get_many(
+        [("e", "docs", "a"), ("e", "docs", "b"), ("e", "docs", "zz")], [b"a", b"old", b"zz"]
+    )
+    assert found[0] is one and found[1:] == [None, None]
+    assert (cache.stats()["hits"], cache.stats()["misses"]) == (1, 2)
+    cache.put(("e", "docs", "d"), one, tag=b"d")  # evicts "b": "a" was just used
+    assert cache.get(("e", "docs", "a"), b"a") is one
+    assert cache.get(("e", "docs", "b"), b"b") is None

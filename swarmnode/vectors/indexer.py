@@ -39,7 +39,7 @@ from swarmnode.tagged_cache import TaggedCache
 from swarmnode.vectors.catalog import Catalog, LabelRecord, SpaceRecord
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import posting_keys
-from swarmnode.vectors.records import read_record
+from swarmnode.vectors.records import read_record, snapshot_seq
 from swarmnode.vectors.shards import ShardFileError
 from swarmnode.vectors.space import Space, Wanted
 
@@ -280,8 +280,7 @@ class Indexer:
 
     def _committed_seq(self) -> int:
         with self.store.read() as txn:
-            raw = txn.get(b"seq", db=self.store.db["meta"])
-        return int(raw) if raw else 0
+            return snapshot_seq(self.store, txn)
 
     def _load(self) -> None:
         seq, node_id = self.catalog.position()
@@ -424,7 +423,12 @@ class Indexer:
     # --- applying changes ------------------------------------------------------
 
     def _wanted(
-        self, space: Space, entry: Entry | None, now_ms: int, stored: bytes | None = None
+        self,
+        space: Space,
+        entry: Entry | None,
+        now_ms: int,
+        stored: bytes | None = None,
+        stored_seq: int = 0,
     ) -> Wanted | None:
         version = indexed_version(self.store, space.ns, entry, now_ms)
         if version is None:
@@ -437,7 +441,8 @@ class Indexer:
             return None
         vector = np.frombuffer(raw, dtype="<f4")
         digest = vector_digest(raw)
-        return Wanted(vector, digest, version.expires_at, posting_keys(version.meta), stored)
+        postings = posting_keys(version.meta)
+        return Wanted(vector, digest, version.expires_at, postings, stored, stored_seq)
 
     def _apply_records(self, records: list[tuple[int, str, str]]) -> None:
         by_ns: dict[str, dict[str, None]] = {}
@@ -493,10 +498,11 @@ class Indexer:
         now = self.clock()
         wanted: list[tuple[str, Wanted | None]] = []
         with self.store.read() as txn:
+            seq = snapshot_seq(self.store, txn)
             for key in keys:
                 found = read_record(self.store, txn, space.ns, key, self.cache)
                 entry, stored = found if found is not None else (None, None)
-                wanted.append((key, self._wanted(space, entry, now, stored)))
+                wanted.append((key, self._wanted(space, entry, now, stored, seq)))
         step = self.cfg.apply_batch
         for i in range(0, len(wanted), step):
             with space.lock.write():

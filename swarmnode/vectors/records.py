@@ -49,3 +49,10 @@ def read_entry(
 ) -> Entry | None:
     found = read_record(store, txn, ns, key, cache)
     return found[0] if found is not None else None
+
+
+def snapshot_seq(store: Store, txn: lmdb.Transaction) -> int:
+    """The store's change-feed position as `txn` sees it: every change up to it is in the
+    snapshot, none after."""
+    raw = txn.get(b"seq", db=store.db["meta"])
+    return int(raw) if raw else 0

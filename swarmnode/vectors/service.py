@@ -10,11 +10,12 @@ embedder's dimension.
 A search runs on a worker thread under its namespace's read lock. Before it
 starts it waits (at most `fresh_wait`) until the indexer has applied every
 change the node had committed when the request arrived, so a client finds
-what it has just written. Every hit is then read back from LMDB for its value
-and metadata, and a hit whose entry is gone, expired, changed its vector or no
-longer passes the filter is dropped and the search run again without it: an
-index that lags the store can cost retries, never a removed key in a reply
-nor a live one left out of it.
+what it has just written. Every hit is then read back against the store for
+its value and metadata (`readback`: from cached records when the index holds
+every change the read sees), and a hit whose entry is gone, expired, changed
+its vector or no longer passes the filter is dropped and the search run again
+without it: an index that lags the store can cost retries, never a removed
+key in a reply nor a live one left out of it.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ from swarmnode.service.table import Request
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
+from swarmnode.vectors.collector import collector_paused
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
-from swarmnode.vectors.filters import Filter, parse_filter, posting_keys
-from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version, vector_digest
-from swarmnode.vectors.records import read_entry, read_record
+from swarmnode.vectors.filters import Filter, parse_filter
+from swarmnode.vectors.indexer import RECHECK, Indexer, indexed_version
+from swarmnode.vectors.readback import Good, ReadBack
+from swarmnode.vectors.records import read_entry
 from swarmnode.vectors.rwlock import Busy
-from swarmnode.vectors.shards import BETTER, score
+from swarmnode.vectors.shards import BETTER
 from swarmnode.vectors.space import Hit, Space
 
 if TYPE_CHECKING:
@@ -55,9 +58,7 @@ log = logging.getLogger("swarmnode.vectors")
 
 MAX_FETCH = 1_024
 
-Verdict = tuple[Any, bool, bool, bool | None]
-"""What reading one hit back found (see `VectorMemory._verdict`)."""
-Round = tuple[list[tuple[float, dict[str, Any]]], list[Hit], bool]
+Round = tuple[Good, list[Hit], bool]
 """One round of a search: the good (distance, item) pairs, the stale hits, exactness."""
 
 
@@ -257,12 +258,12 @@ class VectorMemory:
         if space is None:
             return {**reply, "exact": True, "results": [{"items": []} for _ in queries]}
         outside = self._outside(space, definition)
-        found, exact, retries = await asyncio.to_thread(
+        results, exact, retries = await asyncio.to_thread(
             self._search_many, space, queries, k, flt, ef, outside
         )
         self._retries.inc(retries)
         self._searches.inc(len(queries))
-        return {**reply, "exact": exact, "results": [{"items": items} for items in found]}
+        return {**reply, "exact": exact, "results": results}
 
     def _checked(
         self, op: str, a: dict[str, Any]
@@ -439,8 +440,18 @@ class VectorMemory:
             if first is not None:
                 (good, stale, exact), first = first, None
             else:
-                hits, exact = self._index_search(space, query, fetch, flt, ef, exclude, blocking)
-                good, stale = self._read_back(space, hits, flt, query)
+                hits, exact, applied = self._index_search(
+                    space, query, fetch, flt, ef, exclude, blocking
+                )
+                with self.store.read() as txn:
+                    reading = ReadBack(
+                        self.store, self.cache, space, txn, applied, self.clock(), [hits]
+                    )
+                    good, stale = reading.items(hits, flt, query)
+            if not stale and not found:
+                # One clean round: its items are the hits' own, in the hits' order
+                # (by distance, then key; no distance was recomputed), one per key.
+                return [item for _, item in good[:k]], exact, retries
             for distance, item in good:
                 found.setdefault(item["key"], (distance, item))
             if not stale:
@@ -470,23 +481,40 @@ class VectorMemory:
         flt: Filter | None,
         ef: int | None,
         outside: AbstractSet[int],
-    ) -> tuple[list[list[dict[str, Any]]], bool, int]:
-        """`_search` for each row of `queries` (on a worker thread): the first round of all of
-        them in one batched index search, any further rounds query by query."""
-        rounds, exact = self._index_search_many(space, queries, k, flt, ef, set(outside), True)
-        seen: dict[int, Verdict] = {}
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        """`_search` for each row of `queries` (on a worker thread), as the reply's results:
+        the first round of all of them in one batched index search, any further rounds query
+        by query; with the cyclic collector paused (see `collector`)."""
+        with collector_paused():
+            return self._search_batch(space, queries, k, flt, ef, outside)
+
+    def _search_batch(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        rounds, exact, applied = self._index_search_many(
+            space, queries, k, flt, ef, set(outside), True
+        )
         with self.store.read() as txn:
+            reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock(), rounds)
             read = [
-                self._read_back(space, hits, flt, query, txn, seen)
-                for query, hits in zip(queries, rounds, strict=True)
+                reading.items(hits, flt, query) for query, hits in zip(queries, rounds, strict=True)
             ]
         results = []
         retries = 0
         for query, (good, stale) in zip(queries, read, strict=True):
+            if not stale:
+                results.append({"items": [item for _, item in good[:k]]})  # as `_search` would
+                continue
             items, clean, repeated = self._search(
                 space, query, k, flt, ef, True, outside, first=(good, stale, exact)
             )
-            results.append(items)
+            results.append({"items": items})
             exact = exact and clean
             retries += repeated
         return results, exact, retries
@@ -500,12 +528,16 @@ class VectorMemory:
         ef: int | None,
         exclude: set[int],
         blocking: bool,
-    ) -> tuple[list[Hit], bool]:
+    ) -> tuple[list[Hit], bool, int]:
+        """`Space.search`, and the change-feed seq the index reflected while it ran."""
         if ef is None or ef == self.cfg.ef_search:
             with space.lock.read(blocking):
-                return space.search(query, k, flt, exclude)
-        hits, exact = self._index_search_many(space, query[None, :], k, flt, ef, exclude, blocking)
-        return hits[0], exact
+                applied = self.indexer.applied_seq
+                return (*space.search(query, k, flt, exclude), applied)
+        hits, exact, applied = self._index_search_many(
+            space, query[None, :], k, flt, ef, exclude, blocking
+        )
+        return hits[0], exact, applied
 
     def _index_search_many(
         self,
@@ -516,94 +548,23 @@ class VectorMemory:
         ef: int | None,
         exclude: set[int],
         blocking: bool,
-    ) -> tuple[list[list[Hit]], bool]:
+    ) -> tuple[list[list[Hit]], bool, int]:
+        """`Space.search_many`, and the change-feed seq the index reflected while it ran
+        (read under the lock: the indexer moves it only after its change is in the space)."""
         if ef is None or ef == self.cfg.ef_search:
             with space.lock.read(blocking):
-                return space.search_many(queries, k, flt, exclude)
+                applied = self.indexer.applied_seq
+                return (*space.search_many(queries, k, flt, exclude), applied)
         # hnswlib keeps ef per index, not per query: another ef needs the index alone.
         with space.lock.write():
+            applied = self.indexer.applied_seq
             for shard in space.shards.values():
                 shard.index.set_ef(ef)
             try:
-                return space.search_many(queries, k, flt, exclude)
+                return (*space.search_many(queries, k, flt, exclude), applied)
             finally:
                 for shard in space.shards.values():
                     shard.index.set_ef(self.cfg.ef_search)
-
-    def _read_back(
-        self,
-        space: Space,
-        hits: list[Hit],
-        flt: Filter | None,
-        query: np.ndarray,
-        txn: Any = None,
-        seen: dict[int, Verdict] | None = None,
-    ) -> tuple[list[tuple[float, dict[str, Any]]], list[Hit]]:
-        """Reply items (with their distances) from the store as it is now, and the stale hits.
-
-        A hit is stale when its entry changed since it was indexed. If the entry
-        is still live, has a vector and passes the filter, it stays in the reply
-        with its distance recomputed from its current vector; otherwise it is dropped.
-        `txn` and `seen`: a batch's read transaction and what it found for each label so
-        far, so a key that many queries of the batch hit is read back once.
-        """
-        if txn is None:
-            with self.store.read() as own:
-                return self._read_back(space, hits, flt, query, own, seen)
-        now = self.clock()
-        good: list[tuple[float, dict[str, Any]]] = []
-        stale: list[Hit] = []
-        for hit in hits:
-            verdict = seen.get(hit.label) if seen is not None else None
-            if verdict is None:
-                verdict = self._verdict(space, txn, hit, flt, now)
-                if seen is not None:
-                    seen[hit.label] = verdict
-            version, moved, passes, conflict = verdict
-            if version is None:
-                stale.append(hit)
-                continue
-            if moved or not passes:
-                stale.append(hit)
-            if not passes or (moved and len(version.vector) != 4 * space.dim):
-                continue
-            distance = hit.distance
-            if moved:
-                distance = space.distance(np.frombuffer(version.vector, "<f4"), query)
-            item = {
-                "key": hit.key,
-                "score": score(space.metric, distance),
-                "value": version.value,
-                "meta": version.meta,
-            }
-            if conflict is not None:
-                item["conflict"] = conflict
-            good.append((distance, item))
-        return good, stale
-
-    def _verdict(self, space: Space, txn: Any, hit: Hit, flt: Filter | None, now: int) -> Verdict:
-        """What the store says of one hit's entry: (the version a reply shows, or None when
-        the entry is gone; whether its vector moved since it was indexed; whether it passes
-        the filter; its `conflict` flag, None outside mv/consensus siblings)."""
-        ns = space.ns
-        found = read_record(self.store, txn, ns, hit.key, self.cache)
-        entry, stored = found if found is not None else (None, None)
-        version = indexed_version(self.store, ns, entry, now)
-        if version is None:
-            return None, False, False, None
-        # The LWW record the hit was indexed from, unchanged, needs no more
-        # checks (an MV entry can show another sibling as time passes).
-        same = stored is not None and stored == hit.stored and entry.mv is None
-        moved = not same and vector_digest(version.vector) != hit.digest
-        if not same and not moved and stored is not None and entry.mv is None:
-            space.note_stored(hit, stored)
-        passes = same or flt is None or flt.matches(posting_keys(version.meta))
-        conflict = None
-        if version is not entry.reg and entry.mv is not None:
-            # Only the newest sibling's vector is indexed: say when
-            # there are others, so the caller knows to `get` them all.
-            conflict = len(entry.mv.siblings(now)) > 1
-        return version, moved, passes, conflict
 
     # --- text in: put and ns_init ------------------------------------------------
 

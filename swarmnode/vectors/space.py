@@ -21,6 +21,7 @@ partitions are left out of the search like stale ones.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from swarmnode.replication.merkle import leaf_of
 from swarmnode.vectors.catalog import LabelRecord, SpaceRecord
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import Filter, Posting
-from swarmnode.vectors.rwlock import ReadWriteLock
+from swarmnode.vectors.rwlock import Busy, ReadWriteLock
 from swarmnode.vectors.shards import Shard, ShardFileError
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class Indexed:
     # Digest of the store record this was indexed from (None after a restart):
     # while the record still has it, a search hit needs no further check.
     stored: bytes | None = None
+    # The store's change-feed seq of the snapshot `stored` was read in: the key's record
+    # there, and no change to the key between its last applied change and that seq.
+    stored_seq: int = 0
 
     def record(self) -> LabelRecord:
         return LabelRecord(self.key, self.shard, self.digest, self.expires_at, self.postings)
@@ -71,6 +75,7 @@ class Wanted:
     expires_at: int | None
     postings: tuple[Posting, ...]
     stored: bytes | None = None
+    stored_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -92,6 +97,8 @@ class Space:
         self.cleared_at = cleared_at
         self.cfg = cfg
         self.lock = ReadWriteLock()
+        self._noting = threading.Lock()
+        """Searches noting record digests (`note_stored`) take turns."""
         self.by_key: dict[str, Indexed] = {}
         self.by_label: dict[int, Indexed] = {}
         self.postings: dict[Posting, set[int]] = {}
@@ -236,7 +243,7 @@ class Space:
                     self._forget(cur)
                 continue
             if cur is not None and cur.digest == want.digest:
-                cur.stored = want.stored
+                cur.stored, cur.stored_seq = want.stored, want.stored_seq
                 if cur.postings != want.postings or cur.expires_at != want.expires_at:
                     self._unpost(cur)
                     cur.postings = want.postings
@@ -247,11 +254,12 @@ class Space:
                 continue
             if cur is not None and cur.shard == self.open_id:
                 self._unpost(cur)
-                cur.digest, cur.expires_at, cur.postings, cur.stored = (
+                cur.digest, cur.expires_at, cur.postings, cur.stored, cur.stored_seq = (
                     want.digest,
                     want.expires_at,
                     want.postings,
                     want.stored,
+                    want.stored_seq,
                 )
                 for p in cur.postings:
                     self.postings.setdefault(p, set()).add(cur.label)
@@ -283,7 +291,14 @@ class Space:
             shard.add(np.stack([w.vector for _, w in take]), labels, len(take), self.cfg)
             for (key, want), label in zip(take, labels.tolist(), strict=True):
                 item = Indexed(
-                    key, label, shard.id, want.digest, want.expires_at, want.postings, want.stored
+                    key,
+                    label,
+                    shard.id,
+                    want.digest,
+                    want.expires_at,
+                    want.postings,
+                    want.stored,
+                    want.stored_seq,
                 )
                 self._insert(item)
                 self.changed[label] = item
@@ -308,7 +323,14 @@ class Space:
                 moving.append(
                     (
                         item.key,
-                        Wanted(vector, item.digest, item.expires_at, item.postings, item.stored),
+                        Wanted(
+                            vector,
+                            item.digest,
+                            item.expires_at,
+                            item.postings,
+                            item.stored,
+                            item.stored_seq,
+                        ),
                     )
                 )
             self._add(moving)
@@ -350,19 +372,32 @@ class Space:
             del hits[k:]
         return found, False
 
-    def note_stored(self, hit: Hit, stored: bytes) -> None:
-        """A search read `hit` back from the record `stored` and found the indexed vector in it.
+    def note_stored(self, hit: Hit, stored: bytes, seq: int, postings: tuple[Posting, ...]) -> None:
+        """A search read `hit` back from the record `stored`, in a snapshot at change-feed `seq`,
+        and found there the indexed vector with these filter postings.
 
         Remembering the record's digest lets later hits on it skip re-hashing the
         vector, which after a restart (when no digest is known) is most of the
-        cost of reading a hit back. Only an item still holding the vector the hit
-        came from takes it; if the indexer has moved on, the digest would describe
-        another version, so it is left alone (and a stale one can only fail to
-        match a newer record, never match it).
+        cost of reading a hit back, and lets a search of a caught-up index take
+        the record from the cache without reading the store. Both need `stored`
+        to stay the key's record at `stored_seq`, with the postings the index
+        holds: so only an item still holding the vector and postings the hit
+        came from takes it, only from a newer snapshot than the one its digest
+        was read in, and never while the indexer changes the space (a busy
+        space simply does not take the note).
         """
-        item = self.by_label.get(hit.label)
-        if item is not None and item.digest == hit.digest:
-            item.stored = stored
+        try:
+            with self.lock.read(blocking=False), self._noting:
+                item = self.by_label.get(hit.label)
+                if (
+                    item is not None
+                    and item.digest == hit.digest
+                    and item.postings == postings
+                    and seq > item.stored_seq
+                ):
+                    item.stored, item.stored_seq = stored, seq
+        except Busy:
+            pass
 
     def _shard_search(
         self,
