@@ -29,7 +29,7 @@ from swarmnode.metrics import Registry
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
 from swarmnode.resp import RespServer
-from swarmnode.runtime import sdnotify
+from swarmnode.runtime import heap, sdnotify
 from swarmnode.runtime.host import NodeHost
 from swarmnode.runtime.metrics_http import MetricsServer
 from swarmnode.runtime.ticker import DeadlineTicker
@@ -301,8 +301,20 @@ def run_node(config: Config) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     process = NodeProcess(config)
+    heap.tune()
+
+    async def serve() -> None:
+        running = asyncio.ensure_future(process.run())
+        started = asyncio.ensure_future(process.ready.wait())
+        await asyncio.wait((running, started), return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            log.info("event=heap_settled frozen_objects=%d", heap.settle())
+        else:
+            started.cancel()
+        await running
+
     try:
-        runner(process.run())
+        runner(serve())
     except SwarmError as exc:
         print(f"swarmnode: {exc.message}", file=sys.stderr)
         return 1
