@@ -387,7 +387,9 @@ class Analytics:
             b.errors[code] = b.errors.get(code, 0) + 1
             b.op_errors[kind] = b.op_errors.get(kind, 0) + 1
         if hit is not None:
-            reads = b.reads.setdefault(space, [0, 0])
+            reads = b.reads.get(space)
+            if reads is None:
+                reads = b.reads[space] = [0, 0]
             reads[0 if hit else 1] += 1
 
     def count(self, now: float, op: str, ns: str) -> None:

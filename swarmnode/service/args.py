@@ -206,7 +206,7 @@ def checker(spec: OpSpec) -> Checker:
                     break
                 out[name] = value
             else:
-                if required.issubset(out):
+                if out.keys() >= required:
                     return out
         return check_args(spec, args, catalog, visible)
 
