@@ -130,15 +130,7 @@ class Service:
             hooks = hooks_of(self.table[op]) if hooks_of is not None else None
             if hooks != NOTHING:
                 forms.append((step, hooks))
-        chain = _compile(forms, self.executors[op])
-        if getattr(chain, "plain", False):
-            # Run its hooks when the call is awaited, as any step would be.
-            plain = chain
-
-            async def chain(req: Request) -> Any:
-                return await plain(req)
-
-        return chain
+        return _compile(forms, self.executors[op])
 
     def call(self, op: str, args: Any, ctx: Any) -> Awaitable[Any]:
         """Carry out one request (a coroutine to await); raises SwarmError subclasses for
@@ -163,7 +155,8 @@ class Service:
 def _compile(forms: list[Form], executor: Executor) -> Next:
     """The chain of `forms` (outermost first) around `executor`, bound from the inside
     out: a step without hooks is called with its successor; a run of steps with hooks
-    becomes one function that runs them inline."""
+    becomes one function that runs them inline. The outermost is always a coroutine, so
+    nothing of the chain runs before the call is awaited."""
     tails: list[Next] = [executor] * (len(forms) + 1)
     """tails[i]: the chain of forms[i:]."""
     end = len(forms)
@@ -181,14 +174,9 @@ def _compile(forms: list[Form], executor: Executor) -> Next:
             # What runs when `enter` asks for the step in full: the step, then the rest.
             full = functools.partial(step_k, nxt=tails[k + 1]) if hooks_k.enter else None
             run.append((hooks_k, full))
-        tails[i] = _fuse(run, tails[end])
+        after = any(h.leave is not None or h.fail is not None for h, _ in run)
+        tails[i] = _inline(run, tails[end]) if after or i == 0 else _enter_only(run, tails[end])
     return tails[0]
-
-
-def _fuse(run: list[tuple[Hooks, Next | None]], rest: Next) -> Next:
-    if all(h.leave is None and h.fail is None for h, _ in run):
-        return _enter_only(run, rest)
-    return _inline(run, rest)
 
 
 def _enter_only(run: list[tuple[Hooks, Next | None]], rest: Next) -> Next:
@@ -203,12 +191,12 @@ def _enter_only(run: list[tuple[Hooks, Next | None]], rest: Next) -> Next:
                 return full(req)  # type: ignore[misc]
         return rest(req)
 
-    chain.plain = True  # type: ignore[attr-defined]
     return chain
 
 
 def _inline(run: list[tuple[Hooks, Next | None]], rest: Next) -> Next:
-    """Hooks with something to do after the call: one coroutine for all of them."""
+    """Hooks with something to do after the call (or the outermost run): one coroutine
+    for all of them."""
     n = len(run)
     enters = tuple((i, h.enter, full) for i, (h, full) in enumerate(run) if h.enter is not None)
     leaves = tuple((i, h.leave) for i, (h, _) in reversed(list(enumerate(run))) if h.leave)
