@@ -40,9 +40,9 @@ from swarmnode.crdt.hlc import wall_ms
 from swarmnode.errors import BadRequest, SwarmError
 from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry
-from swarmnode.service.chain import Next
-from swarmnode.service.table import Request
-from swarmnode.storage.namespaces import NAME_RE
+from swarmnode.service.args import valid_name
+from swarmnode.service.chain import Hooks, Next
+from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage.ops import Change
 
 if TYPE_CHECKING:
@@ -59,6 +59,9 @@ INVALID = "(invalid)"
 NO_NAMESPACE = "-"
 READ_OPS = frozenset({"get", "smembers", "search", "vsearch"})
 """Operations with a hit or a miss: found the key, or found at least one item."""
+
+STARTED = "measure.started"
+"""The `notes` entry where `measure` keeps when a request started."""
 
 _OP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -333,6 +336,9 @@ class Analytics:
             _Ring(config.coarse_bucket_s, config.coarse_slots),
         )
         self._kinds: set[str] = set()
+        scale = config.latency
+        self._latency_scale = (scale.low, scale.steps_per_doubling, scale.buckets - 1)
+        """`LogScale.index` of request latencies, unpacked for `record`."""
         self._counters: dict[str, float] | None = None
         self._sampled_at: float | None = None
         self._repaired_at: float | None = None
@@ -349,10 +355,16 @@ class Analytics:
         error: str | None = None,
         hit: bool | None = None,
     ) -> None:
-        """One finished request: its op, namespace, latency, error code and read outcome."""
+        """One finished request: its op, namespace, latency, error code and read outcome.
+
+        On every request's path, so written flat: the head bucket and the latency's
+        histogram bucket are found inline rather than through `_bucket` and
+        `LogScale.index` (which say what they are)."""
         kind = op if op in self._kinds else self._kind(op)
-        code = self._kind(error) if error is not None else None
-        b = self._bucket(now)
+        fine = self._rings[0]
+        b = fine.current
+        if b is None or not fine.start <= now < fine.until:
+            b = self._bucket(now)
         per_ns = b.ops.get(ns)
         if per_ns is None:
             space = self._namespace(b, ns)
@@ -363,19 +375,31 @@ class Analytics:
         hist = b.latency.get(kind)
         if hist is None:
             hist = b.latency[kind] = _Histogram(self.config.latency)
-        hist.add(self.config.latency.index(seconds), seconds)
-        if code is not None:
+        low, steps, top = self._latency_scale
+        index = 0 if seconds <= low else min(int(math.log2(seconds / low) * steps), top)
+        hist.counts[index] += 1
+        hist.count += 1
+        hist.total += seconds
+        if seconds > hist.max:
+            hist.max = seconds
+        if error is not None:
+            code = self._kind(error)
             b.errors[code] = b.errors.get(code, 0) + 1
             b.op_errors[kind] = b.op_errors.get(kind, 0) + 1
         if hit is not None:
-            reads = b.reads.setdefault(space, [0, 0])
+            reads = b.reads.get(space)
+            if reads is None:
+                reads = b.reads[space] = [0, 0]
             reads[0 if hit else 1] += 1
 
     def count(self, now: float, op: str, ns: str) -> None:
         """One finished request counted under its op and `ns` alone, without its latency,
         error or read outcome: for a view that reports only counts (operations per agent)."""
         kind = op if op in self._kinds else self._kind(op)
-        b = self._bucket(now)
+        fine = self._rings[0]
+        b = fine.current
+        if b is None or not fine.start <= now < fine.until:
+            b = self._bucket(now)
         per_ns = b.ops.get(ns)
         if per_ns is None:
             per_ns = b.ops.setdefault(self._namespace(b, ns), {})
@@ -619,19 +643,33 @@ def replication_gauges(metrics: Registry) -> dict[str, Any]:
     }
 
 
-def _namespace_of(args: Mapping[str, Any]) -> str:
-    ns = args.get("ns")
+def _namespace_of(args: Any) -> str:
+    ns = args.get("ns") if type(args) is dict else None
     if ns is None:
         return NO_NAMESPACE
-    return ns if isinstance(ns, str) and NAME_RE.match(ns) else INVALID
+    return ns if valid_name(ns) else INVALID
 
 
-def _hit(op: str, result: Any) -> bool | None:
-    if op not in READ_OPS:
-        return None
-    if op in ("search", "vsearch"):
-        return isinstance(result, dict) and bool(result.get("items"))
+def _no_hit(result: Any) -> None:
+    return None
+
+
+def _found(result: Any) -> bool:
     return True
+
+
+def _found_items(result: Any) -> bool:
+    return isinstance(result, dict) and bool(result.get("items"))
+
+
+_HIT_RULES: dict[str, Callable[[Any], bool | None]] = {
+    "get": _found,
+    "smembers": _found,
+    "search": _found_items,
+    "vsearch": _found_items,
+}
+"""Whether a successful read found something (`READ_OPS`; a miss of get and smembers is
+`not_found`); nothing for the other operations."""
 
 
 class Measure:
@@ -675,37 +713,73 @@ class Measure:
         )
         self._bound: dict[tuple[str, str], tuple[Any, Any]] = {}
 
-    def _count(self, req: Request, code: str, seconds: float) -> None:
-        """One finished request in the registry; its series are bound on first use."""
-        op = req.op if req.known else OTHER
+    def _series(self, op: str, code: str) -> tuple[Any, Any]:
+        """The registry's series of a request's outcome, bound on first use."""
         bound = self._bound.get((op, code))
         if bound is None:
             bound = (self._requests.labels(op, code), self._durations.labels(op))
             self._bound[op, code] = bound
-        bound[0].inc()
-        bound[1].observe(seconds)
+        return bound
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
-        clock, analytics, op = self.clock, self.analytics, req.op
-        started = clock()
-        ns = _namespace_of(req.args) if isinstance(req.args, dict) else NO_NAMESPACE
+        self._start(req)
         try:
             result = await nxt(req)
-        except SwarmError as exc:
-            now = clock()
-            miss = False if exc.code == "not_found" and op in READ_OPS else None
-            analytics.record(now, op, ns, now - started, error=exc.code, hit=miss)
-            self._count(req, exc.code, now - started)
+        except Exception as exc:
+            self._failed(req, exc)
             raise
-        except Exception:
+        return self._done(req, result)
+
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """A reading of the clock before the call, the records after it: inline, with
+        what depends only on the operation (its hit rule, its registry series) bound
+        here once."""
+        op = spec.name
+        clock, record = self.clock, self.analytics.record
+        hit_of = _HIT_RULES.get(op, _no_hit)
+        ok: tuple[Any, Any] | None = None
+
+        def leave(req: Request, result: Any) -> Any:
+            nonlocal ok
             now = clock()
-            analytics.record(now, op, ns, now - started, error="internal")
-            self._count(req, "internal", now - started)
-            raise
-        now = clock()
-        analytics.record(now, op, ns, now - started, hit=_hit(op, result))
-        self._count(req, "ok", now - started)
+            seconds = now - req.notes[STARTED]
+            record(now, op, _namespace_of(req.args), seconds, hit=hit_of(result))
+            if ok is None:
+                ok = self._series(op, "ok")
+            ok[0].inc()
+            ok[1].observe(seconds)
+            return result
+
+        return Hooks(enter=self._start, leave=leave, fail=self._failed)
+
+    def _start(self, req: Request) -> bool:
+        req.notes[STARTED] = self.clock()
+        return False
+
+    def _done(self, req: Request, result: Any) -> Any:
+        now = self.clock()
+        seconds = now - req.notes[STARTED]
+        op = req.op
+        hit = _HIT_RULES.get(op, _no_hit)(result)
+        self.analytics.record(now, op, _namespace_of(req.args), seconds, hit=hit)
+        ok, duration = self._series(op if req.known else OTHER, "ok")
+        ok.inc()
+        duration.observe(seconds)
         return result
+
+    def _failed(self, req: Request, exc: Exception) -> None:
+        now = self.clock()
+        seconds = now - req.notes[STARTED]
+        op = req.op
+        if isinstance(exc, SwarmError):
+            code = exc.code
+            miss = False if code == "not_found" and op in READ_OPS else None
+        else:
+            code, miss = "internal", None
+        self.analytics.record(now, op, _namespace_of(req.args), seconds, error=code, hit=miss)
+        count, duration = self._series(op if req.known else OTHER, code)
+        count.inc()
+        duration.observe(seconds)
 
 
 def lag_listener(

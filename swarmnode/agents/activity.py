@@ -16,8 +16,8 @@ from typing import Any
 
 from swarmnode.analytics import Analytics, AnalyticsConfig
 from swarmnode.errors import SwarmError
-from swarmnode.service.chain import Next
-from swarmnode.service.table import Request
+from swarmnode.service.chain import Hooks, Next
+from swarmnode.service.table import OpSpec, Request
 
 NO_AGENT = "-"
 
@@ -30,17 +30,30 @@ class Activity:
         self.analytics = Analytics(config, clock())
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
-        agent = req.notes.get("agent") or NO_AGENT
         try:
             result = await nxt(req)
         except SwarmError:
-            self.analytics.count(self.clock(), req.op, agent)
+            self._count(req)
             raise
+        return self._done(req, result)
+
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """Only a count after the call: inline."""
+        return Hooks(leave=self._done, fail=self._failed)
+
+    def _count(self, req: Request) -> None:
+        self.analytics.count(self.clock(), req.op, req.notes.get("agent") or NO_AGENT)
+
+    def _done(self, req: Request, result: Any) -> Any:
         now = self.clock()
-        self.analytics.count(now, req.op, agent)
+        self.analytics.count(now, req.op, req.notes.get("agent") or NO_AGENT)
         if req.op == "analytics" and isinstance(result, dict):
             result["agents"] = self.by_agent(now, req.args["timeframe"], req.notes.get("principal"))
         return result
+
+    def _failed(self, req: Request, exc: Exception) -> None:
+        if isinstance(exc, SwarmError):
+            self._count(req)
 
     def by_agent(self, now: float, timeframe: str, who: Any) -> dict[str, dict[str, int]]:
         report = self.analytics.snapshot(now, timeframe)

@@ -46,9 +46,9 @@ from swarmnode.agents.access import (
 from swarmnode.agents.config import AgentsConfig
 from swarmnode.agents.registrations import Roster, lease_key
 from swarmnode.errors import Forbidden
-from swarmnode.service.chain import Next
+from swarmnode.service.chain import Hooks, Next
 from swarmnode.service.ops.base import NodeServices
-from swarmnode.service.table import Request
+from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage.namespaces import AGENTS_NS, NamespaceDef
 from swarmnode.storage.ops import Put
 
@@ -67,6 +67,8 @@ SELF_OPS = frozenset({"agent_renew", "agent_revoke"})
 """An agent may do these to itself; the administrator to anyone."""
 CLUSTER_OPS = frozenset({"members", "sync", "agent_list"})
 """Concern no namespace's data (agent_list shows an agent only itself)."""
+FILTERED_OPS = SPANNING_OPS | {"ns_list", "compact", "stats", "analytics"}
+"""What an agent gets of these answers is filtered after the call."""
 NODE_KEYS = ("node_id", "address", "uptime_s", "members", "incarnation", "local_health")
 """What of `stats` an agent sees: nothing that counts or names a namespace."""
 
@@ -86,6 +88,8 @@ class Authorise:
         self._principals: dict[str, Principal] = {}
         """Per agent, the principal of its current registration object (a registration is a
         new object whenever its records change)."""
+        self._readables: dict[str, tuple[Principal, Readable]] = {}
+        """Per agent, `_readable` of its current principal."""
         self._decisions: dict[tuple[str, str, str], tuple[NamespaceDef, Any, bool]] = {}
         """(agent, mode, ns) -> (the definition and registration it was decided on, allowed):
         both are new objects whenever they change, so a decision is reused only while it
@@ -143,63 +147,72 @@ class Authorise:
 
     # --- the step ------------------------------------------------------------------
 
-    async def __call__(self, req: Request, nxt: Next) -> Any:
-        if not req.known:
-            return await nxt(req)
-        who = self.principal(req) if req.op not in OPEN_OPS else self._quiet_principal(req)
-        req.notes["principal"] = who
-        req.notes["agent"] = who.agent
+    def hooks(self, spec: OpSpec) -> Hooks | None:
+        """Inline for every operation whose answer is not filtered: all its checks come
+        before the call."""
+        return None if spec.name in FILTERED_OPS else Hooks(enter=self.admit)
+
+    def admit(self, req: Request) -> bool:
+        """Who the request speaks for (`notes`), and every check made before the call;
+        raises `forbidden`. An operation of `FILTERED_OPS` has its answer filtered by
+        `__call__` besides."""
         op = req.op
         if op in OPEN_OPS:
-            return await nxt(req)
+            who = self._quiet_principal(req)
+            req.notes["principal"] = who
+            req.notes["agent"] = who.agent
+            return False
+        who = self.principal(req)
+        req.notes["principal"] = who
+        req.notes["agent"] = who.agent
+        if who.is_admin:
+            return False
         if who.kind == "nobody":
             raise Forbidden("this node requires a token: send hello {token} first")
-        if who.is_admin:
-            return await nxt(req)
-        readable = self._readable(who)
-        req.notes["readable"] = readable
+        req.notes["readable"] = self._readable(who)
         if not isinstance(req.args, dict):
-            return await nxt(req)  # `validate` refuses it
+            return False  # `validate` refuses it
         ns = req.args.get("ns")
         if op in READ_OPS:
             self._check(who, ns, "read")
         elif op in WRITE_OPS:
             self._check(who, ns, "write")
-        elif op == "archive_restore":
-            self._check(who, ns, "read")
-            self._check(who, ns, "write")
-        elif op in SPANNING_OPS:
-            if ns is not None:
-                self._check(who, ns, "read")
-            result = await nxt(req)
-            # A stream is checked event by event: access may change while it runs.
-            return self._filter(op, result, readable) if ns is None or op == "watch" else result
-        elif op in ("ns_init", "ns_delete"):
-            self._check_define(who, req)
-        elif op == "ns_list":
-            return self._filter(op, await nxt(req), readable)
-        elif op == "restore":
-            if ns is None:
+        elif op in ("archive_restore", "restore"):
+            if op == "restore" and ns is None:
                 raise Forbidden("restore: an agent must name the namespace it restores")
             self._check(who, ns, "read")
             self._check(who, ns, "write")
-        elif op == "compact":
+        elif op in SPANNING_OPS or op == "compact":
             if ns is not None:
                 self._check(who, ns, "read")
-            return self._filter(op, await nxt(req), readable)
-        elif op == "stats":
-            result = await nxt(req)
-            return {k: result[k] for k in NODE_KEYS if k in result}
-        elif op == "analytics":
-            return self._filter(op, await nxt(req), readable)
+        elif op in ("ns_init", "ns_delete"):
+            self._check_define(who, req)
         elif op in SELF_OPS:
             if req.args.get("agent") not in (None, who.agent):
                 raise Forbidden(f"{op}: an agent may only {op.split('_')[1]} itself")
         elif op in ADMIN_OPS:
             raise Forbidden(f"{op} is for the administrator")
-        elif op not in CLUSTER_OPS:
+        elif op not in CLUSTER_OPS and op not in FILTERED_OPS:
             self._by_kind(who, req)
-        return await nxt(req)
+        return False
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        if not req.known:
+            return await nxt(req)
+        self.admit(req)
+        op = req.op
+        readable = req.notes.get("readable")
+        if op not in FILTERED_OPS or readable is None or not isinstance(req.args, dict):
+            return await nxt(req)
+        if op == "stats":
+            result = await nxt(req)
+            return {k: result[k] for k in NODE_KEYS if k in result}
+        ns = req.args.get("ns")
+        result = await nxt(req)
+        if op in SPANNING_OPS:
+            # A stream is checked event by event: access may change while it runs.
+            return self._filter(op, result, readable) if ns is None or op == "watch" else result
+        return self._filter(op, result, readable)
 
     def _quiet_principal(self, req: Request) -> Principal:
         """ping and hello answer whatever state the connection's token is in."""
@@ -250,11 +263,17 @@ class Authorise:
             raise Forbidden(f"{req.op} is for the administrator")
 
     def _readable(self, who: Principal) -> Readable:
+        """Whether `who` may read a namespace, as of each call; one function per principal
+        (a principal is a new object whenever its registration changes)."""
+        kept = self._readables.get(who.agent or "")
+        if kept is not None and kept[0] is who:
+            return kept[1]
         catalog_of = lambda: self.node.store.catalog  # noqa: E731 - read at each call
 
         def readable(ns: str) -> bool:
             return can_read(who, ns, catalog_of().namespace(ns))
 
+        self._readables[who.agent or ""] = (who, readable)
         return readable
 
     # --- answers that span namespaces -------------------------------------------

@@ -31,9 +31,9 @@ from swarmnode.agents.registrations import Roster
 from swarmnode.crdt.codec import packb
 from swarmnode.crdt.values import pack_vector
 from swarmnode.errors import BadRequest, QuotaExceeded
-from swarmnode.service.chain import Next
+from swarmnode.service.chain import Hooks, Next
 from swarmnode.service.ops.base import NodeServices
-from swarmnode.service.table import Request
+from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage import layout as L
 from swarmnode.storage.usage import vectors_of
 
@@ -57,14 +57,24 @@ class QuotaCheck:
         self.node = node
         self._reserved: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
 
-    async def __call__(self, req: Request, nxt: Next) -> Any:
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """A check, inline, of whether the write has a quota to keep (`limited`)."""
+        return Hooks(enter=self.limited)
+
+    def limited(self, req: Request) -> bool:
+        """Whether the request needs this step in full: a write of an agent with a quota."""
         who: Principal | None = req.notes.get("principal")
         reg = who.registration if who is not None else None
         if req.op not in SIZED_OPS or reg is None:
-            return await nxt(req)
+            return False
         quota = reg.quota
-        if quota.bytes is None and quota.entries is None and quota.vectors is None:
+        return not (quota.bytes is None and quota.entries is None and quota.vectors is None)
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        if not self.limited(req):
             return await nxt(req)
+        reg = req.notes["principal"].registration
+        quota = reg.quota
         want = self._estimate(req, reg.agent)
         have = self.node.store.catalog.usage_of(reg.agent)
         held = self._reserved[reg.agent]

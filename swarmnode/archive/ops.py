@@ -17,9 +17,9 @@ from swarmnode.archive.archiver import Archiver
 from swarmnode.archive.config import ArchiveConfig
 from swarmnode.crdt.entry import COUNTER, REGISTER
 from swarmnode.errors import BadRequest, NotFound
-from swarmnode.service.chain import Executor, Next, Service
+from swarmnode.service.chain import Executor, Hooks, Next, Service
 from swarmnode.service.ops.base import NodeServices, agent_of
-from swarmnode.service.table import Request
+from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage.ops import Incr, Op, Put, SAdd
 from swarmnode.storage.views import entry_view
 
@@ -143,12 +143,20 @@ class Reads:
         self.archiver = archiver
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
-        result = await nxt(req)
+        return self.noted(req, await nxt(req))
+
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """Only a note after the call: inline."""
+        return Hooks(leave=self.noted)
+
+    def noted(self, req: Request, result: Any) -> Any:
+        """`result`, once the entries it read are noted (in namespaces with
+        `archive_after`)."""
         if isinstance(result, dict):
-            catalog = self.node.store.catalog
+            namespace = self.node.store.catalog.namespace
             if req.op in ("get", "smembers"):
                 ns = result["ns"]
-                if catalog.namespace(ns).archive_after:
+                if namespace(ns).archive_after:
                     self.archiver.note_read(ns, result["key"])
                 return result
             if req.op == "vsearch":
@@ -156,7 +164,7 @@ class Reads:
             else:
                 hits = [(item["ns"], item["key"]) for item in result.get("items", ())]
             for ns, key in hits:
-                if catalog.namespace(ns).archive_after:
+                if namespace(ns).archive_after:
                     self.archiver.note_read(ns, key)
         return result
 

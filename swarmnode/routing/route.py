@@ -38,9 +38,9 @@ from swarmnode.placement.coverage import cover
 from swarmnode.routing import gather
 from swarmnode.routing.rpc import TIMED_OUT
 from swarmnode.routing.wire import not_ready, op_request, replica_request, result_of
-from swarmnode.service.chain import Next, Service
+from swarmnode.service.chain import NOTHING, Hooks, Next, Service
 from swarmnode.service.ops.base import NodeServices
-from swarmnode.service.table import TABLE, Request
+from swarmnode.service.table import TABLE, OpSpec, Request
 from swarmnode.storage.ops import Change, OpResult
 
 log = logging.getLogger("swarmnode.routing")
@@ -48,6 +48,7 @@ log = logging.getLogger("swarmnode.routing")
 KEYED_READS = frozenset({"get", "smembers"})
 KEYED_WRITES = frozenset({"put", "delete", "expire", "incr", "sadd", "srem"})
 SCATTERS = frozenset({"list", "search", "vsearch", "vsearch_many", "ns_stats"})
+ROUTED = KEYED_READS | KEYED_WRITES | SCATTERS
 
 
 def retryable(op: str, args: dict[str, Any]) -> bool:
@@ -87,22 +88,38 @@ class Route:
         self.service = service
         self.host = services.host
         self.config = self.host.node.config.placement
+        self._sharding = self.placement.map.sharding
+        """A namespace's sharding (None: held whole), from the node's partition map (one
+        for the node's life), bound once: `routed` asks it for every request."""
 
     @property
     def placement(self) -> Any:
         return self.host.node.placement
 
-    async def __call__(self, req: Request, nxt: Next) -> Any:
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """Nothing for an operation it never routes; otherwise a check, inline, of
+        whether this request needs routing (`routed`)."""
+        return Hooks(enter=self.routed) if spec.name in ROUTED else NOTHING
+
+    def routed(self, req: Request) -> bool:
+        """Whether the request needs this step in full: it is on a sharded namespace (or
+        on all namespaces), and did not come from another node."""
         if req.notes.get("remote") or not req.known:
+            return False
+        args = req.args
+        ns = args.get("ns")
+        if ns is None:
+            return req.op in ("search", "ns_stats")
+        if req.op == "get" and args.get("linearizable"):
+            return False
+        return type(ns) is str and self._sharding(ns) is not None
+
+    async def __call__(self, req: Request, nxt: Next) -> Any:
+        if not self.routed(req):
             return await nxt(req)
         op = req.op
-        if op == "get" and req.args.get("linearizable"):
-            return await nxt(req)
         if op in ("search", "ns_stats") and req.args.get("ns") is None:
             return await self._all_namespaces(req, nxt)
-        ns = req.args.get("ns")
-        if not isinstance(ns, str) or self.placement.sharding(ns) is None:
-            return await nxt(req)
         if op in KEYED_READS:
             return await self.read(req, nxt)
         if op in KEYED_WRITES:

@@ -43,19 +43,23 @@ class EntryOps:
         return {"ns": op.ns, "key": op.key, **result.value}
 
     async def get(self, req: Request) -> Any:
-        ns, key = req.args["ns"], req.args["key"]
-        if req.args["linearizable"]:
+        a = req.args
+        ns, key = a["ns"], a["key"]
+        if a["linearizable"]:
             return await self.consensus.read(ns, key)
+        store = self.store
         now = self.node.wall_ms()
-        with self.store.read() as txn:
-            entry = self.store.get_header(ns, key, txn)
-        if entry is not None and entry.orset is not None:
+        with store.read() as txn:
+            entry = store.get_header(ns, key, txn)
+        if entry is None:
+            raise NotFound(f"{key!r} not found in {ns!r}")
+        if entry.orset is not None:
             # A set is read whole; a big one must not stall the event loop.
             # Anything else is whole already in its header.
-            entry = await asyncio.to_thread(self.store.get, ns, key)
+            entry = await asyncio.to_thread(store.get, ns, key)
         view = None
-        if entry is not None and entry.ts > self.store.namespace(ns).cleared_at:
-            view = entry_view(ns, key, entry, now, with_vector=req.args["vector"])
+        if entry is not None and entry.ts > store.catalog.namespace(ns).cleared_at:
+            view = entry_view(ns, key, entry, now, with_vector=a["vector"])
         if view is None:
             raise NotFound(f"{key!r} not found in {ns!r}")
         return view
