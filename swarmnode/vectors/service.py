@@ -33,8 +33,8 @@ from swarmnode.errors import BadRequest, Conflict, NotFound, Unavailable
 from swarmnode.lazyimport import lazy_module
 from swarmnode.metrics import Registry, merge_tree
 from swarmnode.runtime.host import NodeHost
-from swarmnode.service.chain import Next, Service
-from swarmnode.service.table import Request
+from swarmnode.service.chain import NOTHING, Hooks, Next, Service
+from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
@@ -716,6 +716,29 @@ class Embed:
 
     def __init__(self, memory: VectorMemory) -> None:
         self.memory = memory
+
+    def hooks(self, spec: OpSpec) -> Hooks:
+        """Inline checks (no coroutine of its own on the chain): a put runs the step in
+        full only in a namespace with an embedder, a vsearch only for a text query."""
+        if spec.name == "put":
+            return Hooks(enter=self._put_embeds)
+        if spec.name == "ns_init":
+            return Hooks(enter=self._ns_init)
+        if spec.name == "vsearch":
+            return Hooks(enter=lambda req: req.args.get("text") is not None)
+        return NOTHING
+
+    def _put_embeds(self, req: Request) -> bool:
+        a = req.args
+        if self.memory.store.namespace(a["ns"]).embedder is not None:
+            return True
+        if a.pop("embedder", None) is not None:
+            raise BadRequest(f"put: namespace {a['ns']!r} names no embedder")
+        return False
+
+    def _ns_init(self, req: Request) -> bool:
+        self.memory.complete_ns_init(req)
+        return False
 
     async def __call__(self, req: Request, nxt: Next) -> Any:
         if req.op == "put":
