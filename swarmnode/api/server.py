@@ -464,7 +464,12 @@ class _Connection:
             if events:
                 deadline = None
             for event in events:
-                await self._handle(event)
+                if type(event) is Request:
+                    rest = self._start_request(event)
+                    if rest is not None:
+                        await rest
+                else:
+                    await self._handle(event)
             if not self._reserve(self._decoder.pending_frame):
                 await self._refuse_frame()
                 return
@@ -519,10 +524,8 @@ class _Connection:
             )
         self.abort()
 
-    async def _handle(self, event: Request | BadFrame | FrameTooLarge) -> None:
-        if isinstance(event, Request):
-            await self._start_request(event)
-        elif isinstance(event, BadFrame):
+    async def _handle(self, event: BadFrame | FrameTooLarge) -> None:
+        if isinstance(event, BadFrame):
             self._server._bad_frames.inc()
             log.info("api_bad_frame conn=%d id=%s reason=%r", self.id, event.id, event.reason)
             await self._send_error(event.id, "bad_request", event.reason)
@@ -541,23 +544,28 @@ class _Connection:
                 "closing the connection",
             )
 
-    async def _start_request(self, request: Request) -> None:
+    def _start_request(self, request: Request) -> Awaitable[None] | None:
+        """Start a request; what is left for the read loop to await, or None when done.
+
+        An eager op that finishes at once is answered here without a coroutine of its
+        own (most gets): the read loop awaits nothing unless the reply has to drain.
+        """
         self._server._requests.inc()
         if request.id in self._tasks:
-            await self._send_error(
+            return self._send_error(
                 request.id, "bad_request", f"request id {request.id} is already in flight"
             )
-            return
         if request.op == "cancel":
-            await self._cancel(request)
-            return
+            return self._cancel(request)
         if request.op in self._server.eager_ops and not self._slots.locked():
-            await self._start_eagerly(request)
-            return
+            return self._start_eagerly(request)
+        return self._start_task(request)
+
+    async def _start_task(self, request: Request) -> None:
         await self._slots.acquire()
         self._tasks[request.id] = asyncio.create_task(self._run(request))
 
-    async def _start_eagerly(self, request: Request) -> None:
+    def _start_eagerly(self, request: Request) -> Awaitable[None] | None:
         """Run the request up to its first wait here; only what has to wait gets a task."""
         context = RequestContext(self.id, request.id, self._limits, self.session)
         coroutine = self._server._dispatch(request.op, request.args, context)
@@ -565,17 +573,15 @@ class _Connection:
             pending = coroutine.send(None)
         except StopIteration as finished:
             result = finished.value
-            if isinstance(result, AsyncIterator):
-                await self._slots.acquire()
-                self._tasks[request.id] = asyncio.create_task(self._run(request, _ready(result)))
-            else:
-                await self._send(self._result_frame(request.id, result))
-            return
+            if type(result) is not dict and isinstance(result, AsyncIterator):
+                return self._continue(request, _ready(result))
+            return self._send_now(self._result_frame(request.id, result))
         except Exception as exc:
-            await self._send_failure(request, exc)
-            return
+            return self._send_failure(request, exc)
+        return self._continue(request, resume(coroutine, pending))
+
+    async def _continue(self, request: Request, started: Awaitable[Any]) -> None:
         await self._slots.acquire()
-        started = resume(coroutine, pending)
         self._tasks[request.id] = asyncio.create_task(self._run(request, started))
 
     async def _send_failure(self, request: Request, exc: Exception) -> None:
@@ -711,6 +717,12 @@ class _Connection:
         await self._send(self._error_frame(request_id, code, message))
 
     async def _send(self, frame: bytes) -> None:
+        drain = self._send_now(frame)
+        if drain is not None:
+            await drain
+
+    def _send_now(self, frame: bytes) -> Awaitable[None] | None:
+        """Write `frame`; the drain to await when the transport holds some of it, else None."""
         writer = self._writer
         if writer.is_closing():
             raise ConnectionResetError("connection is closing")
@@ -718,7 +730,8 @@ class _Connection:
         # Nothing left buffered: the frame went out whole, so the transport is far below
         # its high-water mark and drain() would return at once (three coroutine frames).
         if writer.transport.get_write_buffer_size():
-            await writer.drain()
+            return writer.drain()
+        return None
 
 
 async def _ready(value: Any) -> Any:

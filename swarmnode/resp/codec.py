@@ -426,6 +426,8 @@ class Encoder:
 
     @staticmethod
     def _simple(value: str) -> bytes:
+        if value == "OK":
+            return b"+OK\r\n"
         return b"+%s\r\n" % value.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")
 
     @staticmethod

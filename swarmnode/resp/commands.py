@@ -21,7 +21,7 @@ import platform
 import sys
 import time
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ from swarmnode.resp.glob import compile_glob, literal_prefix
 from swarmnode.resp.keys import DEFAULT_NS, KeyMap, redis_name
 from swarmnode.resp.limits import RespLimits
 from swarmnode.resp.pubsub import Subscriptions
+from swarmnode.resp.routes import Route, routes
 from swarmnode.resp.session import Session
 from swarmnode.resp.table import Spec, command_docs, command_info
 
@@ -60,9 +61,6 @@ REDIS_VERSION = "8.0.0"
 """What HELLO and INFO claim: the Redis version whose commands (vector sets) this speaks."""
 SCAN_PAGE = 10_000
 """Keys read per `list` call while KEYS walks a namespace."""
-SUBSCRIBED_OK = frozenset(
-    {b"subscribe", b"psubscribe", b"unsubscribe", b"punsubscribe", b"ping", b"quit", b"reset"}
-)
 
 
 def wall_ms() -> int:
@@ -143,7 +141,8 @@ class Commands:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits or RespLimits()
-        self._dispatch = dispatch
+        self.dispatch = dispatch
+        """The node's operations; the hot handlers call it directly (one coroutine less)."""
         self._authenticate = authenticate
         self._server_stats = server_stats or dict
         self._clock = clock
@@ -152,49 +151,59 @@ class Commands:
         self.started = clock()
         self.keys = KeyMap(self._ns_list, clock, self.limits.namespace_cache_s)
         self.cursors = ScanCursors(self.limits.max_scan_cursors)
-        self.table: dict[bytes, Spec] = {spec.name.encode(): spec for spec in COMMANDS}
+        self.routes = routes(COMMANDS)
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
 
     async def _ns_list(self) -> dict[str, Any]:
-        return await self._dispatch("ns_list", {}, self.ctx)
+        return await self.dispatch("ns_list", {}, self.ctx)
 
     async def call(self, s: Session, op: str, **args: Any) -> Any:
         """One node operation on behalf of `s`."""
-        return await self._dispatch(op, args, s.ctx)
+        return await self.dispatch(op, args, s.ctx)
 
     async def call_quiet(self, s: Session, op: str, **args: Any) -> Any:
         """`call`, with None for `not_found`."""
         try:
-            return await self._dispatch(op, args, s.ctx)
+            return await self.dispatch(op, args, s.ctx)
         except SwarmError as exc:
             if exc.code == "not_found":
                 return None
             raise
 
-    async def execute(self, s: Session, argv: list[bytes]) -> Any:
-        """The reply to one command (an ErrorReply for errors, never raised)."""
-        spec = self.table.get(argv[0].lower())
-        if spec is None:
+    def route(self, name: bytes) -> Route | None:
+        """The table's entry for a command name as sent (any case); None if unknown."""
+        return self.routes.get(name) or self.routes.get(name.lower())
+
+    def begin(
+        self, route: Route | None, s: Session, argv: list[bytes]
+    ) -> Coroutine[Any, Any, Any] | ErrorReply:
+        """The command's handler, not yet started, or the error that refuses it.
+
+        The handler's coroutine raises `ErrorReply` or `SwarmError` for a failed
+        command; `failed` turns either into its reply. The caller steps the
+        coroutine itself, so a command that never waits needs no task.
+        """
+        if route is None:
             return self._error(unknown_command(argv))
-        if not spec.arity_ok(len(argv)):
-            return self._error(wrong_arity(spec.name))
-        if not s.authenticated and "no_auth" not in spec.flags:
+        argc = len(argv)
+        if argc < route.min_args or argc > route.max_args:
+            return self._error(wrong_arity(route.name))
+        if not s.authenticated and route.gated:
             return self._error(ErrorReply(NOAUTH))
-        if s.subscribed and not s.resp3 and spec.name.encode() not in SUBSCRIBED_OK:
+        if s.subscriptions is not None and not route.subscribed_ok and s.subscribed and not s.resp3:
             return self._error(
                 ErrorReply(
-                    f"ERR Can't execute '{spec.name}': only (P|S)SUBSCRIBE / "
+                    f"ERR Can't execute '{route.name}': only (P|S)SUBSCRIBE / "
                     "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 )
             )
-        self.calls[spec.name] += 1
-        try:
-            return await spec.handler(self, s, argv)  # type: ignore[misc]
-        except ErrorReply as exc:
-            return self._error(exc)
-        except SwarmError as exc:
-            return self._error(translate(exc))
+        self.calls[route.name] += 1
+        return route.handler(self, s, argv)
+
+    def failed(self, exc: ErrorReply | SwarmError) -> ErrorReply:
+        """The reply to a command whose handler raised `exc` (counted among the errors)."""
+        return self._error(exc if isinstance(exc, ErrorReply) else translate(exc))
 
     def _error(self, exc: ErrorReply) -> ErrorReply:
         self.errors[exc.text.split(" ", 1)[0]] += 1
@@ -426,21 +435,37 @@ async def cmd_info(c: Commands, s: Session, argv: list[bytes]) -> Any:
 
 
 async def _get_view(c: Commands, s: Session, raw: bytes) -> dict[str, Any] | None:
-    ns, key = await c.keys.resolve(raw)
-    return await c.call_quiet(s, "get", ns=ns, key=key)
+    ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
+    try:
+        return await c.dispatch("get", {"ns": ns, "key": key}, s.ctx)
+    except SwarmError as exc:
+        if exc.code == "not_found":
+            return None
+        raise
 
 
 async def cmd_get(c: Commands, s: Session, argv: list[bytes]) -> Any:
-    view = await _get_view(c, s, argv[1])
-    if view is None:
-        return None
+    # `_get_view` inlined: GET is the hottest command, and a coroutine layer costs about as
+    # much as mapping the key.
+    raw = argv[1]
+    ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
+    try:
+        view = await c.dispatch("get", {"ns": ns, "key": key}, s.ctx)
+    except SwarmError as exc:
+        if exc.code == "not_found":
+            return None
+        raise
     if view["type"] == "set":
         raise ErrorReply(WRONGTYPE)
     return reply_value(view)
 
 
 async def cmd_set(c: Commands, s: Session, argv: list[bytes]) -> Any:
-    ns, key = await c.keys.resolve(argv[1])
+    raw = argv[1]
+    ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
+    if len(argv) == 3:
+        await c.dispatch("put", {"ns": ns, "key": key, "value": stored_value(argv[2])}, s.ctx)
+        return OK
     args: dict[str, Any] = {"ns": ns, "key": key, "value": stored_value(argv[2])}
     get = False
     condition = expiry = None
@@ -473,7 +498,7 @@ async def cmd_set(c: Commands, s: Session, argv: list[bytes]) -> Any:
                 raise ErrorReply(WRONGTYPE)
             old = reply_value(view)
     try:
-        await c.call(s, "put", **args)
+        await c.dispatch("put", args, s.ctx)
     except SwarmError as exc:
         if exc.code in ("conflict", "not_found") and condition is not None:
             return old

@@ -64,12 +64,28 @@ class KeyMap:
         await self.namespaces()
         return self._dims.get(ns)
 
-    async def resolve(self, raw: bytes) -> tuple[str, str]:
-        """(namespace, key) for a Redis key."""
+    def resolve_now(self, raw: bytes) -> tuple[str, str] | None:
+        """(namespace, key) for a Redis key without waiting; None if the list must be read
+        first (`resolve` then reads it). Most keys resolve here: the list is rarely stale."""
         key = decode_key(raw)
         colon = key.find(":")
         if colon <= 0 or colon == len(key) - 1:
             return DEFAULT_NS, key
+        read_at = self._read_at
+        if read_at is None or self._clock() - read_at >= self._ttl:
+            return None
+        ns = key[:colon]
+        if ns in self._names:
+            return ns, key[colon + 1 :]
+        return DEFAULT_NS, key
+
+    async def resolve(self, raw: bytes) -> tuple[str, str]:
+        """(namespace, key) for a Redis key."""
+        found = self.resolve_now(raw)
+        if found is not None:
+            return found
+        key = decode_key(raw)
+        colon = key.find(":")
         ns = key[:colon]
         if ns in await self.namespaces():
             return ns, key[colon + 1 :]

@@ -7,7 +7,7 @@ RESP requires (the msgpack API replies in completion order instead).
 Order of effects is Redis's too: a command starts only once every earlier
 command of its connection has finished, so a pipelined `SET k v; GET k` reads
 its own write and `HELLO 3` changes the protocol of exactly the replies after
-it. The one exception keeps pipelined writes fast: a blind write (`BLIND_WRITES`:
+it. The one exception keeps pipelined writes fast: a blind write (`BLIND_WRITES` in routes.py:
 SET without GET, INCR and friends, SADD, SREM, a one-key DEL, EXPIRE without
 conditions) may start while only blind writes are still running, because the
 node queues a write for its group commit before it waits, in the order the
@@ -70,37 +70,19 @@ from swarmnode.api.unixsock import (
     bind_unix,
     prepare_directory,
 )
+from swarmnode.errors import SwarmError
 from swarmnode.metrics import Registry, merge_tree
 from swarmnode.resp.codec import RESP2, RESP3, ErrorReply, ProtocolError, RequestParser
 from swarmnode.resp.commands import Authenticate, Commands
 from swarmnode.resp.limits import RespLimits
+from swarmnode.resp.routes import Route
 from swarmnode.resp.session import Session
 
 log = logging.getLogger("swarmnode.resp")
 
-BLIND_WRITES = frozenset(
-    {b"set", b"incr", b"incrby", b"decr", b"decrby", b"sadd", b"srem", b"del", b"unlink",
-     b"expire", b"pexpire"}
-)  # fmt: skip
-"""Commands that hand the node exactly one write before they first wait (see `_blind`)."""
-
 
 class InsecureRespBind(ValueError):
     """A TCP bind off loopback without authentication or an explicit `insecure`."""
-
-
-def _blind(argv: list[bytes]) -> bool:
-    """True for a write whose effect is queued before it waits, with nothing read first."""
-    name = argv[0].lower()
-    if name not in BLIND_WRITES:
-        return False
-    if name == b"set":
-        return not any(a.upper() == b"GET" for a in argv[3:])
-    if name in (b"del", b"unlink"):
-        return len(argv) == 2
-    if name in (b"expire", b"pexpire"):
-        return len(argv) == 3
-    return True
 
 
 def check_tcpbind_unix(host: str, *, insecure: bool, auth_required: bool) -> None:
@@ -307,14 +289,15 @@ class _Connection(asyncio.Protocol):
         self._limits = server.limits
         self._parser = RequestParser(self._limits.codec)
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
         self.session: Session | None = None
         self._replies: deque[bytes | asyncio.Task[bytes]] = deque()
         """Replies in request order: encoded, or the task still computing one."""
         self._running = 0
         self._running_blind = True
         """Whether every running command is a blind write (so another may start beside them)."""
-        self._backlog: deque[list[bytes]] = deque()
-        """Commands parsed but waiting for earlier ones to finish."""
+        self._backlog: deque[tuple[list[bytes], Route | None, bool]] = deque()
+        """Commands parsed but waiting for earlier ones to finish (argv, route, blind)."""
         self._out: list[bytes] = []
         self._reading = True
         self._write_paused = False
@@ -396,43 +379,51 @@ class _Connection(asyncio.Protocol):
     # --- running commands in order -----------------------------------------------------
 
     def _submit(self, argv: list[bytes]) -> None:
-        if self._backlog or not self._may_start(argv):
-            self._backlog.append(argv)
-            self._drained.clear()
-            self._update_reading()
+        route = self._commands.route(argv[0])
+        blind = route is not None and route.blind is not None and route.blind(argv)
+        if self._backlog or not (self._running == 0 or (self._running_blind and blind)):
+            self._backlog.append((argv, route, blind))
             return
-        self._start(argv)
+        self._start(argv, route, blind)
 
-    def _may_start(self, argv: list[bytes]) -> bool:
-        return self._running == 0 or (self._running_blind and _blind(argv))
-
-    def _start(self, argv: list[bytes]) -> None:
+    def _start(self, argv: list[bytes], route: Route | None, blind: bool) -> None:
+        """Run the command up to its first wait; its reply is queued, or a task finishes it."""
         session = self.session
         assert session is not None
-        coroutine = self._commands.execute(session, argv)
-        try:
-            pending = coroutine.send(None)
-        except StopIteration as finished:
-            self._reply(self._encode(finished.value))
-            return
-        except Exception as exc:
-            self._reply(self._encode(self._internal(argv, exc)))
-            return
-        if self._running == 0:
-            self._running_blind = True
-        self._running += 1
-        self._running_blind = self._running_blind and _blind(argv)
-        task = asyncio.get_running_loop().create_task(self._finish(argv, coroutine, pending))
-        task.add_done_callback(self._task_done)
-        self._replies.append(task)
-        self._drained.clear()
-        self._update_reading()
+        work = self._commands.begin(route, session, argv)
+        if isinstance(work, ErrorReply):
+            value: Any = work
+        else:
+            try:
+                pending = work.send(None)
+            except StopIteration as finished:
+                value = finished.value
+            except (ErrorReply, SwarmError) as exc:
+                value = self._commands.failed(exc)
+            except Exception as exc:
+                value = self._internal(argv, exc)
+            else:
+                if self._running == 0:
+                    self._running_blind = True
+                self._running += 1
+                self._running_blind = self._running_blind and blind
+                task = self._loop.create_task(self._finish(argv, work, pending))
+                task.add_done_callback(self._task_done)
+                self._replies.append(task)
+                return
+        data = self._encode(value)
+        if self._replies:
+            self._replies.append(data)
+        else:
+            self._out.append(data)
 
     async def _finish(
         self, argv: list[bytes], coroutine: Coroutine[Any, Any, Any], pending: Any
     ) -> bytes:
         try:
             value = await resume(coroutine, pending)
+        except (ErrorReply, SwarmError) as exc:
+            value = self._commands.failed(exc)
         except Exception as exc:
             value = self._internal(argv, exc)
         return self._encode(value)
@@ -461,8 +452,9 @@ class _Connection(asyncio.Protocol):
         if self._lost:
             return
         self._collect()
-        while self._backlog and self._may_start(self._backlog[0]):
-            self._start(self._backlog.popleft())
+        backlog = self._backlog
+        while backlog and (self._running == 0 or (self._running_blind and backlog[0][2])):
+            self._start(*backlog.popleft())
             if self._closing:
                 self._backlog.clear()
         self._collect()
@@ -485,12 +477,16 @@ class _Connection(asyncio.Protocol):
             replies.popleft()
 
     def _flush(self) -> None:
+        """Write what is ready in one call; then whether to read on (once per read, not per
+        command: pausing matters only when the loop next polls)."""
         transport = self._transport
-        if self._out and transport is not None and not self._lost:
-            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        out = self._out
+        if out and transport is not None and not self._lost:
             self._out = []
-            transport.write(data)
-        if not self._replies and not self._backlog:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self._replies or self._backlog:
+            self._drained.clear()
+        else:
             self._drained.set()
             if self._closing and transport is not None:
                 transport.close()

@@ -44,6 +44,23 @@ def test_a_thousand_pipelined_commands_in_one_write_come_back_in_order(
     assert replies[2::2] == [str(i).encode() for i in range(1, 500)]
 
 
+def test_command_names_match_in_any_case(resp_node: RespNode, unique: Callable[[str], str]) -> None:
+    k = unique("case")
+    with RawResp(resp_node.socket) as c:
+        c.send(
+            encode_command("set", k, "v")
+            + encode_command("GeT", k)
+            + encode_command("GET", k)
+            + encode_command("NoSuch", k)
+        )
+        assert c.replies(4) == [
+            SimpleString("OK"),
+            b"v",
+            b"v",
+            ErrorReply(f"ERR unknown command 'NoSuch', with args beginning with: '{k}' "),
+        ]
+
+
 @pytest.mark.parametrize(
     ("garbage", "error"),
     [
