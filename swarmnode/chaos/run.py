@@ -282,8 +282,14 @@ def _shield() -> None:
 
 
 def run_chaos(opts: ChaosOptions) -> ChaosResult:
-    """The whole run; always cleans up what it made."""
+    """The whole run; always cleans up what it made.
+
+    An interrupted run (Ctrl-C, SIGTERM) raises KeyboardInterrupt after its
+    cleanup and leaves SIGINT and SIGTERM ignored: the caller is on its way out,
+    and a further Ctrl-C, however soon after the cleanup, must not turn its
+    orderly exit into a death by signal."""
     previous = _install_sigterm()
+    interrupted = False
     stale = sweep_stale() + sweep_stale_mounts()
     if stale:
         _say(f"removed {len(stale)} namespaces and links left by earlier runs")
@@ -422,6 +428,9 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
 
         write_outputs(result, history)
         return result
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         _shield()
         if history is not None:
@@ -434,8 +443,9 @@ def run_chaos(opts: ChaosOptions) -> ChaosResult:
             shutil.rmtree(base, ignore_errors=True)
         else:
             _say(f"kept the nodes' data and logs in {base}")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        if not interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _wait(check: Any, timeout: float) -> tuple[float | None, Any, Any]:
