@@ -104,8 +104,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=50, help="puts per transaction")
     parser.add_argument("--batches", type=int, default=100, help="measured transactions")
     parser.add_argument("--runs", type=int, default=5, help="CPU-time rounds")
-    parser.add_argument("--op", choices=["put", "merge"], default="put",
-                        help="client puts, or the same writes arriving from a peer")
+    parser.add_argument(
+        "--op",
+        choices=["put", "merge"],
+        default="put",
+        help="client puts, or the same writes arriving from a peer",
+    )
     args = parser.parse_args()
     trees = [(name, Path(path)) for name, _, path in (t.partition("=") for t in args.tree)]
     cpu: dict[str, list[float]] = {name: [] for name, _ in trees}
@@ -121,14 +125,17 @@ def main() -> int:
         per_put = (full - empty) / (args.batches * args.batch)
         rows.append((name, statistics.median(cpu[name]), per_put))
         print(f"{name}: {per_put:,.0f} instructions per put", file=sys.stderr, flush=True)
-    print(f"Store.apply per {args.op}, batches of {args.batch} (fsync off); load average "
-          f"{os.getloadavg()[0]:.1f} after the run.\n")
+    print(
+        f"Store.apply per {args.op}, batches of {args.batch} (fsync off); load average "
+        f"{os.getloadavg()[0]:.1f} after the run.\n"
+    )
     print("| code | user CPU µs per put (median) | rounds | instructions per put |")
     print("|---|---:|---|---:|")
     for name, median_us, per_put in rows:
         rounds = ", ".join(f"{x:.1f}" for x in cpu[name])
         print(f"| {name} | {median_us:.1f} | {rounds} | {per_put:,.0f} |")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

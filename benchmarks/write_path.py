@@ -148,9 +148,7 @@ def main() -> int:
     for r in range(args.runs):
         order = trees if r % 2 == 0 else trees[::-1]
         for name, path in order:
-            got[name, "node put"].append(
-                node_put(path, args.puts, args.clients, args.dir, f"r{r}")
-            )
+            got[name, "node put"].append(node_put(path, args.puts, args.clients, args.dir, f"r{r}"))
             got[name, "write path"].append(in_process(path, "write", args.batches, args.dir))
             got[name, "peer merge"].append(in_process(path, "merge", args.batches, args.dir))
             got[name, "gossip"].append(in_process(path, "gossip", args.batches, args.dir))

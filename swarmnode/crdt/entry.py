@@ -120,8 +120,10 @@ class Entry:
         """Whether any kind is live: `live_kinds` without building the list (every write
         asks this several times)."""
         reg = self.reg
-        if reg is not None and not reg.deleted and (
-            reg.expires_at is None or now_ms < reg.expires_at
+        if (
+            reg is not None
+            and not reg.deleted
+            and (reg.expires_at is None or now_ms < reg.expires_at)
         ):
             return True
         return bool(

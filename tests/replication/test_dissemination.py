@@ -137,7 +137,6 @@ def test_when_rounds_reach_every_peer_each_gets_a_delta_direct_copies_times_a_ro
         assert times[1] - times[0] >= 0.2 - 1e-9
 
 
-
 def test_a_backlog_forwarded_from_one_peer_reaches_the_other_every_copy():
     # A forwarder's backlog, all of it from peer 0, drained in rounds of 1 KiB: rounds
     # reach both peers, peer 0 gets nothing back, and peer 1 still gets every copy.
@@ -155,6 +154,7 @@ def test_a_backlog_forwarded_from_one_peer_reaches_the_other_every_copy():
         t += 0.2
         assert t < 100
     assert copies == {f"k{i:03d}": 2 for i in range(500)}
+
 
 def test_a_direct_round_fills_each_message_first_fit_with_later_smaller_deltas():
     d = make(max_message_bytes=200)
