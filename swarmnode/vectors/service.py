@@ -486,38 +486,30 @@ class VectorMemory:
         the first round of all of them in one batched index search, any further rounds query
         by query; with the cyclic collector paused (see `collector`)."""
         with collector_paused():
-            return self._search_batch(space, queries, k, flt, ef, outside)
-
-    def _search_batch(
-        self,
-        space: Space,
-        queries: np.ndarray,
-        k: int,
-        flt: Filter | None,
-        ef: int | None,
-        outside: AbstractSet[int],
-    ) -> tuple[list[dict[str, Any]], bool, int]:
-        rounds, exact, applied = self._index_search_many(
-            space, queries, k, flt, ef, set(outside), True
-        )
-        with self.store.read() as txn:
-            reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock(), rounds)
-            read = [
-                reading.items(hits, flt, query) for query, hits in zip(queries, rounds, strict=True)
-            ]
-        results = []
-        retries = 0
-        for query, (good, stale) in zip(queries, read, strict=True):
-            if not stale:
-                results.append({"items": [item for _, item in good[:k]]})  # as `_search` would
-                continue
-            items, clean, repeated = self._search(
-                space, query, k, flt, ef, True, outside, first=(good, stale, exact)
+            rounds, exact, applied = self._index_search_many(
+                space, queries, k, flt, ef, set(outside), True
             )
-            results.append({"items": items})
-            exact = exact and clean
-            retries += repeated
-        return results, exact, retries
+            with self.store.read() as txn:
+                reading = ReadBack(
+                    self.store, self.cache, space, txn, applied, self.clock(), rounds
+                )
+                read = [
+                    reading.items(hits, flt, query)
+                    for query, hits in zip(queries, rounds, strict=True)
+                ]
+            results = []
+            retries = 0
+            for query, (good, stale) in zip(queries, read, strict=True):
+                if not stale:
+                    results.append({"items": [item for _, item in good[:k]]})  # as `_search`
+                    continue
+                items, clean, repeated = self._search(
+                    space, query, k, flt, ef, True, outside, first=(good, stale, exact)
+                )
+                results.append({"items": items})
+                exact = exact and clean
+                retries += repeated
+            return results, exact, retries
 
     def _index_search(
         self,
