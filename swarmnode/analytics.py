@@ -336,9 +336,6 @@ class Analytics:
             _Ring(config.coarse_bucket_s, config.coarse_slots),
         )
         self._kinds: set[str] = set()
-        scale = config.latency
-        self._latency_scale = (scale.low, scale.steps_per_doubling, scale.buckets - 1)
-        """`LogScale.index` of request latencies, unpacked for `record`."""
         self._counters: dict[str, float] | None = None
         self._sampled_at: float | None = None
         self._repaired_at: float | None = None
@@ -355,16 +352,9 @@ class Analytics:
         error: str | None = None,
         hit: bool | None = None,
     ) -> None:
-        """One finished request: its op, namespace, latency, error code and read outcome.
-
-        On every request's path, so written flat: the head bucket and the latency's
-        histogram bucket are found inline rather than through `_bucket` and
-        `LogScale.index` (which say what they are)."""
+        """One finished request: its op, namespace, latency, error code and read outcome."""
         kind = op if op in self._kinds else self._kind(op)
-        fine = self._rings[0]
-        b = fine.current
-        if b is None or not fine.start <= now < fine.until:
-            b = self._bucket(now)
+        b = self._bucket(now)
         per_ns = b.ops.get(ns)
         if per_ns is None:
             space = self._namespace(b, ns)
@@ -375,13 +365,7 @@ class Analytics:
         hist = b.latency.get(kind)
         if hist is None:
             hist = b.latency[kind] = _Histogram(self.config.latency)
-        low, steps, top = self._latency_scale
-        index = 0 if seconds <= low else min(int(math.log2(seconds / low) * steps), top)
-        hist.counts[index] += 1
-        hist.count += 1
-        hist.total += seconds
-        if seconds > hist.max:
-            hist.max = seconds
+        hist.add(self.config.latency.index(seconds), seconds)
         if error is not None:
             code = self._kind(error)
             b.errors[code] = b.errors.get(code, 0) + 1
@@ -396,10 +380,7 @@ class Analytics:
         """One finished request counted under its op and `ns` alone, without its latency,
         error or read outcome: for a view that reports only counts (operations per agent)."""
         kind = op if op in self._kinds else self._kind(op)
-        fine = self._rings[0]
-        b = fine.current
-        if b is None or not fine.start <= now < fine.until:
-            b = self._bucket(now)
+        b = self._bucket(now)
         per_ns = b.ops.get(ns)
         if per_ns is None:
             per_ns = b.ops.setdefault(self._namespace(b, ns), {})
