@@ -712,26 +712,8 @@ class Measure:
         return self._done(req, result)
 
     def hooks(self, spec: OpSpec) -> Hooks:
-        """A reading of the clock before the call, the records after it: inline, with
-        what depends only on the operation (its hit rule, its registry series) bound
-        here once."""
-        op = spec.name
-        clock, record = self.clock, self.analytics.record
-        hit_of = _HIT_RULES.get(op, _no_hit)
-        ok: tuple[Any, Any] | None = None
-
-        def leave(req: Request, result: Any) -> Any:
-            nonlocal ok
-            now = clock()
-            seconds = now - req.notes[STARTED]
-            record(now, op, _namespace_of(req.args), seconds, hit=hit_of(result))
-            if ok is None:
-                ok = self._series(op, "ok")
-            ok[0].inc()
-            ok[1].observe(seconds)
-            return result
-
-        return Hooks(enter=self._start, leave=leave, fail=self._failed)
+        """A reading of the clock before the call, the records after it: inline."""
+        return Hooks(enter=self._start, leave=self._done, fail=self._failed)
 
     def _start(self, req: Request) -> bool:
         req.notes[STARTED] = self.clock()
