@@ -14,7 +14,6 @@ group commits.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -76,12 +75,12 @@ class Route:
 def route_of(spec: Spec) -> Route:
     if spec.handler is None:
         raise ValueError(f"command {spec.name} has no handler")
-    exact = spec.arity >= 0
+    min_args, max_args = spec.arity_bounds
     return Route(
         name=spec.name,
         handler=spec.handler,  # type: ignore[arg-type]
-        min_args=spec.arity if exact else -spec.arity,
-        max_args=spec.arity if exact else sys.maxsize,
+        min_args=min_args,
+        max_args=max_args,
         gated="no_auth" not in spec.flags,
         subscribed_ok=spec.name in SUBSCRIBED_OK,
         blind=BLIND_WRITES.get(spec.name),

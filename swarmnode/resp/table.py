@@ -11,6 +11,7 @@ returns, so the hints redis-cli shows are the table itself, not a second list.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +65,14 @@ class Spec:
     def arguments(self) -> list[dict[str, Any]]:
         return parse_syntax(self.syntax)
 
+    @property
+    def arity_bounds(self) -> tuple[int, int]:
+        """The least and the most arguments (the name included) the arity allows."""
+        return (self.arity, self.arity) if self.arity >= 0 else (-self.arity, sys.maxsize)
+
     def arity_ok(self, argc: int) -> bool:
-        return argc == self.arity if self.arity >= 0 else argc >= -self.arity
+        low, high = self.arity_bounds
+        return low <= argc <= high
 
 
 # --- syntax to COMMAND DOCS arguments ------------------------------------------------
