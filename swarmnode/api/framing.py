@@ -212,9 +212,6 @@ def parse_request(value: Any) -> Request:
     return Request(request_id, op, args)
 
 
-_NO_ARGS: Any = object()
-
-
 class RequestDecoder:
     """What the server feeds: frames become `Request` or `BadFrame`; `feed` never raises."""
 
@@ -237,20 +234,8 @@ class RequestDecoder:
         events: list[RequestEvent] = []
         for event in self._frames.feed(data):
             if type(event) is Frame:
-                value = event.value
-                if type(value) is dict:
-                    # A well-formed request, checked inline (parse_request's rules; it
-                    # words the error for anything else).
-                    request_id = value.get("id")
-                    op = value.get("op")
-                    args = value.get("args", _NO_ARGS)
-                    if args is _NO_ARGS:
-                        args = {}
-                    if type(request_id) is int and type(op) is str and type(args) is dict:
-                        events.append(Request(request_id, op, args))
-                        continue
                 try:
-                    events.append(parse_request(value))
+                    events.append(parse_request(event.value))
                 except RequestShapeError as exc:
                     events.append(BadFrame(exc.id, str(exc)))
             else:
