@@ -445,16 +445,9 @@ async def _get_view(c: Commands, s: Session, raw: bytes) -> dict[str, Any] | Non
 
 
 async def cmd_get(c: Commands, s: Session, argv: list[bytes]) -> Any:
-    # `_get_view` inlined: GET is the hottest command, and a coroutine layer costs about as
-    # much as mapping the key.
-    raw = argv[1]
-    ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
-    try:
-        view = await c.dispatch("get", {"ns": ns, "key": key}, s.ctx)
-    except SwarmError as exc:
-        if exc.code == "not_found":
-            return None
-        raise
+    view = await _get_view(c, s, argv[1])
+    if view is None:
+        return None
     if view["type"] == "set":
         raise ErrorReply(WRONGTYPE)
     return reply_value(view)
