@@ -40,30 +40,23 @@ class TaggedCache:
     def get(self, key: Hashable, tag: Any = None) -> Any:
         """The cached value, if present and stored with the same `tag` (a version digest)."""
         with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] != tag:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[1]
+            return self._find(key, tag)
 
     def get_many(self, keys: list[Hashable], tags: list[Any]) -> list[Any]:
         """`get` for each key with its tag (None for a miss), under one lock: a search reads
-        all its hits back at once, and a lock and a call per hit cost more than the lookup."""
-        out: list[Any] = []
-        items = self._items
+        all its hits back at once, and a lock per hit costs more than the lookup."""
         with self._lock:
-            for key, tag in zip(keys, tags, strict=True):
-                item = items.get(key)
-                if item is None or item[0] != tag:
-                    self.misses += 1
-                    out.append(None)
-                    continue
-                items.move_to_end(key)
-                self.hits += 1
-                out.append(item[1])
-        return out
+            return [self._find(key, tag) for key, tag in zip(keys, tags, strict=True)]
+
+    def _find(self, key: Hashable, tag: Any) -> Any:
+        """The lookup of `get` (the caller holds the lock)."""
+        item = self._items.get(key)
+        if item is None or item[0] != tag:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item[1]
 
     def put(self, key: Hashable, value: Any, tag: Any = None, nbytes: int | None = None) -> None:
         """Cache `value`; `nbytes` is its payload size (a numpy array's own by default)."""
