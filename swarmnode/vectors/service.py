@@ -442,6 +442,7 @@ class VectorMemory:
         ef: int | None,
         outside: AbstractSet[int],
     ) -> tuple[list[dict[str, Any]], bool]:
+        """(items, exact) of a search run on a worker thread, repeating rounds as it must."""
         items, exact, retries = await asyncio.to_thread(
             self._search, space, query, k, flt, ef, True, outside
         )
