@@ -232,16 +232,20 @@ class VectorMemory:
         a = req.args
         ns = a["ns"]
         definition, k, ef, flt = self._checked("vsearch", a)
-        await self._fresh(ns)
-        query = await self._query_vector(req, definition)
+        if not self._fresh_now():
+            await self._fresh(ns)
+        query = self._given_vector(req, definition)
+        if query is None:
+            query = await asyncio.to_thread(self._vector_of_key, ns, a["key"])
         space = self._space("vsearch", ns)
-        reply = self._head(definition)
         if space is None:
-            return {**reply, "exact": True, "items": []}
+            return self._reply(definition, True, items=[])
         outside = self._outside(space, definition)
-        items, exact = await self._run_search(space, query, k, flt, ef, outside)
+        found = self._search_on_loop(space, query, k, flt, ef, outside)
+        if found is None:
+            found = await self._search_off_loop(space, query, k, flt, ef, outside)
         self._searches.inc()
-        return {**reply, "exact": exact, "items": items}
+        return self._reply(definition, found[1], items=found[0])
 
     async def vsearch_many(self, req: Request) -> Any:
         """Many queries in one request: one hnswlib call per shard for all of them (the
@@ -252,18 +256,18 @@ class VectorMemory:
         definition, k, ef, flt = self._checked("vsearch_many", a)
         check_embedder("vsearch_many", definition, a.get("embedder"))
         queries = query_matrix(a["vectors"], definition)
-        await self._fresh(ns)
+        if not self._fresh_now():
+            await self._fresh(ns)
         space = self._space("vsearch_many", ns)
-        reply = self._head(definition)
         if space is None:
-            return {**reply, "exact": True, "results": [{"items": []} for _ in queries]}
+            return self._reply(definition, True, results=[{"items": []} for _ in queries])
         outside = self._outside(space, definition)
         results, exact, retries = await asyncio.to_thread(
             self._search_many, space, queries, k, flt, ef, outside
         )
         self._retries.inc(retries)
         self._searches.inc(len(queries))
-        return {**reply, "exact": exact, "results": results}
+        return self._reply(definition, exact, results=results)
 
     def _checked(
         self, op: str, a: dict[str, Any]
@@ -283,6 +287,15 @@ class VectorMemory:
         if ef is not None and ef > self.cfg.max_ef:
             raise BadRequest(f"{op}: 'ef' must be between 1 and {self.cfg.max_ef}")
         return definition, k, ef, parse_filter(a.get("filter"))
+
+    def _fresh_now(self) -> bool:
+        """The index is loaded, working and holds every change committed so far: a search has
+        nothing to wait for (the common case, which then costs no coroutines)."""
+        return (
+            self._loaded.is_set()
+            and self.applied_seq >= self.enqueued_seq
+            and self.indexer.state != "failed"
+        )
 
     async def _fresh(self, ns: str) -> None:
         """Wait for the index to load and to hold what was committed before this request."""
@@ -307,12 +320,15 @@ class VectorMemory:
         return space
 
     @staticmethod
-    def _head(definition: NamespaceDef) -> dict[str, Any]:
+    def _reply(definition: NamespaceDef, exact: bool, **found: Any) -> dict[str, Any]:
+        """A search's reply: the namespace's head, exactness, and `items` or `results`."""
         return {
             "ns": definition.name,
             "metric": definition.metric,
             "better": BETTER[definition.metric],
             "embedder": definition.embedder,
+            "exact": exact,
+            **found,
         }
 
     async def _ready(self) -> None:
@@ -324,14 +340,16 @@ class VectorMemory:
         if self.indexer.state == "failed":
             raise Unavailable("vsearch: the vector index failed; see the node's log")
 
-    async def _query_vector(self, req: Request, definition: NamespaceDef) -> np.ndarray:
+    def _given_vector(self, req: Request, definition: NamespaceDef) -> np.ndarray | None:
+        """The query vector the request holds (sent, or embedded from its text), or None for a
+        query by key (read off the loop by the caller)."""
         a = req.args
         given = [n for n in ("vector", "key") if a.get(n) is not None]
         if len(given) != 1:
             raise BadRequest("vsearch: give exactly one of vector, text or key")
         ns, dim = definition.name, definition.dim
         if given[0] == "key":
-            return await asyncio.to_thread(self._vector_of_key, ns, a["key"])
+            return None
         if not req.notes.get("embedded"):
             check_embedder("vsearch", definition, a.get("embedder"))
         vector = query_array(a["vector"])
@@ -395,22 +413,36 @@ class VectorMemory:
         with space.lock.read():
             return space.labels_outside(ready, definition.partitions)
 
-    async def _run_search(
+    def _search_on_loop(
         self,
         space: Space,
         query: np.ndarray,
         k: int,
         flt: Filter | None,
         ef: int | None,
-        outside: AbstractSet[int] = frozenset(),
-    ) -> tuple[list[dict[str, Any]], bool]:
+        outside: AbstractSet[int],
+    ) -> tuple[list[dict[str, Any]], bool] | None:
+        """(items, exact) of a search cheap enough to run on the event loop and answered in
+        one clean round there; None: it belongs on a worker thread (`_search_off_loop`)."""
         cheap = flt is None and ef is None and not outside and len(space) > self.cfg.exact_below
-        if self.cfg.search_on_loop and cheap:
-            try:
-                items, exact, _ = self._search(space, query, k, flt, ef, blocking=False)
-                return items, exact
-            except Busy:
-                pass  # the indexer holds the namespace, or the index lags: go off the loop
+        if not (self.cfg.search_on_loop and cheap):
+            return None
+        try:
+            items, exact, _ = self._search(space, query, k, flt, ef, blocking=False)
+        except Busy:
+            return None  # the indexer holds the namespace, or the index lags
+        return items, exact
+
+    async def _search_off_loop(
+        self,
+        space: Space,
+        query: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """(items, exact) of a search run on a worker thread, repeating rounds as it must."""
         items, exact, retries = await asyncio.to_thread(
             self._search, space, query, k, flt, ef, True, outside
         )
