@@ -217,6 +217,30 @@ async def test_a_full_connection_stops_being_read_until_a_slot_frees(
         assert (await conn.frame())["result"] == "a"
 
 
+async def test_a_client_that_stops_reading_replies_stops_being_read(
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
+) -> None:
+    """Replies of a MiB pile up unread: the server starts no more than its in-flight slots
+    allow (one, eagerly: the first reply already overfills the transport), and serves the
+    rest once the client reads again."""
+    limits = ApiLimits(max_inflight_per_conn=4)
+    async with ApiServer(socket_path, dispatcher, limits, eager_ops):
+        conn = await open_raw()
+        await conn.send_bytes(
+            b"".join(
+                encode_frame({"id": i, "op": "big", "args": {"size": 1 << 20}})
+                for i in range(20)
+            )
+        )
+        await works(open_raw)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert 1 <= dispatcher.started.count("big") <= 4
+        replies = [await conn.frame() for _ in range(20)]
+        assert sorted(f["id"] for f in replies) == list(range(20))
+        assert all(f["result"] == b"x" * (1 << 20) for f in replies)
+
+
 async def test_a_stream_sends_its_events_then_an_end(server: ApiServer, open_raw: Any) -> None:
     conn = await open_raw()
     await conn.request(4, "count", n=3)
