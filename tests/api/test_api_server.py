@@ -149,6 +149,21 @@ async def test_a_truncated_frame_at_disconnect_is_counted_and_harmless(
     await works(open_raw)
 
 
+async def test_a_client_done_sending_still_gets_the_replies_of_running_requests(
+    server: ApiServer, open_raw: Any, dispatcher: Any
+) -> None:
+    """EOF from the client ends reading, not the connection: what runs still answers."""
+    conn = await open_raw()
+    await conn.request(1, "wait", gate="g", value="late")
+    await conn.request(2, "echo", now=True)
+    conn.writer.write_eof()
+    assert await conn.frame() == {"id": 2, "ok": True, "result": {"now": True}}
+    opener = await open_raw()
+    await opener.request(1, "open", gate="g")
+    assert (await opener.frame())["result"] is True
+    assert await conn.rest() == [{"id": 1, "ok": True, "result": "late"}]
+
+
 async def test_a_second_request_with_an_id_still_in_flight_is_refused(
     server: ApiServer, open_raw: Any, dispatcher: Any
 ) -> None:
