@@ -511,7 +511,7 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
-    def _end_reading(self, reason: str = "disconnect") -> None:
+    def _end_reading(self) -> None:
         """Read nothing more: give back the buffer budget, end the streams; the connection
         closes once what it runs has finished."""
         if not self._open:
@@ -519,7 +519,7 @@ class _Connection(asyncio.Protocol):
         self._open = False
         self._server.reserve(-self._reserved)
         self._reserved = 0
-        self._stop_streams(reason)
+        self._stop_streams("disconnect")
         self._update_reading()
         self._maybe_finish()
 
@@ -730,7 +730,10 @@ class _Connection(asyncio.Protocol):
 
     def _free_slot(self) -> None:
         self._running -= 1
-        self._run_backlog()
+        if self._backlog:
+            self._run_backlog()
+        else:
+            self._maybe_finish()
 
     async def _stream(self, stream_id: int, items: AsyncIterator[Any]) -> None:
         if self._stop_reason is not None or len(self._streams) >= self._limits.max_streams_per_conn:
