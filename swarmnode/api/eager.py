@@ -3,8 +3,8 @@
 Most requests (a get, a ping) finish without ever waiting, and for them a
 task of their own plus a turn of the event loop cost more than the
 operation. The servers therefore step a request's coroutine inside their
-read loop; if it finishes there, its reply goes out at once, and if it has to
-wait, `resume` lets a task await the rest as if the coroutine had started in
+read callback; if it finishes there, its reply goes out at once, and if it has
+to wait, `resume` lets a task await the rest as if the coroutine had started in
 it (what Python 3.12's eager task factory does, which 3.11 lacks).
 """
 

@@ -8,22 +8,35 @@ on the connection's own streams.
 Replies go out in completion order, so a slow request never holds up a fast
 one behind it.
 
+Each connection is an `asyncio.Protocol`: the transport calls `data_received`
+with what it read, the frame decoder turns it into requests, and replies go
+out through `transport.write`. There is no reader task per connection, and no
+stream objects between the socket and the decoder.
+
 Eager ops: most requests (a get, a search) finish without ever waiting, and for
 them a task of their own plus a turn of the event loop cost more than the
-operation. An op named in `eager_ops` therefore starts inside the read loop;
+operation. An op named in `eager_ops` therefore starts inside the read callback;
 if it finishes there, its reply is written at once, and if it has to wait, the
 rest of it continues in a task like any other request (the same thing Python
 3.12's eager task factory does, which 3.11 lacks). Until its first wait such an
-op runs as part of the connection's read task, so it must not enter
+op runs outside any task of its own (in the read callback, or in the task
+whose end freed the slot it waited for), so it must not enter
 `asyncio.timeout()`, call `asyncio.current_task()` or set a context variable
-before then: those would act on the read task, not on the request.
+before then: those would act on somebody else's task, or on none.
 
-Each connection runs at most `max_inflight_per_conn` requests at once; when
-that many are running the server stops reading from the socket, so a client
-that pipelines faster than the node works is slowed by the kernel's socket
-buffer rather than by the node's memory. A reply is written and drained before
-its slot is freed (or, for an eager op that finished at once, before the next
-frame is read), so a client that stops reading replies stops being read as well.
+Back-pressure. Each connection runs at most `max_inflight_per_conn` requests at
+once. A request read when that many are running waits, with every frame read
+after it, and the server stops reading the socket (`pause_reading`) until a slot
+frees; so a client that pipelines faster than the node works is slowed by the
+kernel's socket buffer rather than by the node's memory. Replies are written
+straight to the transport. A request running in a task waits, after writing its
+reply, while the transport holds more unsent bytes than its high-water mark,
+and only then frees its slot; a reply written from the read callback (an eager
+op that finished at once, an error) that finds the transport over that mark
+holds the connection: nothing more is started or read until it drains. So a
+client that stops reading replies stops being read as well, while a stream
+waiting for its client to catch up does not stop the client's `cancel` from
+being read.
 
 Streams: when dispatch returns an `AsyncIterator`, the reply is
 `{"stream": true}` and every item becomes an event frame `{"id", "event"}`.
@@ -39,10 +52,10 @@ Socket safety is `api/unixsock.py`'s: a private directory, mode 0600, a lock fil
 against a second server.
 
 Hostile or broken clients. Whatever a client sends, what it can make the node hold is
-bounded: one read chunk and the frame being received per connection, at most
-`max_connections` connections, and every partial frame counted, by the length its
-header declares, against `max_buffered_bytes` for all connections together (a header
-that would go past it closes its connection). A frame must arrive whole within
+bounded: one read chunk (with the frames decoded from it) and the frame being received
+per connection, at most `max_connections` connections, and every partial frame counted,
+by the length its header declares, against `max_buffered_bytes` for all connections
+together (a header that would go past it closes its connection). A frame must arrive whole within
 `frame_timeout` of the server starting to read it, so a client that stalls mid-frame is
 cut off and its buffer freed. An error reply never quotes more than `MAX_ERROR_MESSAGE`
 bytes of anything, so a reply cannot outgrow the request that caused it. Every refusal
@@ -63,6 +76,7 @@ import contextlib
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +90,7 @@ from swarmnode.api.framing import (
     FrameTooLarge,
     Request,
     RequestDecoder,
+    RequestEvent,
     encode_end,
     encode_error,
     encode_event,
@@ -94,8 +109,6 @@ from swarmnode.errors import SwarmError
 from swarmnode.metrics import Registry
 
 log = logging.getLogger("swarmnode.api")
-
-_READ_CHUNK = 64 * 1024
 
 
 class RequestContext(NamedTuple):
@@ -138,7 +151,7 @@ class ApiServer:
         self._lock_fd: int | None = None
         self._inode: int | None = None
         self._closing = False
-        self._connections: dict[_Connection, asyncio.Task[None]] = {}
+        self._connections: set[_Connection] = set()
         self._connection_ids = itertools.count(1)
         self.buffered_bytes = 0
         """Bytes reserved now for partial request frames, over all connections."""
@@ -252,8 +265,8 @@ class ApiServer:
         try:
             sock = bind_unix(path, self._limits.listen_backlog)
             self._inode = os.stat(path).st_ino
-            self._server = await asyncio.start_unix_server(
-                self._accept, sock=sock, backlog=self._limits.listen_backlog
+            self._server = await asyncio.get_running_loop().create_unix_server(
+                lambda: _Connection(self), sock=sock, backlog=self._limits.listen_backlog
             )
         except BaseException:
             if self._inode is not None:
@@ -273,15 +286,16 @@ class ApiServer:
         self._closing = True
         self._server.close()
         self._unlink_socket()
-        for connection in self._connections:
+        connections = list(self._connections)
+        for connection in connections:
             connection.shut_down()
-        tasks = list(self._connections.values())
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=self._limits.close_grace)
-            for connection, task in list(self._connections.items()):
-                if task in late:
-                    connection.abort()
+        running = [c.finished for c in connections if not c.finished.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=self._limits.close_grace)
             if late:
+                for connection in connections:
+                    if not connection.finished.done():
+                        connection.abort()
                 await asyncio.wait(late)
         await self._server.wait_closed()
         if self._lock_fd is not None:
@@ -331,25 +345,6 @@ class ApiServer:
         self.buffered_bytes_peak = max(self.buffered_bytes_peak, total)
         return True
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._closing or len(self._connections) >= self._limits.max_connections:
-            self._connections_refused.inc()
-            log.warning("api_connection_refused open=%d", len(self._connections))
-            reason = "node is shutting down" if self._closing else "too many connections"
-            self._count_error("unavailable", reason)
-            writer.write(encode_error(None, "unavailable", reason))
-            writer.close()
-            return
-        connection = _Connection(self, next(self._connection_ids), reader, writer)
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[connection] = task
-        self._connections_total.inc()
-        try:
-            await connection.serve()
-        finally:
-            del self._connections[connection]
-
     def _unlink_socket(self) -> None:
         """Remove the socket file, unless someone already replaced it with their own."""
         with contextlib.suppress(FileNotFoundError):
@@ -357,64 +352,201 @@ class ApiServer:
                 os.unlink(self._path)
 
 
-class _Connection:
-    """One client: a read loop, its running requests and its open streams."""
+class _Connection(asyncio.Protocol):
+    """One client: its frame decoder, the requests it has running, its open streams."""
 
-    def __init__(
-        self,
-        server: ApiServer,
-        connection_id: int,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
+    def __init__(self, server: ApiServer) -> None:
         self._server = server
         self._limits = server.limits
-        self.id = connection_id
-        self._reader = reader
-        self._writer = writer
+        self._dispatch = server._dispatch
+        self._eager_ops = server.eager_ops
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
         self._decoder = RequestDecoder(self._limits.max_frame)
-        self._slots = asyncio.Semaphore(self._limits.max_inflight_per_conn)
+        self.id = 0
+        self.session: Session | None = None
+        self.finished: asyncio.Future[None] = self._loop.create_future()
+        """Done once the connection has stopped reading, has nothing left to run and is
+        closed: what `ApiServer.close` waits for."""
+        self._open = False
+        """Reading requests: from `connection_made` until EOF, loss, shutdown or refusal."""
+        self._reading = True
+        """Whether the transport reads (not paused)."""
+        self._write_paused = False
+        """The transport holds more unsent bytes than its high-water mark."""
+        self._held = False
+        """A reply written here (not by a task) found the transport paused: act on nothing
+        more until it drains, as the read loop of a stream-based server would have waited."""
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._lost = False
+        self._running = 0
+        """Requests holding an in-flight slot."""
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._streams: dict[int, str | None] = {}
         """Open streams by id, with why they are being stopped (None while they run)."""
         self._stop_reason: str | None = None
         """Why the connection stopped taking streams: "disconnect" or "shutdown"."""
-        self._read_task: asyncio.Task[None] | None = None
+        self._backlog: deque[RequestEvent] = deque()
+        """Frames read but not acted on yet: slots were full, or the client stopped reading."""
+        self._timer: asyncio.TimerHandle | None = None
+        """Cuts the connection off when the frame under way is not whole in time."""
         self._reserved = 0
         """Bytes of the server's partial-frame budget this connection holds."""
-        self.session = Session(peer_uid(writer.get_extra_info("socket")))
 
     @property
     def inflight(self) -> int:
-        return len(self._tasks) - len(self._streams)
+        return self._running
 
     @property
     def streams_open(self) -> int:
         return len(self._streams)
 
-    async def serve(self) -> None:
+    # --- asyncio callbacks -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        server = self._server
+        if server._closing or len(server._connections) >= self._limits.max_connections:
+            server._connections_refused.inc()
+            log.warning("api_connection_refused open=%d", len(server._connections))
+            reason = "node is shutting down" if server._closing else "too many connections"
+            server._count_error("unavailable", reason)
+            self._write(encode_error(None, "unavailable", reason))
+            transport.close()
+            self.finished.set_result(None)
+            return
+        self.id = next(server._connection_ids)
+        self.session = Session(peer_uid(transport.get_extra_info("socket")))
+        self._open = True
+        server._connections.add(self)
+        server._connections_total.inc()
         log.debug("api_connection_open conn=%d", self.id)
-        self._read_task = asyncio.create_task(self._read_loop())
-        try:
-            await asyncio.wait([self._read_task])
-            self._stop_streams("disconnect")
-            if self._tasks:
-                await asyncio.wait(list(self._tasks.values()))
-        finally:
-            self._writer.close()
-            log.debug("api_connection_closed conn=%d", self.id)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._open:
+            return
+        decoder = self._decoder
+        events = decoder.feed(data)
+        if events:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._take(events)
+        if decoder.spent:
+            self._end_reading()
+        elif not self._reserve(decoder.pending_frame):
+            self._refuse_frame()
+        self._update_reading()
+
+    def eof_received(self) -> bool:
+        """The client sent everything it will: answer what runs, then close."""
+        if self._open and self._decoder.buffered:
+            self._server._truncated.inc()
+            log.info("api_truncated_frame conn=%d bytes=%d", self.id, self._decoder.buffered)
+        self._end_reading()
+        return True
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._held = False
+        self._wake_senders()
+        self._run_backlog()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._backlog.clear()
+        self._end_reading()
+        self._wake_senders()
+        self._maybe_finish()
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _take(self, events: list[RequestEvent]) -> None:
+        """Act on frames in order; the first that cannot start now waits with all after it."""
+        for index, event in enumerate(events):
+            if self._must_wait(event):
+                self._backlog.extend(events[index:])
+                return
+            self._act(event)
+
+    def _must_wait(self, event: RequestEvent) -> bool:
+        """Whether acting on `event` now would pass a bound: the client is not reading its
+        replies, or the request needs an in-flight slot and none is free."""
+        if self._held:
+            return True
+        return (
+            self._running >= self._limits.max_inflight_per_conn
+            and type(event) is Request
+            and event.op != "cancel"
+            and event.id not in self._tasks
+        )
+
+    def _run_backlog(self) -> None:
+        backlog = self._backlog
+        while backlog and not self._must_wait(backlog[0]):
+            self._act(backlog.popleft())
+        self._update_reading()
+        self._maybe_finish()
+
+    def _update_reading(self) -> None:
+        """Read while open, with no frame waiting and the client taking its replies; the
+        frame timeout runs only while reading, so time spent not reading never counts."""
+        want = self._open and not self._held and not self._backlog
+        transport = self._transport
+        if want != self._reading and transport is not None and not transport.is_closing():
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+        if want and self._decoder.buffered:
+            if self._timer is None:
+                self._timer = self._loop.call_later(
+                    self._limits.frame_timeout, self._frame_timed_out
+                )
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _end_reading(self) -> None:
+        """Read nothing more: give back the buffer budget, end the streams; the connection
+        closes once what it runs has finished."""
+        if not self._open:
+            return
+        self._open = False
+        self._server.reserve(-self._reserved)
+        self._reserved = 0
+        self._stop_streams("disconnect")
+        self._update_reading()
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        if self._open or self._backlog or self._tasks or self.finished.done():
+            return
+        if self._transport is not None:
+            self._transport.close()
+        self._server._connections.discard(self)
+        self.finished.set_result(None)
+        log.debug("api_connection_closed conn=%d", self.id)
 
     def shut_down(self) -> None:
         """Stop reading and end streams; running requests may still finish and reply."""
-        if self._read_task is not None:
-            self._read_task.cancel()
+        self._backlog.clear()
         self._stop_streams("shutdown")
+        self._end_reading()
 
     def abort(self) -> None:
-        """The grace period is over: cancel whatever still runs and drop the connection."""
+        """Cancel whatever still runs and drop the connection (grace over, or a stalled frame)."""
+        self._backlog.clear()
+        self._end_reading()
         for task in self._tasks.values():
             task.cancel()
-        self._writer.transport.abort()
+        if self._transport is not None:
+            self._transport.abort()
+        self._maybe_finish()
 
     def _stop_streams(self, reason: str) -> None:
         if self._stop_reason is None:
@@ -423,56 +555,6 @@ class _Connection:
             if stopping is None:
                 self._streams[stream_id] = reason
                 self._tasks[stream_id].cancel()
-
-    async def _read_loop(self) -> None:
-        try:
-            await self._read_frames()
-        except ConnectionError:
-            return
-        except Exception:
-            log.exception("api_connection_failed conn=%d", self.id)
-        finally:
-            self._server.reserve(-self._reserved)
-            self._reserved = 0
-
-    async def _read_frames(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None  # when the frame under way must be whole
-        while not self._decoder.spent:
-            if self._decoder.buffered:
-                # The clock starts when the server starts waiting for the rest, so time
-                # spent not reading (all in-flight slots taken) never counts against it.
-                if deadline is None:
-                    deadline = loop.time() + self._limits.frame_timeout
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await self._reader.read(_READ_CHUNK)
-                except TimeoutError:
-                    self._frame_timed_out()
-                    return
-            else:
-                deadline = None
-                data = await self._reader.read(_READ_CHUNK)
-            if not data:
-                if self._decoder.buffered:
-                    self._server._truncated.inc()
-                    log.info(
-                        "api_truncated_frame conn=%d bytes=%d", self.id, self._decoder.buffered
-                    )
-                return
-            events = self._decoder.feed(data)
-            if events:
-                deadline = None
-            for event in events:
-                if type(event) is Request:
-                    rest = self._start_request(event)
-                    if rest is not None:
-                        await rest
-                else:
-                    await self._handle(event)
-            if not self._reserve(self._decoder.pending_frame):
-                await self._refuse_frame()
-                return
 
     def _reserve(self, wanted: int) -> bool:
         """Hold `wanted` bytes of the server's budget for the frame now arriving."""
@@ -483,7 +565,7 @@ class _Connection:
         self._reserved = wanted
         return True
 
-    async def _refuse_frame(self) -> None:
+    def _refuse_frame(self) -> None:
         server = self._server
         server._over_budget.inc()
         log.log(
@@ -494,16 +576,20 @@ class _Connection:
             server.buffered_bytes,
             self._limits.max_buffered_bytes,
         )
-        await self._send_error(
-            None,
-            "unavailable",
-            f"the node already holds {server.buffered_bytes} bytes of partial frames; a "
-            f"frame of {self._decoder.pending_frame} bytes would pass the "
-            f"{self._limits.max_buffered_bytes}-byte limit; closing the connection",
+        self._write(
+            self._error_frame(
+                None,
+                "unavailable",
+                f"the node already holds {server.buffered_bytes} bytes of partial frames; a "
+                f"frame of {self._decoder.pending_frame} bytes would pass the "
+                f"{self._limits.max_buffered_bytes}-byte limit; closing the connection",
+            )
         )
+        self._end_reading()
 
     def _frame_timed_out(self) -> None:
         """Cut a client that stalled mid-frame: tell it why if it still reads, then drop it."""
+        self._timer = None
         self._server._timed_out.inc()
         log.log(
             _flood_level(self._server._timed_out.value),
@@ -513,23 +599,27 @@ class _Connection:
             self._decoder.pending_frame,
             self._limits.frame_timeout,
         )
-        if not self._writer.is_closing():
-            self._writer.write(
-                self._error_frame(
-                    None,
-                    "unavailable",
-                    f"frame not complete within {self._limits.frame_timeout:g}s; "
-                    "closing the connection",
-                )
+        self._write(
+            self._error_frame(
+                None,
+                "unavailable",
+                f"frame not complete within {self._limits.frame_timeout:g}s; "
+                "closing the connection",
             )
+        )
         self.abort()
 
-    async def _handle(self, event: BadFrame | FrameTooLarge) -> None:
-        if isinstance(event, BadFrame):
+    # --- requests ------------------------------------------------------------------------
+
+    def _act(self, event: RequestEvent) -> None:
+        if type(event) is Request:
+            self._start_request(event)
+        elif isinstance(event, BadFrame):
             self._server._bad_frames.inc()
             log.info("api_bad_frame conn=%d id=%s reason=%r", self.id, event.id, event.reason)
-            await self._send_error(event.id, "bad_request", event.reason)
+            self._write(self._error_frame(event.id, "bad_request", event.reason))
         else:
+            assert isinstance(event, FrameTooLarge)
             self._server._oversized.inc()
             log.info(
                 "api_frame_too_large conn=%d length=%d limit=%d",
@@ -537,58 +627,59 @@ class _Connection:
                 event.length,
                 event.limit,
             )
-            await self._send_error(
-                None,
-                "too_large",
-                f"frame of {event.length} bytes exceeds the {event.limit}-byte limit; "
-                "closing the connection",
+            self._write(
+                self._error_frame(
+                    None,
+                    "too_large",
+                    f"frame of {event.length} bytes exceeds the {event.limit}-byte limit; "
+                    "closing the connection",
+                )
             )
 
-    def _start_request(self, request: Request) -> Awaitable[None] | None:
-        """Start a request; what is left for the read loop to await, or None when done.
-
-        An eager op that finishes at once is answered here without a coroutine of its
-        own (most gets): the read loop awaits nothing unless the reply has to drain.
-        """
+    def _start_request(self, request: Request) -> None:
+        """Start a request (a slot is free). An eager op that finishes at once is answered
+        here without a coroutine or task of its own (most gets)."""
         self._server._requests.inc()
         if request.id in self._tasks:
-            return self._send_error(
-                request.id, "bad_request", f"request id {request.id} is already in flight"
+            self._write(
+                self._error_frame(
+                    request.id, "bad_request", f"request id {request.id} is already in flight"
+                )
             )
-        if request.op == "cancel":
-            return self._cancel(request)
-        if request.op in self._server.eager_ops and not self._slots.locked():
-            return self._start_eagerly(request)
-        return self._start_task(request)
+        elif request.op == "cancel":
+            self._cancel(request)
+        elif request.op in self._eager_ops:
+            self._start_eagerly(request)
+        else:
+            self._start_task(request, None)
 
-    async def _start_task(self, request: Request) -> None:
-        await self._slots.acquire()
-        self._tasks[request.id] = asyncio.create_task(self._run(request))
-
-    def _start_eagerly(self, request: Request) -> Awaitable[None] | None:
+    def _start_eagerly(self, request: Request) -> None:
         """Run the request up to its first wait here; only what has to wait gets a task."""
         context = RequestContext(self.id, request.id, self._limits, self.session)
-        coroutine = self._server._dispatch(request.op, request.args, context)
+        coroutine = self._dispatch(request.op, request.args, context)
         try:
             pending = coroutine.send(None)
         except StopIteration as finished:
             result = finished.value
             if type(result) is not dict and isinstance(result, AsyncIterator):
-                return self._continue(request, _ready(result))
-            return self._send_now(self._result_frame(request.id, result))
-        except Exception as exc:
-            return self._send_failure(request, exc)
-        return self._continue(request, resume(coroutine, pending))
-
-    async def _continue(self, request: Request, started: Awaitable[Any]) -> None:
-        await self._slots.acquire()
-        self._tasks[request.id] = asyncio.create_task(self._run(request, started))
-
-    async def _send_failure(self, request: Request, exc: Exception) -> None:
-        """Reply to a request whose dispatch raised: its error code, or `internal` for a bug."""
-        if isinstance(exc, SwarmError):
-            await self._send_error(request.id, exc.code, exc.message)
+                self._start_task(request, _ready(result))
+            else:
+                self._write(self._result_frame(request.id, result))
             return
+        except Exception as exc:
+            self._write(self._failure_frame(request, exc))
+            return
+        self._start_task(request, resume(coroutine, pending))
+
+    def _start_task(self, request: Request, started: Awaitable[Any] | None) -> None:
+        self._running += 1
+        self._tasks[request.id] = self._loop.create_task(self._run(request, started))
+
+    def _failure_frame(self, request: Request, exc: Exception) -> bytes:
+        """The reply to a request whose dispatch raised: its error code, or `internal` for
+        a bug."""
+        if isinstance(exc, SwarmError):
+            return self._error_frame(request.id, exc.code, exc.message)
         log.error(
             "api_dispatch_failed conn=%d id=%d op=%s",
             self.id,
@@ -596,43 +687,53 @@ class _Connection:
             request.op,
             exc_info=exc,
         )
-        await self._send_error(request.id, "internal", _describe(exc))
+        return self._error_frame(request.id, "internal", _describe(exc))
 
-    async def _cancel(self, request: Request) -> None:
+    def _cancel(self, request: Request) -> None:
         target = request.args.get("id")
         if type(target) is not int:
-            await self._send_error(request.id, "bad_request", "cancel needs an int id")
+            self._write(self._error_frame(request.id, "bad_request", "cancel needs an int id"))
             return
         found = self._streams.get(target, "absent") is None
         if found:
             self._streams[target] = "cancelled"
             self._tasks[target].cancel()
-        await self._send(encode_result(request.id, {"cancelled": found}))
+        self._write(encode_result(request.id, {"cancelled": found}))
 
-    async def _run(self, request: Request, started: Awaitable[Any] | None = None) -> None:
-        """Run a request (or the rest of one started eagerly) and send its reply."""
+    async def _run(self, request: Request, started: Awaitable[Any] | None) -> None:
+        """Run a request (or the rest of one started eagerly) and send its reply; the slot
+        is freed once the reply is written and drained (for a stream, once it started)."""
         holds_slot = True
         try:
             if started is None:
                 context = RequestContext(self.id, request.id, self._limits, self.session)
-                started = self._server._dispatch(request.op, request.args, context)
+                started = self._dispatch(request.op, request.args, context)
             try:
                 result = await started
             except Exception as exc:
-                await self._send_failure(request, exc)
+                await self._send(self._failure_frame(request, exc))
                 return
             if isinstance(result, AsyncIterator):
-                self._slots.release()
                 holds_slot = False
+                self._free_slot()
                 await self._stream(request.id, result)
             else:
                 await self._send(self._result_frame(request.id, result))
         except ConnectionError:
             log.debug("api_reply_lost conn=%d id=%d", self.id, request.id)
         finally:
-            if holds_slot:
-                self._slots.release()
             del self._tasks[request.id]
+            if holds_slot:
+                self._free_slot()
+            else:
+                self._maybe_finish()
+
+    def _free_slot(self) -> None:
+        self._running -= 1
+        if self._backlog:
+            self._run_backlog()
+        else:
+            self._maybe_finish()
 
     async def _stream(self, stream_id: int, items: AsyncIterator[Any]) -> None:
         if self._stop_reason is not None or len(self._streams) >= self._limits.max_streams_per_conn:
@@ -684,6 +785,8 @@ class _Connection:
                 return ("internal", _describe(exc))
             await self._send(self._event_frame(stream_id, item))
 
+    # --- replies -------------------------------------------------------------------------
+
     def _result_frame(self, request_id: int, result: Any) -> bytes:
         try:
             frame = encode_result(request_id, result)
@@ -713,25 +816,37 @@ class _Connection:
         self._server._count_error(code, message)
         return encode_error(request_id, code, message)
 
+    def _write(self, frame: bytes) -> None:
+        """Write a reply made outside any request's task; if the client is not reading its
+        replies, hold the connection until it does (nothing is sent once it is closing)."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(frame)
+        if self._write_paused:
+            self._held = True
+
     async def _send_error(self, request_id: int | None, code: str, message: str) -> None:
         await self._send(self._error_frame(request_id, code, message))
 
     async def _send(self, frame: bytes) -> None:
-        drain = self._send_now(frame)
-        if drain is not None:
-            await drain
-
-    def _send_now(self, frame: bytes) -> Awaitable[None] | None:
-        """Write `frame`; the drain to await when the transport holds some of it, else None."""
-        writer = self._writer
-        if writer.is_closing():
+        """Write `frame` from a task, then wait while the client is not reading replies."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
             raise ConnectionResetError("connection is closing")
-        writer.write(frame)
-        # Nothing left buffered: the frame went out whole, so the transport is far below
-        # its high-water mark and drain() would return at once (three coroutine frames).
-        if writer.transport.get_write_buffer_size():
-            return writer.drain()
-        return None
+        transport.write(frame)
+        if self._write_paused:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+            if self._lost:
+                raise ConnectionResetError("connection lost")
+
+    def _wake_senders(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 async def _ready(value: Any) -> Any:

@@ -149,6 +149,21 @@ async def test_a_truncated_frame_at_disconnect_is_counted_and_harmless(
     await works(open_raw)
 
 
+async def test_a_client_done_sending_still_gets_the_replies_of_running_requests(
+    server: ApiServer, open_raw: Any, dispatcher: Any
+) -> None:
+    """EOF from the client ends reading, not the connection: what runs still answers."""
+    conn = await open_raw()
+    await conn.request(1, "wait", gate="g", value="late")
+    await conn.request(2, "echo", now=True)
+    conn.writer.write_eof()
+    assert await conn.frame() == {"id": 2, "ok": True, "result": {"now": True}}
+    opener = await open_raw()
+    await opener.request(1, "open", gate="g")
+    assert (await opener.frame())["result"] is True
+    assert await conn.rest() == [{"id": 1, "ok": True, "result": "late"}]
+
+
 async def test_a_second_request_with_an_id_still_in_flight_is_refused(
     server: ApiServer, open_raw: Any, dispatcher: Any
 ) -> None:
@@ -215,6 +230,30 @@ async def test_a_full_connection_stops_being_read_until_a_slot_frees(
         assert replies == {2: "b", 3: {"n": 3}}
         dispatcher.open_gate("a")
         assert (await conn.frame())["result"] == "a"
+
+
+async def test_a_client_that_stops_reading_replies_stops_being_read(
+    socket_path: Path, dispatcher: Any, eager_ops: frozenset[str], open_raw: Any
+) -> None:
+    """Replies of a MiB pile up unread: the server starts no more than its in-flight slots
+    allow (one, eagerly: the first reply already overfills the transport), and serves the
+    rest once the client reads again."""
+    limits = ApiLimits(max_inflight_per_conn=4)
+    async with ApiServer(socket_path, dispatcher, limits, eager_ops):
+        conn = await open_raw()
+        await conn.send_bytes(
+            b"".join(
+                encode_frame({"id": i, "op": "big", "args": {"size": 1 << 20}})
+                for i in range(20)
+            )
+        )
+        await works(open_raw)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert 1 <= dispatcher.started.count("big") <= 4
+        replies = [await conn.frame() for _ in range(20)]
+        assert sorted(f["id"] for f in replies) == list(range(20))
+        assert all(f["result"] == b"x" * (1 << 20) for f in replies)
 
 
 async def test_a_stream_sends_its_events_then_an_end(server: ApiServer, open_raw: Any) -> None:
