@@ -146,7 +146,7 @@ class ApiServer:
         self._dispatch = dispatch
         self._limits = limits or ApiLimits()
         self.eager_ops = frozenset(eager_ops)
-        """Ops started inside the read loop (see the module docstring for the rule they obey)."""
+        """Ops started inside the read callback (the module docstring says what rule they obey)."""
         self._server: asyncio.AbstractServer | None = None
         self._lock_fd: int | None = None
         self._inode: int | None = None

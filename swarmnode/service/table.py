@@ -90,7 +90,7 @@ class OpSpec:
     kind: str = "read"
     """read | write | admin | stream"""
     eager: bool = True
-    """May start inside the API server's read loop (see api/server.py): quick ops that never
+    """May start inside the API server's read callback (see api/server.py): quick ops that never
     enter `asyncio.timeout()`, use the current task or set context variables before their
     first wait."""
     cli: Cli | None = None
