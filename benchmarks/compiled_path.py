@@ -23,6 +23,7 @@ Run: .venv/bin/python benchmarks/compiled_path.py [--rev HEAD] [--rounds 5] [--r
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +34,10 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from chain_cpu import one_round
+from instructions_per_op import measure
+from redis_compare import TESTS, Result, Server, benchmark, start_redis, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,35 +79,54 @@ def export(rev: str, dest: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
-def compile_tree(tree: Path, modules: tuple[str, ...]) -> float:
-    """Builds each module of `tree` with Cython beside its source; seconds it took.
+BUILD = """
+import json, os, sys
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+job = json.loads(sys.argv[1])
+cpus = os.cpu_count() or 1
+exts = [
+    Extension("swarmnode." + m.replace("/", "."), [f"{job['tree']}/swarmnode/{m}.py"])
+    for m in job["modules"]
+]
+setup(
+    name="swarmnode-compiled",
+    ext_modules=cythonize(exts, nthreads=cpus, quiet=True, compiler_directives=job["directives"]),
+    script_args=[
+        "build_ext", "-j", str(cpus), "--build-lib", job["lib"], "--build-temp", job["tmp"]
+    ],
+)
+"""
+"""The build, run in a child process: setuptools' `setup()` exits on error and reads the
+working directory's pyproject.toml, so it runs from a scratch directory."""
 
-    The build runs in a child process (setuptools' `setup()` exits on error and reads the
-    working directory's pyproject.toml) from a scratch directory, and the `.so` files are
-    copied into the tree."""
+
+def compile_tree(tree: Path, modules: tuple[str, ...]) -> float:
+    """Builds each module of `tree` with Cython beside its source; seconds it took."""
+    if importlib.util.find_spec("Cython") is None:
+        raise SystemExit("Cython is not installed here: pip install 'cython>=3,<4'")
     work = Path(tempfile.mkdtemp(prefix="cy-build-"))
-    script = (
-        "import sys\n"
-        "from setuptools import Extension, setup\n"
-        "from Cython.Build import cythonize\n"
-        "import json\n"
-        "tree, lib, tmp, modules, directives = sys.argv[1], sys.argv[2], sys.argv[3], "
-        "sys.argv[4].split(','), json.loads(sys.argv[5])\n"
-        "exts = [Extension('swarmnode.' + m.replace('/', '.'), [f'{tree}/swarmnode/{m}.py']) "
-        "for m in modules]\n"
-        "setup(name='swarmnode-compiled', ext_modules=cythonize(exts, nthreads=os_cpus, "
-        "quiet=True, compiler_directives=directives), script_args=['build_ext', "
-        "'--build-lib', lib, '--build-temp', tmp, '-j', str(os_cpus)])\n"
-    ).replace("os_cpus", str(os.cpu_count() or 1))
+    job = {
+        "tree": str(tree),
+        "modules": list(modules),
+        "directives": DIRECTIVES,
+        "lib": str(work / "lib"),
+        "tmp": str(work / "tmp"),
+    }
     started = time.perf_counter()
     try:
-        subprocess.run(
-            [sys.executable, "-c", script, str(tree), str(work / "lib"), str(work / "tmp"),
-             ",".join(modules), json.dumps(DIRECTIVES)],
-            cwd=work, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        for built in (work / "lib").rglob("*.so"):
-            shutil.copy2(built, tree / built.relative_to(work / "lib"))
+        built = subprocess.run(
+            [sys.executable, "-c", BUILD, json.dumps(job)],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if built.returncode != 0:
+            raise SystemExit(f"the Cython build failed:\n{built.stderr[-3000:]}")
+        for so in (work / "lib").rglob("*.so"):
+            shutil.copy2(so, tree / so.relative_to(work / "lib"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     missing = [m for m in modules if not list((tree / "swarmnode").glob(f"{m}.*.so"))]
@@ -112,8 +136,7 @@ def compile_tree(tree: Path, modules: tuple[str, ...]) -> float:
 
 
 def instructions(trees: list[tuple[str, Path]], directory: Path) -> list[str]:
-    from instructions_per_op import measure
-
+    """Instructions per put and get of each tree: the figure the host's load leaves alone."""
     out = ["| code | instructions per durable put | per get |", "|---|---:|---:|"]
     found: dict[str, tuple[float, float]] = {}
     for name, path in trees:
@@ -134,8 +157,8 @@ def instructions(trees: list[tuple[str, Path]], directory: Path) -> list[str]:
 def cpu(
     trees: list[tuple[str, Path]], directory: Path, rounds: int, puts: int, gets: int
 ) -> list[str]:
-    from chain_cpu import one_round
-
+    """Node CPU per put and get of each tree, the trees alternating inside every round (and
+    swapping who goes first) so a noisy spell of the shared host hits both alike."""
     used: dict[tuple[str, str], list[float]] = defaultdict(list)
     rates: dict[tuple[str, str], list[float]] = defaultdict(list)
     loads = []
@@ -163,9 +186,9 @@ def cpu(
     return out
 
 
-def start_resp_node(base: Path, tree: Path, name: str):  # type: ignore[no-untyped-def]
-    from redis_compare import Server, wait_for
-
+def start_resp_node(base: Path, tree: Path, name: str) -> Server:
+    """A node run from `tree` with its RESP front end (redis_compare.py's start_swarmnode runs
+    this checkout only)."""
     socket = base / name / "resp.sock"
     cmd = [
         sys.executable, "-P", "-c", "import sys; from swarmnode.cli import main; sys.exit(main())",
@@ -184,14 +207,16 @@ def start_resp_node(base: Path, tree: Path, name: str):  # type: ignore[no-untyp
 
 
 def redis(trees: list[tuple[str, Path]], directory: Path, runs: int) -> list[str]:
-    from redis_compare import TESTS, benchmark, start_redis
-
+    """redis-benchmark SET and GET (50 clients, no pipelining) against Redis and a node of each
+    tree, every server in each run: the issue's aims are ratios to Redis."""
     tests = [t for t in TESTS if t.clients == 50 and t.pipeline == 1]
     base = Path(tempfile.mkdtemp(prefix="cy-rc-", dir=directory))
-    servers = [start_redis(base)] + [start_resp_node(base, path, name) for name, path in trees]
-    results: dict[tuple[str, str], list] = defaultdict(list)  # type: ignore[type-arg]
+    servers: list[Server] = []
+    results: dict[tuple[str, str], list[Result]] = defaultdict(list)
     loads = []
     try:
+        servers.append(start_redis(base))
+        servers += [start_resp_node(base, path, name) for name, path in trees]
         for run in range(runs):
             for test in tests:
                 for server in servers if run % 2 == 0 else reversed(servers):
