@@ -4,7 +4,8 @@ For a change on the request path (the service chain): each round starts one
 `swarmnode run` per tree (fsync on), seeds it, drives durable puts and gets
 from `--clients` concurrent clients over the Unix socket, and reads the node
 process's CPU time (user + system, /proc) around each; the trees take turns
-inside every round, so a noisy spell of the shared host hits them alike. The
+inside every round, and swap who goes first from round to round, so a noisy
+spell of the shared host hits them alike. The
 table shows medians over rounds, and the load average when it ran.
 
 Run: .venv/bin/python benchmarks/chain_cpu.py --tree before=/path/to/old --tree after=. \\
@@ -47,6 +48,45 @@ def one_round(
         node.close()
 
 
+def interleaved(
+    trees: list[tuple[str, Path]], directory: Path, clients: int, rounds: int, puts: int, gets: int
+) -> tuple[dict[tuple[str, str], list[float]], dict[tuple[str, str], list[float]], list[float]]:
+    """Node CPU µs and ops/s per (tree, op) over `rounds` rounds, the trees alternating inside
+    every round and swapping who goes first, so a noisy spell of the shared host hits them
+    alike; and the load average after each round."""
+    cpu: dict[tuple[str, str], list[float]] = defaultdict(list)
+    rates: dict[tuple[str, str], list[float]] = defaultdict(list)
+    loads = []
+    for r in range(rounds):
+        for name, path in trees if r % 2 == 0 else reversed(trees):
+            for op, (rate, us) in one_round(path, directory, clients, puts, gets, f"r{r}").items():
+                rates[name, op].append(rate)
+                cpu[name, op].append(us)
+        loads.append(os.getloadavg()[0])
+    return cpu, rates, loads
+
+
+def table(
+    trees: list[tuple[str, Path]],
+    cpu: dict[tuple[str, str], list[float]],
+    rates: dict[tuple[str, str], list[float]],
+) -> list[str]:
+    """The Markdown table of `interleaved`'s figures, each tree beside the first."""
+    first = trees[0][0]
+    out = [
+        f"| code | op | node CPU µs/op | vs {first} | rounds (µs/op) | ops/s |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for op in ("put", "get"):
+        base = statistics.median(cpu[first, op])
+        for name, _ in trees:
+            us = statistics.median(cpu[name, op])
+            spread = ", ".join(f"{x:.1f}" for x in cpu[name, op])
+            rate = statistics.median(rates[name, op])
+            out.append(f"| {name} | {op} | {us:.1f} | {us / base:.2f}x | {spread} | {rate:,.0f} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH")
@@ -57,32 +97,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     args = parser.parse_args()
     trees = [(name, Path(path)) for name, path in (t.split("=", 1) for t in args.tree)]
-    rates: dict[tuple[str, str], list[float]] = defaultdict(list)
-    cpu: dict[tuple[str, str], list[float]] = defaultdict(list)
-    loads = []
-    for r in range(args.rounds):
-        for name, path in trees:
-            found = one_round(path, args.dir, args.clients, args.puts, args.gets, f"r{r}")
-            for op, (rate, us) in found.items():
-                rates[name, op].append(rate)
-                cpu[name, op].append(us)
-        loads.append(os.getloadavg()[0])
-    first = trees[0][0]
+    cpu, rates, loads = interleaved(
+        trees, args.dir, args.clients, args.rounds, args.puts, args.gets
+    )
     print(
         f"{args.clients} clients, {args.rounds} interleaved rounds, medians; load average "
         f"(1 min) after each round: {', '.join(f'{x:.1f}' for x in loads)}; "
         f"{time.strftime('%Y-%m-%d %H:%M')}"
     )
     print()
-    print(f"| code | op | node CPU µs/op | vs {first} | rounds (µs/op) | ops/s |")
-    print("|---|---|---:|---:|---|---:|")
-    for op in ("put", "get"):
-        base = statistics.median(cpu[first, op])
-        for name, _ in trees:
-            us = statistics.median(cpu[name, op])
-            spread = ", ".join(f"{x:.1f}" for x in cpu[name, op])
-            rate = statistics.median(rates[name, op])
-            print(f"| {name} | {op} | {us:.1f} | {us / base:.2f}x | {spread} | {rate:,.0f} |")
+    print("\n".join(table(trees, cpu, rates)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from chain_cpu import one_round
+from chain_cpu import interleaved, table
 from instructions_per_op import measure
 from redis_compare import TESTS, Result, Server, benchmark, start_redis, wait_for
 
@@ -159,31 +159,13 @@ def cpu(
 ) -> list[str]:
     """Node CPU per put and get of each tree, the trees alternating inside every round (and
     swapping who goes first) so a noisy spell of the shared host hits both alike."""
-    used: dict[tuple[str, str], list[float]] = defaultdict(list)
-    rates: dict[tuple[str, str], list[float]] = defaultdict(list)
-    loads = []
-    for r in range(rounds):
-        for name, path in trees if r % 2 == 0 else reversed(trees):
-            for op, (rate, us) in one_round(path, directory, 50, puts, gets, f"r{r}").items():
-                used[name, op].append(us)
-                rates[name, op].append(rate)
-        loads.append(os.getloadavg()[0])
-    first = trees[0][0]
-    out = [
+    used, rates, loads = interleaved(trees, directory, 50, rounds, puts, gets)
+    return [
         f"{rounds} interleaved rounds, 50 clients, medians; load average (1 min) after each "
         f"round: {', '.join(f'{x:.1f}' for x in loads)}",
         "",
-        f"| code | op | node CPU µs/op | vs {first} | rounds (µs/op) | ops/s |",
-        "|---|---|---:|---:|---|---:|",
+        *table(trees, used, rates),
     ]
-    for op in ("put", "get"):
-        base = statistics.median(used[first, op])
-        for name, _ in trees:
-            us = statistics.median(used[name, op])
-            spread = ", ".join(f"{x:.1f}" for x in used[name, op])
-            rate = statistics.median(rates[name, op])
-            out.append(f"| {name} | {op} | {us:.1f} | {us / base:.2f}x | {spread} | {rate:,.0f} |")
-    return out
 
 
 def start_resp_node(base: Path, tree: Path, name: str) -> Server:
