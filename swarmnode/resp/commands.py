@@ -436,12 +436,7 @@ async def cmd_info(c: Commands, s: Session, argv: list[bytes]) -> Any:
 
 async def _get_view(c: Commands, s: Session, raw: bytes) -> dict[str, Any] | None:
     ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
-    try:
-        return await c.dispatch("get", {"ns": ns, "key": key}, s.ctx)
-    except SwarmError as exc:
-        if exc.code == "not_found":
-            return None
-        raise
+    return await c.call_quiet(s, "get", ns=ns, key=key)
 
 
 async def cmd_get(c: Commands, s: Session, argv: list[bytes]) -> Any:
@@ -456,9 +451,6 @@ async def cmd_get(c: Commands, s: Session, argv: list[bytes]) -> Any:
 async def cmd_set(c: Commands, s: Session, argv: list[bytes]) -> Any:
     raw = argv[1]
     ns, key = c.keys.resolve_now(raw) or await c.keys.resolve(raw)
-    if len(argv) == 3:
-        await c.dispatch("put", {"ns": ns, "key": key, "value": stored_value(argv[2])}, s.ctx)
-        return OK
     args: dict[str, Any] = {"ns": ns, "key": key, "value": stored_value(argv[2])}
     get = False
     condition = expiry = None

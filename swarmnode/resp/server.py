@@ -381,10 +381,15 @@ class _Connection(asyncio.Protocol):
     def _submit(self, argv: list[bytes]) -> None:
         route = self._commands.route(argv[0])
         blind = route is not None and route.blind is not None and route.blind(argv)
-        if self._backlog or not (self._running == 0 or (self._running_blind and blind)):
+        if self._backlog or not self._may_start(blind):
             self._backlog.append((argv, route, blind))
             return
         self._start(argv, route, blind)
+
+    def _may_start(self, blind: bool) -> bool:
+        """Whether a command may start now: nothing runs, or only blind writes do and it is
+        one."""
+        return self._running == 0 or (self._running_blind and blind)
 
     def _start(self, argv: list[bytes], route: Route | None, blind: bool) -> None:
         """Run the command up to its first wait; its reply is queued, or a task finishes it."""
@@ -411,11 +416,7 @@ class _Connection(asyncio.Protocol):
                 task.add_done_callback(self._task_done)
                 self._replies.append(task)
                 return
-        data = self._encode(value)
-        if self._replies:
-            self._replies.append(data)
-        else:
-            self._out.append(data)
+        self._reply(self._encode(value))
 
     async def _finish(
         self, argv: list[bytes], coroutine: Coroutine[Any, Any, Any], pending: Any
@@ -453,7 +454,7 @@ class _Connection(asyncio.Protocol):
             return
         self._collect()
         backlog = self._backlog
-        while backlog and (self._running == 0 or (self._running_blind and backlog[0][2])):
+        while backlog and self._may_start(backlog[0][2]):
             self._start(*backlog.popleft())
             if self._closing:
                 self._backlog.clear()
