@@ -119,12 +119,7 @@ class Entry:
     def visible(self, now_ms: int) -> bool:
         """Whether any kind is live: `live_kinds` without building the list (every write
         asks this several times)."""
-        reg = self.reg
-        if (
-            reg is not None
-            and not reg.deleted
-            and (reg.expires_at is None or now_ms < reg.expires_at)
-        ):
+        if self.reg is not None and self.reg.visible(now_ms):
             return True
         return bool(
             (self.mv is not None and self.mv.siblings(now_ms))
@@ -159,6 +154,19 @@ class Entry:
         if self.orset is not None and self.orset.expires_at:
             times.append(self.orset.expires_at)
         return max(times)
+
+    def lasting_register(self) -> bool:
+        """A live register alone that never expires: neither `next_due` nor `next_expiry`
+        ever has a time for it (most entries are this, so writers ask first)."""
+        reg = self.reg
+        return (
+            reg is not None
+            and reg.expires_at is None
+            and not reg.deleted
+            and self.mv is None
+            and self.counter is None
+            and self.orset is None
+        )
 
     def next_due(self, now_ms: int, grace_ms: int) -> int | None:
         """When this entry next needs the sweeper: an expiry to strip, or collection."""

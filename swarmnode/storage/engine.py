@@ -542,16 +542,7 @@ class Engine:
         learn of it at once (nothing is stripped yet), and once the max offset
         has passed, to strip it.
         """
-        reg = entry.reg
-        if (
-            reg is not None
-            and reg.expires_at is None
-            and not reg.deleted
-            and entry.mv is None
-            and entry.counter is None
-            and entry.orset is None
-        ):
-            # A live register alone that never expires (most entries): nothing is due.
+        if entry.lasting_register():  # most entries: nothing is ever due
             return 0
         offset = self.config.max_clock_offset_ms
         due = entry.next_due(self._strip_clock(now_ms), self.config.grace_ms)

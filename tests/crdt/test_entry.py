@@ -177,3 +177,35 @@ def test_expire_deltas_from_different_moments_join_to_the_latest(
             both = both.join(delta)
     latest = state.expire(max(t1, t2))
     assert both == (state if latest is None else state.join(latest))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.sampled_from(["put", "put_ttl", "delete", "incr", "sadd"]), min_size=1, max_size=4
+    ),
+    now=st.integers(0, 200),
+)
+def test_a_lasting_register_never_falls_due(ops: list[str], now: int) -> None:
+    """What the engine's sweeper schedule skips for `lasting_register` entries is what
+    `next_due` and `next_expiry` would have said: nothing, ever. And a plain write without
+    a TTL over a register's history is such an entry."""
+    entry = Entry()
+    for i, op in enumerate(ops, 1):
+        at = 10 * i
+        if op == "put":
+            delta = entry.put_lww(ts(at), "a", i)
+        elif op == "put_ttl":
+            delta = entry.put_lww(ts(at), "a", i, expires_at=at + 50)
+        elif op == "delete":
+            delta = entry.delete(ts(at), "a")
+        elif op == "incr":
+            delta = entry.incr(ts(at), "a", 1, None, at)
+        else:
+            delta = entry.sadd(ts(at), "a", ["m"], None, at)
+        entry = entry.join(delta)
+    if ops[-1] == "put" and not {"incr", "sadd"} & set(ops):
+        assert entry.lasting_register()
+    if entry.lasting_register():
+        assert entry.next_due(now, GRACE) is None
+        assert entry.next_expiry(now) is None
