@@ -631,26 +631,14 @@ def _namespace_of(args: Any) -> str:
     return ns if valid_name(ns) else INVALID
 
 
-def _no_hit(result: Any) -> None:
-    return None
-
-
-def _found(result: Any) -> bool:
+def _hit(op: str, result: Any) -> bool | None:
+    """Whether a successful read found something (a miss of get and smembers is
+    `not_found`); None for operations outside `READ_OPS`."""
+    if op not in READ_OPS:
+        return None
+    if op in ("search", "vsearch"):
+        return isinstance(result, dict) and bool(result.get("items"))
     return True
-
-
-def _found_items(result: Any) -> bool:
-    return isinstance(result, dict) and bool(result.get("items"))
-
-
-_HIT_RULES: dict[str, Callable[[Any], bool | None]] = {
-    "get": _found,
-    "smembers": _found,
-    "search": _found_items,
-    "vsearch": _found_items,
-}
-"""Whether a successful read found something (`READ_OPS`; a miss of get and smembers is
-`not_found`); nothing for the other operations."""
 
 
 class Measure:
@@ -723,7 +711,7 @@ class Measure:
         now = self.clock()
         seconds = now - req.notes[STARTED]
         op = req.op
-        hit = _HIT_RULES.get(op, _no_hit)(result)
+        hit = _hit(op, result)
         self.analytics.record(now, op, _namespace_of(req.args), seconds, hit=hit)
         ok, duration = self._series(op if req.known else OTHER, "ok")
         ok.inc()
