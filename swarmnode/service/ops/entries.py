@@ -51,9 +51,7 @@ class EntryOps:
         now = self.node.wall_ms()
         with store.read() as txn:
             entry = store.get_header(ns, key, txn)
-        if entry is None:
-            raise NotFound(f"{key!r} not found in {ns!r}")
-        if entry.orset is not None:
+        if entry is not None and entry.orset is not None:
             # A set is read whole; a big one must not stall the event loop.
             # Anything else is whole already in its header.
             entry = await asyncio.to_thread(store.get, ns, key)
