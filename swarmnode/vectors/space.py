@@ -37,6 +37,7 @@ from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import Filter, Posting
 from swarmnode.vectors.rwlock import Busy, ReadWriteLock
 from swarmnode.vectors.shards import Shard, ShardFileError
+from swarmnode.vectors.walkorder import walk_order
 
 if TYPE_CHECKING:
     import numpy as np
@@ -376,9 +377,21 @@ class Space:
             labels = allowed if allowed is not None else self.by_label.keys()
             memo = allowed is None
             return [self._exact(q, k, labels, exclude, memo=memo) for q in queries], True
+        if len(queries) == 1:
+            return self._walk(queries, k, allowed, exclude), False
+        # Walked with near queries one after another (see `walkorder`), answered in the
+        # callers' order.
+        order = walk_order(queries)
+        walked = self._walk(queries[order], k, allowed, exclude)
+        return [walked[i] for i in np.argsort(order).tolist()], False
+
+    def _walk(
+        self, queries: np.ndarray, k: int, allowed: set[int] | None, exclude: set[int]
+    ) -> list[list[Hit]]:
+        """Each query's k nearest allowed labels in the shards' graphs, in the queries' order."""
         shards = [shard for shard in self.shards.values() if shard.members]
         if len(shards) == 1:  # its rows are in order already, and at most k long
-            return self._shard_search(shards[0], queries, k, allowed, exclude), False
+            return self._shard_search(shards[0], queries, k, allowed, exclude)
         found: list[list[Hit]] = [[] for _ in range(len(queries))]
         for shard in shards:
             for hits, more in zip(
@@ -388,7 +401,7 @@ class Space:
         for hits in found:
             hits.sort(key=_by_distance_then_key)
             del hits[k:]
-        return found, False
+        return found
 
     def note_stored(self, hit: Hit, stored: bytes, seq: int, postings: tuple[Posting, ...]) -> None:
         """A search read `hit` back from the record `stored`, in a snapshot at change-feed `seq`,
