@@ -435,6 +435,10 @@ def main() -> None:
     p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
+    # The nodes (children, this tree's and the baseline's) use one BLAS thread, as
+    # `swarmnode run` sets it: a BLAS pool per numpy call beside the node's own threads
+    # oversubscribes a small host.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.serve:
         serve(args.serve, args.cache_mb)
         return
