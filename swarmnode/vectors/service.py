@@ -514,34 +514,44 @@ class VectorMemory:
         ef: int | None,
         outside: AbstractSet[int],
     ) -> tuple[list[dict[str, Any]], bool, int]:
-        """`_search` for each row of `queries` (on a worker thread), as the reply's results:
-        the first round of all of them in one batched index search, any further rounds query
-        by query; with the cyclic collector paused (see `collector`)."""
+        """`_search` for each row of `queries` (on a worker thread), as the reply's results,
+        with the cyclic collector paused (see `collector`) until the batch's hits and reads
+        are gone: a collector resumed while they lived would walk every one of them."""
         with collector_paused():
-            rounds, exact, applied = self._index_search_many(
-                space, queries, k, flt, ef, set(outside), True
+            return self._answer_many(space, queries, k, flt, ef, outside)
+
+    def _answer_many(
+        self,
+        space: Space,
+        queries: np.ndarray,
+        k: int,
+        flt: Filter | None,
+        ef: int | None,
+        outside: AbstractSet[int],
+    ) -> tuple[list[dict[str, Any]], bool, int]:
+        """`_search_many`'s work: the first round of all the queries in one batched index
+        search, any further rounds query by query."""
+        rounds, exact, applied = self._index_search_many(
+            space, queries, k, flt, ef, set(outside), True
+        )
+        with self.store.read() as txn:
+            reading = ReadBack(self.store, self.cache, space, txn, applied, self.clock(), rounds)
+            read = [
+                reading.items(hits, flt, query) for query, hits in zip(queries, rounds, strict=True)
+            ]
+        results = []
+        retries = 0
+        for query, (good, stale) in zip(queries, read, strict=True):
+            if not stale:
+                results.append({"items": [item for _, item in good[:k]]})  # as `_search`
+                continue
+            items, clean, repeated = self._search(
+                space, query, k, flt, ef, True, outside, first=(good, stale, exact)
             )
-            with self.store.read() as txn:
-                reading = ReadBack(
-                    self.store, self.cache, space, txn, applied, self.clock(), rounds
-                )
-                read = [
-                    reading.items(hits, flt, query)
-                    for query, hits in zip(queries, rounds, strict=True)
-                ]
-            results = []
-            retries = 0
-            for query, (good, stale) in zip(queries, read, strict=True):
-                if not stale:
-                    results.append({"items": [item for _, item in good[:k]]})  # as `_search`
-                    continue
-                items, clean, repeated = self._search(
-                    space, query, k, flt, ef, True, outside, first=(good, stale, exact)
-                )
-                results.append({"items": items})
-                exact = exact and clean
-                retries += repeated
-            return results, exact, retries
+            results.append({"items": items})
+            exact = exact and clean
+            retries += repeated
+        return results, exact, retries
 
     def _index_search(
         self,

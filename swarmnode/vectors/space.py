@@ -21,6 +21,7 @@ partitions are left out of the search like stale ones.
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.filters import Filter, Posting
 from swarmnode.vectors.rwlock import Busy, ReadWriteLock
 from swarmnode.vectors.shards import Shard, ShardFileError
+from swarmnode.vectors.walkorder import walk_order
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,6 +87,10 @@ class Hit:
     digest: bytes
     distance: float
     stored: bytes | None = None
+
+
+def _by_distance_then_key(hit: Hit) -> tuple[float, str]:
+    return hit.distance, hit.key
 
 
 class Space:
@@ -360,17 +366,31 @@ class Space:
             labels = allowed if allowed is not None else self.by_label.keys()
             memo = allowed is None
             return [self._exact(q, k, labels, exclude, memo=memo) for q in queries], True
+        if len(queries) == 1:
+            return self._walk(queries, k, allowed, exclude), False
+        # Walked with near queries one after another (see `walkorder`), answered in the
+        # callers' order.
+        order = walk_order(queries)
+        walked = self._walk(queries[order], k, allowed, exclude)
+        return [walked[i] for i in np.argsort(order).tolist()], False
+
+    def _walk(
+        self, queries: np.ndarray, k: int, allowed: set[int] | None, exclude: set[int]
+    ) -> list[list[Hit]]:
+        """Each query's k nearest allowed labels in the shards' graphs, in the queries' order."""
+        shards = [shard for shard in self.shards.values() if shard.members]
+        if len(shards) == 1:  # its rows are in order already, and at most k long
+            return self._shard_search(shards[0], queries, k, allowed, exclude)
         found: list[list[Hit]] = [[] for _ in range(len(queries))]
-        for shard in self.shards.values():
-            if shard.members:
-                for hits, more in zip(
-                    found, self._shard_search(shard, queries, k, allowed, exclude), strict=True
-                ):
-                    hits.extend(more)
+        for shard in shards:
+            for hits, more in zip(
+                found, self._shard_search(shard, queries, k, allowed, exclude), strict=True
+            ):
+                hits.extend(more)
         for hits in found:
-            hits.sort(key=lambda h: (h.distance, h.key))
+            hits.sort(key=_by_distance_then_key)
             del hits[k:]
-        return found, False
+        return found
 
     def note_stored(self, hit: Hit, stored: bytes, seq: int, postings: tuple[Posting, ...]) -> None:
         """A search read `hit` back from the record `stored`, in a snapshot at change-feed `seq`,
@@ -407,6 +427,7 @@ class Space:
         allowed: set[int] | None,
         exclude: set[int],
     ) -> list[list[Hit]]:
+        """Each query's hits in this shard, nearest first and equal distances by key."""
         if allowed is not None and exclude:
             keep = lambda label: label in allowed and label not in exclude  # noqa: E731
         elif allowed is not None:
@@ -436,6 +457,9 @@ class Space:
                 item = by_label.get(label)
                 if item is not None:
                     hits.append(Hit(label, item.key, item.digest, dist, item.stored))
+            # hnswlib gives each row nearest first: only equal distances need ordering (by key).
+            if any(map(operator.eq, row_dists, row_dists[1:])):
+                hits.sort(key=_by_distance_then_key)
             found.append(hits)
         return found
 
@@ -456,7 +480,7 @@ class Space:
                 continue
             item = self.by_label[int(ids[j])]
             hits.append(Hit(item.label, item.key, item.digest, float(dist[j]), item.stored))
-        hits.sort(key=lambda h: (h.distance, h.key))
+        hits.sort(key=_by_distance_then_key)
         return hits
 
     def distance(self, vector: np.ndarray, query: np.ndarray) -> float:

@@ -12,6 +12,7 @@ import numpy as np
 from swarmnode.storage.ops import Merge, Sweep
 from swarmnode.vectors.cli import render_vsearch
 from swarmnode.vectors.config import VectorConfig
+from swarmnode.vectors.space import Space, Wanted
 
 from .brute import assert_same, brute_force
 from .harness import Harness
@@ -294,3 +295,22 @@ async def test_searches_racing_writes_never_see_a_removed_key(tmp_path: Path) ->
         await asyncio.gather(writer(), searcher(), searcher())
     finally:
         await h.close()
+
+
+def test_a_label_the_space_no_longer_maps_is_never_a_hit() -> None:
+    """Under the read lock hnswlib and the space agree on every label; should a label the
+    space has let go of still come back from hnswlib, a search leaves it out rather than
+    answer with a key the space no longer holds (its row is one hit short)."""
+    rng = np.random.default_rng(4)
+    space = Space("docs", 8, "l2", 0, HNSW)
+    vectors = {f"k{i}": vec(rng) for i in range(40)}
+    space.apply([(key, Wanted(v, key.encode(), None, ())) for key, v in vectors.items()])
+    gone = space.by_key.pop("k7")
+    del space.by_label[gone.label]  # hnswlib still holds and returns label 7
+    queries = np.stack([vectors["k7"], vectors["k7"] + 0.05])
+    found, exact = space.search_many(queries, 5, None, set())
+    assert not exact
+    for q, hits in zip(queries, found, strict=True):
+        nearest = [key for key, _ in brute_force(vectors, q, "l2", 5)]
+        assert "k7" in nearest
+        assert [hit.key for hit in hits] == [key for key in nearest if key != "k7"]

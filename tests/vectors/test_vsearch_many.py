@@ -15,7 +15,7 @@ from swarmnode.storage.ops import Merge
 
 from .brute import assert_same, brute_force
 from .harness import Harness
-from .test_index_truth import put_expiring
+from .test_index_truth import SMALL_SHARDS, put_expiring
 from .test_vsearch import EXACT, HNSW, fill
 
 
@@ -153,3 +153,56 @@ def test_clients_send_a_query_array_row_by_row_and_refuse_what_is_not_one() -> N
     for bad, message in ((np.zeros(3), "2-D"), ("abc", "list of vectors"), ([["x"]], "numbers")):
         with pytest.raises(BadRequest, match=message):
             plain_vectors(bad)
+
+
+@pytest.mark.parametrize("config", [HNSW, SMALL_SHARDS], ids=["one-shard", "shards"])
+async def test_a_batch_after_removals_and_under_a_filter_answers_as_single_searches(
+    tmp_path: Path, config
+) -> None:
+    # Removed keys are marked deleted in their shards (the indexer has applied the
+    # removals): neither the batch nor a single search may return one.
+    h = Harness(tmp_path, config)
+    try:
+        data = await fill(h, "cosine")
+        removed = sorted(data)[::3]
+        for key in removed:
+            await h.call("delete", ns="docs", key=key)
+        await h.settled()
+        queries = np.random.default_rng(11).normal(size=(20, 16)).astype(np.float32)
+        topic_b = {key: data[key] for key in data if key not in removed and int(key[1:]) % 3 == 1}
+        for args, live in (
+            ({"k": 10}, {key: v for key, v in data.items() if key not in removed}),
+            ({"k": 6, "filter": {"topic": "b"}}, topic_b),
+        ):
+            batch = await h.call("vsearch_many", ns="docs", vectors=queries.tolist(), **args)
+            results = [r["items"] for r in batch["results"]]
+            assert results == await singles(h, queries, **args)
+            for q, result in zip(queries, batch["results"], strict=True):
+                assert not {item["key"] for item in result["items"]} & set(removed)
+                assert_same(result, brute_force(live, q, "cosine", args["k"]))
+    finally:
+        await h.close()
+
+
+async def test_keys_at_equal_distance_come_in_key_order(tmp_path: Path) -> None:
+    # The same vector under keys put in descending order: their labels ascend while their
+    # keys descend, and hnswlib orders equal distances as it happens to find them.
+    h = Harness(tmp_path, HNSW)
+    try:
+        await h.call("ns_init", ns="docs", dim=4, metric="l2")
+        rng = np.random.default_rng(3)
+        twin = [1.0, 2.0, 3.0, 4.0]
+        for i in reversed(range(6)):
+            await h.call("put", ns="docs", key=f"same{i:02d}", value=i, vector=twin)
+            far = (rng.normal(size=4) * 10 + 40).tolist()
+            await h.call("put", ns="docs", key=f"far{i:02d}", value=i, vector=far)
+        await h.settled()
+        queries = [twin, [1.0, 2.0, 3.0, 5.0], [0.5, 2.0, 3.0, 4.0]]
+        batch = await h.call("vsearch_many", ns="docs", vectors=queries, k=8)
+        want = [f"same{i:02d}" for i in range(6)]
+        for q, result in zip(queries, batch["results"], strict=True):
+            assert [item["key"] for item in result["items"]][:6] == want
+            single = await h.call("vsearch", ns="docs", vector=q, k=8)
+            assert single["items"] == result["items"]
+    finally:
+        await h.close()
