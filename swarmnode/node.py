@@ -368,9 +368,13 @@ class Node:
                 elif t == MSG_DELTAS:
                     deltas = self.dissemination.receive(msg)
                     ack = acknowledgement(sender, msg)
+                    # Copies of deltas written or merged here moments ago change nothing.
+                    fresh = self._recent.fresh(now, deltas)
+                    if len(fresh) < len(deltas):
+                        self._deltas_duplicate.inc(len(deltas) - len(fresh))
                     # An acknowledged message came from an owner that sends to every owner
                     # itself: its deltas are not forwarded.
-                    for ns, key, payload in deltas:
+                    for ns, key, payload in fresh:
                         self._merge_delta(ns, key, payload, sender, forward=not ack.send)
                     self._emit(ack)
                 elif t == MSG_ACK:
@@ -475,10 +479,6 @@ class Node:
     def _merge_delta(
         self, ns: str, key: str, payload: bytes, sender: Address, forward: bool = True
     ) -> None:
-        if self._recent.check(self._now, (ns, key, payload)):
-            # A copy of a delta written or merged here moments ago: it can change nothing.
-            self._deltas_duplicate.inc()
-            return
         try:
             state = decode_entry(payload)
         except DecodeError:
