@@ -13,7 +13,8 @@ host's load; this one does not. In one child process per code tree:
    on an asyncio loop, as the real runtime runs it: each step's datagrams are
    opened, unpacked and handed to the host as the endpoint's receive loop hands
    them over; the host recomputes the wake-up deadline after every step it
-   carries out (the ticker's work); a stand-in for the writer thread commits
+   carries out (the ticker's work), with the process's collector policy
+   (`runtime/heap.py`); a stand-in for the writer thread commits
    whatever batches wait in one `Store.apply` at the loop's next turn; what the
    node sends is packed and sealed, then thrown away.
 
@@ -47,6 +48,7 @@ import asyncio, random, sys, tempfile, time
 from swarmnode.config import Config
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
+from swarmnode.runtime import heap
 from swarmnode.runtime.host import NodeHost
 from swarmnode.storage.config import StoreConfig
 from swarmnode.storage.lmdb_store import Store
@@ -207,6 +209,9 @@ async def replay():
 clock = Clock()
 loop = asyncio.new_event_loop()
 host = NodeHost(node, Writer(), Wire(), clock, loop)
+# The node process's collector policy (runtime/heap.py): rare young passes, start-up frozen.
+heap.tune()
+heap.settle()
 started = time.process_time()
 loop.run_until_complete(replay())
 spent = time.process_time() - started
