@@ -368,10 +368,12 @@ class Node:
                 elif t == MSG_DELTAS:
                     deltas = self.dissemination.receive(msg)
                     ack = acknowledgement(sender, msg)
-                    # Copies of deltas written or merged here moments ago change nothing.
-                    fresh = self._recent.fresh(now, deltas)
-                    if len(fresh) < len(deltas):
-                        self._deltas_duplicate.inc(len(deltas) - len(fresh))
+                    # Copies of deltas written or merged here moments ago change nothing;
+                    # they tell that the sender holds them, so they are not sent to it.
+                    fresh, copies = self._recent.split(now, deltas)
+                    if copies:
+                        self._deltas_duplicate.inc(len(copies))
+                        self.dissemination.heard(sender, copies)
                     # An acknowledged message came from an owner that sends to every owner
                     # itself: its deltas are not forwarded.
                     for ns, key, payload in fresh:

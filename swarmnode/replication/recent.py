@@ -40,25 +40,28 @@ class RecentDeltas:
 
     def remember(self, now: float, delta: Delta) -> None:
         """`delta` left or reached this node now (a local write's delta, for one)."""
-        self.fresh(now, (delta,))
+        self.split(now, (delta,))
 
-    def fresh(self, now: float, deltas: Sequence[Delta]) -> Sequence[Delta]:
-        """Those of `deltas` (a gossip message's, in order) not seen within the window, now
-        remembered; a delta twice in `deltas` is fresh only the first time (with a window of
-        0, every delta is fresh). One pass per message: the window moves on once, not per
-        delta."""
+    def split(self, now: float, deltas: Sequence[Delta]) -> tuple[list[Delta], list[Delta]]:
+        """`deltas` (a gossip message's, in order) as (those not seen within the window, now
+        remembered; the copies of deltas seen). A delta twice in `deltas` is new only the
+        first time; with a window of 0 every delta is new. One pass per message: the
+        window moves on once, not per delta."""
         if not self.window or not self.capacity:
-            return deltas
+            return list(deltas), []
         self._expire(now)
         seen = self._seen
         new = []
+        copies = []
         for delta in deltas:
-            if delta not in seen:
+            if delta in seen:
+                copies.append(delta)
+            else:
                 seen[delta] = now
                 new.append(delta)
         while len(seen) > self.capacity:
             seen.popitem(last=False)
-        return new
+        return new, copies
 
     def forget(self, delta: Delta) -> None:
         """Let the next copy of `delta` through (its merge failed and may succeed later)."""

@@ -10,7 +10,7 @@ D = ("ns", "k", b"delta")
 
 
 def seen(recent: RecentDeltas, now: float, delta: tuple[str, str, bytes]) -> bool:
-    return not recent.fresh(now, [delta])
+    return not recent.split(now, [delta])[0]
 
 
 def test_a_copy_within_the_window_is_seen_and_one_after_it_is_not():
@@ -61,13 +61,13 @@ def test_a_message_keeps_its_fresh_deltas_in_order_and_a_repeat_once():
     recent = RecentDeltas(window=5.0, capacity=100)
     a, b, c = ("ns", "a", b"1"), ("ns", "b", b"2"), ("ns", "c", b"3")
     recent.remember(0.0, b)
-    assert recent.fresh(0.1, [a, b, c, a]) == [a, c]
-    assert recent.fresh(0.2, [c, a, b]) == []
+    assert recent.split(0.1, [a, b, c, a]) == ([a, c], [b, a])
+    assert recent.split(0.2, [c, a, b]) == ([], [c, a, b])
 
 
 def test_a_message_larger_than_the_capacity_leaves_the_newest_remembered():
     recent = RecentDeltas(window=60.0, capacity=2)
     batch = [("ns", f"k{i}", b"x") for i in range(4)]
-    assert recent.fresh(0.0, batch) == batch
+    assert recent.split(0.0, batch) == (batch, [])
     assert len(recent) == 2
-    assert recent.fresh(1.0, batch) == batch[:2]
+    assert recent.split(1.0, batch) == (batch[:2], batch[2:])
