@@ -13,10 +13,11 @@ host's load; this one does not. In one child process per code tree:
    on an asyncio loop, as the real runtime runs it: each step's datagrams are
    opened, unpacked and handed to the host as the endpoint's receive loop hands
    them over; the host recomputes the wake-up deadline after every step it
-   carries out (the ticker's work), with the process's collector policy
-   (`runtime/heap.py`); a stand-in for the writer thread commits
-   whatever batches wait in one `Store.apply` at the loop's next turn; what the
-   node sends is packed and sealed, then thrown away.
+   carries out (the ticker's work), with the start-up state frozen as the node
+   process does (`runtime/heap.py`) and the collector off (a pass falling inside
+   one replay and not another decided comparisons); a stand-in for the writer
+   thread commits whatever batches wait in one `Store.apply` at the loop's next
+   turn; what the node sends is packed and sealed, then thrown away.
 
 Figures per write the peer received: the copies of it that arrived, the deltas
 it forwarded, user CPU µs of a replay of the whole recording (medians of
@@ -44,7 +45,7 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import asyncio, random, sys, tempfile, time
+import asyncio, gc, random, sys, tempfile, time
 from swarmnode.config import Config
 from swarmnode.node import Node
 from swarmnode.replication.merkle import leaf_bits
@@ -209,9 +210,11 @@ async def replay():
 clock = Clock()
 loop = asyncio.new_event_loop()
 host = NodeHost(node, Writer(), Wire(), clock, loop)
-# The node process's collector policy (runtime/heap.py): rare young passes, start-up frozen.
-heap.tune()
+# The node process's collector policy (runtime/heap.py) freezes the start-up state and
+# makes passes rare; here the collector is off during the replay as well: at that
+# rate whether one pass falls inside a replay or not decided a comparison of trees.
 heap.settle()
+gc.disable()
 started = time.process_time()
 loop.run_until_complete(replay())
 spent = time.process_time() - started
