@@ -368,9 +368,15 @@ class Node:
                 elif t == MSG_DELTAS:
                     deltas = self.dissemination.receive(msg)
                     ack = acknowledgement(sender, msg)
+                    # Copies of deltas written or merged here moments ago change nothing;
+                    # they tell that the sender holds them, so they are not sent to it.
+                    fresh, copies = self._recent.split(now, deltas)
+                    if copies:
+                        self._deltas_duplicate.inc(len(copies))
+                        self.dissemination.heard(sender, copies)
                     # An acknowledged message came from an owner that sends to every owner
                     # itself: its deltas are not forwarded.
-                    for ns, key, payload in deltas:
+                    for ns, key, payload in fresh:
                         self._merge_delta(ns, key, payload, sender, forward=not ack.send)
                     self._emit(ack)
                 elif t == MSG_ACK:
@@ -475,10 +481,6 @@ class Node:
     def _merge_delta(
         self, ns: str, key: str, payload: bytes, sender: Address, forward: bool = True
     ) -> None:
-        if self._recent.check(self._now, (ns, key, payload)):
-            # A copy of a delta written or merged here moments ago: it can change nothing.
-            self._deltas_duplicate.inc()
-            return
         try:
             state = decode_entry(payload)
         except DecodeError:

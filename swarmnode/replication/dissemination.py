@@ -17,8 +17,11 @@ peer per round would cap a node's gossip at a few hundred deltas a second, and
 a faster writer's deltas would wait in the queue until anti-entropy carried
 them instead.
 
-A transmission to the peer a delta came from is counted but not sent: that
-peer has it, and the copy would only come back as a duplicate.
+A transmission to a peer known to hold the delta is counted but not sent:
+the peer it came from, and any peer a copy of it has come from since (`heard`),
+have it, and the copy would only come back as a duplicate. At 3 nodes both
+peers forward each write to each other; the first to send proves to the other
+that it holds the write, and the other's forwards to it are left out.
 
 When a round's fanout covers every peer (a cluster of at most `fanout + 1`
 nodes), the epidemic has nothing left to do: the node reaches everybody
@@ -132,13 +135,14 @@ class DisseminationConfig:
 
 
 class _Item:
-    __slots__ = ("due", "key", "ns", "payload", "seq", "size", "source", "taken", "transmits")
+    __slots__ = ("due", "holders", "key", "ns", "payload", "seq", "size", "taken", "transmits")
 
     def __init__(
         self, seq: int, ns: str, key: str, payload: bytes, source: Address | None = None
     ) -> None:
         self.seq = seq
-        self.source = source
+        self.holders: tuple[Address, ...] = () if source is None else (source,)
+        """Peers known to hold this delta: it is not sent to them."""
         self.taken: object = None
         self.ns = ns
         self.key = key
@@ -164,6 +168,8 @@ class Dissemination:
         """Deltas sent directly to every peer, out of the tiers until their next copy is
         due (`due`, in the order they were sent, so due times only grow)."""
         self._count = 0
+        self._index: dict[tuple[str, str, bytes], _Item] = {}
+        """Queued deltas by their bytes, for `heard`."""
         self._seq = count()
         self._fresh = False
         self._next_round = 0.0
@@ -250,8 +256,10 @@ class Dissemination:
             return
         if not self._tiers:
             self._tiers.append([])
-        self._tiers[0].append(_Item(next(self._seq), ns, key, payload, source))
+        item = _Item(next(self._seq), ns, key, payload, source)
+        self._tiers[0].append(item)
         self._count += 1
+        self._index[ns, key, payload] = item
         self._fresh = True
         self._queued.inc()
         if self._count > self.config.max_queue:
@@ -259,14 +267,32 @@ class Dissemination:
             bound = self.config.max_queue
             self._drop(self._count - max(0, bound - max(1, bound // 10)))
 
+    def heard(self, sender: Address, copies: Iterable[tuple[str, str, bytes]]) -> None:
+        """Copies of deltas that came from `sender` after the first: it holds them, so the
+        queue's own copies of them are not sent to it."""
+        index = self._index
+        for delta in copies:
+            it = index.get(delta)
+            if it is not None and sender not in it.holders:
+                it.holders = (*it.holders, sender)
+
+    def _left(self, items: Iterable[_Item]) -> None:
+        """These deltas left the queue: out of the index too (unless queued again since)."""
+        index = self._index
+        for it in items:
+            delta = (it.ns, it.key, it.payload)
+            if index.get(delta) is it:
+                del index[delta]
+
     def _drop(self, n: int) -> None:
         self._dropped.inc(n)
         self._count -= n
         while n and self._waiting:
-            self._waiting.popleft()
+            self._left((self._waiting.popleft(),))
             n -= 1
         for tier in reversed(self._tiers):
             gone = min(n, len(tier))
+            self._left(tier[:gone])
             del tier[:gone]
             n -= gone
             if not n:
@@ -310,6 +336,7 @@ class Dissemination:
                     break
             for tier in self._tiers[limit:]:
                 self._count -= len(tier)
+                self._left(tier)
             del self._tiers[limit:]
         return out
 
@@ -323,22 +350,19 @@ class Dissemination:
 
     def _direct_round(self, now: float, peers: list[Address], out: Output) -> None:
         """A round that reaches every peer: each queued delta goes to each of them (but its
-        source) once, in memberlist's order and packing (as `_message`), then waits
+        holders) once, in memberlist's order and packing (as `_message`), then waits
         `interval` for its next copy, or leaves the queue after `direct_copies` rounds.
         A peer's share stops at `max_round_bytes`; a delta counts as sent in a round that
-        gave it to any peer (or whose only peer is its source), and what stays waits for
-        the next round. Only the head of the queue a round can send is read, so a backlog
-        of thousands costs a round no more than a full one."""
+        gave it to any peer (or whose peers all hold it), and what stays waits for the next
+        round. Only the head of the queue a round can send is read, so a backlog of
+        thousands costs a round no more than a full one."""
         order, heads = self._head()
         sent: set[int] = set()
-        alone = len(peers) == 1
+        for it in order:
+            if len(it.holders) >= len(peers) and all(p in it.holders for p in peers):
+                sent.add(id(it))
         for peer in peers:
-            rest = []
-            for it in order:
-                if it.source != peer:
-                    rest.append(it)
-                elif alone:
-                    sent.add(id(it))
+            rest = [it for it in order if peer not in it.holders]
             for chosen in _pack_round(
                 rest, self.config.max_message_bytes, self.config.max_round_bytes
             ):
@@ -356,6 +380,7 @@ class Dissemination:
             it.transmits += 1
             if it.transmits >= self.config.direct_copies:
                 self._count -= 1
+                self._left((it,))
             else:
                 it.due = due
                 self._waiting.append(it)
@@ -403,8 +428,8 @@ class Dissemination:
 
         Least transmitted first, newest first among equals (memberlist's order), among
         the first 256 in that order not yet taken for this peer this round. Deltas that
-        came from `peer` are promoted as if sent and left out (an empty list when only
-        they were found). The queue is read only as far as the message fills: a busy
+        `peer` holds are promoted as if sent and left out (an empty list when only they
+        were found). The queue is read only as far as the message fills: a busy
         node's round sends dozens of messages from a queue of thousands."""
         passed: list[_Item] = []
 
@@ -413,7 +438,7 @@ class Dissemination:
                 for it in reversed(tier):
                     if it.taken is taken:
                         continue
-                    if it.source == peer:
+                    if peer in it.holders:
                         it.taken = taken
                         passed.append(it)
                         continue

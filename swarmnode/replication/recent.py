@@ -18,6 +18,7 @@ Sans-IO: the caller passes `now`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 Delta = tuple[str, str, bytes]
 """(namespace, key, delta bytes) as gossip carries it."""
@@ -39,19 +40,28 @@ class RecentDeltas:
 
     def remember(self, now: float, delta: Delta) -> None:
         """`delta` left or reached this node now (a local write's delta, for one)."""
-        self.check(now, delta)
+        self.split(now, (delta,))
 
-    def check(self, now: float, delta: Delta) -> bool:
-        """True if `delta` was seen within the window; otherwise remember it and say False."""
+    def split(self, now: float, deltas: Sequence[Delta]) -> tuple[list[Delta], list[Delta]]:
+        """`deltas` (a gossip message's, in order) as (those not seen within the window, now
+        remembered; the copies of deltas seen). A delta twice in `deltas` is new only the
+        first time; with a window of 0 every delta is new. One pass per message: the
+        window moves on once, not per delta."""
         if not self.window or not self.capacity:
-            return False
+            return list(deltas), []
         self._expire(now)
-        if delta in self._seen:
-            return True
-        self._seen[delta] = now
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return False
+        seen = self._seen
+        new = []
+        copies = []
+        for delta in deltas:
+            if delta in seen:
+                copies.append(delta)
+            else:
+                seen[delta] = now
+                new.append(delta)
+        while len(seen) > self.capacity:
+            seen.popitem(last=False)
+        return new, copies
 
     def forget(self, delta: Delta) -> None:
         """Let the next copy of `delta` through (its merge failed and may succeed later)."""

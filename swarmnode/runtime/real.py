@@ -246,7 +246,7 @@ class NodeProcess:
 
     def _on_message(self, sender: Address, msg: Message) -> None:
         if self.host is not None:
-            self.host.on_message(sender, msg)
+            self.host.take_message(sender, msg)
 
     async def _resp_authenticate(self, ctx: RequestContext, token: str) -> str | None:
         """RESP's AUTH: the node's own `hello`, so the connection speaks for the agent."""

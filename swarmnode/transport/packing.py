@@ -67,26 +67,43 @@ def pack_messages(messages: Iterable[Message], max_payload: int) -> Packing:
 
     Messages keep their relative order within each payload. A message that
     would not fit even alone goes to `streamed`.
+
+    Linear in the messages when they are large: a busy node's gossip round gives a
+    peer dozens of messages that each nearly fill a datagram, and looking through
+    every earlier payload for each of them made packing quadratic. `roomiest` bounds
+    the room payloads have left (rooms only shrink), so a message larger than it
+    opens a new payload at once, as the search would have; a search that finds no
+    room makes the bound exact.
     """
     if max_payload < 1:
         raise ValueError("max_payload must be positive")
     bins: list[list[bytes]] = []
     sizes: list[int] = []
     streamed: list[bytes] = []
+    roomiest = 0
     for message in messages:
         encoded = encode_message(message)
-        if _array_header_len(1) + len(encoded) > max_payload:
+        length = len(encoded)
+        if _array_header_len(1) + length > max_payload:
             streamed.append(_array_header(1) + encoded)
             continue
-        for index, members in enumerate(bins):
-            grown = sizes[index] + len(encoded)
-            if _array_header_len(len(members) + 1) + grown <= max_payload:
-                members.append(encoded)
-                sizes[index] = grown
-                break
-        else:
+        placed = False
+        if length <= roomiest:
+            seen = 0
+            for index, members in enumerate(bins):
+                room = max_payload - sizes[index] - _array_header_len(len(members) + 1)
+                if length <= room:
+                    members.append(encoded)
+                    sizes[index] += length
+                    placed = True
+                    break
+                seen = max(seen, room)
+            else:
+                roomiest = seen  # every payload was looked at: the bound is exact
+        if not placed:
             bins.append([encoded])
-            sizes.append(len(encoded))
+            sizes.append(length)
+            roomiest = max(roomiest, max_payload - length - _array_header_len(2))
     datagrams = [_array_header(len(members)) + b"".join(members) for members in bins]
     return Packing(datagrams=datagrams, streamed=streamed)
 

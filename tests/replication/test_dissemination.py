@@ -114,6 +114,38 @@ def test_a_delta_is_never_sent_back_to_the_peer_it_came_from_yet_leaves_the_queu
     assert sent_to == [PEERS[1], PEERS[1]]
 
 
+def test_a_peer_a_copy_came_from_gets_no_more_copies_and_others_still_get_theirs():
+    d = make(fanout=3, direct_copies=2)
+    writer, other = PEERS[0], PEERS[1]
+    d.enqueue("ns", "k", b"delta", source=writer)
+    d.enqueue("ns", "j", b"other", source=writer)
+    d.heard(other, [("ns", "k", b"delta"), ("ns", "unknown", b"x")])
+    sent_to: dict[str, list] = {}
+    t = 0.0
+    while d.pending():
+        for peer, msg in d.tick(t, [writer, other]).send:
+            for _, key, _ in msg["ds"]:
+                sent_to.setdefault(key, []).append(peer)
+        t += 1.0
+        assert t < 100
+    # k: both peers hold it, so it leaves the queue unsent; j still reaches the other
+    # peer its two times.
+    assert sent_to == {"j": [other, other]}
+
+
+def test_in_epidemic_rounds_a_peer_that_holds_a_delta_is_skipped_as_its_source_is():
+    d = make(fanout=2, retransmit_mult=6)  # six transmissions, two of three peers a round
+    d.enqueue("ns", "k", b"delta")
+    d.heard(PEERS[1], [("ns", "k", b"delta")])
+    receivers: list = []
+    t = 0.0
+    while d.pending():
+        receivers += [peer for peer, msg in d.tick(t, PEERS[:3]).send if msg["ds"]]
+        t += 1.0
+        assert t < 100
+    assert set(receivers) == {PEERS[0], PEERS[2]}
+
+
 def test_when_rounds_reach_every_peer_each_gets_a_delta_direct_copies_times_a_round_apart():
     # Three nodes, fanout 3: every round reaches both peers. Writes keep arriving, so a
     # round runs at every tick (eager push); the epidemic limit would send each delta in
