@@ -723,8 +723,8 @@ async def _wait_peers_hold(cluster: ProcCluster, puts: int, timeout: float) -> f
     return time.perf_counter()
 
 
-async def pace_run(nodes: int, puts: int, clients: int) -> PaceRun:
-    cluster = await ProcCluster.start(nodes, "lan")
+async def pace_run(nodes: int, puts: int, clients: int, config: str | None) -> PaceRun:
+    cluster = await ProcCluster.start(nodes, "lan", config)
     try:
         await cluster.client(0).ns_init(PACE_NS, replicas="all")
         await asyncio.sleep(SETTLE)
@@ -763,13 +763,15 @@ async def pace_run(nodes: int, puts: int, clients: int) -> PaceRun:
     return run
 
 
-async def pace_runs(runs: int, puts: int, clients: int, nodes: int) -> list[PaceRun]:
+async def pace_runs(
+    runs: int, puts: int, clients: int, nodes: int, config: str | None
+) -> list[PaceRun]:
     """Single node and replicated cluster alternately, which goes first alternating too."""
     out = []
     for r in range(runs):
         order = [1, nodes] if r % 2 == 0 else [nodes, 1]
         for n in order:
-            run = await pace_run(n, puts, clients)
+            run = await pace_run(n, puts, clients, config)
             print(
                 f"<!-- pace run {r + 1} N={n}: {run.rate:,.0f} puts/s, lag {run.lag:.2f} s, "
                 f"writer {run.writer_cores:.2f} cores, {run.writer_datagrams:.3f} dgrams/put, "
@@ -908,7 +910,10 @@ async def main_async(args: argparse.Namespace) -> None:
         full, load_s, repairs, converged = await antientropy_runs(args.keys, args.ae_runs, rng)
         print("\n" + antientropy_tables(args.keys, full, load_s, repairs, converged) + "\n")
     if "pace" in args.sections:
-        runs = await pace_runs(args.pace_runs, args.pace_puts, args.pace_clients, args.pace_nodes)
+        config = args.node_config.read_text() if args.node_config else None
+        runs = await pace_runs(
+            args.pace_runs, args.pace_puts, args.pace_clients, args.pace_nodes, config
+        )
         print("\n" + pace_tables(runs, args.pace_nodes, args.pace_clients) + "\n", flush=True)
     print(host_line().replace("at start", "at the end"))
 
@@ -930,7 +935,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--node-config",
         type=Path,
-        help="TOML file given to every node of the propagation runs (figures for a setting)",
+        help="TOML file given to every node of the propagation and pace runs (figures for a "
+        "setting)",
     )
     p.add_argument("--detect-sizes", nargs="+", type=int, default=[3, 10, 25])
     p.add_argument("--kills", type=int, default=3, help="SIGKILLs per detection size")
