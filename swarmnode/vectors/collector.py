@@ -25,8 +25,11 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 MAX_PAUSE_S = 5.0
 """How long overlapping batches may keep the collector paused before one collects."""
@@ -63,3 +66,11 @@ def collector_paused(max_pause: float = MAX_PAUSE_S) -> Iterator[None]:
                     _since = time.monotonic()
         if collect:
             gc.collect()
+
+
+def paused_call(work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` with the collector paused. The objects `work` made and dropped (a
+    batch's hits and read-back verdicts) are freed when it returns, before the collector
+    resumes, so its first young pass does not walk them."""
+    with collector_paused():
+        return work(*args)

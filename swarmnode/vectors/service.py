@@ -38,7 +38,7 @@ from swarmnode.service.table import OpSpec, Request
 from swarmnode.storage.namespaces import SYSTEM_NS, NamespaceDef
 from swarmnode.storage.ops import Change
 from swarmnode.tagged_cache import TaggedCache
-from swarmnode.vectors.collector import collector_paused
+from swarmnode.vectors.collector import paused_call
 from swarmnode.vectors.config import VectorConfig
 from swarmnode.vectors.embedders import Embedders, spec_of, text_of
 from swarmnode.vectors.filters import Filter, parse_filter
@@ -263,7 +263,7 @@ class VectorMemory:
             return self._reply(definition, True, results=[{"items": []} for _ in queries])
         outside = self._outside(space, definition)
         results, exact, retries = await asyncio.to_thread(
-            self._search_many, space, queries, k, flt, ef, outside
+            paused_call, self._search_many, space, queries, k, flt, ef, outside
         )
         self._retries.inc(retries)
         self._searches.inc(len(queries))
@@ -514,23 +514,9 @@ class VectorMemory:
         ef: int | None,
         outside: AbstractSet[int],
     ) -> tuple[list[dict[str, Any]], bool, int]:
-        """`_search` for each row of `queries` (on a worker thread), as the reply's results,
-        with the cyclic collector paused (see `collector`) until the batch's hits and reads
-        are gone: a collector resumed while they lived would walk every one of them."""
-        with collector_paused():
-            return self._answer_many(space, queries, k, flt, ef, outside)
-
-    def _answer_many(
-        self,
-        space: Space,
-        queries: np.ndarray,
-        k: int,
-        flt: Filter | None,
-        ef: int | None,
-        outside: AbstractSet[int],
-    ) -> tuple[list[dict[str, Any]], bool, int]:
-        """`_search_many`'s work: the first round of all the queries in one batched index
-        search, any further rounds query by query."""
+        """`_search` for each row of `queries` (on a worker thread, with the cyclic collector
+        paused: `collector.paused_call`), as the reply's results: the first round of all
+        the queries in one batched index search, any further rounds query by query."""
         rounds, exact, applied = self._index_search_many(
             space, queries, k, flt, ef, set(outside), True
         )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 
-from swarmnode.vectors.collector import collector_paused
+import pytest
+
+from swarmnode.vectors.collector import collector_paused, paused_call
 
 
 def test_the_collector_resumes_after_the_last_of_overlapping_batches() -> None:
@@ -67,3 +70,42 @@ def test_batches_that_keep_overlapping_still_let_the_collector_run() -> None:
         assert gc.isenabled()
     finally:
         gc.callbacks.remove(record)
+
+
+class _Made:
+    """An object a batch makes and drops."""
+
+
+def test_a_paused_call_frees_what_it_dropped_before_the_collector_resumes() -> None:
+    made: list[weakref.ref[_Made]] = []
+    at_resume: list[bool] = []
+    callbacks_before = list(gc.callbacks)
+
+    def work(n: int) -> int:
+        assert not gc.isenabled()
+        made.append(weakref.ref(_Made()))
+        local = _Made()
+        made.append(weakref.ref(local))
+        return n * 2
+
+    def on_collect(phase: str, info: dict) -> None:
+        at_resume.append(all(ref() is None for ref in made))
+
+    gc.callbacks.append(on_collect)
+    try:
+        assert paused_call(work, 21) == 42
+        assert gc.isenabled()
+        gc.collect(0)  # the first pass after the resume
+    finally:
+        gc.callbacks[:] = callbacks_before
+    assert made and all(ref() is None for ref in made)
+    assert at_resume and all(at_resume)
+
+
+def test_a_paused_call_that_raises_resumes_the_collector() -> None:
+    def work() -> None:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        paused_call(work)
+    assert gc.isenabled()
